@@ -1,0 +1,259 @@
+//! `warden.toml`: parsed with spans, validated and expanded into a typed [`Config`] in which
+//! every path is absolute and every duration and size is a number.
+//!
+//! Errors are collected, never returned one at a time: [`load`] reports every problem of a
+//! file at once, each with its file, line and column ([`ConfigErrors`]).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::process::Signal;
+
+mod parse;
+pub use parse::{load, load_str};
+
+/// The environment that `${VAR}` expansion reads from. Tests pass their own.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// A whole, valid config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The config file, absolute.
+    pub path: PathBuf,
+    /// Its directory: the base of every relative path.
+    pub dir: PathBuf,
+    pub warden: WardenSettings,
+    /// Services in the order the file lists them.
+    pub services: Vec<ServiceConfig>,
+}
+
+impl Config {
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+/// `[warden]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WardenSettings {
+    /// Default `<dir>/logs`.
+    pub log_dir: PathBuf,
+    /// Default `<dir>/.warden`.
+    pub state_dir: PathBuf,
+    /// Default 60 s.
+    pub shutdown_timeout: Duration,
+    /// `api = "127.0.0.1:9100"`: an optional TCP listener for the control API.
+    pub api: Option<SocketAddr>,
+    /// The bearer token for `api`: from `api_token`, or read (trimmed) from `api_token_file`.
+    pub api_token: Option<Secret>,
+}
+
+/// A secret string that never prints itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `[services.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    pub name: String,
+    /// The program and its arguments. With `shell = true` this is already
+    /// `["sh", "-c", STRING]` (`["cmd", "/C", STRING]` on Windows).
+    pub command: Vec<String>,
+    pub shell: bool,
+    /// Absolute; default the config's directory.
+    pub cwd: PathBuf,
+    /// `env_file` (read at load time, so a change of the file is a change of the config)
+    /// merged with `env` (which wins), plus `WARDEN_SERVICE=NAME`.
+    pub env: BTreeMap<String, String>,
+    /// The `env_file` path as given, absolute, if any.
+    pub env_file: Option<PathBuf>,
+    pub inherit_env: bool,
+    pub autostart: bool,
+    pub restart: RestartPolicy,
+    /// Default `[0]`.
+    pub success_codes: Vec<i32>,
+    pub backoff: Backoff,
+    pub start_limit: Option<StartLimit>,
+    /// Default TERM.
+    pub stop_signal: Signal,
+    /// Default 10 s.
+    pub stop_timeout: Duration,
+    pub stop_command: Option<Vec<String>>,
+    /// Windows: `stop_method`, default `["ctrl-c", "wm-close", "terminate"]`.
+    pub stop_method: Vec<StopMethod>,
+    pub log: LogConfig,
+}
+
+impl ServiceConfig {
+    /// The environment the child gets, over (or instead of, with `inherit_env = false`)
+    /// warden's own.
+    pub fn child_env(&self) -> Vec<(OsString, OsString)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// `backoff = { initial, max, factor, jitter, reset_after }`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// Default 100 ms.
+    pub initial: Duration,
+    /// Default 30 s.
+    pub max: Duration,
+    /// Default 2.0.
+    pub factor: f64,
+    /// Default 0.1: each delay is multiplied by a random factor in `[1 - jitter, 1 + jitter]`.
+    pub jitter: f64,
+    /// Default 30 s: a run that lasted this long resets the count of consecutive restarts.
+    pub reset_after: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+            factor: 2.0,
+            jitter: 0.1,
+            reset_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `start_limit = { count, window }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartLimit {
+    pub count: u32,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMethod {
+    CtrlC,
+    WmClose,
+    Terminate,
+}
+
+/// Where stderr goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StderrTarget {
+    /// Its own file.
+    File(PathBuf),
+    /// `stderr = "stdout"`: into the stdout file.
+    Stdout,
+}
+
+/// `[services.NAME.log]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// Default `<log_dir>/NAME.out.log`; absolute.
+    pub stdout: PathBuf,
+    /// Default `<log_dir>/NAME.err.log`.
+    pub stderr: StderrTarget,
+    /// Default 10 MiB.
+    pub max_size: u64,
+    /// Default 5, at least 1.
+    pub keep: u32,
+    pub compress: bool,
+    pub timestamps: bool,
+    /// Windows: `encoding = "utf-16le"` or a code page name; `None` passes bytes unchanged.
+    pub encoding: Option<String>,
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem has no place in the file (the file cannot be read).
+    pub line: usize,
+    /// 1-based.
+    pub col: usize,
+    pub message: String,
+    /// "did you mean `command`?", "write `${PORT:-8080}` to give a default", ...
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)?;
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.col,
+                self.message
+            )?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in a config file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} error(s) in {}", .errors.len(), .file.display())]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+/// Parse a duration: `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1h30m"`, `"0"`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    parse::parse_duration(s)
+}
+
+/// Parse a size: `"10MiB"`, `"500KB"`, `"1GiB"`, `"4096"` (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    parse::parse_size(s)
+}
+
+/// The config file to use: `-c FILE`, else `WARDEN_CONFIG`, else `./warden.toml`.
+pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("WARDEN_CONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from("warden.toml"),
+    }
+}

@@ -1,0 +1,13 @@
+//! warden's engine: a typed config, a supervisor that owns one task per service, the portable
+//! process layer, log capture with rotation, and the control API served to the CLI.
+//!
+//! The binary crate (`warden`) is a thin CLI over this library.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod logs;
+pub mod policy;
+pub mod process;
+pub mod state;
+pub mod util;

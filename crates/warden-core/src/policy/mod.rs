@@ -1,0 +1,1 @@
+//! Pure restart decisions. (Skeleton.)

@@ -1,0 +1,203 @@
+//! The portable process layer: spawn a child in its own process group (Unix) or Job Object
+//! (Windows), signal it, stop it gracefully, kill its whole tree, and wait for it.
+//!
+//! Nothing of `libc` or `windows-sys` appears in a public signature here. One file per OS
+//! implements the same functions.
+//!
+//! On Unix, warden reaps its children itself (one `SIGCHLD` listener calling `waitpid(-1)`),
+//! so that processes re-parented to warden as a subreaper are reaped too. Never use
+//! `tokio::process` or `std::process::Child::wait` in warden: every child goes through
+//! [`spawn`].
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[cfg_attr(unix, path = "unix.rs")]
+#[cfg_attr(windows, path = "windows.rs")]
+mod imp;
+
+pub use imp::{Child, OutputPipe};
+
+/// A signal that warden can send to a service, named as in the config (`stop_signal`).
+///
+/// On Unix each variant is the signal of the same name. On Windows signals do not exist:
+/// `stop_signal` is rejected by the config there, and [`Child::signal`] only supports
+/// [`Signal::Kill`], which terminates the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Int,
+    Term,
+    Hup,
+    Quit,
+    Kill,
+    Usr1,
+    Usr2,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 7] = [
+        Signal::Int,
+        Signal::Term,
+        Signal::Hup,
+        Signal::Quit,
+        Signal::Kill,
+        Signal::Usr1,
+        Signal::Usr2,
+    ];
+
+    /// The config name: `"TERM"`, `"INT"`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Int => "INT",
+            Signal::Term => "TERM",
+            Signal::Hup => "HUP",
+            Signal::Quit => "QUIT",
+            Signal::Kill => "KILL",
+            Signal::Usr1 => "USR1",
+            Signal::Usr2 => "USR2",
+        }
+    }
+
+    /// Parse `"TERM"`, `"SIGTERM"`, `"term"`.
+    pub fn parse(s: &str) -> Option<Signal> {
+        let up = s.trim().to_ascii_uppercase();
+        let bare = up.strip_prefix("SIG").unwrap_or(&up);
+        Signal::ALL.into_iter().find(|sig| sig.name() == bare)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIG{}", self.name())
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// It was killed by this signal number (Unix only).
+    Signal(i32),
+}
+
+impl ExitStatus {
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitStatus::Code(c) => Some(c),
+            ExitStatus::Signal(_) => None,
+        }
+    }
+
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ExitStatus::Signal(s) => Some(s),
+            ExitStatus::Code(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "code {c}"),
+            ExitStatus::Signal(s) => write!(f, "signal {s}{}", signal_name_suffix(*s)),
+        }
+    }
+}
+
+fn signal_name_suffix(num: i32) -> String {
+    imp::signal_name(num).map_or_else(String::new, |n| format!(" (SIG{n})"))
+}
+
+/// What to run, fully resolved: no shell is involved unless the caller put one in `program`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnSpec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    /// Start from an empty environment instead of warden's own.
+    pub clear_env: bool,
+    /// Set (or override) these variables.
+    pub env: Vec<(OsString, OsString)>,
+    /// Pipe stdout and stderr to warden (`true`) or send them to the null device (`false`).
+    /// stdin is always the null device.
+    pub capture_output: bool,
+}
+
+/// Why a spawn failed; `Display` names the program and the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("program not found: {program}")]
+    NotFound {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("permission denied running {program}")]
+    PermissionDenied {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("working directory {cwd} is not usable")]
+    BadCwd {
+        cwd: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not start {program}")]
+    Other {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Start a child: its own process group and session (Unix: `setsid`, a parent-death signal
+/// on Linux) or its own Job Object with kill-on-close (Windows). stdin is the null device.
+///
+/// Must be called from within the tokio runtime.
+pub fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
+    imp::spawn(spec)
+}
+
+/// Prepare warden's own process to supervise: on Linux become a child subreaper so that
+/// orphaned descendants are re-parented to warden (and reaped by it); start the reaper.
+/// Call once, early, inside the runtime.
+pub fn init_supervisor() -> std::io::Result<()> {
+    imp::init_supervisor()
+}
+
+/// A record of a process group warden started, saved in the state dir so that the next
+/// warden can end what a killed warden left behind.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupRecord {
+    pub service: String,
+    /// The process group id (= the pid of the service's main process).
+    pub pgid: u32,
+    /// The leader's start time, in the OS's own unit (Linux: clock ticks since boot), so a
+    /// reused pid is never mistaken for ours.
+    pub start_time: u64,
+}
+
+/// End every process left over from a previous warden whose groups are listed (and, on
+/// Linux, every process carrying `marker` as its `WARDEN_INSTANCE` environment variable).
+/// Returns the number of processes killed.
+pub fn kill_leftovers(records: &[GroupRecord], marker: &str) -> usize {
+    imp::kill_leftovers(records, marker)
+}
+
+/// Kill every descendant of warden still alive (used last at shutdown, after every service
+/// stopped, so that nothing a service forked outlives warden). Returns how many it signalled.
+pub fn kill_all_descendants() -> usize {
+    imp::kill_all_descendants()
+}
+
+/// Wait until warden has no child process left (all reaped), or `timeout` passed.
+/// Returns `true` if none is left.
+pub async fn wait_no_children(timeout: Duration) -> bool {
+    imp::wait_no_children(timeout).await
+}

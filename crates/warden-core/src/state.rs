@@ -1,0 +1,1 @@
+//! State files in the state dir, written atomically. (Skeleton.)

@@ -1,0 +1,3 @@
+//! The `warden` command line. (Skeleton.)
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! test-child. (Skeleton.)
+
+fn main() {}
