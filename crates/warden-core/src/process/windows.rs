@@ -99,3 +99,10 @@ pub(super) fn kill_all_descendants() -> usize {
 pub(super) async fn wait_no_children(_timeout: Duration) -> bool {
     true
 }
+
+impl Child {
+    /// One graceful step of `stop_method`.
+    pub fn request_stop(&self, _method: crate::config::StopMethod) -> io::Result<()> {
+        Err(io::Error::other("skeleton"))
+    }
+}
