@@ -212,7 +212,7 @@ pub struct ConfigError {
     /// 1-based.
     pub col: usize,
     pub message: String,
-    /// "did you mean `command`?", "write `${PORT:-8080}` to give a default", ...
+    /// `did you mean "command"?`, `write ${PORT:-default} to give a default`, ...
     pub hint: Option<String>,
 }
 

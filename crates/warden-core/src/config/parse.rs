@@ -252,7 +252,7 @@ fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// Kept for the wording of errors elsewhere: a hint for a word among `choices`.
+/// The hint for a word that is not one of `choices`: the nearest one, or all of them.
 pub(super) fn choice_hint(word: &str, choices: &[&str]) -> String {
     did_you_mean(word, choices).unwrap_or_else(|| {
         let quoted: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
