@@ -13,7 +13,10 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
 
 /// Like [`load`], from text; `path` names the file in errors and anchors relative paths.
 pub fn load_str(_text: &str, path: &Path, _env: &dyn Env) -> Result<Config, ConfigErrors> {
-    Err(ConfigErrors { file: path.to_path_buf(), errors: Vec::new() })
+    Err(ConfigErrors {
+        file: path.to_path_buf(),
+        errors: Vec::new(),
+    })
 }
 
 pub(super) fn parse_duration(_s: &str) -> Option<Duration> {
