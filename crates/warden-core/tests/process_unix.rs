@@ -14,7 +14,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::OnceCell;
 use tokio::time::{Instant, timeout};
-use warden_core::process::{self, Child, ExitStatus, GroupRecord, Signal, SpawnError, SpawnSpec};
+#[cfg(target_os = "linux")]
+use warden_core::process::GroupRecord;
+use warden_core::process::{self, Child, ExitStatus, Signal, SpawnError, SpawnSpec};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -89,6 +91,7 @@ async fn spec(dir: &Path, args: &[&str]) -> SpawnSpec {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// A spec whose environment carries the tags the engine sets (unique per test).
 async fn tagged_spec(dir: &Path, service: &str, args: &[&str]) -> SpawnSpec {
     let mut s = spec(dir, args).await;
@@ -98,6 +101,7 @@ async fn tagged_spec(dir: &Path, service: &str, args: &[&str]) -> SpawnSpec {
     s
 }
 
+#[cfg(target_os = "linux")]
 fn instance_marker(dir: &Path) -> String {
     format!(
         "test-{}",

@@ -82,7 +82,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Exit with any i32 code (ExitCode only takes u8 portably).
+/// Exit with any `i32` code (`ExitCode` only takes a `u8` portably).
 fn exit_now(code: i32) -> ExitCode {
     // Flags that wrote output flushed it already.
     std::process::exit(code)
@@ -100,7 +100,7 @@ fn run(args: &[OsString]) -> Result<Option<i32>, Failure> {
     while let Some(flag) = it.next() {
         let flag = flag
             .to_str()
-            .ok_or_else(|| Failure::Usage(format!("bad flag {flag:?}")))?;
+            .ok_or_else(|| Failure::Usage(format!("bad flag {}", flag.to_string_lossy())))?;
         let mut value = |what: &str| -> Result<&OsString, Failure> {
             it.next()
                 .ok_or_else(|| Failure::Usage(format!("{flag} needs {what}")))
@@ -201,12 +201,17 @@ fn run(args: &[OsString]) -> Result<Option<i32>, Failure> {
 fn parse_num<T: std::str::FromStr>(s: &OsString) -> Result<T, Failure> {
     s.to_str()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Failure::Usage(format!("bad number {s:?}")))
+        .ok_or_else(|| Failure::Usage(format!("bad number {}", s.to_string_lossy())))
 }
 
 /// `None` for `forever`.
 fn parse_duration(s: &OsString) -> Result<Option<Duration>, Failure> {
-    let bad = || Failure::Usage(format!("bad duration {s:?} (use 500ms, 2s, 1m, forever)"));
+    let bad = || {
+        Failure::Usage(format!(
+            "bad duration {} (use 500ms, 2s, 1m, forever)",
+            s.to_string_lossy()
+        ))
+    };
     let s = s.to_str().ok_or_else(bad)?;
     if s == "forever" {
         return Ok(None);
@@ -230,7 +235,7 @@ fn parse_duration(s: &OsString) -> Result<Option<Duration>, Failure> {
 
 fn sleep_forever() -> ! {
     loop {
-        std::thread::sleep(Duration::from_secs(3600));
+        std::thread::park();
     }
 }
 

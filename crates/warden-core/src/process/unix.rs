@@ -40,7 +40,9 @@
 //!   warden's child, so it re-checks with a backoff (5 ms doubling up to 200 ms). The same
 //!   fallback applies on Linux when [`init_supervisor`] was not called.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+#[cfg(target_os = "linux")]
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::fmt;
 use std::io;
@@ -262,6 +264,10 @@ pub struct Child {
     status: watch::Receiver<Option<ExitStatus>>,
     stdout: Option<OutputPipe>,
     stderr: Option<OutputPipe>,
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(dead_code, reason = "orphans are matched through /proc")
+    )]
     tag: Option<ServiceTag>,
 }
 
@@ -304,7 +310,7 @@ impl Child {
             Ok(())
         };
         #[cfg(target_os = "linux")]
-        {
+        if self.tag.is_some() {
             let procs = procfs::all();
             for pid in self.adopted_orphans(&procs) {
                 kill_pid(pid, signo);
@@ -455,6 +461,7 @@ fn kill_group(pgid: u32, signo: libc::c_int) -> io::Result<()> {
 }
 
 /// `kill(pid, sig)`; `true` if it was sent.
+#[cfg(target_os = "linux")]
 fn kill_pid(pid: u32, signo: libc::c_int) -> bool {
     if pid <= 1 {
         return false;
@@ -863,6 +870,7 @@ fn no_children_now() -> bool {
 }
 
 /// Is this `NAME=value` entry (bytes) the given pair?
+#[cfg(target_os = "linux")]
 fn env_entry_is(entry: &[u8], name: &[u8], value: &[u8]) -> bool {
     entry.len() == name.len() + 1 + value.len()
         && entry.starts_with(name)
@@ -875,7 +883,9 @@ fn env_entry_is(entry: &[u8], name: &[u8], value: &[u8]) -> bool {
 
 #[cfg(target_os = "linux")]
 mod procfs {
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashMap;
+    #[cfg(target_os = "linux")]
+    use std::collections::HashSet;
 
     /// What warden needs of `/proc/PID/stat`.
     #[derive(Debug, Clone, Copy)]
@@ -1003,6 +1013,7 @@ mod tests {
         assert_eq!(signal_name(0), None);
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn env_entries() {
         assert!(env_entry_is(
