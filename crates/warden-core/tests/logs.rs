@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use warden_core::config::{LogConfig, StderrTarget};
 use warden_core::logs::{Reporter, ServiceLogs, Stream};
 
@@ -100,6 +100,23 @@ fn check_numbered(data: &[u8], prefix: &str, last: usize) -> usize {
     lines.len()
 }
 
+/// A blocking writer into a channel (Windows: the test stands in for an OS pipe).
+#[cfg(not(unix))]
+struct Chan(tokio::sync::mpsc::Sender<Vec<u8>>);
+
+#[cfg(not(unix))]
+impl std::io::Write for Chan {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(b.to_vec())
+            .map_err(std::io::Error::other)?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// `line {i:08}\n` for each `i`.
 fn numbered_lines(range: std::ops::Range<usize>) -> String {
     use std::fmt::Write;
@@ -116,7 +133,10 @@ fn numbered_lines(range: std::ops::Range<usize>) -> String {
     clippy::incompatible_msrv,
     reason = "tests run on the dev toolchain (>= 1.87)"
 )]
-fn os_pipe() -> (impl AsyncRead + Unpin + Send + 'static, std::io::PipeWriter) {
+fn os_pipe() -> (
+    impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    std::io::PipeWriter,
+) {
     let (r, w) = std::io::pipe().expect("pipe");
     let r = tokio::net::unix::pipe::Receiver::from_owned_fd(r.into()).expect("tokio pipe");
     (r, w)
@@ -439,18 +459,6 @@ async fn a_million_lines_arrive_none_lost_duplicated_or_split() {
         let (mut w, r) = tokio::io::duplex(1 << 16);
         let pump = logs.pump(r, Stream::Out);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        struct Chan(tokio::sync::mpsc::Sender<Vec<u8>>);
-        impl std::io::Write for Chan {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .blocking_send(b.to_vec())
-                    .map_err(std::io::Error::other)?;
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         std::thread::spawn(move || writer(Box::new(Chan(tx))));
         tokio::spawn(async move {
             while let Some(b) = rx.recv().await {
@@ -679,7 +687,57 @@ async fn a_failing_write_buffers_then_recovers_with_a_marker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throughput_of_100_byte_lines() {
     const TOTAL: usize = 2 << 30;
-    for (timestamps, subscribe) in [(false, false), (true, false), (false, true)] {
+    let block = format!("{}\n", "x".repeat(99)).repeat(640);
+    let spawn_writer = |mut w: std::io::PipeWriter, block: String| {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut sent = 0;
+            while sent < TOTAL {
+                w.write_all(block.as_bytes()).expect("write");
+                sent += block.len();
+            }
+        })
+    };
+    {
+        // The baseline: the same pipe read into a 1 MiB buffer and thrown away.
+        use tokio::io::AsyncReadExt;
+        let (mut r, w) = os_pipe();
+        let start = Instant::now();
+        let writer = spawn_writer(w, block.clone());
+        let mut buf = vec![0u8; 1 << 20];
+        while r.read(&mut buf).await.expect("read") > 0 {}
+        let secs = start.elapsed().as_secs_f64();
+        writer.join().expect("writer");
+        println!(
+            "raw pipe, read and discard: {:.0} MB/s",
+            TOTAL as f64 / secs / 1e6
+        );
+    }
+    {
+        // The floor: the same pipe copied into a file with no line logic at all.
+        use std::io::Write;
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut file = fs::File::create(dir.path().join("raw.log")).expect("create");
+        let (mut r, w) = os_pipe();
+        let start = Instant::now();
+        let writer = spawn_writer(w, block.clone());
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = r.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n]).expect("write");
+        }
+        let secs = start.elapsed().as_secs_f64();
+        writer.join().expect("writer");
+        println!(
+            "raw pipe, read and write to a file: {:.0} MB/s",
+            TOTAL as f64 / secs / 1e6
+        );
+    }
+    for (timestamps, subscribe) in [(false, false), (true, false), (false, true), (false, false)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = config(dir.path());
         cfg.max_size = 256 << 20;
@@ -687,19 +745,10 @@ async fn throughput_of_100_byte_lines() {
         cfg.timestamps = timestamps;
         let (logs, _) = open(&cfg);
         let rx = subscribe.then(|| logs.subscribe());
-        let (r, mut w) = os_pipe();
-        let line = format!("{}\n", "x".repeat(99));
-        let block = line.repeat(640);
+        let (r, w) = os_pipe();
         let start = Instant::now();
         let pump = logs.pump(r, Stream::Out);
-        let writer = std::thread::spawn(move || {
-            use std::io::Write;
-            let mut sent = 0;
-            while sent < TOTAL {
-                w.write_all(block.as_bytes()).expect("write");
-                sent += block.len();
-            }
-        });
+        let writer = spawn_writer(w, block.clone());
         join(pump).await;
         let secs = start.elapsed().as_secs_f64();
         writer.join().expect("writer");
