@@ -761,3 +761,43 @@ async fn throughput_of_100_byte_lines() {
         drop(rx);
     }
 }
+
+/// Resident memory of 100 services (200 pumps on OS pipes) idle after one line each:
+/// `cargo test --release -p warden-core --test logs -- --ignored --nocapture idle_memory`.
+#[cfg(target_os = "linux")]
+#[ignore = "a measurement, run in release mode by hand"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_memory_of_100_services() {
+    fn rss_kib() -> usize {
+        let statm = fs::read_to_string("/proc/self/statm").expect("statm");
+        let pages: usize = statm
+            .split_whitespace()
+            .nth(1)
+            .expect("rss")
+            .parse()
+            .expect("number");
+        pages * 4
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = rss_kib();
+    let mut keep = Vec::new();
+    for i in 0..100 {
+        let mut cfg = config(dir.path());
+        cfg.stdout = dir.path().join(format!("s{i}.out.log"));
+        cfg.stderr = StderrTarget::File(dir.path().join(format!("s{i}.err.log")));
+        let (logs, _) = open(&cfg);
+        for stream in [Stream::Out, Stream::Err] {
+            let (r, mut w) = os_pipe();
+            let pump = logs.pump(r, stream);
+            std::io::Write::write_all(&mut w, b"hello from a service\n").expect("write");
+            keep.push((pump, w));
+        }
+        wait_until("both lines", || logs.tail(2, None).len() == 2).await;
+    }
+    let after = rss_kib();
+    println!(
+        "100 services, 200 idle pumps: {} KiB more resident",
+        after.saturating_sub(before)
+    );
+    drop(keep);
+}

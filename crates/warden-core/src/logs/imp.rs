@@ -7,7 +7,7 @@
 //! in the pump until its newline arrives (or EOF), so two streams sharing a file never mix
 //! within a line.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -40,7 +40,7 @@ const READ_MAX: usize = 1 << 20;
 /// A line longer than this is cut (with a report): memory must stay bounded.
 const LINE_MAX: usize = 64 << 20;
 /// Lines a slow subscriber may lag behind before it misses some.
-const SUBSCRIBE_BUFFER: usize = 4096;
+const SUBSCRIBE_BUFFER: usize = 1024;
 
 /// Where each stream goes, swapped whole by [`ServiceLogs::reconfigure`].
 struct Routes {
@@ -63,7 +63,8 @@ pub struct ServiceLogs {
     reporter: Reporter,
     routes: Mutex<Arc<Routes>>,
     tail: Mutex<Tail>,
-    tx: broadcast::Sender<LogLine>,
+    /// Made at the first [`ServiceLogs::subscribe`]: its ring is not small.
+    tx: OnceLock<broadcast::Sender<LogLine>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -132,7 +133,7 @@ impl ServiceLogs {
             reporter,
             routes: Mutex::new(Arc::new(routes)),
             tail: Mutex::new(Tail::new(lines, bytes)),
-            tx: broadcast::channel(SUBSCRIBE_BUFFER).0,
+            tx: OnceLock::new(),
         }))
     }
 
@@ -160,7 +161,9 @@ impl ServiceLogs {
 
     /// Every line from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<LogLine> {
-        self.tx.subscribe()
+        self.tx
+            .get_or_init(|| broadcast::channel(SUBSCRIBE_BUFFER).0)
+            .subscribe()
     }
 
     /// Wait (blocking) until rotated files are compressed; false on timeout. For shutdown and
@@ -258,10 +261,10 @@ impl ServiceLogs {
         }
         let mut tail = lock(&self.tail);
         let first = tail.push(stream, at, data);
-        if self.tx.receiver_count() > 0 {
+        if let Some(tx) = self.tx.get().filter(|tx| tx.receiver_count() > 0) {
             for (i, line) in scan::lines(data).enumerate() {
                 // A send fails only when every receiver is gone: nothing to do then.
-                let _ = self.tx.send(LogLine {
+                let _ = tx.send(LogLine {
                     seq: first + i as u64,
                     stream,
                     at,
