@@ -34,6 +34,9 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_millis(1234)), "1.2s");
         assert_eq!(fmt_duration(Duration::from_secs(312)), "5m12s");
         assert_eq!(fmt_duration(Duration::from_secs(2 * 3600 + 180)), "2h03m");
-        assert_eq!(fmt_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3d04h");
+        assert_eq!(
+            fmt_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+            "3d04h"
+        );
     }
 }

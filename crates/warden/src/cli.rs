@@ -5,8 +5,14 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about = "Turn any program into a reliable, long-running service.")]
-#[command(after_help = "Exit codes: 0 done, 1 the operation failed, 2 usage or config error, 3 warden is not running.")]
+#[command(
+    name = "warden",
+    version,
+    about = "Turn any program into a reliable, long-running service."
+)]
+#[command(
+    after_help = "Exit codes: 0 done, 1 the operation failed, 2 usage or config error, 3 warden is not running."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -14,7 +20,7 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 pub struct ConfigArg {
-    /// The config file [default: $WARDEN_CONFIG or ./warden.toml]
+    /// The config file [default: $`WARDEN_CONFIG` or ./warden.toml]
     #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 }

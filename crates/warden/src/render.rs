@@ -1,5 +1,6 @@
 //! Turning API answers into text for people.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use warden_core::api::types::{ServiceStatus, State, StatusReport};
@@ -29,7 +30,15 @@ fn state_color(state: State) -> &'static str {
 
 /// The `warden status` table.
 pub fn status_table(report: &StatusReport, color: bool) -> String {
-    let header = ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "HEALTH"];
+    let header = [
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST EXIT",
+        "HEALTH",
+    ];
     let rows: Vec<[String; 7]> = report
         .services
         .iter()
@@ -38,7 +47,8 @@ pub fn status_table(report: &StatusReport, color: bool) -> String {
                 s.name.clone(),
                 s.state.as_str().to_owned(),
                 s.pid.map_or_else(|| "-".into(), |p| p.to_string()),
-                s.uptime_ms.map_or_else(|| "-".into(), |u| fmt_duration(Duration::from_millis(u))),
+                s.uptime_ms
+                    .map_or_else(|| "-".into(), |u| fmt_duration(Duration::from_millis(u))),
                 s.restarts.to_string(),
                 last_exit(s),
                 "-".into(),
@@ -55,9 +65,15 @@ pub fn status_table(report: &StatusReport, color: bool) -> String {
     let line = |cells: &[String], out: &mut String, state: Option<State>| {
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             let last = i == cells.len() - 1;
-            let padded = if last { cell.clone() } else { format!("{cell:w$}  ") };
+            let padded = if last {
+                cell.clone()
+            } else {
+                format!("{cell:w$}  ")
+            };
             match state {
-                Some(st) if color && i == 1 => out.push_str(&format!("\x1b[{}m{padded}\x1b[0m", state_color(st))),
+                Some(st) if color && i == 1 => {
+                    let _ = write!(out, "\x1b[{}m{padded}\x1b[0m", state_color(st));
+                }
                 _ => out.push_str(&padded),
             }
         }
@@ -69,10 +85,11 @@ pub fn status_table(report: &StatusReport, color: bool) -> String {
     }
     // Why services are failed, stopped or pending, below the table.
     for s in &report.services {
-        if matches!(s.state, State::Failed | State::Pending) || (s.state == State::Stopped && s.reason.is_some()) {
-            if let Some(r) = &s.reason {
-                out.push_str(&format!("  {}: {r}\n", s.name));
-            }
+        if (matches!(s.state, State::Failed | State::Pending)
+            || (s.state == State::Stopped && s.reason.is_some()))
+            && let Some(r) = &s.reason
+        {
+            let _ = writeln!(out, "  {}: {r}", s.name);
         }
     }
     out
@@ -103,18 +120,37 @@ mod tests {
         api.uptime_ms = Some(7_380_000);
         let mut worker = svc("worker", State::Backoff);
         worker.restarts = 7;
-        worker.last_exit = Some(LastExit { code: Some(1), signal: None, at: String::new(), ran_ms: 200 });
+        worker.last_exit = Some(LastExit {
+            code: Some(1),
+            signal: None,
+            at: String::new(),
+            ran_ms: 200,
+        });
         let mut db = svc("db", State::Failed);
         db.reason = Some("start limit reached".into());
         let report = StatusReport {
-            warden: WardenInfo { version: "0.1.0".into(), pid: 1, config: "/x".into(), uptime_ms: 1 },
+            warden: WardenInfo {
+                version: "0.1.0".into(),
+                pid: 1,
+                config: "/x".into(),
+                uptime_ms: 1,
+            },
             services: vec![api, worker, db],
         };
         let table = status_table(&report, false);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines[0], "NAME    STATE    PID   UPTIME  RESTARTS  LAST EXIT       HEALTH");
-        assert_eq!(lines[1], "api     running  4312  2h03m   0         -               -");
-        assert_eq!(lines[2], "worker  backoff  -     -       7         code 1 (200ms)  -");
+        assert_eq!(
+            lines[0],
+            "NAME    STATE    PID   UPTIME  RESTARTS  LAST EXIT       HEALTH"
+        );
+        assert_eq!(
+            lines[1],
+            "api     running  4312  2h03m   0         -               -"
+        );
+        assert_eq!(
+            lines[2],
+            "worker  backoff  -     -       7         code 1 (200ms)  -"
+        );
         assert_eq!(lines[4], "  db: start limit reached");
     }
 }

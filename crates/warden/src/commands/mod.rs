@@ -3,6 +3,7 @@
 mod check;
 mod up;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use warden_core::config::{self, Config, ConfigErrors, ProcessEnv};
@@ -34,7 +35,11 @@ pub fn config_failure(e: &ConfigErrors) -> Failure {
         msg.push_str(&err.to_string());
         msg.push('\n');
     }
-    msg.push_str(&format!("warden: {} error(s); nothing was changed", e.errors.len()));
+    let _ = write!(
+        msg,
+        "warden: {} error(s); nothing was changed",
+        e.errors.len()
+    );
     // Each error line carries FILE:LINE:COL, so they are printed without the `warden:` prefix.
     Failure::new(2, format!("config error in {}\n{msg}", e.file.display()))
 }

@@ -30,19 +30,34 @@ async fn supervise(config: config::Config, attach: bool) -> Result<(), Failure> 
     let events = Events::detect();
     let state = match StateDir::lock(&config.warden.state_dir) {
         Ok(s) => s,
-        Err(StateError::AlreadyRunning { pid }) => return Err(Failure::failed(format!("already running (pid {pid})"))),
+        Err(StateError::AlreadyRunning { pid }) => {
+            return Err(Failure::failed(format!("already running (pid {pid})")));
+        }
         Err(e) => return Err(Failure::failed(crate::commands::chain(&e))),
     };
-    process::init_supervisor().map_err(|e| Failure::failed(format!("cannot set up supervision: {e}")))?;
+    process::init_supervisor()
+        .map_err(|e| Failure::failed(format!("cannot set up supervision: {e}")))?;
     let leftovers = process::kill_leftovers(&state.recorded_groups(), &state.marker());
     if leftovers > 0 {
-        events.emit("warden", Level::Warn, &format!("ended {leftovers} process(es) left behind by a previous warden"));
+        events.emit(
+            "warden",
+            Level::Warn,
+            &format!("ended {leftovers} process(es) left behind by a previous warden"),
+        );
     }
     state.clear_all_groups();
     if let Err(e) = std::fs::create_dir_all(&config.warden.log_dir) {
-        events.emit("warden", Level::Warn, &format!("cannot create log dir {}: {e}", config.warden.log_dir.display()));
+        events.emit(
+            "warden",
+            Level::Warn,
+            &format!(
+                "cannot create log dir {}: {e}",
+                config.warden.log_dir.display()
+            ),
+        );
     }
-    let mut signals = Signals::new().map_err(|e| Failure::failed(format!("cannot listen for signals: {e}")))?;
+    let mut signals =
+        Signals::new().map_err(|e| Failure::failed(format!("cannot listen for signals: {e}")))?;
     let (kill_tx, kill_rx) = watch::channel(false);
     let config_path = config.path.clone();
     let count = config.services.len();
@@ -53,7 +68,11 @@ async fn supervise(config: config::Config, attach: bool) -> Result<(), Failure> 
     events.emit(
         "warden",
         Level::Info,
-        &format!("supervising {count} service(s) from {} (pid {}); Ctrl-C stops them", config_path.display(), std::process::id()),
+        &format!(
+            "supervising {count} service(s) from {} (pid {}); Ctrl-C stops them",
+            config_path.display(),
+            std::process::id()
+        ),
     );
 
     loop {
@@ -66,7 +85,11 @@ async fn supervise(config: config::Config, attach: bool) -> Result<(), Failure> 
         }
     }
 
-    events.emit("warden", Level::Info, "stopping every service (Ctrl-C again kills at once)");
+    events.emit(
+        "warden",
+        Level::Info,
+        "stopping every service (Ctrl-C again kills at once)",
+    );
     let shutdown = handle.shutdown();
     tokio::pin!(shutdown);
     let deadline = tokio::time::sleep(shutdown_timeout);
@@ -87,10 +110,18 @@ async fn supervise(config: config::Config, attach: bool) -> Result<(), Failure> 
     let _ = task.await;
     let stray = process::kill_all_descendants();
     if stray > 0 {
-        events.emit("warden", Level::Warn, &format!("killed {stray} stray process(es) that outlived their service"));
+        events.emit(
+            "warden",
+            Level::Warn,
+            &format!("killed {stray} stray process(es) that outlived their service"),
+        );
     }
     if !process::wait_no_children(Duration::from_secs(5)).await {
-        events.emit("warden", Level::Bad, "some child processes could not be reaped");
+        events.emit(
+            "warden",
+            Level::Bad,
+            "some child processes could not be reaped",
+        );
     }
     events.emit("warden", Level::Info, "all services stopped");
     Ok(())
@@ -103,11 +134,19 @@ async fn reload(handle: &Handle, path: &std::path::Path, events: Events) {
             for e in &errors.errors {
                 events.emit("warden", Level::Bad, &e.to_string());
             }
-            events.emit("warden", Level::Bad, "reload refused: the config has errors; nothing was changed");
+            events.emit(
+                "warden",
+                Level::Bad,
+                "reload refused: the config has errors; nothing was changed",
+            );
         }
         Ok(new) => {
             if let Some(report) = handle.reload(new).await {
-                events.emit("warden", Level::Info, &format!("reloaded: {}", summarize(&report)));
+                events.emit(
+                    "warden",
+                    Level::Info,
+                    &format!("reloaded: {}", summarize(&report)),
+                );
             }
         }
     }
@@ -116,14 +155,21 @@ async fn reload(handle: &Handle, path: &std::path::Path, events: Events) {
 /// `added a; restarted b; removed c; 2 unchanged`.
 pub fn summarize(r: &ReloadReport) -> String {
     let mut parts = Vec::new();
-    for (what, names) in [("added", &r.added), ("restarted", &r.restarted), ("removed", &r.removed)] {
+    for (what, names) in [
+        ("added", &r.added),
+        ("restarted", &r.restarted),
+        ("removed", &r.removed),
+    ] {
         if !names.is_empty() {
             parts.push(format!("{what} {}", names.join(", ")));
         }
     }
     parts.push(format!("{} unchanged", r.unchanged.len()));
     if !r.needs_warden_restart.is_empty() {
-        parts.push(format!("changes to {} take effect when warden restarts", r.needs_warden_restart.join(", ")));
+        parts.push(format!(
+            "changes to {} take effect when warden restarts",
+            r.needs_warden_restart.join(", ")
+        ));
     }
     for e in &r.errors {
         parts.push(format!("error: {e}"));
@@ -167,7 +213,10 @@ struct Signals {
 #[cfg(windows)]
 impl Signals {
     fn new() -> std::io::Result<Signals> {
-        Ok(Signals { ctrl_c: tokio::signal::windows::ctrl_c()?, close: tokio::signal::windows::ctrl_close()? })
+        Ok(Signals {
+            ctrl_c: tokio::signal::windows::ctrl_c()?,
+            close: tokio::signal::windows::ctrl_close()?,
+        })
     }
 
     async fn next(&mut self) -> Ask {
