@@ -5,7 +5,10 @@
 
 mod cli;
 mod commands;
+mod endpoint;
+mod os;
 mod render;
+mod supervisor;
 
 use std::process::ExitCode;
 
