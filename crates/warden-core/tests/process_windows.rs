@@ -27,7 +27,10 @@ static CTRL_C_HELPER_HOOK: extern "C" fn() = ctrl_c_helper_hook;
 extern "C" fn ctrl_c_helper_hook() {
     let mut args = std::env::args();
     if args.nth(1).as_deref() == Some(Child::CTRL_C_HELPER_SUBCOMMAND) {
-        let code = args.next().and_then(|p| p.parse().ok()).map_or(1, Child::ctrl_c_helper_main);
+        let code = args
+            .next()
+            .and_then(|p| p.parse().ok())
+            .map_or(1, Child::ctrl_c_helper_main);
         std::process::exit(code);
     }
 }
@@ -64,14 +67,23 @@ async fn read_to_string(pipe: OutputPipe) -> String {
 }
 
 async fn wait(child: &mut Child) -> ExitStatus {
-    tokio::time::timeout(DEADLINE, child.wait()).await.expect("the child did not exit in time")
+    tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("the child did not exit in time")
 }
 
 /// Reads lines from a child's stdout until one starts with `prefix`; returns it.
-async fn line_starting(lines: &mut tokio::io::Lines<BufReader<OutputPipe>>, prefix: &str) -> String {
+async fn line_starting(
+    lines: &mut tokio::io::Lines<BufReader<OutputPipe>>,
+    prefix: &str,
+) -> String {
     tokio::time::timeout(DEADLINE, async {
         loop {
-            let line = lines.next_line().await.unwrap().expect("stdout ended early");
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("stdout ended early");
             if line.trim_end().starts_with(prefix) {
                 return line.trim_end().to_owned();
             }
@@ -105,7 +117,11 @@ fn pid_alive(pid: u32) -> bool {
     };
     // SAFETY: plain calls; the handle is closed below.
     unsafe {
-        let h = OpenProcess(PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        let h = OpenProcess(
+            PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION,
+            0,
+            pid,
+        );
         if h.is_null() {
             return false;
         }
@@ -153,7 +169,11 @@ async fn wait_is_cancel_safe_and_repeatable() {
     let mut child = process::spawn(&wspec(&["sleep", "500"], dir.path())).unwrap();
     assert_eq!(child.exit_status(), None);
     // Cancelled before the exit: nothing lost.
-    assert!(tokio::time::timeout(Duration::from_millis(50), child.wait()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), child.wait())
+            .await
+            .is_err()
+    );
     assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
     assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
     assert_eq!(child.exit_status(), Some(ExitStatus::Code(0)));
@@ -166,7 +186,11 @@ async fn pid_start_time_and_group_record() {
     let mut child = process::spawn(&wspec(&["exit", "0"], dir.path())).unwrap();
     assert!(child.pid() > 0);
     // FILETIME: 100 ns since 1601; 2020-01-01 is 132_223_104_000_000_000.
-    assert!(child.start_time() > 132_223_104_000_000_000, "{}", child.start_time());
+    assert!(
+        child.start_time() > 132_223_104_000_000_000,
+        "{}",
+        child.start_time()
+    );
     let record = child.group_record("svc");
     assert_eq!((record.service.as_str(), record.pgid), ("svc", child.pid()));
     assert_eq!(record.start_time, child.start_time());
@@ -204,7 +228,10 @@ async fn environment_is_set_and_can_be_cleared() {
     let mut s = wspec(&["env", "WARDEN_TEST_VAR"], dir.path());
     s.env.push(("warden_test_var".into(), "value one".into()));
     let mut child = process::spawn(&s).unwrap();
-    assert_eq!(read_to_string(child.take_stdout().unwrap()).await, "value one\n");
+    assert_eq!(
+        read_to_string(child.take_stdout().unwrap()).await,
+        "value one\n"
+    );
     wait(&mut child).await;
 
     // Inherited by default (WARDEN_WCHILD is set for this test process)...
@@ -216,7 +243,10 @@ async fn environment_is_set_and_can_be_cleared() {
     // ...and gone with clear_env.
     s.clear_env = true;
     let mut child = process::spawn(&s).unwrap();
-    assert_eq!(read_to_string(child.take_stdout().unwrap()).await, "<unset>\n");
+    assert_eq!(
+        read_to_string(child.take_stdout().unwrap()).await,
+        "<unset>\n"
+    );
     wait(&mut child).await;
 }
 
@@ -355,7 +385,11 @@ fn write_bat(dir: &Path, name: &str, body: &str) -> PathBuf {
 #[tokio::test]
 async fn batch_file_runs_through_cmd() {
     let dir = tempfile::tempdir().unwrap();
-    let bat = write_bat(dir.path(), "run.bat", "@echo off\necho bat [%~1] [%~2]\nexit /b 5\n");
+    let bat = write_bat(
+        dir.path(),
+        "run.bat",
+        "@echo off\necho bat [%~1] [%~2]\nexit /b 5\n",
+    );
     let mut child = process::spawn(&spec(bat, &["one", "two words"], dir.path())).unwrap();
     let out = read_to_string(child.take_stdout().unwrap()).await;
     assert_eq!(out.trim_end(), "bat [one] [two words]");
@@ -367,16 +401,25 @@ async fn batch_file_is_found_by_name_with_extension() {
     let dir = tempfile::tempdir().unwrap();
     write_bat(dir.path(), "named.cmd", "@echo off\necho named\n");
     let mut s = spec("named.cmd", &[], dir.path());
-    s.env.push(("PATH".into(), dir.path().as_os_str().to_owned()));
+    s.env
+        .push(("PATH".into(), dir.path().as_os_str().to_owned()));
     let mut child = process::spawn(&s).unwrap();
-    assert_eq!(read_to_string(child.take_stdout().unwrap()).await.trim_end(), "named");
+    assert_eq!(
+        read_to_string(child.take_stdout().unwrap())
+            .await
+            .trim_end(),
+        "named"
+    );
     assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
 }
 
 #[tokio::test]
 async fn batch_file_terminated_does_not_hang() {
     let dir = tempfile::tempdir().unwrap();
-    let body = format!("@echo off\necho started\n\"{}\" sleep 600000\necho after\n", wchild().display());
+    let body = format!(
+        "@echo off\necho started\n\"{}\" sleep 600000\necho after\n",
+        wchild().display()
+    );
     let bat = write_bat(dir.path(), "long.bat", &body);
     let mut child = process::spawn(&spec(bat, &[], dir.path())).unwrap();
     let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
@@ -475,16 +518,26 @@ async fn kill_all_descendants_ends_every_job() {
     let exe = std::env::current_exe().unwrap();
     let mut s = spec(
         exe,
-        &["--exact", "isolated_kill_all_descendants", "--ignored", "--test-threads=1"],
+        &[
+            "--exact",
+            "isolated_kill_all_descendants",
+            "--ignored",
+            "--test-threads=1",
+        ],
         dir.path(),
     );
     s.env.push(("WARDEN_TEST_ISOLATED".into(), "1".into()));
-    s.env.push(("WARDEN_WCHILD".into(), wchild().into_os_string()));
+    s.env
+        .push(("WARDEN_WCHILD".into(), wchild().into_os_string()));
     let mut child = process::spawn(&s).unwrap();
     let (out, err) = (child.take_stdout().unwrap(), child.take_stderr().unwrap());
     let (out, err) = tokio::join!(read_to_string(out), read_to_string(err));
     let status = wait(&mut child).await;
-    assert_eq!(status, ExitStatus::Code(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        status,
+        ExitStatus::Code(0),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
     assert!(out.contains("1 passed"), "stdout:\n{out}");
 }
 

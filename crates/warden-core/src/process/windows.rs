@@ -48,10 +48,10 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::windows::named_pipe::{ClientOptions, NamedPipeClient};
 use tokio::sync::watch;
 use windows_sys::Win32::Foundation::{
-    BOOL, BOOLEAN, ERROR_ACCESS_DENIED, ERROR_BAD_EXE_FORMAT, ERROR_DIRECTORY,
-    ERROR_FILE_NOT_FOUND, ERROR_INVALID_PARAMETER, ERROR_PATH_NOT_FOUND, FILETIME,
-    GENERIC_READ, GENERIC_WRITE, HANDLE, HANDLE_FLAG_INHERIT, HWND, INVALID_HANDLE_VALUE,
-    LPARAM, SetHandleInformation, TRUE, WAIT_OBJECT_0,
+    BOOL, BOOLEAN, ERROR_ACCESS_DENIED, ERROR_DIRECTORY, ERROR_FILE_NOT_FOUND,
+    ERROR_INVALID_PARAMETER, ERROR_PATH_NOT_FOUND, FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE,
+    HANDLE_FLAG_INHERIT, HWND, INVALID_HANDLE_VALUE, LPARAM, SetHandleInformation, TRUE,
+    WAIT_OBJECT_0,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_ATTRIBUTE_NORMAL, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_SHARE_READ,
@@ -67,10 +67,11 @@ use windows_sys::Win32::System::Threading::{
     CREATE_NO_WINDOW, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessW,
     DETACHED_PROCESS, DeleteProcThreadAttributeList, EXTENDED_STARTUPINFO_PRESENT,
     GetCurrentProcessId, GetExitCodeProcess, GetProcessTimes, INFINITE,
-    InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
-    PROCESS_CREATION_FLAGS, PROCESS_INFORMATION, RegisterWaitForSingleObject, ResumeThread,
-    STARTF_USESTDHANDLES, STARTUPINFOEXW, TerminateProcess, UnregisterWaitEx,
-    UpdateProcThreadAttribute, WT_EXECUTEONLYONCE, WaitForSingleObject,
+    InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST,
+    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_CREATION_FLAGS, PROCESS_INFORMATION,
+    RegisterWaitForSingleObject, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW,
+    TerminateProcess, UnregisterWaitEx, UpdateProcThreadAttribute, WT_EXECUTEONLYONCE,
+    WaitForSingleObject,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     EnumWindows, GetWindowThreadProcessId, PostMessageW, WM_CLOSE,
@@ -125,7 +126,11 @@ impl Child {
     /// On Windows `pgid` holds the main process's pid (there are no process groups; the
     /// tree is the job, which cannot outlive warden, see [`super::kill_leftovers`]).
     pub fn group_record(&self, service: &str) -> GroupRecord {
-        GroupRecord { service: service.to_owned(), pgid: self.pid, start_time: self.start_time() }
+        GroupRecord {
+            service: service.to_owned(),
+            pgid: self.pid,
+            start_time: self.start_time(),
+        }
     }
 
     pub fn take_stdout(&mut self) -> Option<OutputPipe> {
@@ -172,7 +177,11 @@ impl Child {
             StopMethod::Terminate => self.kill_tree(),
             StopMethod::CtrlC => {
                 let pids = self.job.process_ids()?;
-                let Some(target) = pids.iter().copied().find(|&p| p == self.pid).or(pids.first().copied())
+                let Some(target) = pids
+                    .iter()
+                    .copied()
+                    .find(|&p| p == self.pid)
+                    .or(pids.first().copied())
                 else {
                     return Ok(());
                 };
@@ -308,7 +317,11 @@ impl ExitWatch {
         if ok == 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(ExitWatch { wait: RawWait(wait), _tx: tx, rx })
+        Ok(ExitWatch {
+            wait: RawWait(wait),
+            _tx: tx,
+            rx,
+        })
     }
 }
 
@@ -345,7 +358,10 @@ struct Started {
 
 pub(super) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     let program = spec.program.to_string_lossy().into_owned();
-    let other = |source| SpawnError::Other { program: program.clone(), source };
+    let other = |source| SpawnError::Other {
+        program: program.clone(),
+        source,
+    };
 
     match std::fs::metadata(&spec.cwd) {
         Ok(meta) if meta.is_dir() => {}
@@ -355,11 +371,20 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
                 source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
             });
         }
-        Err(source) => return Err(SpawnError::BadCwd { cwd: spec.cwd.clone(), source }),
+        Err(source) => {
+            return Err(SpawnError::BadCwd {
+                cwd: spec.cwd.clone(),
+                source,
+            });
+        }
     }
 
     let env = cmdline::merge_env(
-        if spec.clear_env { Vec::new() } else { std::env::vars_os().collect() },
+        if spec.clear_env {
+            Vec::new()
+        } else {
+            std::env::vars_os().collect()
+        },
         &spec.env,
     );
     let resolved = cmdline::resolve_program(
@@ -381,9 +406,15 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
             .first()
             .map(|d| d.join("cmd.exe"))
             .ok_or_else(|| other(io::Error::other("no system directory for cmd.exe")))?;
-        (cmd, cmdline::batch_command_line(&resolved.path, &spec.args).map_err(other)?)
+        (
+            cmd,
+            cmdline::batch_command_line(&resolved.path, &spec.args).map_err(other)?,
+        )
     } else {
-        (resolved.path.clone(), cmdline::command_line(&spec.program, &spec.args).map_err(other)?)
+        (
+            resolved.path.clone(),
+            cmdline::command_line(&spec.program, &spec.args).map_err(other)?,
+        )
     };
     let env_block = cmdline::env_block(&env).map_err(other)?;
 
@@ -392,7 +423,12 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         let (ours_err, theirs_err) = output_pipe().map_err(other)?;
         (Some(ours_out), theirs_out, Some(ours_err), theirs_err)
     } else {
-        (None, open_nul(GENERIC_WRITE).map_err(other)?, None, open_nul(GENERIC_WRITE).map_err(other)?)
+        (
+            None,
+            open_nul(GENERIC_WRITE).map_err(other)?,
+            None,
+            open_nul(GENERIC_WRITE).map_err(other)?,
+        )
     };
 
     let started = spawn_raw(RawSpawn {
@@ -424,10 +460,15 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
 fn classify(program: &str, cwd: &Path, source: io::Error) -> SpawnError {
     let program = program.to_owned();
     match source.raw_os_error().map(|c| c as u32) {
-        Some(ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND) => SpawnError::NotFound { program, source },
+        Some(ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND) => {
+            SpawnError::NotFound { program, source }
+        }
         Some(ERROR_ACCESS_DENIED) => SpawnError::PermissionDenied { program, source },
-        Some(ERROR_DIRECTORY) => SpawnError::BadCwd { cwd: cwd.to_owned(), source },
-        Some(ERROR_BAD_EXE_FORMAT) | _ => SpawnError::Other { program, source },
+        Some(ERROR_DIRECTORY) => SpawnError::BadCwd {
+            cwd: cwd.to_owned(),
+            source,
+        },
+        _ => SpawnError::Other { program, source },
     }
 }
 
@@ -435,7 +476,10 @@ fn classify(program: &str, cwd: &Path, source: io::Error) -> SpawnError {
 fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
     let job = Job::new()?;
     let application = cmdline::to_wide_nul(spec.application.as_os_str())?;
-    let cwd = spec.cwd.map(|c| cmdline::to_wide_nul(c.as_os_str())).transpose()?;
+    let cwd = spec
+        .cwd
+        .map(|c| cmdline::to_wide_nul(c.as_os_str()))
+        .transpose()?;
     let mut command_line = spec.command_line;
 
     // The handles the child inherits, each once (the list refuses duplicates).
@@ -459,7 +503,8 @@ fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
     // SAFETY: as above.
     let mut pi: PROCESS_INFORMATION = unsafe { std::mem::zeroed() };
 
-    let flags = spec.flags | CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT;
+    let flags =
+        spec.flags | CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT;
     {
         let _guard = SPAWN_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
         for &h in &inherit {
@@ -479,7 +524,9 @@ fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
                 std::ptr::null(),
                 TRUE,
                 flags,
-                spec.env_block.as_ref().map_or(std::ptr::null(), |b| b.as_ptr().cast::<c_void>()),
+                spec.env_block
+                    .as_ref()
+                    .map_or(std::ptr::null(), |b| b.as_ptr().cast::<c_void>()),
                 cwd.as_ref().map_or(std::ptr::null(), Vec::as_ptr),
                 &raw const info.StartupInfo,
                 &raw mut pi,
@@ -494,7 +541,10 @@ fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
     }
     // SAFETY: fresh handles from CreateProcessW that nothing else owns.
     let (process, thread) = unsafe {
-        (OwnedHandle::from_raw_handle(pi.hProcess), OwnedHandle::from_raw_handle(pi.hThread))
+        (
+            OwnedHandle::from_raw_handle(pi.hProcess),
+            OwnedHandle::from_raw_handle(pi.hThread),
+        )
     };
     if let Err(e) = job.assign(process.as_handle()) {
         // SAFETY: our process handle; the child never ran.
@@ -507,14 +557,18 @@ fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
         // The job still holds the suspended child; dropping it ends the child.
         return Err(e);
     }
-    Ok(Started { pid: pi.dwProcessId, process, job })
+    Ok(Started {
+        pid: pi.dwProcessId,
+        process,
+        job,
+    })
 }
 
 /// A `PROC_THREAD_ATTRIBUTE_LIST` with one attribute, the list of handles to inherit.
 struct AttributeList {
     buf: Vec<usize>,
     // The list points into this; it must live as long as the attribute list.
-    _handles: Box<[HANDLE]>,
+    handles: Box<[HANDLE]>,
 }
 
 impl AttributeList {
@@ -528,10 +582,13 @@ impl AttributeList {
         let mut buf = vec![0usize; size.div_ceil(std::mem::size_of::<usize>())];
         let handles: Box<[HANDLE]> = handles.into();
         // SAFETY: `buf` holds at least `size` bytes, suitably aligned.
-        if unsafe { InitializeProcThreadAttributeList(buf.as_mut_ptr().cast(), 1, 0, &raw mut size) } == 0 {
+        if unsafe {
+            InitializeProcThreadAttributeList(buf.as_mut_ptr().cast(), 1, 0, &raw mut size)
+        } == 0
+        {
             return Err(io::Error::last_os_error());
         }
-        let list = AttributeList { buf, _handles: handles };
+        let list = AttributeList { buf, handles };
         // SAFETY: an initialised list with room for one attribute; the handle array lives
         // in `list` as long as the list does.
         let ok = unsafe {
@@ -539,8 +596,8 @@ impl AttributeList {
                 list.as_ptr(),
                 0,
                 PROC_THREAD_ATTRIBUTE_HANDLE_LIST as usize,
-                list._handles.as_ptr().cast(),
-                std::mem::size_of_val::<[HANDLE]>(&list._handles),
+                list.handles.as_ptr().cast(),
+                std::mem::size_of_val::<[HANDLE]>(&list.handles),
                 std::ptr::null_mut(),
                 std::ptr::null(),
             )
@@ -631,11 +688,20 @@ fn output_pipe() -> io::Result<(OutputPipe, OwnedHandle)> {
 }
 
 fn creation_time(process: &OwnedHandle) -> u64 {
-    let zero = FILETIME { dwLowDateTime: 0, dwHighDateTime: 0 };
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
     let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
     // SAFETY: a valid process handle and out-pointers.
     let ok = unsafe {
-        GetProcessTimes(process.as_raw_handle(), &raw mut created, &raw mut exited, &raw mut kernel, &raw mut user)
+        GetProcessTimes(
+            process.as_raw_handle(),
+            &raw mut created,
+            &raw mut exited,
+            &raw mut kernel,
+            &raw mut user,
+        )
     };
     if ok == 0 {
         return 0;
@@ -656,7 +722,10 @@ fn system_dirs() -> Vec<PathBuf> {
 /// of its own, and wait for it.
 fn run_ctrl_c_helper(pid: u32) -> io::Result<()> {
     let exe = std::env::current_exe()?;
-    let args = [OsString::from(Child::CTRL_C_HELPER_SUBCOMMAND), OsString::from(pid.to_string())];
+    let args = [
+        OsString::from(Child::CTRL_C_HELPER_SUBCOMMAND),
+        OsString::from(pid.to_string()),
+    ];
     let started = spawn_raw(RawSpawn {
         application: &exe,
         command_line: cmdline::command_line(exe.as_os_str(), &args)?,
@@ -671,15 +740,22 @@ fn run_ctrl_c_helper(pid: u32) -> io::Result<()> {
     // SAFETY: a valid process handle.
     if unsafe { WaitForSingleObject(started.process.as_raw_handle(), millis) } != WAIT_OBJECT_0 {
         // Dropping the job ends the helper.
-        return Err(io::Error::new(io::ErrorKind::TimedOut, "the ctrl-c helper did not finish"));
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the ctrl-c helper did not finish",
+        ));
     }
     let mut code = 0u32;
     // SAFETY: a valid process handle and out-pointer.
     unsafe { GetExitCodeProcess(started.process.as_raw_handle(), &raw mut code) };
     match code {
         0 => Ok(()),
-        2 => Err(io::Error::other(format!("could not attach to the console of process {pid}"))),
-        3 => Err(io::Error::other(format!("could not raise CTRL_C on the console of process {pid}"))),
+        2 => Err(io::Error::other(format!(
+            "could not attach to the console of process {pid}"
+        ))),
+        3 => Err(io::Error::other(format!(
+            "could not raise CTRL_C on the console of process {pid}"
+        ))),
         other => Err(io::Error::other(format!(
             "the ctrl-c helper `{} {} {pid}` exited with code {other} (is the hidden subcommand wired?)",
             exe.display(),

@@ -92,7 +92,9 @@ pub(super) fn batch_command_line(script: &Path, args: &[OsString]) -> io::Result
     ensure_no_nul(script.as_os_str(), "the script path")?;
     let script = wide(script.as_os_str());
     if script.contains(&QUOTE) || script.last() == Some(&BACKSLASH) {
-        return Err(invalid("a batch file path cannot hold `\"` or end with `\\`"));
+        return Err(invalid(
+            "a batch file path cannot hold `\"` or end with `\\`",
+        ));
     }
     let mut line: Vec<u16> = "cmd.exe /e:ON /v:OFF /d /c \"".encode_utf16().collect();
     line.push(QUOTE);
@@ -111,13 +113,14 @@ fn append_batch_arg(line: &mut Vec<u16>, arg: &[u16]) -> io::Result<()> {
     const UNQUOTED: &str = r"#$*+-./:?@\_";
     let text = String::from_utf16_lossy(arg);
     if text.contains(['\r', '\n']) {
-        return Err(invalid("an argument to a batch file cannot hold a line break"));
+        return Err(invalid(
+            "an argument to a batch file cannot hold a line break",
+        ));
     }
     let quote = arg.is_empty()
         || arg.last() == Some(&BACKSLASH)
         || text.chars().any(|c| {
-            (c.is_ascii() && !(c.is_ascii_alphanumeric() || UNQUOTED.contains(c)))
-                || c.is_control()
+            (c.is_ascii() && !(c.is_ascii_alphanumeric() || UNQUOTED.contains(c))) || c.is_control()
         });
     if quote {
         line.push(QUOTE);
@@ -182,7 +185,9 @@ pub(super) fn merge_env(
 /// Look up `name` (case-insensitively) in an environment.
 pub(super) fn env_get<'a>(env: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
     let want = name.to_uppercase();
-    env.iter().find(|(k, _)| env_key(k) == want).map(|(_, v)| v.as_os_str())
+    env.iter()
+        .find(|(k, _)| env_key(k) == want)
+        .map(|(_, v)| v.as_os_str())
 }
 
 /// The `CREATE_UNICODE_ENVIRONMENT` block: `NAME=VALUE\0` for each, then one more `\0`.
@@ -240,7 +245,9 @@ pub(super) fn resolve_program(
     system_dirs: &[PathBuf],
 ) -> Option<Resolved> {
     let given = Path::new(program);
-    let has_dir = program.encode_wide().any(|c| c == BACKSLASH || c == u16::from(b'/'))
+    let has_dir = program
+        .encode_wide()
+        .any(|c| c == BACKSLASH || c == u16::from(b'/'))
         || given.is_absolute()
         || given.has_root()
         || given.components().count() > 1;
@@ -263,7 +270,10 @@ pub(super) fn resolve_program(
             with_exe.push(".exe");
             PathBuf::from(with_exe)
         };
-        file.is_file().then(|| Resolved { batch: is_batch(&file), path: file })
+        file.is_file().then(|| Resolved {
+            batch: is_batch(&file),
+            path: file,
+        })
     })
 }
 
@@ -276,7 +286,9 @@ fn is_batch(path: &Path) -> bool {
 #[allow(dead_code)]
 pub(super) fn from_wide(w: &[u16]) -> String {
     let end = w.iter().position(|&c| c == 0).unwrap_or(w.len());
-    OsString::from_wide(&w[..end]).to_string_lossy().into_owned()
+    OsString::from_wide(&w[..end])
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -293,11 +305,26 @@ mod tests {
     fn msvc_quoting_follows_the_documented_examples() {
         // The table of "Parsing C++ command-line arguments", read backwards.
         assert_eq!(line(&[]), r#""C:\bin\prog.exe""#);
-        assert_eq!(line(&["a b c", "d", "e"]), r#""C:\bin\prog.exe" "a b c" d e"#);
-        assert_eq!(line(&[r#"ab"c"#, "\\", "d"]), r#""C:\bin\prog.exe" ab\"c \ d"#);
-        assert_eq!(line(&[r"a\\\b", r#"de fg"#, "h"]), r#""C:\bin\prog.exe" a\\\b "de fg" h"#);
-        assert_eq!(line(&[r#"a\"b"#, "c", "d"]), r#""C:\bin\prog.exe" a\\\"b c d"#);
-        assert_eq!(line(&[r"a\\b c", "d", "e"]), r#""C:\bin\prog.exe" "a\\b c" d e"#);
+        assert_eq!(
+            line(&["a b c", "d", "e"]),
+            r#""C:\bin\prog.exe" "a b c" d e"#
+        );
+        assert_eq!(
+            line(&[r#"ab"c"#, "\\", "d"]),
+            r#""C:\bin\prog.exe" ab\"c \ d"#
+        );
+        assert_eq!(
+            line(&[r"a\\\b", "de fg", "h"]),
+            r#""C:\bin\prog.exe" a\\\b "de fg" h"#
+        );
+        assert_eq!(
+            line(&[r#"a\"b"#, "c", "d"]),
+            r#""C:\bin\prog.exe" a\\\"b c d"#
+        );
+        assert_eq!(
+            line(&[r"a\\b c", "d", "e"]),
+            r#""C:\bin\prog.exe" "a\\b c" d e"#
+        );
         assert_eq!(line(&[r"a b\"]), r#""C:\bin\prog.exe" "a b\\""#);
         assert_eq!(line(&[""]), r#""C:\bin\prog.exe" """#);
         assert_eq!(line(&["tab\there"]), "\"C:\\bin\\prog.exe\" \"tab\there\"");
@@ -317,8 +344,8 @@ mod tests {
 
     #[test]
     fn overlong_command_line_is_refused() {
-        let err = command_line(OsStr::new("a.exe"), &[OsString::from("x".repeat(40_000))])
-            .unwrap_err();
+        let err =
+            command_line(OsStr::new("a.exe"), &[OsString::from("x".repeat(40_000))]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
@@ -329,7 +356,10 @@ mod tests {
 
     #[test]
     fn batch_arguments_are_quoted_for_cmd() {
-        assert_eq!(bat(&[]).unwrap(), r#"cmd.exe /e:ON /v:OFF /d /c ""C:\s\run.bat"""#);
+        assert_eq!(
+            bat(&[]).unwrap(),
+            r#"cmd.exe /e:ON /v:OFF /d /c ""C:\s\run.bat"""#
+        );
         assert_eq!(
             bat(&["plain", "a b", "x&y", ""]).unwrap(),
             r#"cmd.exe /e:ON /v:OFF /d /c ""C:\s\run.bat" plain "a b" "x&y" """"#
@@ -350,7 +380,10 @@ mod tests {
 
     #[test]
     fn batch_line_break_is_refused() {
-        assert_eq!(bat(&["a\nb"]).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            bat(&["a\nb"]).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
     }
 
     #[test]
@@ -373,9 +406,15 @@ mod tests {
     #[test]
     fn env_block_layout() {
         let env = vec![(OsString::from("A"), OsString::from("1"))];
-        assert_eq!(env_block(&env).unwrap(), "A=1\0\0".encode_utf16().collect::<Vec<_>>());
+        assert_eq!(
+            env_block(&env).unwrap(),
+            "A=1\0\0".encode_utf16().collect::<Vec<_>>()
+        );
         assert_eq!(env_block(&[]).unwrap(), vec![0, 0]);
         let bad = vec![(OsString::from("A=B"), OsString::from("1"))];
-        assert_eq!(env_block(&bad).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            env_block(&bad).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
     }
 }

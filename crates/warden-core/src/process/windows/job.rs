@@ -89,7 +89,12 @@ impl Monitor {
         std::thread::Builder::new()
             .name("warden-jobs".into())
             .spawn(move || read_port(&thread_port, &thread_jobs, &thread_gen))?;
-        Ok(Monitor { port, jobs, generation, next_key: AtomicUsize::new(1) })
+        Ok(Monitor {
+            port,
+            jobs,
+            generation,
+            next_key: AtomicUsize::new(1),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Entry>> {
@@ -97,7 +102,11 @@ impl Monitor {
     }
 }
 
-fn read_port(port: &OwnedHandle, jobs: &Mutex<HashMap<usize, Entry>>, generation: &watch::Sender<u64>) {
+fn read_port(
+    port: &OwnedHandle,
+    jobs: &Mutex<HashMap<usize, Entry>>,
+    generation: &watch::Sender<u64>,
+) {
     loop {
         let mut message = 0u32;
         let mut key = 0usize;
@@ -119,7 +128,11 @@ fn read_port(port: &OwnedHandle, jobs: &Mutex<HashMap<usize, Entry>>, generation
             return;
         }
         if message == JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO {
-            if let Some(entry) = jobs.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            if let Some(entry) = jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&key)
+            {
                 entry.empty.send_replace(true);
             }
             generation.send_modify(|g| *g = g.wrapping_add(1));
@@ -159,13 +172,25 @@ impl Job {
         set_info(&handle, JobObjectAssociateCompletionPortInformation, &port)?;
 
         let (tx, rx) = watch::channel(false);
-        monitor.lock().insert(key, Entry { handle: RawJob(handle.as_raw_handle()), empty: tx });
-        Ok(Job { handle, key, empty: rx })
+        monitor.lock().insert(
+            key,
+            Entry {
+                handle: RawJob(handle.as_raw_handle()),
+                empty: tx,
+            },
+        );
+        Ok(Job {
+            handle,
+            key,
+            empty: rx,
+        })
     }
 
     pub(super) fn assign(&self, process: BorrowedHandle<'_>) -> io::Result<()> {
         // SAFETY: both handles are valid for the call.
-        check(unsafe { AssignProcessToJobObject(self.handle.as_raw_handle(), process.as_raw_handle()) })
+        check(unsafe {
+            AssignProcessToJobObject(self.handle.as_raw_handle(), process.as_raw_handle())
+        })
     }
 
     /// End every process in the job with `exit_code`.
@@ -197,15 +222,20 @@ impl Job {
             };
             // SAFETY: the buffer starts with the header the call filled in.
             let header = unsafe { &*buf.as_ptr().cast::<JOBOBJECT_BASIC_PROCESS_ID_LIST>() };
-            let (assigned, listed) =
-                (header.NumberOfAssignedProcesses as usize, header.NumberOfProcessIdsInList as usize);
+            let (assigned, listed) = (
+                header.NumberOfAssignedProcesses as usize,
+                header.NumberOfProcessIdsInList as usize,
+            );
             if ok == 0 {
                 // SAFETY: plain call.
                 if unsafe { GetLastError() } != ERROR_MORE_DATA {
                     return Err(io::Error::last_os_error());
                 }
             } else if listed >= assigned {
-                return Ok(buf[1..=listed.min(capacity)].iter().map(|&p| p as u32).collect());
+                return Ok(buf[1..=listed.min(capacity)]
+                    .iter()
+                    .map(|&p| p as u32)
+                    .collect());
             }
             capacity = assigned.max(capacity * 2) + 16;
         }
@@ -247,7 +277,11 @@ fn set_info<T>(job: &OwnedHandle, class: i32, value: &T) -> io::Result<()> {
 }
 
 fn check(ok: i32) -> io::Result<()> {
-    if ok == 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ok == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 fn terminate_raw(job: HANDLE, exit_code: u32) -> io::Result<()> {
@@ -290,7 +324,10 @@ pub(super) fn kill_all(exit_code: u32) -> usize {
 pub(super) async fn wait_all_empty(timeout: Duration) -> bool {
     let Ok(monitor) = monitor() else { return true };
     let all_empty = || {
-        monitor.lock().values().all(|e| active_raw(e.handle.0).is_ok_and(|n| n == 0))
+        monitor
+            .lock()
+            .values()
+            .all(|e| active_raw(e.handle.0).is_ok_and(|n| n == 0))
     };
     let mut rx = monitor.generation.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
