@@ -74,4 +74,20 @@ if ! cmp -s "$WARDEN_WINE_TOOLS/bcryptprimitives.dll" "$sys32/bcryptprimitives.d
     cp "$WARDEN_WINE_TOOLS/bcryptprimitives.dll" "$sys32/bcryptprimitives.dll"
 fi
 
+# 5. Smoke test: a Rust program (std, HashMap keys: ProcessPrng) runs under Wine.
+# (In a directory of its own: Windows loads DLLs from the program's directory first.)
+hello="$WARDEN_WINE_TOOLS/smoke/hello.exe"
+if [ ! -f "$hello" ]; then
+    mkdir -p "$(dirname "$hello")"
+    log "building a Rust hello for the smoke test"
+    printf '%s\n' 'fn main() { let m: std::collections::HashMap<u8, u8> = [(1, 2)].into(); println!("hello from rust under wine {}", m[&1]); }' \
+        > "$WARDEN_WINE_TOOLS/smoke/hello.rs"
+    rustc --edition 2021 --target x86_64-pc-windows-gnu -o "$hello" "$WARDEN_WINE_TOOLS/smoke/hello.rs"
+fi
+if ! out="$(wine "$hello" 2>&1)" || [[ "$out" != *"hello from rust under wine 2"* ]]; then
+    printf '%s\n' "$out" >&2
+    log "FAILED: a Rust program does not run under wine (bcryptprimitives.dll?)"
+    exit 1
+fi
+
 log "ready in $(( $(date +%s) - start ))s; WINEPREFIX=$WINEPREFIX"

@@ -8,7 +8,7 @@
 # Runs, with CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine (set here only, not in a
 # committed .cargo/config, so that nobody else's cargo runs under Wine):
 #   cargo build --target x86_64-pc-windows-gnu -p warden -p test-child
-#   cargo test  --target x86_64-pc-windows-gnu -p warden-core --lib process::
+#   cargo test  --target x86_64-pc-windows-gnu -p warden-core --lib
 #   cargo test  --target x86_64-pc-windows-gnu -p warden-core --test process_windows
 # A keep-alive Wine process runs meanwhile (see keepalive.c); wineserver is stopped at the
 # end, whatever happened.
@@ -40,8 +40,9 @@ wine "$WARDEN_WINE_TOOLS/keepalive.exe" &
 keepalive_pid=$!
 
 cargo build --locked --target "$target" -p warden -p test-child
-# The unit tests of the Windows process layer (command-line quoting, environment block).
+# The crate's unit tests (those of the Windows process layer: command-line quoting,
+# environment block; and every other module's, which must pass on Windows too).
 # shellcheck disable=SC2086
-cargo test --locked --target "$target" -p warden-core --lib process:: -- ${TEST_ARGS:-}
+cargo test --locked --target "$target" -p warden-core --lib -- ${TEST_ARGS:-}
 # shellcheck disable=SC2086
 cargo test --locked --target "$target" -p warden-core --test process_windows -- ${TEST_ARGS:-}
