@@ -302,6 +302,41 @@ async fn output_not_captured_gives_no_pipes() {
     assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
 }
 
+/// Regression: a pipe end inherited by a process spawned at the same moment by another
+/// task would keep that pipe open after its own child exited (no end of file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn output_pipes_do_not_leak_into_concurrent_spawns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let cwd = dir.path().to_owned();
+        tasks.spawn(async move {
+            if i % 2 == 0 {
+                let child = process::spawn(&wspec(&["sleep", "600000"], &cwd)).unwrap();
+                (Some(child), None)
+            } else {
+                let mut child = process::spawn(&wspec(&["echo", &i.to_string()], &cwd)).unwrap();
+                let out = read_to_string(child.take_stdout().unwrap()).await;
+                assert_eq!(out, format!("{i}\n"));
+                (None, Some(wait(&mut child).await))
+            }
+        });
+    }
+    let mut sleepers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (sleeper, status) = done.unwrap();
+        sleepers.extend(sleeper);
+        if let Some(status) = status {
+            assert_eq!(status, ExitStatus::Code(0));
+        }
+    }
+    assert_eq!(sleepers.len(), 8);
+    for mut child in sleepers {
+        child.kill_tree().unwrap();
+        wait(&mut child).await;
+    }
+}
+
 #[tokio::test]
 async fn large_output_is_drained_completely() {
     let dir = tempfile::tempdir().unwrap();

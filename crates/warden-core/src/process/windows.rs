@@ -176,16 +176,18 @@ impl Child {
         match method {
             StopMethod::Terminate => self.kill_tree(),
             StopMethod::CtrlC => {
-                let pids = self.job.process_ids()?;
-                let Some(target) = pids
-                    .iter()
-                    .copied()
-                    .find(|&p| p == self.pid)
-                    .or(pids.first().copied())
-                else {
-                    return Ok(());
-                };
-                run_ctrl_c_helper(target)
+                // The main process's console first; if it is gone, that of any process
+                // left in the job (some, such as a console host, have none to attach to).
+                let mut pids = self.job.process_ids()?;
+                pids.sort_by_key(|&p| p != self.pid);
+                let mut last_err = None;
+                for pid in pids {
+                    match run_ctrl_c_helper(pid) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last_err = Some(e),
+                    }
+                }
+                last_err.map_or(Ok(()), Err)
             }
             StopMethod::WmClose => {
                 let pids = self.job.process_ids()?;
