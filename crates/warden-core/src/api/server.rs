@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -669,16 +669,10 @@ async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>, token: Option<&Sec
         Ok(q) => q,
         Err(BadQuery(msg)) => return error(StatusCode::BAD_REQUEST, &msg),
     };
-    // No endpoint takes a body; read what is sent (bounded) so the connection stays usable.
-    if Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .is_err()
-    {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the request body is larger than {MAX_BODY} bytes"),
-        );
+    // No endpoint takes a body; read what is sent (bounded in size and time) so the
+    // connection stays usable.
+    if let Err(resp) = drain_body(req.into_body()).await {
+        return resp;
     }
     match route {
         Route::Status => status(&ctx, &query.names).await,
@@ -690,6 +684,37 @@ async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>, token: Option<&Sec
         }
         Route::Reload => reload(&ctx).await,
         Route::Shutdown => shutdown(&ctx),
+    }
+}
+
+/// Read and discard a request body: at most [`MAX_BODY`] bytes within [`HEADER_TIMEOUT`].
+async fn drain_body(body: Incoming) -> Result<(), Resp> {
+    let close = |mut resp: Resp| {
+        // The rest of the body is not read: the connection cannot be reused.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        resp
+    };
+    let too_large = || {
+        close(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the request body is larger than {MAX_BODY} bytes"),
+        ))
+    };
+    if body.size_hint().lower() > MAX_BODY as u64 {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(HEADER_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(close(error(
+            StatusCode::BAD_REQUEST,
+            "cannot read the request body",
+        ))),
+        Err(_) => Err(close(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        ))),
     }
 }
 
