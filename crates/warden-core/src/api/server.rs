@@ -212,6 +212,9 @@ impl Drop for ApiServer {
 /// A socket file left by a dead warden is replaced; one that answers is an error
 /// ([`ServeError::AlreadyListening`]). The socket is mode 0600 before the first connection
 /// is accepted, and each peer's uid is checked: warden's own or root, else 403.
+///
+/// Call it inside a Tokio runtime; the server runs on a task of its own until the returned
+/// [`ApiServer`] is dropped or stopped.
 #[cfg(unix)]
 pub fn serve_unix(path: &Path, ctx: Arc<ApiContext>) -> Result<ApiServer, ServeError> {
     let (listener, file) = unix::bind(path)?;
