@@ -34,6 +34,15 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sta
 /// Write `data` to `path` atomically: a sibling temporary file, flushed to disk, renamed
 /// over `path`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, data, false)
+}
+
+/// Write a file only its owner can read (mode 0600 on Unix, from its creation), atomically.
+pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, data, true)
+}
+
+fn write_atomic_mode(path: &Path, data: &[u8], private: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
@@ -41,7 +50,16 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = opts.open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)

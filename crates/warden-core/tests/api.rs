@@ -1155,13 +1155,13 @@ fn documented_routes(yaml: &str) -> BTreeSet<(String, String)> {
         }
         if let Some(p) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
             path = Some(format!("/{p}"));
-        } else if let Some(m) = line.strip_prefix("    ").and_then(|m| m.strip_suffix(':')) {
-            if ["get", "post", "put", "delete", "patch"].contains(&m) {
-                routes.insert((
-                    m.to_ascii_uppercase(),
-                    path.clone().expect("a method under a path"),
-                ));
-            }
+        } else if let Some(m) = line.strip_prefix("    ").and_then(|m| m.strip_suffix(':'))
+            && ["get", "post", "put", "delete", "patch"].contains(&m)
+        {
+            routes.insert((
+                m.to_ascii_uppercase(),
+                path.clone().expect("a method under a path"),
+            ));
         }
     }
     routes

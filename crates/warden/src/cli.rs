@@ -22,7 +22,7 @@ pub struct Cli {
 /// service instance.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Target {
-    /// The config file [default: $WARDEN_CONFIG or ./warden.toml]
+    /// The config file [default: $`WARDEN_CONFIG` or ./warden.toml]
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// An installed Windows service instance (see `warden install`)
@@ -33,7 +33,7 @@ pub struct Target {
 /// Just the config file.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ConfigArg {
-    /// The config file [default: $WARDEN_CONFIG or ./warden.toml]
+    /// The config file [default: $`WARDEN_CONFIG` or ./warden.toml]
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -161,7 +161,7 @@ pub enum Command {
         description: Option<String>,
         #[arg(long, value_enum, default_value = "auto")]
         start: StartType,
-        /// LocalSystem (default), LocalService, NetworkService, "NT SERVICE\NAME" or DOMAIN\user
+        /// `LocalSystem` (default), `LocalService`, `NetworkService`, "NT SERVICE\NAME" or DOMAIN\user
         #[arg(long)]
         user: Option<String>,
         /// The password of a DOMAIN\user account, read from this file

@@ -33,6 +33,8 @@ pub struct Options {
     pub asks_tx: mpsc::Sender<Ask>,
     /// Called once every autostart service had its first start attempt.
     pub on_ready: Box<dyn FnOnce() + Send>,
+    /// The Windows service name when running under the SCM (names the control pipe).
+    pub instance: Option<String>,
     /// Called while stopping, about once a second, so a service manager sees progress.
     pub on_stopping: Box<dyn FnMut() + Send>,
 }
@@ -70,13 +72,24 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
     let (kill_tx, kill_rx) = watch::channel(false);
     let config_path = config.path.clone();
     let count = config.services.len();
-    let endpoint = crate::endpoint::Endpoint::prepare(&config)?;
     let engine = Engine::new(config.clone(), state, events, kill_rx, opts.attach);
     let shutdown_timeout = engine.shutdown_timeout();
     let (handle, mut task, ready) = engine.spawn();
-    let server = endpoint
-        .serve(&config, handle.clone(), opts.asks_tx.clone())
-        .await?;
+    let server = match crate::endpoint::serve(
+        &config,
+        opts.instance.as_deref(),
+        handle.clone(),
+        opts.asks_tx.clone(),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(f) => {
+            handle.shutdown().await;
+            let _ = task.await;
+            return Err(f);
+        }
+    };
     let _ = ready.await;
     (opts.on_ready)();
     events.emit(

@@ -313,17 +313,16 @@ impl Client {
     /// Re-read the config file warden was started with and apply it.
     pub async fn reload(&mut self) -> Result<ReloadReport, ClientError> {
         let (status, body) = self.send(Method::POST, "/v1/reload").await?;
-        if status == StatusCode::UNPROCESSABLE_ENTITY {
-            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                if v["error"] == "config" {
-                    let errors = v["errors"].as_array().map(|a| {
-                        a.iter()
-                            .filter_map(|e| e.as_str().map(str::to_owned))
-                            .collect()
-                    });
-                    return Err(ClientError::Config(errors.unwrap_or_default()));
-                }
-            }
+        if status == StatusCode::UNPROCESSABLE_ENTITY
+            && let Ok(v) = serde_json::from_slice::<Value>(&body)
+            && v["error"] == "config"
+        {
+            let errors = v["errors"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            });
+            return Err(ClientError::Config(errors.unwrap_or_default()));
         }
         if !status.is_success() {
             return Err(api_error(status, &body));

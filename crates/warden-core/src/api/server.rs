@@ -630,16 +630,16 @@ fn engine_error(e: EngineError, status: Option<&ServiceStatus>) -> Resp {
 // Handlers
 
 async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>, token: Option<&Secret>) -> Resp {
-    if let Some(token) = token {
-        if !authorized(&req, token) {
-            let mut resp = error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token (Authorization: Bearer <token>)",
-            );
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return resp;
-        }
+    if let Some(token) = token
+        && !authorized(&req, token)
+    {
+        let mut resp = error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (Authorization: Bearer <token>)",
+        );
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return resp;
     }
     let route = match route(req.method(), req.uri().path()) {
         Ok(r) => r,

@@ -9,7 +9,7 @@ use crate::supervisor::{self, Options};
 pub fn run(arg: &ConfigArg, attach: bool) -> Result<(), Failure> {
     let config = super::load_config(arg)?;
     let rt = super::runtime()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let (tx, rx) = mpsc::channel(8);
         supervisor::forward_signals(tx.clone())
             .map_err(|e| Failure::failed(format!("cannot listen for signals: {e}")))?;
@@ -18,8 +18,12 @@ pub fn run(arg: &ConfigArg, attach: bool) -> Result<(), Failure> {
             asks: rx,
             asks_tx: tx,
             on_ready: Box::new(|| {}),
+            instance: None,
             on_stopping: Box::new(|| {}),
         };
         supervisor::supervise(config, opts).await
-    })
+    });
+    // Everything warden started is gone by now; do not wait for idle runtime threads.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }

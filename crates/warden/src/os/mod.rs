@@ -12,6 +12,8 @@ use crate::cli::StartType;
 pub mod windows;
 
 /// `warden install`'s options.
+// Read only by the Windows implementation.
+#[cfg_attr(not(windows), allow(dead_code))]
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
     pub name: String,
@@ -60,6 +62,7 @@ pub fn ctrl_c(_pid: u32) -> Result<(), Failure> {
 pub use windows::{ctrl_c, install, service_run, uninstall};
 
 /// The instance's endpoint name for an installed service (Windows), used by `-n NAME`.
+#[cfg_attr(not(windows), allow(dead_code))]
 pub fn instance_pipe_id(name: &str) -> String {
     format!("svc-{name}")
 }
