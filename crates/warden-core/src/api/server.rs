@@ -800,10 +800,20 @@ async fn logs(
     // skipped by their sequence number.
     let live = source.subscribe();
     let backlog = source.tail(n, stream);
-    // Hold only the receiver: when the service goes away, the stream ends.
+    // Everything up to here is in the backlog (or was left out of it on purpose).
+    let start_after = source.tail(1, None).last().map(|l| l.seq);
+    // Hold the logs only weakly: when the service goes away, the stream ends.
+    let recover = Arc::downgrade(&source);
     drop(source);
     let (tx, rx) = mpsc::channel(FOLLOW_BUFFER);
-    tokio::spawn(follow_task(backlog, live, stream, tx));
+    tokio::spawn(follow_task(
+        backlog,
+        start_after,
+        live,
+        stream,
+        tx,
+        Some(recover),
+    ));
     respond(
         StatusCode::OK,
         "application/x-ndjson",
@@ -819,15 +829,19 @@ fn ndjson(item: &impl Serialize) -> Bytes {
 
 /// The task behind a follow stream: the backlog, then every new line of `filter`'s stream,
 /// as NDJSON chunks into `out`. A reader that falls behind never slows the service: the
-/// broadcast drops lines for it, and it gets `{"dropped": N}`. Ends when the reader hangs
-/// up (`out` closes) or the service's logs go away.
+/// broadcast drops lines for it; the task then refills what it missed from the in-memory
+/// tail (`recover`, held weakly so a removed service still ends the stream), and only lines
+/// the tail no longer holds are reported as `{"dropped": N}`. Ends when the reader hangs up
+/// (`out` closes) or the service's logs go away.
 async fn follow_task(
     backlog: Vec<LogLine>,
+    start_after: Option<u64>,
     mut live: broadcast::Receiver<LogLine>,
     filter: Option<Stream>,
     out: mpsc::Sender<Bytes>,
+    recover: Option<std::sync::Weak<dyn LogSource>>,
 ) {
-    let last = backlog.last().map(|l| l.seq);
+    let mut last = backlog.last().map(|l| l.seq).max(start_after);
     for line in &backlog {
         if out.send(ndjson(&LogLineJson::from(line))).await.is_err() {
             return;
@@ -838,18 +852,58 @@ async fn follow_task(
             () = out.closed() => return,
             r = live.recv() => r,
         };
-        let chunk = match received {
+        let chunks = match received {
             Ok(line) => {
-                if last.is_some_and(|s| line.seq <= s) || filter.is_some_and(|f| f != line.stream) {
+                if last.is_some_and(|s| line.seq <= s) {
                     continue;
                 }
-                ndjson(&LogLineJson::from(&line))
+                last = Some(line.seq);
+                if filter.is_some_and(|f| f != line.stream) {
+                    continue;
+                }
+                vec![ndjson(&LogLineJson::from(&line))]
             }
-            Err(RecvError::Lagged(n)) => ndjson(&FollowItem::Dropped { dropped: n }),
+            Err(RecvError::Lagged(n)) => {
+                let Some(source) = recover.as_ref().and_then(std::sync::Weak::upgrade) else {
+                    if recover.is_some() {
+                        return;
+                    }
+                    let chunk = ndjson(&FollowItem::Dropped { dropped: n });
+                    if out.send(chunk).await.is_err() {
+                        return;
+                    }
+                    continue;
+                };
+                let missed: Vec<LogLine> = source
+                    .tail(usize::MAX, None)
+                    .into_iter()
+                    .filter(|l| last.is_none_or(|s| l.seq > s))
+                    .collect();
+                drop(source);
+                let mut chunks = Vec::with_capacity(missed.len() + 1);
+                // What neither the broadcast nor the tail still holds is reported.
+                let gap = match (last, missed.first()) {
+                    (Some(s), Some(first)) => first.seq.saturating_sub(s + 1),
+                    (_, None) => n,
+                    (None, Some(_)) => 0,
+                };
+                if gap > 0 {
+                    chunks.push(ndjson(&FollowItem::Dropped { dropped: gap }));
+                }
+                for l in &missed {
+                    last = Some(l.seq);
+                    if filter.is_none_or(|f| f == l.stream) {
+                        chunks.push(ndjson(&LogLineJson::from(l)));
+                    }
+                }
+                chunks
+            }
             Err(RecvError::Closed) => return,
         };
-        if out.send(chunk).await.is_err() {
-            return;
+        for chunk in chunks {
+            if out.send(chunk).await.is_err() {
+                return;
+            }
         }
     }
 }
@@ -1170,9 +1224,11 @@ mod tests {
         tx.send(line(2, Stream::Out)).expect("send");
         let task = tokio::spawn(follow_task(
             vec![line(1, Stream::Out), line(2, Stream::Out)],
+            None,
             live,
             Some(Stream::Out),
             out,
+            None,
         ));
         assert_eq!(next_item(&mut rx).await["seq"], 1);
         assert_eq!(next_item(&mut rx).await["seq"], 2);
@@ -1207,7 +1263,7 @@ mod tests {
     async fn follow_ends_when_the_logs_go_away() {
         let (tx, live) = broadcast::channel::<LogLine>(4);
         let (out, mut rx) = mpsc::channel(8);
-        let task = tokio::spawn(follow_task(Vec::new(), live, None, out));
+        let task = tokio::spawn(follow_task(Vec::new(), None, live, None, out, None));
         drop(tx);
         tokio::time::timeout(Duration::from_secs(5), task)
             .await
