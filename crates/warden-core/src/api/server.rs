@@ -167,6 +167,8 @@ pub struct ApiServer {
 enum Endpoint {
     #[cfg(unix)]
     Unix(unix::SocketFile),
+    #[cfg(windows)]
+    Pipe,
     Tcp(SocketAddr),
 }
 
@@ -177,6 +179,8 @@ impl ApiServer {
             Endpoint::Tcp(a) => Some(*a),
             #[cfg(unix)]
             Endpoint::Unix(_) => None,
+            #[cfg(windows)]
+            Endpoint::Pipe => None,
         }
     }
 
@@ -185,6 +189,8 @@ impl ApiServer {
         match &self.endpoint {
             #[cfg(unix)]
             Endpoint::Unix(f) => Some(f.path()),
+            #[cfg(windows)]
+            Endpoint::Pipe => None,
             Endpoint::Tcp(_) => None,
         }
     }
@@ -222,6 +228,27 @@ pub fn serve_unix(path: &Path, ctx: Arc<ApiContext>) -> Result<ApiServer, ServeE
     Ok(ApiServer {
         task,
         endpoint: Endpoint::Unix(file),
+    })
+}
+
+/// Serve the API on the named pipe `name` (`\\.\pipe\warden-<id>`): the first instance of
+/// that name, readable by SYSTEM, the Administrators and warden's own account only.
+#[cfg(windows)]
+pub fn serve_pipe(name: &str, ctx: Arc<ApiContext>) -> Result<ApiServer, ServeError> {
+    let task = super::pipe::bind(name, ctx).map_err(|source| match source.raw_os_error() {
+        // ERROR_ACCESS_DENIED / ERROR_PIPE_BUSY: another instance owns the name.
+        Some(5 | 231) => ServeError::AlreadyListening {
+            path: PathBuf::from(name),
+        },
+        _ => ServeError::Io {
+            op: "cannot create the pipe",
+            what: name.to_owned(),
+            source,
+        },
+    })?;
+    Ok(ApiServer {
+        task,
+        endpoint: Endpoint::Pipe,
     })
 }
 

@@ -291,7 +291,7 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
     #[cfg(windows)]
     if let Some(instance) = &args.target.instance {
         if args.names.is_empty() && !args.all {
-            return crate::os::windows::scm_action(instance, action);
+            return crate::os::scm::scm_action(instance, action);
         }
     }
     if args.names.is_empty() && !args.all {
