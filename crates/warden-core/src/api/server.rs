@@ -868,70 +868,121 @@ async fn follow_task(
     out: mpsc::Sender<Bytes>,
     recover: Option<std::sync::Weak<dyn LogSource>>,
 ) {
-    let mut last = backlog.last().map(|l| l.seq).max(start_after);
+    let mut follow = Follow {
+        last: backlog.last().map(|l| l.seq).max(start_after),
+        filter,
+        chunk: Vec::new(),
+    };
     for line in &backlog {
-        if out.send(ndjson(&LogLineJson::from(line))).await.is_err() {
+        follow.push(line);
+        if follow.chunk.len() >= FOLLOW_CHUNK && !follow.flush(&out).await {
             return;
         }
     }
+    if !follow.flush(&out).await {
+        return;
+    }
     loop {
-        let received = tokio::select! {
+        let first = tokio::select! {
             () = out.closed() => return,
             r = live.recv() => r,
         };
-        let chunks = match received {
-            Ok(line) => {
-                if last.is_some_and(|s| line.seq <= s) {
-                    continue;
+        // Take whatever else is already there too, so a burst travels in few chunks.
+        let mut next = Some(first);
+        while let Some(received) = next.take() {
+            match received {
+                Ok(line) => follow.take(&line),
+                Err(RecvError::Lagged(n)) => {
+                    let Some(source) = recover.as_ref().and_then(std::sync::Weak::upgrade) else {
+                        if recover.is_some() {
+                            return;
+                        }
+                        follow
+                            .chunk
+                            .extend_from_slice(&ndjson(&FollowItem::Dropped { dropped: n }));
+                        break;
+                    };
+                    let missed = source.tail(usize::MAX, None);
+                    drop(source);
+                    follow.refill(&missed, n);
                 }
-                last = Some(line.seq);
-                if filter.is_some_and(|f| f != line.stream) {
-                    continue;
+                Err(RecvError::Closed) => {
+                    let _ = follow.flush(&out).await;
+                    return;
                 }
-                vec![ndjson(&LogLineJson::from(&line))]
             }
-            Err(RecvError::Lagged(n)) => {
-                let Some(source) = recover.as_ref().and_then(std::sync::Weak::upgrade) else {
-                    if recover.is_some() {
-                        return;
+            if follow.chunk.len() < FOLLOW_CHUNK {
+                next = match live.try_recv() {
+                    Ok(l) => Some(Ok(l)),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        Some(Err(RecvError::Lagged(n)))
                     }
-                    let chunk = ndjson(&FollowItem::Dropped { dropped: n });
-                    if out.send(chunk).await.is_err() {
-                        return;
-                    }
-                    continue;
+                    Err(broadcast::error::TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                    Err(broadcast::error::TryRecvError::Empty) => None,
                 };
-                let missed: Vec<LogLine> = source
-                    .tail(usize::MAX, None)
-                    .into_iter()
-                    .filter(|l| last.is_none_or(|s| l.seq > s))
-                    .collect();
-                drop(source);
-                let mut chunks = Vec::with_capacity(missed.len() + 1);
-                // What neither the broadcast nor the tail still holds is reported.
-                let gap = match (last, missed.first()) {
-                    (Some(s), Some(first)) => first.seq.saturating_sub(s + 1),
-                    (_, None) => n,
-                    (None, Some(_)) => 0,
-                };
-                if gap > 0 {
-                    chunks.push(ndjson(&FollowItem::Dropped { dropped: gap }));
-                }
-                for l in &missed {
-                    last = Some(l.seq);
-                    if filter.is_none_or(|f| f == l.stream) {
-                        chunks.push(ndjson(&LogLineJson::from(l)));
-                    }
-                }
-                chunks
-            }
-            Err(RecvError::Closed) => return,
-        };
-        for chunk in chunks {
-            if out.send(chunk).await.is_err() {
-                return;
             }
         }
+        if !follow.flush(&out).await {
+            return;
+        }
+    }
+}
+
+/// Flush a follow chunk at about this size.
+const FOLLOW_CHUNK: usize = 64 << 10;
+
+/// The state of one follow stream: the last sequence number sent (or skipped by the filter)
+/// and the chunk being built.
+struct Follow {
+    last: Option<u64>,
+    filter: Option<Stream>,
+    chunk: Vec<u8>,
+}
+
+impl Follow {
+    fn push(&mut self, line: &LogLine) {
+        self.last = Some(line.seq);
+        if self.filter.is_none_or(|f| f == line.stream) {
+            self.chunk
+                .extend_from_slice(&ndjson(&LogLineJson::from(line)));
+        }
+    }
+
+    /// A live line: skip what was sent already.
+    fn take(&mut self, line: &LogLine) {
+        if self.last.is_none_or(|s| line.seq > s) {
+            self.push(line);
+        }
+    }
+
+    /// After a lag of `n` lines: send what the tail still holds; report what it lost.
+    fn refill(&mut self, tail: &[LogLine], n: u64) {
+        let missed: Vec<&LogLine> = tail
+            .iter()
+            .filter(|l| self.last.is_none_or(|s| l.seq > s))
+            .collect();
+        // Sequence numbers start at 0 for each service.
+        let expected = self.last.map_or(0, |s| s + 1);
+        let gap = missed
+            .first()
+            .map_or(n, |first| first.seq.saturating_sub(expected));
+        if gap > 0 {
+            self.chunk
+                .extend_from_slice(&ndjson(&FollowItem::Dropped { dropped: gap }));
+        }
+        for l in missed {
+            self.push(l);
+        }
+    }
+
+    /// Send the chunk; `false` when the reader hung up.
+    async fn flush(&mut self, out: &mpsc::Sender<Bytes>) -> bool {
+        if self.chunk.is_empty() {
+            return true;
+        }
+        out.send(Bytes::from(std::mem::take(&mut self.chunk)))
+            .await
+            .is_ok()
     }
 }
 
@@ -1234,13 +1285,28 @@ mod tests {
         }
     }
 
+    /// The next NDJSON item; a chunk may hold several, kept in `pending`.
     async fn next_item(rx: &mut mpsc::Receiver<Bytes>) -> Value {
+        thread_local! {
+            static PENDING: std::cell::RefCell<std::collections::VecDeque<Value>> =
+                const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+        }
+        if let Some(v) = PENDING.with(|p| p.borrow_mut().pop_front()) {
+            return v;
+        }
         let chunk = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("in time")
             .expect("a chunk");
-        assert_eq!(chunk.last(), Some(&b'\n'));
-        serde_json::from_slice(&chunk).expect("json")
+        assert_eq!(chunk.last(), Some(&b'\n'), "chunks hold whole lines");
+        let mut items: std::collections::VecDeque<Value> = chunk
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("json"))
+            .collect();
+        let first = items.pop_front().expect("an item");
+        PENDING.with(|p| p.borrow_mut().extend(items));
+        first
     }
 
     #[tokio::test]
