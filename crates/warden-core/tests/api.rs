@@ -729,10 +729,12 @@ async fn a_stale_socket_is_replaced_and_a_live_one_refused() {
 /// without curl; `peer_allowed` is unit-tested in the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_user_gets_403() {
-    use std::os::unix::process::CommandExt;
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/bin/curl").exists() {
-        eprintln!("skipped: needs root and /usr/bin/curl");
+    if unsafe { libc::geteuid() } != 0
+        || !Path::new("/usr/bin/curl").exists()
+        || !Path::new("/usr/bin/setpriv").exists()
+    {
+        eprintln!("skipped: needs root, /usr/bin/curl and /usr/bin/setpriv");
         return;
     }
     let live = Live::start(&["a"]).await;
@@ -740,37 +742,46 @@ async fn another_user_gets_403() {
         .expect("chmod dir");
     std::fs::set_permissions(&live.socket, std::fs::Permissions::from_mode(0o666))
         .expect("chmod socket");
-    let socket = live.socket.clone();
-    let out = within(
-        "curl",
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new("/usr/bin/curl")
-                .args([
-                    "-s",
-                    "--max-time",
-                    "5",
-                    "-w",
-                    "\n%{http_code}",
-                    "--unix-socket",
-                ])
-                .arg(&socket)
-                .arg("http://warden/v1/status")
-                .uid(65534)
-                .gid(65534)
-                .output()
-                .expect("run curl")
-        }),
+    // Through warden's own spawn: its reaper owns waitpid in this process, so a std
+    // `Command::output` here could lose its child's status to it.
+    let spec = warden_core::process::SpawnSpec {
+        program: "/usr/bin/setpriv".into(),
+        args: [
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/curl",
+            "-s",
+            "--max-time",
+            "5",
+            "-w",
+            "\n%{http_code}",
+            "--unix-socket",
+        ]
+        .iter()
+        .map(Into::into)
+        .chain([
+            live.socket.clone().into_os_string(),
+            "http://warden/v1/status".into(),
+        ])
+        .collect(),
+        cwd: std::env::temp_dir(),
+        clear_env: false,
+        env: Vec::new(),
+        capture_output: true,
+    };
+    let mut child = warden_core::process::spawn(&spec).expect("run curl");
+    let mut stdout = child.take_stdout().expect("stdout");
+    let mut text = String::new();
+    within(
+        "curl's output",
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text),
     )
     .await
-    .expect("join");
-    let text = String::from_utf8_lossy(&out.stdout);
+    .expect("read");
+    within("curl to exit", child.wait()).await;
     let (body, code) = text.rsplit_once('\n').expect("code line");
-    assert_eq!(
-        code,
-        "403",
-        "curl: {text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(code, "403", "curl: {text}");
     let v: Value = serde_json::from_str(body).expect("json");
     assert!(v["error"].as_str().expect("error").contains("root"), "{v}");
     // Root itself is let in.
