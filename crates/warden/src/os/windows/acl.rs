@@ -210,7 +210,6 @@ pub fn grant(path: &Path, sid: &Sid, access: Access) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
 /// `old` (may be null: no DACL) with an allow entry for `sid` merged in.
 fn merged(old: *const ACL, sid: &Sid, access: Access, folder: bool) -> io::Result<Local<ACL>> {
     let entry = EXPLICIT_ACCESS_W {
@@ -238,6 +237,7 @@ fn merged(old: *const ACL, sid: &Sid, access: Access, folder: bool) -> io::Resul
     Ok(Local(new))
 }
 
+#[cfg(test)]
 /// The DACL of `path` as SDDL (`D:...`), to check what [`grant`] did.
 pub fn dacl_sddl(path: &Path) -> io::Result<String> {
     use windows_sys::Win32::Security::Authorization::{

@@ -13,6 +13,7 @@ use windows_service::service::{
     ServiceStartType, ServiceState, ServiceType,
 };
 use windows_service::service_manager::ServiceManagerAccess;
+use windows_sys::Win32::Foundation::ERROR_INVALID_LEVEL;
 
 use super::acl::{self, Access, Sid};
 use super::eventlog;
@@ -411,20 +412,34 @@ fn configure(
     service
         .set_description(&description)
         .map_err(|e| fail("description", &e))?;
+    // Delayed start, recovery and preshutdown are settings of Windows Vista and later; a
+    // system without them (Wine 8 lacks delayed start and the recovery flag) still gets a
+    // working service, with a warning.
+    let optional = |what: &str, r: windows_service::Result<()>| match r {
+        Err(e) if scm::os_code(&e) == Some(ERROR_INVALID_LEVEL) => {
+            eprintln!(
+                "warden: warning: this system does not support the {what} of a service; skipped"
+            );
+            Ok(())
+        }
+        Err(e) => Err(fail(what, &e)),
+        Ok(()) => Ok(()),
+    };
     if delayed {
-        service
-            .set_delayed_auto_start(true)
-            .map_err(|e| fail("delayed start", &e))?;
+        optional("delayed start", service.set_delayed_auto_start(true))?;
     }
-    service
-        .update_failure_actions(recovery_actions())
-        .map_err(|e| fail("recovery actions", &e))?;
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .map_err(|e| fail("recovery flag", &e))?;
-    service
-        .set_preshutdown_timeout(preshutdown_timeout(config))
-        .map_err(|e| fail("preshutdown timeout", &e))?;
+    optional(
+        "recovery actions",
+        service.update_failure_actions(recovery_actions()),
+    )?;
+    optional(
+        "recovery on non-crash failures",
+        service.set_failure_actions_on_non_crash_failures(true),
+    )?;
+    optional(
+        "preshutdown timeout",
+        service.set_preshutdown_timeout(preshutdown_timeout(config)),
+    )?;
     Ok(())
 }
 
