@@ -23,6 +23,7 @@ cd "$WARDEN_ROOT" || exit 1
 target=x86_64-pc-windows-gnu
 bin="$CARGO_TARGET_DIR/$target/debug"
 name="wsvc-sh-$$"
+crash="wsvc-kill-$$"
 passed=0
 failed=0
 start_time=$(date +%s)
@@ -38,7 +39,9 @@ check() {
 
 keepalive_pid=""
 cleanup() {
-    timeout 90 wine "$bin/warden.exe" uninstall "$name" --purge >/dev/null 2>&1 || true
+    for n in "$name" "$crash"; do
+        timeout 90 wine "$bin/warden.exe" uninstall "$n" --purge >/dev/null 2>&1 || true
+    done
     if [ -n "$keepalive_pid" ]; then
         kill "$keepalive_pid" 2>/dev/null || true
         wait "$keepalive_pid" 2>/dev/null || true
@@ -123,7 +126,31 @@ check "uninstall --purge" grep -q "^uninstalled service \"$name\"; removed" <<<"
 check "sc query fails after uninstall" test -z "$(state "$name")"
 check "the ProgramData folder is gone" test ! -e "$dir"
 
-# 2. The Rust tests (output kept for the log; their counts are added to ours).
+# 2. warden killed (as by a crash): its child dies with it (Job Object, kill-on-close).
+# Wine's SCM does not notice the death (it still says RUNNING and applies no recovery
+# action; Windows would restart warden after 1 s), so uninstall deletes it anyway.
+timeout 60 wine "$bin/warden.exe" install "$crash" -- "$child_w" --print-pid --sleep forever >/dev/null 2>&1
+wine sc start "$crash" >/dev/null
+check "sc start $crash -> RUNNING" wait_state "$crash" RUNNING
+check "warden.log of $crash says it supervises" \
+    wait_log "$WINEPREFIX/drive_c/ProgramData/warden/$crash/state/warden.log" 'supervising 1 service'
+wpid="$(pgrep -f "warden.exe service-run --name $crash " || true)"
+check "found the warden.exe of $crash" test -n "$wpid"
+[ -n "$wpid" ] && kill -9 $wpid
+gone() { # gone PATTERN: no process matches within 10 s
+    local deadline=$(($(date +%s) + 10))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        pgrep -f "$1" >/dev/null || return 0
+        sleep 0.2
+    done
+    return 1
+}
+check "its child died with the killed warden" gone "$child_pattern --print-pid --sleep forever"
+out="$(timeout 90 wine "$bin/warden.exe" uninstall "$crash" --purge 2>&1)"
+echo "  $out"
+check "uninstall after the kill" test -z "$(state "$crash")"
+
+# 3. The Rust tests (output kept for the log; their counts are added to ours).
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 run_tests() { # run_tests LABEL CARGO-ARGS...
     local label="$1" out rc p f

@@ -567,27 +567,33 @@ pub fn uninstall(name: &str, purge: bool) -> Result<(), Failure> {
         ))
     })?;
     if status.current_state != ServiceState::Stopped {
-        if status.current_state != ServiceState::StopPending {
-            service.stop().map_err(|e| {
-                Failure::failed(format!(
-                    "cannot stop service \"{name}\": {}",
-                    scm::describe(&e)
-                ))
-            })?;
-        }
-        match scm::wait_for(&service, ServiceState::Stopped, WAIT) {
-            Ok(Some(_)) | Err(WaitError::Stopped(_)) => {}
-            Ok(None) => {
-                return Err(Failure::failed(format!(
-                    "service \"{name}\" did not stop within {}s; nothing was deleted",
-                    WAIT.as_secs()
-                )));
-            }
-            Err(WaitError::Query(e)) => {
-                return Err(Failure::failed(format!(
-                    "cannot query service \"{name}\": {}",
-                    scm::describe(&e)
-                )));
+        let stop = if status.current_state == ServiceState::StopPending {
+            Ok(())
+        } else {
+            service.stop().map(drop)
+        };
+        if let Err(e) = stop {
+            // The SCM cannot reach the process (it crashed, or Wine lost it): delete anyway;
+            // Windows removes a running service once it stops.
+            eprintln!(
+                "warden: warning: cannot stop service \"{name}\" ({}); deleting it anyway",
+                scm::describe(&e)
+            );
+        } else {
+            match scm::wait_for(&service, ServiceState::Stopped, WAIT) {
+                Ok(Some(_)) | Err(WaitError::Stopped(_)) => {}
+                Ok(None) => {
+                    return Err(Failure::failed(format!(
+                        "service \"{name}\" did not stop within {}s; nothing was deleted",
+                        WAIT.as_secs()
+                    )));
+                }
+                Err(WaitError::Query(e)) => {
+                    return Err(Failure::failed(format!(
+                        "cannot query service \"{name}\": {}",
+                        scm::describe(&e)
+                    )));
+                }
             }
         }
     }
