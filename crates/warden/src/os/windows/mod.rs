@@ -1,22 +1,56 @@
-//! Windows service integration. (Skeleton: replaced by the real one.)
+//! warden as a real Windows service: the Service Control Manager (SCM) integration.
+//!
+//! The life cycle, in the order things happen:
+//!
+//! 1. `warden install NAME -c FILE` (or `-- PROGRAM ARGS...`, which first writes
+//!    `%ProgramData%\warden\NAME\warden.toml`) validates the config, registers the event
+//!    source `warden`, and creates the service NAME whose command line is
+//!    `"<warden.exe>" service-run --name NAME -c "<FILE>"`, with SCM recovery actions
+//!    (restart after 1 s, 5 s, 30 s, also for a non-zero exit code) and a preshutdown
+//!    timeout of the config's `shutdown_timeout` + 10 s. See [`install`].
+//! 2. The SCM starts `warden service-run`, which hands the process over to the SCM's
+//!    dispatcher; the service main reports `START_PENDING`, runs the supervisor on a tokio
+//!    runtime, reports `RUNNING` once every autostart service had its first start, turns
+//!    `STOP`/`SHUTDOWN`/`PRESHUTDOWN` into a graceful stop (`STOP_PENDING` with an advancing
+//!    checkpoint) and `PARAMCHANGE` into a reload, and always ends in `STOPPED`, with a
+//!    service-specific exit code when it stopped because of an error. See [`service`].
+//! 3. `warden uninstall NAME [--purge]` stops the service (bounded wait) and deletes it.
+//!
+//! Exit codes follow the CLI's: 1 the operation failed (not elevated, already installed,
+//! not installed...), 2 usage or config error.
+
+mod acl;
+pub mod eventlog;
+mod install;
+mod scm;
+mod service;
 
 use std::path::Path;
 
 use super::InstallOptions;
 use crate::Failure;
 
-pub fn install(_opts: &InstallOptions) -> Result<(), Failure> {
-    Err(Failure::failed("not implemented"))
+/// `warden install`.
+pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
+    install::install(opts)
 }
 
-pub fn uninstall(_name: &str, _purge: bool) -> Result<(), Failure> {
-    Err(Failure::failed("not implemented"))
+/// `warden uninstall`.
+pub fn uninstall(name: &str, purge: bool) -> Result<(), Failure> {
+    install::uninstall(name, purge)
 }
 
-pub fn service_run(_name: &str, _config: &Path) -> Result<(), Failure> {
-    Err(Failure::failed("not implemented"))
+/// `warden service-run` (started by the SCM).
+pub fn service_run(name: &str, config: &Path) -> Result<(), Failure> {
+    service::run(name, config)
 }
 
-pub fn ctrl_c(_pid: u32) -> Result<(), Failure> {
-    Err(Failure::failed("not implemented"))
+/// `warden __ctrl-c PID`: deliver a console Ctrl-C to the console of process `pid` (run in a
+/// process of its own by the process layer). Exit 0 when sent; otherwise the helper's code
+/// (2 could not attach, 3 could not raise the event), silently.
+pub fn ctrl_c(pid: u32) -> Result<(), Failure> {
+    match warden_core::process::Child::ctrl_c_helper_main(pid) {
+        0 => Ok(()),
+        code => Err(Failure::new(u8::try_from(code).unwrap_or(1), "")),
+    }
 }

@@ -1,0 +1,169 @@
+//! Small helpers around the SCM: opening it, turning its error codes into the messages
+//! people read, waiting for a service to reach a state.
+
+use std::time::{Duration, Instant};
+
+use windows_service::service::{Service, ServiceState, ServiceStatus};
+use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+use windows_sys::Win32::Foundation::{
+    ERROR_ACCESS_DENIED, ERROR_DUPLICATE_SERVICE_NAME, ERROR_INVALID_NAME,
+    ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_EXISTS, ERROR_SERVICE_MARKED_FOR_DELETE,
+};
+
+use crate::Failure;
+
+/// The Win32 error code inside a `windows-service` error, if it carries one.
+pub fn os_code(e: &windows_service::Error) -> Option<u32> {
+    match e {
+        windows_service::Error::Winapi(io) => io.raw_os_error().map(|c| c as u32),
+        _ => None,
+    }
+}
+
+/// The message for an error of `windows-service`: the OS error's text, or the crate's.
+pub fn describe(e: &windows_service::Error) -> String {
+    match e {
+        windows_service::Error::Winapi(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// What was being done when the SCM said no; decides the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Opening the SCM itself (with the rights the command needs).
+    OpenManager,
+    /// Creating the service.
+    Create,
+    /// Opening an existing service.
+    Open,
+}
+
+/// Map an SCM error code to the failure warden reports. `command` is `install` or
+/// `uninstall`; `name` the service.
+pub fn failure(op: Op, command: &str, name: &str, code: Option<u32>, text: &str) -> Failure {
+    match (op, code) {
+        (_, Some(ERROR_ACCESS_DENIED)) => Failure::failed(format!(
+            "warden {command} needs an elevated (Administrator) prompt"
+        )),
+        (Op::Create, Some(ERROR_SERVICE_EXISTS)) => {
+            Failure::failed(format!("service \"{name}\" already exists"))
+        }
+        (Op::Create, Some(ERROR_DUPLICATE_SERVICE_NAME)) => Failure::failed(format!(
+            "service \"{name}\": another service already uses this name or display name"
+        )),
+        (Op::Create, Some(ERROR_SERVICE_MARKED_FOR_DELETE)) => Failure::failed(format!(
+            "service \"{name}\" is being deleted; close the programs that hold it open (services.msc) and try again"
+        )),
+        (_, Some(ERROR_INVALID_NAME)) => {
+            Failure::new(2, format!("invalid service name \"{name}\""))
+        }
+        (Op::Open, Some(ERROR_SERVICE_DOES_NOT_EXIST)) => {
+            Failure::failed(format!("service \"{name}\" is not installed"))
+        }
+        (Op::OpenManager, _) => {
+            Failure::failed(format!("cannot open the service control manager: {text}"))
+        }
+        (Op::Create, _) => Failure::failed(format!("cannot create service \"{name}\": {text}")),
+        (Op::Open, _) => Failure::failed(format!("cannot open service \"{name}\": {text}")),
+    }
+}
+
+/// Open the local SCM with `access`, mapping "access denied" to the elevation message.
+pub fn open_manager(
+    command: &str,
+    access: ServiceManagerAccess,
+) -> Result<ServiceManager, Failure> {
+    ServiceManager::local_computer(None::<&str>, access)
+        .map_err(|e| failure(Op::OpenManager, command, "", os_code(&e), &describe(&e)))
+}
+
+/// Poll the service's status until it is `want`, it is `STOPPED` when that was not wanted
+/// (returned as `Err(status)`), or `timeout` passed (`Ok(None)`). The SCM has no simpler
+/// portable notification than polling (what `sc` and NSSM do), so this polls every 100 ms.
+pub fn wait_for(
+    service: &Service,
+    want: ServiceState,
+    timeout: Duration,
+) -> Result<Option<ServiceStatus>, WaitError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = service.query_status().map_err(WaitError::Query)?;
+        if status.current_state == want {
+            return Ok(Some(status));
+        }
+        if status.current_state == ServiceState::Stopped {
+            return Err(WaitError::Stopped(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Why [`wait_for`] gave up early.
+#[derive(Debug)]
+pub enum WaitError {
+    Query(windows_service::Error),
+    /// The service stopped (its exit code is in the status).
+    Stopped(ServiceStatus),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_denied_asks_for_an_elevated_prompt() {
+        for op in [Op::OpenManager, Op::Create, Op::Open] {
+            let f = failure(op, "install", "sync", Some(ERROR_ACCESS_DENIED), "denied");
+            assert_eq!(f.code, 1);
+            assert_eq!(
+                f.message,
+                "warden install needs an elevated (Administrator) prompt"
+            );
+        }
+        let f = failure(Op::Open, "uninstall", "sync", Some(ERROR_ACCESS_DENIED), "");
+        assert_eq!(
+            f.message,
+            "warden uninstall needs an elevated (Administrator) prompt"
+        );
+    }
+
+    #[test]
+    fn an_existing_service_is_named() {
+        let f = failure(
+            Op::Create,
+            "install",
+            "sync",
+            Some(ERROR_SERVICE_EXISTS),
+            "",
+        );
+        assert_eq!(
+            (f.code, f.message.as_str()),
+            (1, "service \"sync\" already exists")
+        );
+    }
+
+    #[test]
+    fn a_missing_service_is_not_installed() {
+        let f = failure(
+            Op::Open,
+            "uninstall",
+            "nope",
+            Some(ERROR_SERVICE_DOES_NOT_EXIST),
+            "",
+        );
+        assert_eq!(
+            (f.code, f.message.as_str()),
+            (1, "service \"nope\" is not installed")
+        );
+    }
+
+    #[test]
+    fn other_errors_keep_the_os_text() {
+        let f = failure(Op::Create, "install", "sync", Some(5_000), "boom");
+        assert_eq!(f.message, "cannot create service \"sync\": boom");
+    }
+}

@@ -1,0 +1,379 @@
+//! warden as a Windows service, end to end: `warden install`, the SCM starting
+//! `warden service-run`, controls (stop, paramchange), recovery-relevant exit codes,
+//! `warden uninstall`. Needs the right to create services (an elevated prompt on Windows;
+//! any Wine prefix). Run under Wine by `tools/wine/winsvc-test.sh`.
+//!
+//! Each test uses its own service name (`wt-TAG-PID`) and temp dir, so they run in
+//! parallel; a guard uninstalls the service whatever happens.
+
+#![cfg(windows)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use windows_service::service::{ServiceAccess, ServiceExitCode, ServiceState, ServiceStatus};
+use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+use windows_sys::Win32::Foundation::{CloseHandle, WAIT_TIMEOUT};
+use windows_sys::Win32::System::Services::{
+    ControlService, SERVICE_CONTROL_PARAMCHANGE, SERVICE_STATUS,
+};
+use windows_sys::Win32::System::Threading::{
+    OpenProcess, PROCESS_SYNCHRONIZE, WaitForSingleObject,
+};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn warden() -> PathBuf {
+    std::path::absolute(env!("CARGO_BIN_EXE_warden")).expect("absolute warden.exe")
+}
+
+/// test-child.exe, built next to warden.exe (`cargo build -p test-child`).
+fn test_child() -> PathBuf {
+    let p = warden().with_file_name("test-child.exe");
+    assert!(
+        p.is_file(),
+        "{} missing: cargo build -p test-child --target x86_64-pc-windows-gnu",
+        p.display()
+    );
+    p
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(warden())
+        .args(args)
+        .output()
+        .expect("run warden");
+    eprintln!(
+        "$ warden {}\n  exit {:?}\n  stdout: {}\n  stderr: {}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Uninstalls the service (with `--purge`) when the test ends, however it ends.
+struct Installed(String);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new(warden())
+            .args(["uninstall", &self.0, "--purge"])
+            .output();
+    }
+}
+
+fn name(tag: &str) -> String {
+    format!("wt-{tag}-{}", std::process::id())
+}
+
+fn program_data() -> PathBuf {
+    std::env::var_os("ProgramData").map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from)
+}
+
+fn manager() -> ServiceManager {
+    ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT).expect("open SCM")
+}
+
+fn status(name: &str) -> Option<ServiceStatus> {
+    manager()
+        .open_service(name, ServiceAccess::QUERY_STATUS)
+        .ok()
+        .and_then(|s| s.query_status().ok())
+}
+
+fn wait_state(name: &str, want: ServiceState) -> ServiceStatus {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let s = status(name).expect("service exists");
+        if s.current_state == want {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: still {:?} after {DEADLINE:?}, wanted {want:?}",
+            s.current_state
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Wait until `f` holds for the contents of `path` (missing = empty).
+fn wait_file(path: &Path, what: &str, f: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let t = std::fs::read_to_string(path).unwrap_or_default();
+        if f(&t) {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no {what} after {DEADLINE:?}; it has:\n{t}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: plain calls; the handle is closed below.
+    unsafe {
+        let h = OpenProcess(PROCESS_SYNCHRONIZE, 0, pid);
+        if h.is_null() {
+            return false;
+        }
+        let r = WaitForSingleObject(h, 0);
+        CloseHandle(h);
+        r == WAIT_TIMEOUT
+    }
+}
+
+fn start(name: &str) {
+    let svc = manager()
+        .open_service(name, ServiceAccess::START)
+        .expect("open service");
+    svc.start::<&str>(&[]).expect("start service");
+}
+
+fn stop(name: &str) {
+    let svc = manager()
+        .open_service(name, ServiceAccess::STOP)
+        .expect("open service");
+    svc.stop().expect("stop service");
+}
+
+fn paramchange(name: &str) {
+    let svc = manager()
+        .open_service(name, ServiceAccess::PAUSE_CONTINUE)
+        .expect("open service");
+    // SAFETY: a valid service handle; a zeroed status buffer to fill.
+    let ok = unsafe {
+        let mut st: SERVICE_STATUS = std::mem::zeroed();
+        // windows-service uses windows-sys 0.52, whose SC_HANDLE is an isize.
+        ControlService(
+            svc.raw_handle() as *mut std::ffi::c_void,
+            SERVICE_CONTROL_PARAMCHANGE,
+            &raw mut st,
+        )
+    };
+    assert_ne!(ok, 0, "paramchange: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn quick_install_runs_reloads_stops_and_uninstalls() {
+    let name = name("quick");
+    let child = test_child();
+    let child = child.to_string_lossy();
+    let out = run(&[
+        "install",
+        &name,
+        "--",
+        &child,
+        "--print-pid",
+        "--sleep",
+        "forever",
+    ]);
+    let _guard = Installed(name.clone());
+    assert_eq!(out.status.code(), Some(0));
+    let dir = program_data().join("warden").join(&name);
+    let config = dir.join("warden.toml");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!(
+            "installed service \"{name}\" (start: auto); config {}",
+            config.display()
+        )
+    );
+
+    // A second install of the same name is refused, and leaves the config alone.
+    let before = std::fs::read_to_string(&config).expect("config written");
+    let again = run(&["install", &name, "--", &child]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains(&format!("service \"{name}\" already exists")),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&config).expect("config"), before);
+
+    start(&name);
+    wait_state(&name, ServiceState::Running);
+    let out_log = dir.join("logs").join(format!("{name}.out.log"));
+    let pid_line = wait_file(&out_log, "pid line", |t| t.ends_with('\n'));
+    let pid: u32 = pid_line.trim().parse().expect("a pid");
+    assert!(alive(pid), "the child {pid} runs");
+
+    let warden_log = dir.join("state").join("warden.log");
+    wait_file(&warden_log, "supervising line", |t| {
+        t.contains("supervising 1 service")
+    });
+    paramchange(&name);
+    wait_file(&warden_log, "reload after PARAMCHANGE", |t| {
+        t.contains("reloaded:")
+    });
+
+    stop(&name);
+    let stopped = wait_state(&name, ServiceState::Stopped);
+    assert_eq!(stopped.exit_code, ServiceExitCode::NO_ERROR);
+    assert!(!alive(pid), "the child {pid} was stopped with the service");
+    wait_file(&warden_log, "all services stopped", |t| {
+        t.contains("all services stopped")
+    });
+
+    let out = run(&["uninstall", &name, "--purge"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(status(&name).is_none(), "the service is gone");
+    assert!(!dir.exists(), "--purge removed {}", dir.display());
+    let out = run(&["uninstall", &name]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(&format!("service \"{name}\" is not installed")));
+}
+
+#[test]
+fn config_install_now_restarts_a_crashing_child() {
+    let name = name("crash");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("warden.toml");
+    let child = test_child();
+    std::fs::write(
+        &config,
+        format!(
+            "[services.crash]\ncommand = [{:?}, \"--sleep\", \"200ms\", \"--exit\", \"1\"]\nrestart = \"on-failure\"\nbackoff = {{ initial = \"100ms\", max = \"200ms\" }}\n",
+            child.to_string_lossy()
+        ),
+    )
+    .expect("write config");
+    let cfg = config.to_string_lossy();
+    let out = run(&["install", &name, "-c", &cfg, "--start", "manual", "--now"]);
+    let _guard = Installed(name.clone());
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "installed service \"{name}\" (start: manual); config {}",
+            config.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("is running"), "{stdout}");
+    assert_eq!(
+        status(&name).map(|s| s.current_state),
+        Some(ServiceState::Running)
+    );
+    let log = tmp.path().join(".warden").join("warden.log");
+    wait_file(&log, "three starts", |t| {
+        t.matches("started (pid").count() >= 3
+    });
+    let out = run(&["uninstall", &name]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_config_error_at_start_stops_with_service_specific_code_2() {
+    let name = name("badcfg");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("warden.toml");
+    let child = test_child();
+    std::fs::write(
+        &config,
+        format!(
+            "[services.ok]\ncommand = [{:?}, \"--sleep\", \"forever\"]\n",
+            child.to_string_lossy()
+        ),
+    )
+    .expect("write config");
+    let out = run(&[
+        "install",
+        &name,
+        "-c",
+        &config.to_string_lossy(),
+        "--start",
+        "manual",
+    ]);
+    let _guard = Installed(name.clone());
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::write(&config, "[services.ok]\ncomand = [\"x\"]\n").expect("break config");
+    start(&name);
+    let s = wait_state(&name, ServiceState::Stopped);
+    assert_eq!(s.exit_code, ServiceExitCode::ServiceSpecific(2));
+    let log = wait_file(
+        &tmp.path().join(".warden").join("warden.log"),
+        "error",
+        |t| t.contains("comand"),
+    );
+    assert!(log.contains("config error"), "{log}");
+}
+
+#[test]
+fn install_with_a_bad_config_exits_2_and_creates_nothing() {
+    let name = name("invalid");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("warden.toml");
+    std::fs::write(&config, "[services.x]\ncomand = [\"x\"]\n").expect("write config");
+    let out = run(&["install", &name, "-c", &config.to_string_lossy()]);
+    let _guard = Installed(name.clone());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("comand"), "{err}");
+    assert!(status(&name).is_none());
+}
+
+#[test]
+fn install_as_local_service_records_the_account() {
+    let name = name("account");
+    let child = test_child();
+    let out = run(&[
+        "install",
+        &name,
+        "--user",
+        "LocalService",
+        "--start",
+        "delayed",
+        "--depends-on",
+        "RpcSs",
+        "--display-name",
+        "Account test",
+        "--",
+        &child.to_string_lossy(),
+    ]);
+    let _guard = Installed(name.clone());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("(start: delayed)"));
+    let svc = manager()
+        .open_service(&name, ServiceAccess::QUERY_CONFIG)
+        .expect("open");
+    let cfg = svc.query_config().expect("config");
+    assert_eq!(
+        cfg.account_name.map(|a| a.to_string_lossy().to_lowercase()),
+        Some(r"nt authority\localservice".to_owned())
+    );
+    assert_eq!(cfg.display_name.to_string_lossy(), "Account test");
+    let command = cfg.executable_path.to_string_lossy().into_owned();
+    assert!(
+        command.contains(&format!("service-run --name {name} -c ")),
+        "{command}"
+    );
+    drop(svc);
+    let out = run(&["uninstall", &name, "--purge"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn service_run_outside_the_scm_exits_2() {
+    let out = run(&["service-run", "--name", "wt-none", "-c", "warden.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("warden up"));
+}
+
+#[test]
+fn uninstall_of_an_unknown_service_exits_1() {
+    let out = run(&["uninstall", &name("missing")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is not installed"));
+}

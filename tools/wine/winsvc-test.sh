@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# warden as a Windows service, tested under Wine: install, start through the SCM, the
+# child's log, stop (no child left), uninstall, a second install refused; then the Rust
+# tests (unit tests of crates/warden/src/os/windows, end-to-end tests in
+# crates/warden/tests/windows_service.rs: paramchange -> reload, crash restarts, config
+# error -> STOPPED with service-specific code 2, accounts).
+#
+#   tools/wine/winsvc-test.sh              setup (idempotent), build, all checks
+#   tools/wine/winsvc-test.sh --no-setup   skip tools/wine/setup.sh
+#
+# Prints `N passed, N failed` at the end; exits non-zero if anything failed. Cleanup always
+# runs: the services it installed are uninstalled, the keep-alive ended, `wineserver -k`.
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [ "${1:-}" != "--no-setup" ]; then
+    "$here/setup.sh" || exit 1
+fi
+# shellcheck source=tools/wine/env.sh
+source "$here/env.sh"
+cd "$WARDEN_ROOT" || exit 1
+
+target=x86_64-pc-windows-gnu
+bin="$CARGO_TARGET_DIR/$target/debug"
+name="wsvc-sh-$$"
+crash="wsvc-kill-$$"
+passed=0
+failed=0
+start_time=$(date +%s)
+
+pass() { passed=$((passed + 1)); printf 'ok   %s\n' "$*"; }
+fail() { failed=$((failed + 1)); printf 'FAIL %s\n' "$*"; }
+# check DESCRIPTION COMMAND...: pass if COMMAND succeeds.
+check() {
+    local what="$1"
+    shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+keepalive_pid=""
+cleanup() {
+    for n in "$name" "$crash"; do
+        timeout 90 wine "$bin/warden.exe" uninstall "$n" --purge >/dev/null 2>&1 || true
+    done
+    if [ -n "$keepalive_pid" ]; then
+        kill "$keepalive_pid" 2>/dev/null || true
+        wait "$keepalive_pid" 2>/dev/null || true
+    fi
+    wineserver -k 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# Wine ends service processes when no ordinary Wine process is left: keep one alive.
+wine "$WARDEN_WINE_TOOLS/keepalive.exe" &
+keepalive_pid=$!
+
+if ! cargo build --locked --target "$target" -p warden -p test-child; then
+    fail "build"
+    printf '%d passed, %d failed\n' "$passed" "$failed"
+    exit 1
+fi
+
+# The state of service $1 per `sc query` (RUNNING, STOPPED...), empty if it does not exist.
+state() { wine sc query "$1" 2>/dev/null | awk '/STATE/ {print $4}' | tr -d '\r'; }
+# wait_state NAME STATE [SECONDS]
+wait_state() {
+    local deadline=$(($(date +%s) + ${3:-30}))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        [ "$(state "$1")" = "$2" ] && return 0
+        sleep 0.2
+    done
+    echo "  $1 is '$(state "$1")', not $2" >&2
+    return 1
+}
+# test-child.exe processes started from this worktree's build (as Linux sees them; other
+# worktrees' tests may run their own copies meanwhile).
+child_pattern="${bin#/}"
+child_pattern="${child_pattern//\//.}.test-child\.exe"
+children() { pgrep -f "$child_pattern --print-pid --sleep forever" || true; }
+
+child_w="$(winepath -w "$bin/test-child.exe")"
+dir="$WINEPREFIX/drive_c/ProgramData/warden/$name"
+
+# 1. The quick form.
+out="$(timeout 60 wine "$bin/warden.exe" install "$name" -- "$child_w" --print-pid --sleep forever 2>&1)"
+echo "  $out"
+check "install $name -- test-child.exe" \
+    grep -q "^installed service \"$name\" (start: auto); config C:\\\\ProgramData\\\\warden\\\\$name\\\\warden.toml" <<<"$out"
+check "the generated config exists" test -f "$dir/warden.toml"
+
+out="$(timeout 60 wine "$bin/warden.exe" install "$name" -- "$child_w" 2>&1)"
+rc=$?
+check "a second install is refused (exit 1: $out)" \
+    test "$rc" = 1 -a "$(grep -c "service \"$name\" already exists" <<<"$out")" = 1
+
+t0=$(date +%s.%N)
+wine sc start "$name" >/dev/null
+check "sc start -> RUNNING" wait_state "$name" RUNNING
+t1=$(date +%s.%N)
+printf '  start to RUNNING: %.2fs\n' "$(echo "$t1 - $t0" | bc)"
+
+log="$dir/logs/$name.out.log"
+wait_log() { # wait_log FILE PATTERN
+    local deadline=$(($(date +%s) + 20))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        grep -qE "$2" "$1" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    return 1
+}
+check "the child's log under ProgramData gets its pid" wait_log "$log" '^[0-9]+'
+check "a test-child.exe process runs" test -n "$(children)"
+check "warden.log says it supervises" wait_log "$dir/state/warden.log" 'supervising 1 service'
+
+t0=$(date +%s.%N)
+wine sc stop "$name" >/dev/null
+check "sc stop -> STOPPED" wait_state "$name" STOPPED
+t1=$(date +%s.%N)
+printf '  stop to STOPPED: %.2fs\n' "$(echo "$t1 - $t0" | bc)"
+check "no test-child.exe left after the stop" test -z "$(children)"
+check "warden.log says all stopped" wait_log "$dir/state/warden.log" 'all services stopped'
+
+out="$(timeout 90 wine "$bin/warden.exe" uninstall "$name" --purge 2>&1)"
+echo "  $out"
+check "uninstall --purge" grep -q "^uninstalled service \"$name\"; removed" <<<"$out"
+check "sc query fails after uninstall" test -z "$(state "$name")"
+check "the ProgramData folder is gone" test ! -e "$dir"
+
+# 2. warden killed (as by a crash): its child dies with it (Job Object, kill-on-close).
+# Wine's SCM does not notice the death (it still says RUNNING and applies no recovery
+# action; Windows would restart warden after 1 s), so uninstall deletes it anyway.
+timeout 60 wine "$bin/warden.exe" install "$crash" -- "$child_w" --print-pid --sleep forever >/dev/null 2>&1
+wine sc start "$crash" >/dev/null
+check "sc start $crash -> RUNNING" wait_state "$crash" RUNNING
+check "warden.log of $crash says it supervises" \
+    wait_log "$WINEPREFIX/drive_c/ProgramData/warden/$crash/state/warden.log" 'supervising 1 service'
+wpid="$(pgrep -f "warden.exe service-run --name $crash " || true)"
+check "found the warden.exe of $crash" test -n "$wpid"
+[ -n "$wpid" ] && kill -9 $wpid
+gone() { # gone PATTERN: no process matches within 10 s
+    local deadline=$(($(date +%s) + 10))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        pgrep -f "$1" >/dev/null || return 0
+        sleep 0.2
+    done
+    return 1
+}
+check "its child died with the killed warden" gone "$child_pattern --print-pid --sleep forever"
+out="$(timeout 90 wine "$bin/warden.exe" uninstall "$crash" --purge 2>&1)"
+echo "  $out"
+check "uninstall after the kill" test -z "$(state "$crash")"
+
+# 3. The Rust tests (output kept for the log; their counts are added to ours).
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+run_tests() { # run_tests LABEL CARGO-ARGS...
+    local label="$1" out rc p f
+    shift
+    out="$(cargo test --locked --target "$target" -p warden "$@" 2>&1)"
+    rc=$?
+    printf '%s\n' "$out" | grep -E '^test |panicked|^\$ warden|^  (exit|stdout|stderr)' | sed 's/^/  /'
+    p=$(printf '%s\n' "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' | paste -sd+ | bc)
+    f=$(printf '%s\n' "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' | paste -sd+ | bc)
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then
+        printf '%s\n' "$out" | tail -20
+        fail "$label (cargo test exit $rc)"
+    fi
+}
+run_tests "unit tests os::windows" --bin warden -- os::windows
+run_tests "tests/windows_service.rs" --test windows_service
+
+check "no test-child.exe of this build left at the end" test -z "$(pgrep -f "$child_pattern" || true)"
+
+printf 'took %ss\n' "$(($(date +%s) - start_time))"
+printf '%d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" = 0 ]
