@@ -112,6 +112,22 @@ check "the child's log under ProgramData gets its pid" wait_log "$log" '^[0-9]+'
 check "a test-child.exe process runs" test -n "$(children)"
 check "warden.log says it supervises" wait_log "$dir/state/warden.log" 'supervising 1 service'
 
+# The control endpoint over the named pipe \\.\pipe\warden-svc-NAME.
+out="$(timeout 60 wine "$bin/warden.exe" status -n "$name" --json 2>&1)"
+check "status -n $name --json over the pipe shows it running" \
+    grep -q '"state": "running"' <<<"$out"
+pid1="$(grep -o '"pid": [0-9]*' <<<"$out" | tail -1 | grep -o '[0-9]*$')"
+out="$(timeout 60 wine "$bin/warden.exe" logs -n "$name" "$name" 2>&1)"
+check "logs -n $name $name prints the child's output ($pid1)" grep -q "^$pid1" <<<"$out"
+out="$(timeout 60 wine "$bin/warden.exe" restart -n "$name" "$name" 2>&1)"
+check "restart -n $name $name restarts its service ($out)" grep -q "^$name: running" <<<"$out"
+out="$(timeout 60 wine "$bin/warden.exe" status -n "$name" --json 2>&1)"
+pid2="$(grep -o '"pid": [0-9]*' <<<"$out" | tail -1 | grep -o '[0-9]*$')"
+check "the service has a new pid after the restart ($pid1 -> $pid2)" test -n "$pid2" -a "$pid1" != "$pid2"
+out="$(timeout 60 wine "$bin/warden.exe" status -n "no-such-instance-$$" 2>&1)"
+rc=$?
+check "status of an instance that is not running exits 3 ($rc)" test "$rc" = 3
+
 t0=$(date +%s.%N)
 wine sc stop "$name" >/dev/null
 check "sc stop -> STOPPED" wait_state "$name" STOPPED

@@ -96,10 +96,10 @@ async fn line_starting(
 async fn wait_for_file(path: &Path) -> String {
     tokio::time::timeout(DEADLINE, async {
         loop {
-            if let Ok(text) = std::fs::read_to_string(path) {
-                if !text.is_empty() {
-                    return text;
-                }
+            if let Ok(text) = std::fs::read_to_string(path)
+                && !text.is_empty()
+            {
+                return text;
             }
             // A marker written by another process: there is no event to wait on.
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -272,7 +272,7 @@ async fn relative_program_is_relative_to_cwd() {
 
 fn spawn_err(spec: &SpawnSpec) -> SpawnError {
     match process::spawn(spec) {
-        Ok(child) => panic!("{:?} started as pid {}", spec.program, child.pid()),
+        Ok(child) => panic!("{} started as pid {}", spec.program.display(), child.pid()),
         Err(e) => e,
     }
 }

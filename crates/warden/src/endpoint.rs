@@ -42,12 +42,23 @@ pub fn address(config: &Config, instance: Option<&str>) -> Address {
     }
     #[cfg(windows)]
     {
-        let id = match instance {
-            Some(name) => crate::os::instance_pipe_id(name),
-            None => warden_core::state::instance_marker(&config.path),
-        };
-        Address::Pipe(format!(r"\\.\pipe\warden-{id}"))
+        match instance {
+            Some(name) => instance_address(name),
+            None => Address::Pipe(format!(
+                r"\\.\pipe\warden-{}",
+                warden_core::state::instance_marker(&config.path)
+            )),
+        }
     }
+}
+
+/// The endpoint of the installed Windows service instance `name`.
+#[cfg(windows)]
+pub fn instance_address(name: &str) -> Address {
+    Address::Pipe(format!(
+        r"\\.\pipe\warden-{}",
+        crate::os::instance_pipe_id(name)
+    ))
 }
 
 /// The servers of a running warden; dropping it closes them.

@@ -54,7 +54,7 @@ fn descriptor(sddl: &str) -> io::Result<Descriptor> {
         ConvertStringSecurityDescriptorToSecurityDescriptorW(
             text.as_ptr(),
             SDDL_REVISION_1,
-            &mut sd,
+            &raw mut sd,
             std::ptr::null_mut(),
         )
     };
@@ -77,17 +77,24 @@ pub fn current_user_sid() -> io::Result<String> {
     }
     let mut token: HANDLE = std::ptr::null_mut();
     // SAFETY: the pseudo handle of the current process; `token` receives a real handle.
-    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &raw mut token) } == 0 {
         return Err(io::Error::last_os_error());
     }
     let token = Token(token);
     let mut len = 0u32;
     // SAFETY: asks for the size only.
-    unsafe { GetTokenInformation(token.0, TokenUser, std::ptr::null_mut(), 0, &mut len) };
+    unsafe { GetTokenInformation(token.0, TokenUser, std::ptr::null_mut(), 0, &raw mut len) };
     let mut buf = vec![0u64; (len as usize).div_ceil(8).max(1)];
     // SAFETY: `buf` holds `len` bytes, 8-aligned for TOKEN_USER.
-    if unsafe { GetTokenInformation(token.0, TokenUser, buf.as_mut_ptr().cast(), len, &mut len) }
-        == 0
+    if unsafe {
+        GetTokenInformation(
+            token.0,
+            TokenUser,
+            buf.as_mut_ptr().cast(),
+            len,
+            &raw mut len,
+        )
+    } == 0
     {
         return Err(io::Error::last_os_error());
     }
@@ -95,7 +102,7 @@ pub fn current_user_sid() -> io::Result<String> {
     let user = unsafe { &*buf.as_ptr().cast::<TOKEN_USER>() };
     let mut text: *mut u16 = std::ptr::null_mut();
     // SAFETY: the SID lives in `buf`; `text` receives a LocalAlloc'd string.
-    if unsafe { ConvertSidToStringSidW(user.User.Sid, &mut text) } == 0 {
+    if unsafe { ConvertSidToStringSidW(user.User.Sid, &raw mut text) } == 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: a NUL-terminated UTF-16 string from ConvertSidToStringSidW.
@@ -140,12 +147,10 @@ pub(super) fn bind(name: &str, ctx: Arc<ApiContext>) -> io::Result<tokio::task::
         loop {
             tokio::select! {
                 connected = server.connect() => {
-                    let next = match create(&name, false, &sd) {
-                        Ok(n) => n,
-                        Err(_) => {
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                            continue;
-                        }
+                    let Ok(next) = create(&name, false, &sd) else {
+                        // Out of handles or the like: try again shortly.
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
                     };
                     let client = std::mem::replace(&mut server, next);
                     if connected.is_ok() {

@@ -42,16 +42,24 @@ fn not_running(addr: &Address) -> Failure {
     )
 }
 
-async fn connect(target: &Target) -> Result<(Client, Config), Failure> {
-    #[cfg(not(windows))]
-    if target.instance.is_some() {
-        return Err(Failure::new(
-            2,
-            "-n/--instance names an installed Windows service; use -c FILE here",
-        ));
-    }
-    let config = target_config(target)?;
-    let addr = endpoint::address(&config, target.instance.as_deref());
+/// Connect to the warden of `target`; also returns its config (`None` for an installed
+/// instance, which is found by its name alone).
+async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
+    let (addr, config) = match &target.instance {
+        #[cfg(not(windows))]
+        Some(_) => {
+            return Err(Failure::new(
+                2,
+                "-n/--instance names an installed Windows service; use -c FILE here",
+            ));
+        }
+        #[cfg(windows)]
+        Some(name) => (endpoint::instance_address(name), None),
+        None => {
+            let config = target_config(target)?;
+            (endpoint::address(&config, None), Some(config))
+        }
+    };
     let client = match &addr {
         #[cfg(unix)]
         Address::Socket(p) => Client::connect(p).await,
@@ -230,7 +238,12 @@ fn detach(cmd: &mut std::process::Command) {
 /// `warden down`: stop every service, then wait until warden has exited.
 pub fn down(target: &Target) -> Result<(), Failure> {
     block_on(async {
+        #[cfg(windows)]
+        if let Some(instance) = &target.instance {
+            return crate::os::scm::scm_action(instance, Action::Stop);
+        }
         let (mut client, config) = connect(target).await?;
+        let config = config.ok_or_else(|| Failure::failed("no config to wait on"))?;
         let pid = client
             .status(&[])
             .await
@@ -289,10 +302,11 @@ pub fn status(target: &Target, names: &[String], json: bool) -> Result<(), Failu
 /// `warden start|stop|restart NAME... | --all`.
 pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
     #[cfg(windows)]
-    if let Some(instance) = &args.target.instance {
-        if args.names.is_empty() && !args.all {
-            return crate::os::scm::scm_action(instance, action);
-        }
+    if let Some(instance) = &args.target.instance
+        && args.names.is_empty()
+        && !args.all
+    {
+        return crate::os::scm::scm_action(instance, action);
     }
     if args.names.is_empty() && !args.all {
         return Err(Failure::new(2, "name the services to act on, or use --all"));

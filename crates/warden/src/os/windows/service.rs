@@ -353,6 +353,7 @@ async fn supervise(
         asks: rx,
         asks_tx: tx,
         on_ready,
+        instance: Some(name.to_owned()),
         on_stopping,
     };
     let outcome = supervisor::supervise(config, opts).await;
