@@ -407,6 +407,8 @@ fn every_default_value() {
 }
 
 #[test]
+// A rooted path replaces the config's dir but keeps its drive on Windows: what the config does.
+#[allow(clippy::join_absolute_paths)]
 fn every_value_set_explicitly() {
     let fx = Fixture::new();
     std::fs::create_dir(fx.dir().join("work")).expect("mkdir");
@@ -482,6 +484,8 @@ encoding = "utf-16le"
 }
 
 #[test]
+// A rooted path replaces the config's dir but keeps its drive on Windows: what the config does.
+#[allow(clippy::join_absolute_paths)]
 fn log_defaults_follow_log_dir() {
     let fx = Fixture::new();
     let config = fx.ok(&format!("[warden]\nlog_dir = \"/var/log/w\"\n{MINIMAL}"));
