@@ -34,15 +34,17 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sta
 /// Write `data` to `path` atomically: a sibling temporary file, flushed to disk, renamed
 /// over `path`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    write_atomic_mode(path, data, false)
+    write_replace(path, data, false, true)
 }
 
 /// Write a file only its owner can read (mode 0600 on Unix, from its creation), atomically.
 pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
-    write_atomic_mode(path, data, true)
+    write_replace(path, data, true, true)
 }
 
-fn write_atomic_mode(path: &Path, data: &[u8], private: bool) -> io::Result<()> {
+/// Write a sibling temporary file (mode 0600 if `private`), flush it to disk if `durable`,
+/// and rename it over `path`.
+fn write_replace(path: &Path, data: &[u8], private: bool, durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
@@ -61,7 +63,9 @@ fn write_atomic_mode(path: &Path, data: &[u8], private: bool) -> io::Result<()> 
         let _ = private;
         let mut f = opts.open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -137,9 +141,12 @@ impl StateDir {
     }
 
     /// Remember that `record`'s group runs (atomically replacing the previous record).
+    ///
+    /// Not flushed to disk: the record guards against a killed warden, whose writes the page
+    /// cache keeps; an fsync on every start would cost more than the start itself.
     pub fn save_group(&self, record: &GroupRecord) -> io::Result<()> {
         let data = serde_json::to_vec(record).map_err(io::Error::other)?;
-        write_atomic(&self.record_path(&record.service), &data)
+        write_replace(&self.record_path(&record.service), &data, false, false)
     }
 
     /// Forget the group of `service` (it ended).

@@ -311,7 +311,7 @@ impl Child {
         };
         #[cfg(target_os = "linux")]
         if self.tag.is_some() {
-            let procs = procfs::all();
+            let procs = procfs::own_children().unwrap_or_else(procfs::all);
             for pid in self.adopted_orphans(&procs) {
                 kill_pid(pid, signo);
             }
@@ -402,8 +402,11 @@ impl Child {
             return false;
         }
         #[cfg(target_os = "linux")]
-        if self.tag.is_some() && !self.adopted_orphans(&procfs::all()).is_empty() {
-            return false;
+        if self.tag.is_some() {
+            let procs = procfs::own_children().unwrap_or_else(procfs::all);
+            if !self.adopted_orphans(&procs).is_empty() {
+                return false;
+            }
         }
         true
     }
@@ -922,6 +925,19 @@ mod procfs {
     pub(super) fn stat(pid: u32) -> Option<Proc> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         parse_stat(pid, &text)
+    }
+
+    /// warden's own direct children (every thread's), with their stat: adopted orphans are
+    /// always among them, and this costs a few reads instead of a scan of all of `/proc`.
+    /// `None` where the kernel does not offer the `children` files.
+    #[cfg(target_os = "linux")]
+    pub(super) fn own_children() -> Option<Vec<Proc>> {
+        let mut out = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").ok()?.filter_map(Result::ok) {
+            let text = std::fs::read_to_string(task.path().join("children")).ok()?;
+            out.extend(text.split_ascii_whitespace().filter_map(|p| p.parse().ok()).filter_map(stat));
+        }
+        Some(out)
     }
 
     /// Every process visible now (those that vanish during the scan are skipped).
