@@ -1,1 +1,3 @@
-//! The control API. (Skeleton.)
+//! The control API: the status types (the JSON contract shared by the daemon and the CLI).
+
+pub mod types;

@@ -12,7 +12,15 @@ use std::time::Duration;
 
 use crate::process::Signal;
 
+mod diag;
+mod dotenv;
+mod expand;
 mod parse;
+mod reader;
+mod service;
+#[cfg(test)]
+mod tests;
+mod units;
 pub use parse::{load, load_str};
 
 /// The environment that `${VAR}` expansion reads from. Tests pass their own.
@@ -204,7 +212,7 @@ pub struct ConfigError {
     /// 1-based.
     pub col: usize,
     pub message: String,
-    /// "did you mean `command`?", "write `${PORT:-8080}` to give a default", ...
+    /// `did you mean "command"?`, `write ${PORT:-default} to give a default`, ...
     pub hint: Option<String>,
 }
 
@@ -237,14 +245,14 @@ pub struct ConfigErrors {
     pub errors: Vec<ConfigError>,
 }
 
-/// Parse a duration: `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1h30m"`, `"0"`.
+/// Parse a duration: `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1h30m"`, `"1.5s"`, `"0"`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    parse::parse_duration(s)
+    units::parse_duration(s)
 }
 
 /// Parse a size: `"10MiB"`, `"500KB"`, `"1GiB"`, `"4096"` (bytes).
 pub fn parse_size(s: &str) -> Option<u64> {
-    parse::parse_size(s)
+    units::parse_size(s)
 }
 
 /// The config file to use: `-c FILE`, else `WARDEN_CONFIG`, else `./warden.toml`.

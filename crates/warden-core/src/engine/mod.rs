@@ -1,1 +1,399 @@
-//! The supervisor. (Skeleton.)
+//! The supervisor: one task per service ([`service::ServiceTask`]), and an engine loop that
+//! owns them by name, starts them, applies a reload as a diff, answers status and shuts
+//! everything down.
+//!
+//! The engine is driven through a cloneable [`Handle`]; the control API and `warden up` are
+//! both clients of it.
+
+pub mod events;
+pub mod service;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use events::{Events, Level};
+use service::{Request, ServiceTask, Snapshot};
+
+use crate::api::types::{State, StatusReport, WardenInfo};
+use crate::config::{Config, ServiceConfig};
+use crate::logs::ServiceLogs;
+use crate::state::StateDir;
+
+/// What every service task shares.
+pub struct Ctx {
+    pub events: Events,
+    pub state: StateDir,
+    /// `WARDEN_INSTANCE` for every child.
+    pub marker: String,
+    /// Turns true on a second Ctrl-C: stop waiting for graceful exits, kill at once.
+    pub kill_now: watch::Receiver<bool>,
+}
+
+/// An error of an engine operation, in words for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("no service named {name:?} (known: {})", known.join(", "))]
+    UnknownService { name: String, known: Vec<String> },
+    #[error("{name}: {reason}")]
+    Failed { name: String, reason: String },
+    #[error("warden is shutting down")]
+    ShuttingDown,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub restarted: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// `[warden]` settings that changed but take effect only when warden restarts.
+    pub needs_warden_restart: Vec<String>,
+    /// Services whose (re)start failed, with the reason.
+    pub errors: Vec<String>,
+}
+
+/// Start, stop or restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+enum Msg {
+    Status(oneshot::Sender<StatusReport>),
+    Act(Action, String, oneshot::Sender<Result<(), EngineError>>),
+    Logs(String, oneshot::Sender<Result<Arc<ServiceLogs>, EngineError>>),
+    Reload(Box<Config>, oneshot::Sender<ReloadReport>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A cloneable way to drive the engine.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Handle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn status(&self) -> Option<StatusReport> {
+        self.ask(Msg::Status).await
+    }
+
+    /// Start, stop or restart one service; returns once it took effect.
+    pub async fn act(&self, action: Action, name: &str) -> Result<(), EngineError> {
+        self.ask(|tx| Msg::Act(action, name.to_owned(), tx)).await.unwrap_or(Err(EngineError::ShuttingDown))
+    }
+
+    pub async fn logs(&self, name: &str) -> Result<Arc<ServiceLogs>, EngineError> {
+        self.ask(|tx| Msg::Logs(name.to_owned(), tx)).await.unwrap_or(Err(EngineError::ShuttingDown))
+    }
+
+    /// Apply a new, already validated config.
+    pub async fn reload(&self, config: Config) -> Option<ReloadReport> {
+        self.ask(|tx| Msg::Reload(Box::new(config), tx)).await
+    }
+
+    /// Stop every service and end the engine; returns when all are stopped.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(Msg::Shutdown).await;
+    }
+}
+
+struct Entry {
+    cfg: ServiceConfig,
+    tx: mpsc::Sender<Request>,
+    status: watch::Receiver<Snapshot>,
+    logs: Arc<ServiceLogs>,
+    task: JoinHandle<()>,
+}
+
+/// The engine: create it with [`Engine::new`], then `spawn` its loop.
+pub struct Engine {
+    config: Config,
+    ctx: Arc<Ctx>,
+    entries: Vec<Entry>,
+    hand_stopped: BTreeSet<String>,
+    started: Instant,
+    /// With `--attach`: the width of the name column.
+    attach: Option<usize>,
+}
+
+impl Engine {
+    /// Build the engine for `config`. The state dir must be locked already.
+    pub fn new(config: Config, state: StateDir, events: Events, kill_now: watch::Receiver<bool>, attach: bool) -> Engine {
+        let marker = state.marker();
+        let hand_stopped = state.hand_stopped().into_iter().collect();
+        let width = config.services.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        Engine {
+            config,
+            ctx: Arc::new(Ctx { events, state, marker, kill_now }),
+            entries: Vec::new(),
+            hand_stopped,
+            started: Instant::now(),
+            attach: attach.then_some(width),
+        }
+    }
+
+    /// Start the engine loop: every autostart service is started (concurrently). The returned
+    /// future resolves once every autostart service had its first start attempt.
+    pub fn spawn(mut self) -> (Handle, JoinHandle<()>, oneshot::Receiver<()>) {
+        let (tx, rx) = mpsc::channel(64);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let services = self.config.services.clone();
+            let mut waits = Vec::new();
+            for cfg in services {
+                if let Some(wait) = self.add_service(cfg) {
+                    waits.push(wait);
+                }
+            }
+            for w in waits {
+                let _ = w.await;
+            }
+            let _ = ready_tx.send(());
+            self.run(rx).await;
+        });
+        (Handle { tx }, task, ready_rx)
+    }
+
+    /// Create the task of a service; start it if it should run. Returns the start's reply.
+    fn add_service(&mut self, cfg: ServiceConfig) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let events = self.ctx.events;
+        let name = cfg.name.clone();
+        let reporter: crate::logs::Reporter = {
+            let name = name.clone();
+            Arc::new(move |msg: &str| events.emit(&name, Level::Warn, msg))
+        };
+        let logs = match ServiceLogs::open(&name, &cfg.log, reporter.clone()) {
+            Ok(l) => l,
+            Err(e) => {
+                events.emit(&name, Level::Bad, &format!("cannot open its log files: {e}"));
+                // Keep supervising: open nothing now; the writer retries on the first line.
+                ServiceLogs::open(&name, &cfg.log, reporter).ok()?
+            }
+        };
+        let should_start = cfg.autostart && !self.hand_stopped.contains(&name);
+        let (state, reason) = if should_start {
+            (State::Pending, Some("starting".to_owned()))
+        } else if cfg.autostart {
+            (State::Stopped, Some("stopped by hand".to_owned()))
+        } else {
+            (State::Stopped, Some("autostart = false".to_owned()))
+        };
+        let (status_tx, status_rx) = watch::channel(ServiceTask::initial_snapshot(reason, state));
+        let (req_tx, req_rx) = mpsc::channel(16);
+        if let Some(width) = self.attach {
+            let mut lines = logs.subscribe();
+            let name = name.clone();
+            tokio::spawn(async move {
+                loop {
+                    match lines.recv().await {
+                        Ok(line) => events.attach_line(&name, width, &line.bytes),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            events.attach_line(&name, width, format!("[warden] {n} lines not shown (output too fast)").as_bytes());
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+        }
+        let task = ServiceTask::new(cfg.clone(), logs.clone(), self.ctx.clone(), req_rx, status_tx);
+        let task = tokio::spawn(task.run());
+        let wait = if should_start {
+            let (tx, rx) = oneshot::channel();
+            // A fresh channel with room: this cannot fail.
+            let _ = req_tx.try_send(Request::Start(tx));
+            Some(rx)
+        } else {
+            None
+        };
+        self.entries.push(Entry { cfg, tx: req_tx, status: status_rx, logs, task });
+        wait
+    }
+
+    fn find(&self, name: &str) -> Result<&Entry, EngineError> {
+        self.entries.iter().find(|e| e.cfg.name == name).ok_or_else(|| EngineError::UnknownService {
+            name: name.to_owned(),
+            known: self.entries.iter().map(|e| e.cfg.name.clone()).collect(),
+        })
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Status(reply) => {
+                    let _ = reply.send(self.status());
+                }
+                Msg::Act(action, name, reply) => {
+                    let result = self.act(action, &name);
+                    match result {
+                        Ok(rx) => {
+                            // Answer from a separate task so a long stop does not block others.
+                            tokio::spawn(async move {
+                                let r = match rx.await {
+                                    Ok(Ok(())) => Ok(()),
+                                    Ok(Err(reason)) => Err(EngineError::Failed { name, reason }),
+                                    Err(_) => Err(EngineError::ShuttingDown),
+                                };
+                                let _ = reply.send(r);
+                            });
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                }
+                Msg::Logs(name, reply) => {
+                    let _ = reply.send(self.find(&name).map(|e| e.logs.clone()));
+                }
+                Msg::Reload(config, reply) => {
+                    let report = self.reload(*config).await;
+                    let _ = reply.send(report);
+                }
+                Msg::Shutdown(reply) => {
+                    self.shutdown().await;
+                    let _ = reply.send(());
+                    return;
+                }
+            }
+        }
+        self.shutdown().await;
+    }
+
+    fn status(&self) -> StatusReport {
+        let now = Instant::now();
+        StatusReport {
+            warden: WardenInfo {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                pid: std::process::id(),
+                config: self.config.path.display().to_string(),
+                uptime_ms: self.started.elapsed().as_millis() as u64,
+            },
+            services: self.entries.iter().map(|e| e.status.borrow().status(&e.cfg.name, now)).collect(),
+        }
+    }
+
+    fn act(&mut self, action: Action, name: &str) -> Result<oneshot::Receiver<Result<(), String>>, EngineError> {
+        let entry = self.find(name)?;
+        let (tx, rx) = oneshot::channel();
+        let req = match action {
+            Action::Start => Request::Start(tx),
+            Action::Stop => Request::Stop(tx),
+            Action::Restart => Request::Restart(tx),
+        };
+        entry.tx.try_send(req).map_err(|_| EngineError::Failed {
+            name: name.to_owned(),
+            reason: "too many requests are pending for this service".into(),
+        })?;
+        let changed = match action {
+            Action::Stop => self.hand_stopped.insert(name.to_owned()),
+            Action::Start | Action::Restart => self.hand_stopped.remove(name),
+        };
+        if changed {
+            self.save_hand_stopped();
+        }
+        Ok(rx)
+    }
+
+    fn save_hand_stopped(&self) {
+        let names: Vec<String> = self.hand_stopped.iter().cloned().collect();
+        if let Err(e) = self.ctx.state.save_hand_stopped(&names) {
+            self.ctx.events.emit("warden", Level::Warn, &format!("cannot save the services stopped by hand: {e}"));
+        }
+    }
+
+    /// Apply `new` as a diff of the running config.
+    async fn reload(&mut self, new: Config) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let old_w = &self.config.warden;
+        let new_w = &new.warden;
+        if old_w.state_dir != new_w.state_dir {
+            report.needs_warden_restart.push("warden.state_dir".into());
+        }
+        if old_w.api != new_w.api || old_w.api_token != new_w.api_token {
+            report.needs_warden_restart.push("warden.api".into());
+        }
+        // Removed services stop first.
+        let mut waits = Vec::new();
+        let mut kept = Vec::new();
+        for entry in self.entries.drain(..) {
+            if new.service(&entry.cfg.name).is_some() {
+                kept.push(entry);
+            } else {
+                report.removed.push(entry.cfg.name.clone());
+                let (tx, rx) = oneshot::channel();
+                let _ = entry.tx.send(Request::Shutdown(tx)).await;
+                waits.push((entry, rx));
+            }
+        }
+        for (entry, rx) in waits {
+            let _ = rx.await;
+            let _ = entry.task.await;
+        }
+        self.entries = kept;
+        let mut pending = Vec::new();
+        for cfg in &new.services {
+            match self.entries.iter_mut().find(|e| e.cfg.name == cfg.name) {
+                Some(entry) if entry.cfg == *cfg => report.unchanged.push(cfg.name.clone()),
+                Some(entry) => {
+                    report.restarted.push(cfg.name.clone());
+                    entry.cfg = cfg.clone();
+                    let (tx, rx) = oneshot::channel();
+                    let _ = entry.tx.send(Request::Reconfigure(Box::new(cfg.clone()), tx)).await;
+                    pending.push((cfg.name.clone(), rx));
+                }
+                None => {
+                    report.added.push(cfg.name.clone());
+                    if let Some(rx) = self.add_service(cfg.clone()) {
+                        pending.push((cfg.name.clone(), rx));
+                    }
+                }
+            }
+        }
+        for (name, rx) in pending {
+            if let Ok(Err(reason)) = rx.await {
+                report.errors.push(format!("{name}: {reason}"));
+            }
+        }
+        // Keep the config's order.
+        self.entries.sort_by_key(|e| new.services.iter().position(|s| s.name == e.cfg.name));
+        let known: BTreeSet<String> = new.services.iter().map(|s| s.name.clone()).collect();
+        let before = self.hand_stopped.len();
+        self.hand_stopped.retain(|n| known.contains(n));
+        if self.hand_stopped.len() != before {
+            self.save_hand_stopped();
+        }
+        self.config = new;
+        report
+    }
+
+    /// Stop every service (all at once) and wait for their tasks.
+    async fn shutdown(&mut self) {
+        let mut waits = Vec::new();
+        for entry in self.entries.drain(..) {
+            let (tx, rx) = oneshot::channel();
+            let _ = entry.tx.send(Request::Shutdown(tx)).await;
+            waits.push((rx, entry.task));
+        }
+        for (rx, task) in waits {
+            let _ = rx.await;
+            let _ = task.await;
+        }
+    }
+
+    /// The overall shutdown budget (`[warden] shutdown_timeout`).
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.config.warden.shutdown_timeout
+    }
+}

@@ -31,7 +31,11 @@ pub struct ServiceLogs {
 impl ServiceLogs {
     /// Open (create) the service's log files per `cfg`; keep the last `tail_lines` lines in
     /// memory.
-    pub fn open(_service: &str, _cfg: &LogConfig, _reporter: Reporter) -> std::io::Result<Arc<ServiceLogs>> {
+    pub fn open(
+        _service: &str,
+        _cfg: &LogConfig,
+        _reporter: Reporter,
+    ) -> std::io::Result<Arc<ServiceLogs>> {
         Ok(Arc::new(ServiceLogs { _p: () }))
     }
 

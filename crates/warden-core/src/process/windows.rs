@@ -26,7 +26,11 @@ impl Child {
     }
 
     pub fn group_record(&self, service: &str) -> GroupRecord {
-        GroupRecord { service: service.to_owned(), pgid: self.pid, start_time: self.start_time() }
+        GroupRecord {
+            service: service.to_owned(),
+            pgid: self.pid,
+            start_time: self.start_time(),
+        }
     }
 
     pub fn take_stdout(&mut self) -> Option<OutputPipe> {
@@ -71,13 +75,20 @@ pub struct OutputPipe {
 }
 
 impl AsyncRead for OutputPipe {
-    fn poll_read(self: Pin<&mut Self>, _cx: &mut Context<'_>, _buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 }
 
 pub(super) fn spawn(_spec: &SpawnSpec) -> Result<Child, SpawnError> {
-    Err(SpawnError::Other { program: String::new(), source: io::Error::other("skeleton") })
+    Err(SpawnError::Other {
+        program: String::new(),
+        source: io::Error::other("skeleton"),
+    })
 }
 
 pub(super) fn init_supervisor() -> io::Result<()> {
@@ -98,4 +109,11 @@ pub(super) fn kill_all_descendants() -> usize {
 
 pub(super) async fn wait_no_children(_timeout: Duration) -> bool {
     true
+}
+
+impl Child {
+    /// One graceful step of `stop_method`.
+    pub fn request_stop(&self, _method: crate::config::StopMethod) -> io::Result<()> {
+        Err(io::Error::other("skeleton"))
+    }
 }

@@ -1,0 +1,78 @@
+//! The JSON shapes of the control API. Fields may be added; none is ever renamed.
+
+use serde::{Deserialize, Serialize};
+
+/// The state of a service, as `warden status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Not started yet (warden is starting, or it waits for something).
+    Pending,
+    /// Being started.
+    Starting,
+    Running,
+    /// Being stopped.
+    Stopping,
+    /// Stopped by hand, or not started because `autostart = false`.
+    Stopped,
+    /// Waiting before a restart.
+    Backoff,
+    /// Ended and its restart policy does not restart it.
+    Exited,
+    /// Given up: the start limit was hit, or it could not be started and is not retried.
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Stopping => "stopping",
+            State::Stopped => "stopped",
+            State::Backoff => "backoff",
+            State::Exited => "exited",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// How the last run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastExit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// RFC 3339 UTC with milliseconds.
+    pub at: String,
+    /// How long that run lasted.
+    #[serde(default)]
+    pub ran_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub state: State,
+    pub pid: Option<u32>,
+    pub uptime_ms: Option<u64>,
+    pub restarts: u32,
+    pub last_exit: Option<LastExit>,
+    pub next_start_in_ms: Option<u64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WardenInfo {
+    pub version: String,
+    pub pid: u32,
+    pub config: String,
+    pub uptime_ms: u64,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub warden: WardenInfo,
+    pub services: Vec<ServiceStatus>,
+}

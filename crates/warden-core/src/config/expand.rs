@@ -1,0 +1,146 @@
+//! `${VAR}` expansion of string values.
+//!
+//! | form               | value                                                  |
+//! |--------------------|--------------------------------------------------------|
+//! | `${VAR}`           | VAR; an error if VAR is unset                          |
+//! | `${VAR:-default}`  | VAR, or `default` if VAR is unset or empty             |
+//! | `${VAR-default}`   | VAR, or `default` if VAR is unset                      |
+//! | `${VAR:default}`   | Spring style, the same as `${VAR:-default}`            |
+//! | `${VAR:?message}`  | VAR; an error showing `message` if unset or empty      |
+//! | `${VAR?message}`   | VAR; an error showing `message` if unset               |
+//! | `$$`               | a literal `$`                                          |
+//!
+//! A `$` followed by anything else stays as it is. Defaults are expanded in turn, so
+//! `${A:-${B:-x}}` works; values read from the environment are never expanded again.
+
+use super::Env;
+
+/// Why a string could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ExpandError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ExpandError {
+    fn new(message: String, hint: Option<String>) -> Self {
+        ExpandError { message, hint }
+    }
+}
+
+/// Expand every `${...}` and `$$` of `s`.
+pub(super) fn expand(s: &str, env: &dyn Env) -> Result<String, ExpandError> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let end = closing_brace(r).ok_or_else(|| {
+                ExpandError::new(
+                    format!("unterminated \"${{\" in \"{s}\""),
+                    Some("close it with \"}\", or write \"$$\" for a literal \"$\"".into()),
+                )
+            })?;
+            out.push_str(&substitute(&r[..end], env)?);
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The index of the `}` that closes a `${` whose body starts `s`, skipping nested `${...}`.
+fn closing_brace(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if matches!(bytes.get(i + 1), Some(b'$')) => i += 1,
+            b'$' if matches!(bytes.get(i + 1), Some(b'{')) => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The value of one `${body}`.
+fn substitute(body: &str, env: &dyn Env) -> Result<String, ExpandError> {
+    let name_len = body
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        .count();
+    let (name, op) = body.split_at(name_len);
+    if name.is_empty() || name.as_bytes()[0].is_ascii_digit() {
+        return Err(invalid(body));
+    }
+    let value = env.var(name);
+    let set_and_not_empty = value.as_deref().is_some_and(|v| !v.is_empty());
+
+    if op.is_empty() {
+        return value.ok_or_else(|| {
+            ExpandError::new(
+                format!("environment variable \"{name}\" is not set"),
+                Some(format!("write ${{{name}:-default}} to give a default")),
+            )
+        });
+    }
+    if let Some(default) = op.strip_prefix(":-") {
+        return or_default(value.filter(|_| set_and_not_empty), default, env);
+    }
+    if let Some(message) = op.strip_prefix(":?") {
+        return value
+            .filter(|_| set_and_not_empty)
+            .ok_or_else(|| required(name, "is unset or empty", message));
+    }
+    if let Some(default) = op.strip_prefix(':') {
+        return or_default(value.filter(|_| set_and_not_empty), default, env);
+    }
+    if let Some(default) = op.strip_prefix('-') {
+        return or_default(value, default, env);
+    }
+    if let Some(message) = op.strip_prefix('?') {
+        return value.ok_or_else(|| required(name, "is not set", message));
+    }
+    Err(invalid(body))
+}
+
+fn or_default(value: Option<String>, default: &str, env: &dyn Env) -> Result<String, ExpandError> {
+    match value {
+        Some(v) => Ok(v),
+        None => expand(default, env),
+    }
+}
+
+fn required(name: &str, what: &str, message: &str) -> ExpandError {
+    let message = if message.is_empty() {
+        format!("environment variable \"{name}\" {what}")
+    } else {
+        format!("environment variable \"{name}\" {what}: {message}")
+    };
+    ExpandError::new(message, None)
+}
+
+fn invalid(body: &str) -> ExpandError {
+    ExpandError::new(
+        format!("invalid variable reference \"${{{body}}}\""),
+        Some(
+            "write ${NAME}, ${NAME:-default}, ${NAME-default} or ${NAME:?message}; \
+             \"$$\" is a literal \"$\""
+                .into(),
+        ),
+    )
+}

@@ -1,0 +1,940 @@
+//! The Unix process layer against real processes: the `test-child` binary, which these tests
+//! build themselves once (`cargo build -p test-child`, run through `process::spawn` since the
+//! global reaper owns `waitpid` in this process).
+//!
+//! Tests that act on the whole process (`kill_all_descendants`, `wait_no_children`) or need a
+//! parent to die (the parent-death signal) re-run this test binary as a helper process: the
+//! `helper_*` tests are ignored unless `WARDEN_TEST_HELPER` names them.
+#![cfg(unix)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::OnceCell;
+use tokio::time::{Instant, timeout};
+#[cfg(target_os = "linux")]
+use warden_core::process::GroupRecord;
+use warden_core::process::{self, Child, ExitStatus, Signal, SpawnError, SpawnSpec};
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Build `test-child` once per test process and return its path.
+async fn test_child() -> &'static Path {
+    static BIN: OnceCell<PathBuf> = OnceCell::const_new();
+    BIN.get_or_init(|| async {
+        process::init_supervisor().expect("init_supervisor");
+        let root = workspace_root();
+        let spec = SpawnSpec {
+            program: env!("CARGO").into(),
+            args: ["build", "-p", "test-child", "--quiet"]
+                .map(OsString::from)
+                .into(),
+            cwd: root.clone(),
+            clear_env: false,
+            env: Vec::new(),
+            capture_output: true,
+        };
+        let (status, out, err) = run_to_end(&spec).await;
+        assert_eq!(
+            status,
+            ExitStatus::Code(0),
+            "cargo build -p test-child failed:\n{out}\n{err}"
+        );
+        let bin =
+            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+        bin.join("debug").join("test-child")
+    })
+    .await
+}
+
+/// Spawn, read stdout and stderr to the end, wait.
+async fn run_to_end(spec: &SpawnSpec) -> (ExitStatus, String, String) {
+    let mut child = process::spawn(spec).expect("spawn");
+    let (out, err) = read_both(&mut child).await;
+    let status = timeout(LONG, child.wait()).await.expect("exit in time");
+    (
+        status,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+async fn read_both(child: &mut Child) -> (Vec<u8>, Vec<u8>) {
+    let mut stdout = child.take_stdout().expect("stdout piped");
+    let mut stderr = child.take_stderr().expect("stderr piped");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let (a, b) = timeout(LONG, async {
+        tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err))
+    })
+    .await
+    .expect("output ends in time");
+    a.expect("read stdout");
+    b.expect("read stderr");
+    (out, err)
+}
+
+/// A spec running test-child with `args` in `dir`.
+async fn spec(dir: &Path, args: &[&str]) -> SpawnSpec {
+    SpawnSpec {
+        program: test_child().await.into(),
+        args: args.iter().map(OsString::from).collect(),
+        cwd: dir.to_owned(),
+        clear_env: false,
+        env: Vec::new(),
+        capture_output: false,
+    }
+}
+
+#[cfg(target_os = "linux")]
+/// A spec whose environment carries the tags the engine sets (unique per test).
+async fn tagged_spec(dir: &Path, service: &str, args: &[&str]) -> SpawnSpec {
+    let mut s = spec(dir, args).await;
+    s.env
+        .push(("WARDEN_INSTANCE".into(), instance_marker(dir).into()));
+    s.env.push(("WARDEN_SERVICE".into(), service.into()));
+    s
+}
+
+#[cfg(target_os = "linux")]
+fn instance_marker(dir: &Path) -> String {
+    format!(
+        "test-{}",
+        dir.file_name().expect("temp dir name").to_string_lossy()
+    )
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("warden-proc-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// Deadline polling for a pid file written by a test child.
+async fn read_pid_file(path: &Path) -> u32 {
+    let deadline = Instant::now() + LONG;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(pid) = text.trim().parse() {
+                return pid;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pid in {} in time",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Is `pid` gone for good (reaped: no zombie left)?
+fn gone(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        // SAFETY: signal 0 only checks existence.
+        unsafe { libc::kill(pid as libc::pid_t, 0) != 0 }
+    }
+}
+
+async fn assert_gone(pid: u32, what: &str) {
+    let deadline = Instant::now() + LONG;
+    while !gone(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} (pid {pid}) still there: {}",
+            proc_state(pid)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn proc_state(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_else(|_| "?".into())
+}
+
+#[cfg(target_os = "linux")]
+fn stat_field(pid: u32, field: usize) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(field - 3)?.parse().ok()
+}
+
+/// Kills a child's tree if a test fails half-way.
+struct Cleanup(Vec<u32>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            // SAFETY: plain syscalls on pids this test started.
+            unsafe {
+                libc::kill(-(*pid as libc::pid_t), libc::SIGKILL);
+                libc::kill(*pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_code_is_reported_and_wait_repeats() {
+    let dir = temp_dir();
+    let mut child = process::spawn(&spec(dir.path(), &["--exit", "3"]).await).expect("spawn");
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Code(3)
+    );
+    assert_eq!(
+        timeout(Duration::from_millis(100), child.wait())
+            .await
+            .expect("at once"),
+        ExitStatus::Code(3)
+    );
+    assert_eq!(child.exit_status(), Some(ExitStatus::Code(3)));
+    assert!(
+        timeout(LONG, child.wait_tree_gone(LONG))
+            .await
+            .expect("in time")
+    );
+    // Signalling a finished child is not an error.
+    child.signal(Signal::Term).expect("signal after exit");
+    child.kill_tree().expect("kill_tree after exit");
+    assert_gone(child.pid(), "main").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_statuses_and_term_handlers() {
+    let dir = temp_dir();
+    let ready = dir.path().join("ready");
+    let mut child = process::spawn(
+        &spec(
+            dir.path(),
+            &["--ready-file", path_str(&ready), "--sleep", "forever"],
+        )
+        .await,
+    )
+    .expect("spawn");
+    read_pid_file(&ready).await;
+    assert_eq!(child.exit_status(), None);
+    child.signal(Signal::Term).expect("signal");
+    let status = timeout(LONG, child.wait()).await.expect("exits");
+    assert_eq!(status, ExitStatus::Signal(libc::SIGTERM));
+    assert_eq!(
+        status.to_string(),
+        format!("signal {} (SIGTERM)", libc::SIGTERM)
+    );
+
+    let ready2 = dir.path().join("ready2");
+    let args = [
+        "--on-term-exit",
+        "7",
+        "--ready-file",
+        path_str(&ready2),
+        "--sleep",
+        "forever",
+    ];
+    let mut child = process::spawn(&spec(dir.path(), &args).await).expect("spawn");
+    read_pid_file(&ready2).await;
+    child.signal(Signal::Term).expect("signal");
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Code(7)
+    );
+
+    let ready3 = dir.path().join("ready3");
+    let note = dir.path().join("note");
+    let args = [
+        "--on-term-write",
+        path_str(&note),
+        "--ready-file",
+        path_str(&ready3),
+        "--sleep",
+        "forever",
+    ];
+    let mut child = process::spawn(&spec(dir.path(), &args).await).expect("spawn");
+    read_pid_file(&ready3).await;
+    child.signal(Signal::Term).expect("signal");
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Code(0)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&note).expect("note written"),
+        "term"
+    );
+
+    let ready4 = dir.path().join("ready4");
+    let mut child = process::spawn(
+        &spec(
+            dir.path(),
+            &["--ready-file", path_str(&ready4), "--sleep", "forever"],
+        )
+        .await,
+    )
+    .expect("spawn");
+    read_pid_file(&ready4).await;
+    child.signal(Signal::Usr1).expect("signal");
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Signal(libc::SIGUSR1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_errors_name_the_cause() {
+    let dir = temp_dir();
+    let base = spec(dir.path(), &[]).await;
+
+    let missing = SpawnSpec {
+        program: "/nonexistent/warden-no-such-program".into(),
+        ..base.clone()
+    };
+    let err = process::spawn(&missing).expect_err("missing program");
+    assert!(matches!(err, SpawnError::NotFound { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/warden-no-such-program"),
+        "{err}"
+    );
+
+    let missing_on_path = SpawnSpec {
+        program: "warden-no-such-program-on-path".into(),
+        ..base.clone()
+    };
+    let err = process::spawn(&missing_on_path).expect_err("missing program");
+    assert!(matches!(err, SpawnError::NotFound { .. }), "{err:?}");
+
+    let script = dir.path().join("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write script");
+    let denied = SpawnSpec {
+        program: script.clone().into(),
+        ..base.clone()
+    };
+    let err = process::spawn(&denied).expect_err("not executable");
+    assert!(
+        matches!(err, SpawnError::PermissionDenied { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not-executable.sh"), "{err}");
+
+    let bad_cwd = SpawnSpec {
+        cwd: dir.path().join("no-such-dir"),
+        ..base.clone()
+    };
+    let err = process::spawn(&bad_cwd).expect_err("bad cwd");
+    assert!(matches!(err, SpawnError::BadCwd { .. }), "{err:?}");
+    assert!(err.to_string().contains("no-such-dir"), "{err}");
+
+    let file_cwd = SpawnSpec {
+        cwd: script,
+        ..base
+    };
+    let err = process::spawn(&file_cwd).expect_err("cwd is a file");
+    assert!(matches!(err, SpawnError::BadCwd { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_reaches_a_grandchild_and_nothing_is_left() {
+    let dir = temp_dir();
+    let gpid_file = dir.path().join("grandchild.pid");
+    let mut child = process::spawn(
+        &spec(
+            dir.path(),
+            &[
+                "--spawn-grandchild",
+                path_str(&gpid_file),
+                "--sleep",
+                "forever",
+            ],
+        )
+        .await,
+    )
+    .expect("spawn");
+    let _cleanup = Cleanup(vec![child.pid()]);
+    let gpid = read_pid_file(&gpid_file).await;
+    child.signal(Signal::Term).expect("signal");
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Signal(libc::SIGTERM)
+    );
+    assert!(child.wait_tree_gone(LONG).await, "tree gone");
+    assert_gone(child.pid(), "main").await;
+    assert_gone(gpid, "grandchild").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_tree_kills_a_grandchild_that_ignores_term() {
+    let dir = temp_dir();
+    let gpid_file = dir.path().join("grandchild.pid");
+    let args = [
+        "--ignore-term",
+        "--spawn-grandchild",
+        path_str(&gpid_file),
+        "--sleep",
+        "forever",
+    ];
+    let mut child = process::spawn(&spec(dir.path(), &args).await).expect("spawn");
+    let _cleanup = Cleanup(vec![child.pid()]);
+    let gpid = read_pid_file(&gpid_file).await;
+    child.signal(Signal::Term).expect("signal");
+    assert!(
+        !child.wait_tree_gone(Duration::from_millis(200)).await,
+        "TERM is ignored"
+    );
+    assert_eq!(child.exit_status(), None);
+    child.kill_tree().expect("kill_tree");
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Signal(libc::SIGKILL)
+    );
+    assert!(child.wait_tree_gone(LONG).await, "tree gone");
+    assert_gone(gpid, "grandchild").await;
+}
+
+/// The grandchild outlives the main process (re-parented to warden, still in the group).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_tree_gone_waits_for_the_group_after_the_main_exits() {
+    let dir = temp_dir();
+    let gpid_file = dir.path().join("grandchild.pid");
+    let args = ["--spawn-grandchild", path_str(&gpid_file), "--exit", "0"];
+    let mut child = process::spawn(&spec(dir.path(), &args).await).expect("spawn");
+    let _cleanup = Cleanup(vec![child.pid()]);
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Code(0)
+    );
+    let gpid = read_pid_file(&gpid_file).await;
+    assert!(
+        !child.wait_tree_gone(Duration::from_millis(100)).await,
+        "grandchild still runs"
+    );
+    child
+        .signal(Signal::Term)
+        .expect("signal the group after the main exited");
+    assert!(child.wait_tree_gone(LONG).await, "tree gone");
+    assert_gone(gpid, "grandchild").await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_forked_setsid_daemon_is_signalled_and_killed() {
+    let dir = temp_dir();
+    let me = std::process::id();
+
+    // Honours TERM: a group signal plus the adopted-orphan match end it.
+    let dpid_file = dir.path().join("daemon.pid");
+    let mut child = process::spawn(
+        &tagged_spec(
+            dir.path(),
+            "web",
+            &["--double-fork", path_str(&dpid_file), "--sleep", "forever"],
+        )
+        .await,
+    )
+    .expect("spawn");
+    let dpid = read_pid_file(&dpid_file).await;
+    let _cleanup = Cleanup(vec![child.pid(), dpid]);
+    wait_adopted(dpid, me).await;
+    assert_ne!(
+        stat_field(dpid, 5),
+        Some(u64::from(child.pid())),
+        "the daemon left the group"
+    );
+
+    // Another service's daemon, which must be left alone.
+    let other_file = dir.path().join("other.pid");
+    let mut other = process::spawn(
+        &tagged_spec(
+            dir.path(),
+            "db",
+            &["--double-fork", path_str(&other_file), "--sleep", "forever"],
+        )
+        .await,
+    )
+    .expect("spawn");
+    let other_dpid = read_pid_file(&other_file).await;
+    let _cleanup2 = Cleanup(vec![other.pid(), other_dpid]);
+    wait_adopted(other_dpid, me).await;
+
+    child.signal(Signal::Term).expect("signal");
+    assert!(child.wait_tree_gone(LONG).await, "tree gone");
+    assert_gone(dpid, "daemon").await;
+    assert!(!gone(other_dpid), "the other service's daemon survives");
+    assert_eq!(other.exit_status(), None);
+
+    // Ignores TERM: only kill_tree ends it.
+    let dpid_file = dir.path().join("daemon2.pid");
+    let args = [
+        "--ignore-term",
+        "--double-fork",
+        path_str(&dpid_file),
+        "--sleep",
+        "forever",
+    ];
+    let mut child = process::spawn(&tagged_spec(dir.path(), "worker", &args).await).expect("spawn");
+    let dpid = read_pid_file(&dpid_file).await;
+    let _cleanup3 = Cleanup(vec![child.pid(), dpid]);
+    wait_adopted(dpid, me).await;
+    child.signal(Signal::Term).expect("signal");
+    assert!(
+        !child.wait_tree_gone(Duration::from_millis(200)).await,
+        "TERM is ignored"
+    );
+    child.kill_tree().expect("kill_tree");
+    assert!(child.wait_tree_gone(LONG).await, "tree gone");
+    assert_gone(dpid, "daemon").await;
+
+    other.kill_tree().expect("kill_tree");
+    assert!(other.wait_tree_gone(LONG).await, "other tree gone");
+    assert_gone(other_dpid, "other daemon").await;
+}
+
+/// The daemon's intermediate parent exited: wait until warden (a subreaper) adopted it.
+#[cfg(target_os = "linux")]
+async fn wait_adopted(pid: u32, me: u32) {
+    let deadline = Instant::now() + LONG;
+    while stat_field(pid, 4) != Some(u64::from(me)) {
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} not adopted: {}",
+            proc_state(pid)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_is_cancel_safe() {
+    let dir = temp_dir();
+    let ready = dir.path().join("ready");
+    let mut child = process::spawn(
+        &spec(
+            dir.path(),
+            &["--ready-file", path_str(&ready), "--sleep", "forever"],
+        )
+        .await,
+    )
+    .expect("spawn");
+    let _cleanup = Cleanup(vec![child.pid()]);
+    read_pid_file(&ready).await;
+    for _ in 0..5 {
+        assert!(
+            timeout(Duration::from_millis(10), child.wait())
+                .await
+                .is_err(),
+            "still running"
+        );
+    }
+    tokio::select! {
+        biased;
+        () = std::future::ready(()) => {}
+        _ = child.wait() => panic!("must not exit"),
+    }
+    child.signal(Signal::Kill).expect("signal");
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Signal(libc::SIGKILL)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_spawns_get_their_own_status() {
+    let dir = temp_dir();
+    let bin = test_child().await;
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let spec = SpawnSpec {
+            program: bin.into(),
+            ..spec(dir.path(), &[]).await
+        };
+        tasks.push(tokio::spawn(async move {
+            let code = i % 50;
+            let args = if i % 2 == 0 {
+                vec!["--exit".to_owned(), code.to_string()]
+            } else {
+                vec![
+                    "--sleep".into(),
+                    "20ms".into(),
+                    "--exit".into(),
+                    code.to_string(),
+                ]
+            };
+            let spec = SpawnSpec {
+                args: args.into_iter().map(OsString::from).collect(),
+                capture_output: i % 3 == 0,
+                ..spec
+            };
+            let mut child = process::spawn(&spec).expect("spawn");
+            let status = timeout(LONG, child.wait()).await.expect("exits");
+            (code, status)
+        }));
+    }
+    for t in tasks {
+        let (code, status) = t.await.expect("task");
+        assert_eq!(status, ExitStatus::Code(code));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_pipes_are_readable() {
+    let dir = temp_dir();
+    let mut s = spec(
+        dir.path(),
+        &[
+            "--lines",
+            "1000",
+            "--stderr",
+            "--line-len",
+            "20",
+            "--lines",
+            "3",
+            "--invalid-utf8",
+            "--no-newline",
+            "end",
+        ],
+    )
+    .await;
+    s.capture_output = true;
+    let mut child = process::spawn(&s).expect("spawn");
+    let (out, err) = read_both(&mut child).await;
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Code(0)
+    );
+    assert_eq!(out.len(), 100_000);
+    for (i, line) in out
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        assert_eq!(line.len(), 99);
+        assert!(line.starts_with(format!("line {:09} x", i + 1).as_bytes()));
+    }
+    let mut expected = Vec::new();
+    for i in 1..=3 {
+        expected.extend_from_slice(format!("line {i:09} xxxx\n").as_bytes());
+    }
+    expected.extend_from_slice(b"\xff\xfe\nend");
+    assert_eq!(err, expected);
+
+    // Throughput: a flood of 20 MB is drained completely.
+    let mut s = spec(dir.path(), &["--flood", "200000"]).await;
+    s.capture_output = true;
+    let mut child = process::spawn(&s).expect("spawn");
+    let (out, err) = read_both(&mut child).await;
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Code(0)
+    );
+    assert_eq!(out.len(), 20_000_000);
+    assert!(out.ends_with(format!("line {:09} x", 200_000).as_bytes()) || out.ends_with(b"x\n"));
+    assert!(err.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_and_cwd_are_applied() {
+    let dir = temp_dir();
+    let mut s = spec(dir.path(), &["--env", "FOO", "--env", "HOME", "--cwd"]).await;
+    s.clear_env = true;
+    s.env.push(("FOO".into(), "bar".into()));
+    s.capture_output = true;
+    let (status, out, err) = run_to_end(&s).await;
+    assert_eq!(status, ExitStatus::Code(0), "{err}");
+    let cwd = dir.path().canonicalize().expect("canonical");
+    assert_eq!(out, format!("FOO=bar\nHOME unset\n{}\n", cwd.display()));
+
+    // Without clear_env, warden's environment is inherited and overridden.
+    let mut s = spec(dir.path(), &["--env", "PATH", "--env", "FOO"]).await;
+    s.env.push(("FOO".into(), "baz".into()));
+    s.capture_output = true;
+    let (_, out, _) = run_to_end(&s).await;
+    assert!(out.starts_with("PATH="), "{out}");
+    assert!(out.ends_with("FOO=baz\n"), "{out}");
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_time_matches_proc_and_group_is_own_session() {
+    let dir = temp_dir();
+    let ready = dir.path().join("ready");
+    let mut child = process::spawn(
+        &spec(
+            dir.path(),
+            &["--ready-file", path_str(&ready), "--sleep", "forever"],
+        )
+        .await,
+    )
+    .expect("spawn");
+    let _cleanup = Cleanup(vec![child.pid()]);
+    read_pid_file(&ready).await;
+    let pid = child.pid();
+    assert_ne!(child.start_time(), 0);
+    assert_eq!(stat_field(pid, 22), Some(child.start_time()));
+    assert_eq!(stat_field(pid, 5), Some(u64::from(pid)), "pgid = pid");
+    assert_eq!(stat_field(pid, 6), Some(u64::from(pid)), "sid = pid");
+    let record = child.group_record("svc");
+    assert_eq!(
+        record,
+        GroupRecord {
+            service: "svc".into(),
+            pgid: pid,
+            start_time: child.start_time()
+        }
+    );
+    child.kill_tree().expect("kill");
+    timeout(LONG, child.wait()).await.expect("exits");
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_leftovers_checks_start_times_and_markers() {
+    let dir = temp_dir();
+    let gpid_file = dir.path().join("grandchild.pid");
+    let mut child = process::spawn(
+        &spec(
+            dir.path(),
+            &[
+                "--spawn-grandchild",
+                path_str(&gpid_file),
+                "--sleep",
+                "forever",
+            ],
+        )
+        .await,
+    )
+    .expect("spawn");
+    let _cleanup = Cleanup(vec![child.pid()]);
+    let gpid = read_pid_file(&gpid_file).await;
+    let good = child.group_record("a");
+
+    // The leader lives with another start time: a reused pid, not ours.
+    let reused = GroupRecord {
+        start_time: good.start_time + 1,
+        ..good.clone()
+    };
+    assert_eq!(process::kill_leftovers(&[reused], ""), 0);
+    // A group that does not exist.
+    let absent = GroupRecord {
+        service: "x".into(),
+        pgid: u32::MAX / 2,
+        start_time: 1,
+    };
+    assert_eq!(process::kill_leftovers(&[absent], ""), 0);
+    assert_eq!(child.exit_status(), None);
+    assert!(!gone(gpid));
+
+    assert_eq!(process::kill_leftovers(&[good], ""), 2);
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Signal(libc::SIGKILL)
+    );
+    assert!(child.wait_tree_gone(LONG).await);
+    assert_gone(gpid, "grandchild").await;
+
+    // The marker finds a setsid daemon outside any recorded group.
+    let dpid_file = dir.path().join("daemon.pid");
+    let mut child = process::spawn(
+        &tagged_spec(
+            dir.path(),
+            "b",
+            &["--double-fork", path_str(&dpid_file), "--sleep", "forever"],
+        )
+        .await,
+    )
+    .expect("spawn");
+    let dpid = read_pid_file(&dpid_file).await;
+    let _cleanup2 = Cleanup(vec![child.pid(), dpid]);
+    assert_eq!(process::kill_leftovers(&[], "some-other-marker"), 0);
+    assert_eq!(
+        process::kill_leftovers(&[], &instance_marker(dir.path())),
+        2
+    );
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Signal(libc::SIGKILL)
+    );
+    assert_gone(dpid, "daemon").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests run in a helper process (this binary again).
+
+#[cfg(target_os = "linux")]
+/// Run the ignored test `name` of this binary in a child process with `env`; return its output.
+async fn run_helper(name: &str, env: Vec<(OsString, OsString)>) -> (ExitStatus, String) {
+    let dir = temp_dir();
+    let exe = std::env::current_exe().expect("current exe");
+    let mut s = SpawnSpec {
+        program: exe.into(),
+        args: [
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]
+        .map(OsString::from)
+        .into(),
+        cwd: dir.path().to_owned(),
+        clear_env: false,
+        env,
+        capture_output: true,
+    };
+    s.env.push(("WARDEN_TEST_HELPER".into(), name.into()));
+    s.env
+        .push(("WARDEN_TEST_CHILD".into(), test_child().await.into()));
+    let (status, out, err) = run_to_end(&s).await;
+    (status, format!("{out}\n{err}"))
+}
+
+#[cfg(target_os = "linux")]
+fn helper_enabled(name: &str) -> bool {
+    std::env::var("WARDEN_TEST_HELPER").is_ok_and(|v| v == name)
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_all_descendants_and_wait_no_children_in_a_fresh_process() {
+    let (status, output) = run_helper("helper_kill_all_descendants", Vec::new()).await;
+    assert_eq!(status, ExitStatus::Code(0), "helper failed:\n{output}");
+    assert!(
+        output.contains("helper_kill_all_descendants ... ok"),
+        "helper did not run:\n{output}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper: run by kill_all_descendants_and_wait_no_children_in_a_fresh_process"]
+async fn helper_kill_all_descendants() {
+    if !helper_enabled("helper_kill_all_descendants") {
+        return;
+    }
+    let bin = PathBuf::from(std::env::var_os("WARDEN_TEST_CHILD").expect("WARDEN_TEST_CHILD"));
+    process::init_supervisor().expect("init");
+    assert!(
+        process::wait_no_children(Duration::from_millis(10)).await,
+        "no children yet"
+    );
+    let dir = temp_dir();
+    let g = dir.path().join("g.pid");
+    let d = dir.path().join("d.pid");
+    let args = [
+        "--ignore-term",
+        "--spawn-grandchild",
+        path_str(&g),
+        "--double-fork",
+        path_str(&d),
+        "--sleep",
+        "forever",
+    ];
+    let s = SpawnSpec {
+        program: bin.into(),
+        ..spec_without_bin(dir.path(), &args)
+    };
+    let mut child = process::spawn(&s).expect("spawn");
+    let gpid = read_pid_file(&g).await;
+    let dpid = read_pid_file(&d).await;
+    assert!(
+        !process::wait_no_children(Duration::from_millis(50)).await,
+        "children alive"
+    );
+    let n = process::kill_all_descendants();
+    assert!(n >= 3, "killed {n}");
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Signal(libc::SIGKILL)
+    );
+    assert!(process::wait_no_children(LONG).await, "all reaped");
+    assert_gone(gpid, "grandchild").await;
+    assert_gone(dpid, "daemon").await;
+}
+
+#[cfg(target_os = "linux")]
+fn spec_without_bin(dir: &Path, args: &[&str]) -> SpawnSpec {
+    SpawnSpec {
+        program: OsString::new(),
+        args: args.iter().map(OsString::from).collect(),
+        cwd: dir.to_owned(),
+        clear_env: false,
+        env: Vec::new(),
+        capture_output: false,
+    }
+}
+
+/// A child dies with its parent (`PR_SET_PDEATHSIG`): the helper plays warden and is killed.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_die_when_warden_is_killed() {
+    let dir = temp_dir();
+    let pid_file = dir.path().join("child.pid");
+    let bin = test_child().await;
+    let exe = std::env::current_exe().expect("current exe");
+    let name = "helper_spawn_and_hang";
+    let s = SpawnSpec {
+        program: exe.into(),
+        args: [
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]
+        .map(OsString::from)
+        .into(),
+        cwd: dir.path().to_owned(),
+        clear_env: false,
+        env: vec![
+            ("WARDEN_TEST_HELPER".into(), name.into()),
+            ("WARDEN_TEST_CHILD".into(), bin.into()),
+            ("WARDEN_TEST_PIDFILE".into(), pid_file.clone().into()),
+        ],
+        capture_output: false,
+    };
+    let mut helper = process::spawn(&s).expect("spawn helper");
+    let _cleanup = Cleanup(vec![helper.pid()]);
+    let cpid = read_pid_file(&pid_file).await;
+    let _cleanup2 = Cleanup(vec![cpid]);
+    assert!(!gone(cpid));
+    // Only the helper's group: the grandchild is in its own session and must die by itself.
+    helper.signal(Signal::Kill).expect("kill helper");
+    assert_eq!(
+        timeout(LONG, helper.wait()).await.expect("exits"),
+        ExitStatus::Signal(libc::SIGKILL)
+    );
+    assert_gone(cpid, "child of the killed warden").await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper: run by children_die_when_warden_is_killed"]
+async fn helper_spawn_and_hang() {
+    if !helper_enabled("helper_spawn_and_hang") {
+        return;
+    }
+    let bin = PathBuf::from(std::env::var_os("WARDEN_TEST_CHILD").expect("WARDEN_TEST_CHILD"));
+    let pid_file =
+        PathBuf::from(std::env::var_os("WARDEN_TEST_PIDFILE").expect("WARDEN_TEST_PIDFILE"));
+    let dir = temp_dir();
+    let args = ["--ready-file", path_str(&pid_file), "--sleep", "forever"];
+    let s = SpawnSpec {
+        program: bin.into(),
+        ..spec_without_bin(dir.path(), &args)
+    };
+    let mut child = process::spawn(&s).expect("spawn");
+    // Hang until killed.
+    let status = child.wait().await;
+    panic!("the child ended first: {status}");
+}

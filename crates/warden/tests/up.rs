@@ -1,0 +1,395 @@
+//! End-to-end tests of `warden up` with real processes, signals and files.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Env, WAIT, alive, tc, wait_for, wait_gone};
+
+/// Start times (ms) recorded by `test-child --touch FILE`.
+fn start_times(env: &Env, rel: &str) -> Vec<u64> {
+    env.lines(rel)
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn restart_always_restarts_and_counts() {
+    let env = Env::new(&format!(
+        r#"
+[services.flaky]
+command = [{tc}, "--touch", "starts", "--exit", "1"]
+backoff = {{ initial = "10ms", max = "10ms", jitter = 0.0 }}
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    env.wait_lines("starts", 4);
+    let err = w.wait_stderr("restarting in");
+    assert!(err.contains("[flaky] exited with code 1"), "{err}");
+    w.signal(libc::SIGTERM);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+}
+
+#[test]
+fn on_failure_respects_success_codes_and_never_does_not_restart() {
+    let env = Env::new(&format!(
+        r#"
+[services.ok3]
+command = [{tc}, "--touch", "ok3", "--exit", "3"]
+restart = "on-failure"
+success_codes = [0, 3]
+
+[services.fails]
+command = [{tc}, "--touch", "fails", "--exit", "4"]
+restart = "on-failure"
+backoff = {{ initial = "10ms", jitter = 0.0 }}
+
+[services.once]
+command = [{tc}, "--touch", "once", "--exit", "5"]
+restart = "never"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    w.wait_stderr("[ok3] exited with code 3");
+    w.wait_stderr("[once] exited with code 5");
+    env.wait_lines("fails", 3);
+    // The ones not restarted said so; by then they had exactly one start.
+    let err = w.wait_stderr("not restarted (restart = never)");
+    assert!(err.contains("[ok3] exited with code 3") && err.contains("not restarted (restart = on-failure)"), "{err}");
+    assert_eq!(env.lines("ok3").len(), 1);
+    assert_eq!(env.lines("once").len(), 1);
+    w.signal(libc::SIGINT);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+}
+
+#[test]
+fn backoff_grows_within_jitter_and_resets_after_a_long_run() {
+    let env = Env::new(&format!(
+        r#"
+[services.grow]
+command = [{tc}, "--touch", "grow", "--exit", "1"]
+backoff = {{ initial = "100ms", max = "2s", factor = 2.0, jitter = 0.1 }}
+
+[services.reset]
+command = [{tc}, "--touch", "reset", "--sleep", "300ms", "--exit", "1"]
+backoff = {{ initial = "100ms", max = "2s", factor = 2.0, jitter = 0.0, reset_after = "250ms" }}
+"#,
+        tc = tc()
+    ));
+    let _w = env.up(&[]);
+    env.wait_lines("grow", 5);
+    let t = start_times(&env, "grow");
+    for (i, pair) in t.windows(2).take(4).enumerate() {
+        let gap = pair[1] - pair[0];
+        let expected = 100.0 * 2f64.powi(i as i32);
+        // Within the jitter below; above, jitter plus the time to start a process.
+        assert!(
+            gap as f64 >= expected * 0.9 && (gap as f64) <= expected * 1.1 + 150.0,
+            "restart {} came after {gap} ms, expected {expected} ms ± 10%: {t:?}",
+            i + 1
+        );
+    }
+    // Each run of `reset` lasts 300 ms ≥ reset_after: the delay stays at `initial`.
+    env.wait_lines("reset", 5);
+    let t = start_times(&env, "reset");
+    for pair in t.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!((390..=600).contains(&gap), "gap {gap} ms: 300 ms run + 100 ms delay expected: {t:?}");
+    }
+}
+
+#[test]
+fn start_limit_puts_the_service_in_failed() {
+    let env = Env::new(&format!(
+        r#"
+[services.crashy]
+command = [{tc}, "--touch", "starts", "--exit", "1"]
+backoff = {{ initial = "5ms", max = "5ms", jitter = 0.0 }}
+start_limit = {{ count = 3, window = "60s" }}
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    let err = w.wait_stderr("[crashy] failed: start limit reached");
+    assert!(err.contains("more than 3 starts within"), "{err}");
+    assert_eq!(env.lines("starts").len(), 3, "exactly the allowed starts happened");
+    assert!(w.child.as_mut().unwrap().try_wait().unwrap().is_none(), "warden keeps running");
+}
+
+#[test]
+fn spawn_errors_are_reported_and_do_not_stop_others() {
+    let env = Env::new(&format!(
+        r#"
+[services.missing]
+command = ["/nonexistent/dir/program", "--flag"]
+restart = "never"
+
+[services.noperm]
+command = ["./not-executable"]
+restart = "on-failure"
+backoff = {{ initial = "20ms", jitter = 0.0 }}
+start_limit = {{ count = 2, window = "1m" }}
+
+[services.fine]
+command = [{tc}, "--ready-file", "fine.pid", "--sleep", "forever"]
+"#,
+        tc = tc()
+    ));
+    std::fs::write(env.path("not-executable"), "#!/bin/sh\n").unwrap();
+    let mut w = env.up(&[]);
+    let err = w.wait_stderr("[missing] cannot start");
+    assert!(err.contains("/nonexistent/dir/program"), "names the program: {err}");
+    let err = w.wait_stderr("[noperm] failed: start limit reached");
+    assert!(err.contains("permission denied"), "says why: {err}");
+    let pid = env.wait_pid("fine.pid");
+    assert!(alive(pid));
+    w.signal(libc::SIGTERM);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+    wait_gone(pid);
+}
+
+#[test]
+fn graceful_stop_sends_the_stop_signal_to_the_group() {
+    let env = Env::new(&format!(
+        r#"
+[services.polite]
+command = [{tc}, "--ready-file", "polite.pid", "--on-term-write", "polite.term", "--sleep", "forever"]
+stop_signal = "TERM"
+
+[services.hup]
+command = [{tc}, "--ready-file", "hup.pid", "--sleep", "forever"]
+stop_signal = "HUP"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    let p1 = env.wait_pid("polite.pid");
+    let p2 = env.wait_pid("hup.pid");
+    w.signal(libc::SIGINT);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+    assert_eq!(env.read("polite.term").trim(), "term");
+    assert!(!alive(p1) && !alive(p2));
+    let err = w.stderr();
+    assert!(err.contains("[hup] stopped") && err.contains("signal 1"), "{err}");
+}
+
+#[test]
+fn stop_command_runs_instead_of_the_signal() {
+    let env = Env::new(&format!(
+        r#"
+[services.web]
+command = [{tc}, "--ready-file", "web.pid", "--ignore-term", "--sleep", "forever"]
+stop_command = ["sh", "-c", "echo asked > stopcmd.ran; kill -KILL $WARDEN_PID"]
+stop_timeout = "20s"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    let pid = env.wait_pid("web.pid");
+    let t = Instant::now();
+    w.signal(libc::SIGTERM);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(10), "stop_command ended it, not the timeout");
+    assert_eq!(env.read("stopcmd.ran").trim(), "asked");
+    assert!(!alive(pid));
+}
+
+#[test]
+fn a_child_ignoring_term_is_killed_after_stop_timeout_with_its_grandchild() {
+    let env = Env::new(&format!(
+        r#"
+[services.stubborn]
+command = [{tc}, "--ready-file", "s.pid", "--ignore-term", "--spawn-grandchild", "gc.pid", "--sleep", "forever"]
+stop_timeout = "700ms"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    let pid = env.wait_pid("s.pid");
+    let gc = env.wait_pid("gc.pid");
+    let t = Instant::now();
+    w.signal(libc::SIGTERM);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(700), "waited stop_timeout first ({took:?})");
+    assert!(!alive(pid) && !alive(gc), "child and grandchild are gone");
+    assert!(w.stderr().contains("did not stop within 700ms; killing"), "{}", w.stderr());
+}
+
+#[test]
+fn a_double_forked_daemon_does_not_outlive_warden() {
+    let env = Env::new(&format!(
+        r#"
+[services.daemon]
+command = [{tc}, "--double-fork", "daemon.pid", "--exit", "0"]
+restart = "never"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    let daemon = env.wait_pid("daemon.pid");
+    w.wait_stderr("[daemon] exited with code 0");
+    w.signal(libc::SIGINT);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+    assert!(!alive(daemon), "the daemonized grandchild was ended");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn restarts_leave_no_zombies() {
+    let env = Env::new(&format!(
+        r#"
+[services.blinker]
+command = [{tc}, "--touch", "starts", "--spawn-grandchild", "gc.pid", "--exit", "0"]
+backoff = {{ initial = "10ms", max = "10ms", jitter = 0.0 }}
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    env.wait_lines("starts", 5);
+    let pid = w.pid();
+    // Every exited child and every orphaned grandchild is reaped by warden.
+    wait_for("no zombie children of warden", WAIT, || common::zombie_children(pid).is_empty().then_some(()));
+    w.signal(libc::SIGTERM);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+}
+
+#[test]
+fn a_second_warden_on_the_same_config_refuses() {
+    let env = Env::new(&format!(
+        "[services.s]\ncommand = [{tc}, \"--ready-file\", \"s.pid\", \"--sleep\", \"forever\"]\n",
+        tc = tc()
+    ));
+    let w = env.up(&[]);
+    env.wait_pid("s.pid");
+    let out = env.run(&["up"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("already running (pid {})", w.pid())), "{err}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn after_sigkill_children_die_and_the_next_warden_ends_the_rest() {
+    let env = Env::new(&format!(
+        r#"
+[services.s]
+command = [{tc}, "--ready-file", "s.pid", "--spawn-grandchild", "gc.pid", "--sleep", "forever"]
+restart = "never"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    let child = env.wait_pid("s.pid");
+    let gc = env.wait_pid("gc.pid");
+    w.signal(libc::SIGKILL);
+    w.wait_exit(WAIT);
+    // The direct child dies at once with its parent (parent-death signal).
+    wait_gone(child);
+    // The next warden ends the leftovers of the group before starting anything.
+    std::fs::remove_file(env.path("s.pid")).unwrap();
+    let mut w2 = env.up(&[]);
+    let err = w2.wait_stderr("[s] started");
+    wait_gone(gc);
+    assert!(err.contains("left behind by a previous warden"), "{err}");
+}
+
+#[test]
+fn output_reaches_the_files_whole() {
+    let env = Env::new(&format!(
+        r#"
+[services.talk]
+command = [{tc}, "--lines", "3", "--invalid-utf8", "--no-newline", "tail-without-newline", "--exit", "0"]
+restart = "never"
+
+[services.err]
+command = [{tc}, "--stderr", "--lines", "2", "--exit", "0"]
+restart = "never"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&["--attach"]);
+    w.wait_stderr("[talk] exited");
+    w.wait_stderr("[err] exited");
+    let out = wait_for("talk's log", WAIT, || {
+        let b = std::fs::read(env.path("logs/talk.out.log")).ok()?;
+        b.ends_with(b"tail-without-newline\n").then_some(b)
+    });
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(out.windows(3).any(|w| w == [0xff, 0xfe, b'\n']), "invalid UTF-8 passes unchanged");
+    assert_eq!(env.lines("logs/err.err.log").len(), 2);
+    wait_for("attached output", WAIT, || w.stdout().contains("talk | tail-without-newline").then_some(()));
+}
+
+#[test]
+fn a_flood_of_a_million_lines_loses_nothing() {
+    let env = Env::new(&format!(
+        r#"
+[services.flood]
+command = [{tc}, "--flood", "1000000", "--exit", "0"]
+restart = "never"
+[services.flood.log]
+max_size = "20MiB"
+keep = 100
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    w.wait_stderr("[flood] exited with code 0");
+    // Read back every file, oldest first, and check the numbering.
+    let mut files: Vec<_> = std::fs::read_dir(env.path("logs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("flood.out.log"))
+        .collect();
+    let rank = |p: &std::path::PathBuf| -> u32 {
+        p.extension().and_then(|e| e.to_str()).and_then(|e| e.parse().ok()).unwrap_or(0)
+    };
+    files.sort_by_key(|p| std::cmp::Reverse(rank(p)));
+    assert!(files.len() > 3, "rotation happened: {files:?}");
+    let mut expected = 1u64;
+    for f in &files {
+        let data = std::fs::read(f).unwrap();
+        for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let text = std::str::from_utf8(line).unwrap();
+            let n: u64 = text.split_whitespace().nth(1).unwrap().parse().unwrap_or_else(|_| panic!("bad line {text:?}"));
+            assert_eq!(n, expected, "line {expected} lost, duplicated or split (in {})", f.display());
+            expected += 1;
+        }
+    }
+    assert_eq!(expected - 1, 1_000_000);
+}
+
+#[test]
+fn the_child_gets_its_env_and_cwd() {
+    let env = Env::new(&format!(
+        r#"
+[services.envy]
+command = [{tc}, "--env", "WARDEN_SERVICE", "--env", "GREETING", "--env", "FROM_FILE", "--cwd", "--exit", "0"]
+restart = "never"
+cwd = "sub"
+env = {{ GREETING = "${{WARDEN_TEST_GREETING:-hello}}" }}
+env_file = "vars.env"
+"#,
+        tc = tc()
+    ));
+    std::fs::create_dir(env.path("sub")).unwrap();
+    std::fs::write(env.path("vars.env"), "# comment\nFROM_FILE=filed\n").unwrap();
+    let mut w = env.up(&[]);
+    w.wait_stderr("[envy] exited");
+    let out = wait_for("envy's output", WAIT, || {
+        let s = env.read("logs/envy.out.log");
+        (s.lines().count() >= 4).then_some(s)
+    });
+    assert!(out.contains("WARDEN_SERVICE=envy"), "{out}");
+    assert!(out.contains("GREETING=hello"), "{out}");
+    assert!(out.contains("FROM_FILE=filed"), "{out}");
+    assert!(out.contains(&env.path("sub").display().to_string()), "{out}");
+}
