@@ -234,7 +234,7 @@ class Tool:
         self.root = None
 
     def setup(self, d, services):
-        self.d, self.services, self.root = d, services, None
+        self.d, self.services, self.root, self.stopped = d, services, None, False
 
     def env(self):
         e = dict(os.environ)
@@ -502,9 +502,12 @@ class Run:
         try:
             table = snapshot()
             tree = self.tree(table)
-            if any(alive(table, r) for r in self.tool.roots()):
+            if any(alive(table, r) for r in self.tool.roots()) and not self.tool.stopped:
                 self.tool.stop()
-            wait_until(lambda: not any(alive(snapshot(), p) for p in tree), 20, 0.02)
+            # After a measured stop that timed out, do not wait again: kill.
+            wait = 1 if self.tool.stopped else 20
+            self.tool.stopped = True
+            wait_until(lambda: not any(alive(snapshot(), p) for p in tree), wait, 0.02)
         except (ProcessLookupError, Unavailable):
             pass
         self.ctx.cleanup()
@@ -589,7 +592,8 @@ def scenario_log(ctx, tool):
             return run.workers(table, ctx.flood)
 
         tool.after_start()
-        if not wait_until(flood_waiting, 30, 0.01):
+        flood_pids = wait_until(flood_waiting, 30, 0.01)
+        if not flood_pids:
             raise Unavailable("the flood child never started")
         table = snapshot()
         base = {}
@@ -615,8 +619,8 @@ def scenario_log(ctx, tool):
                 tool.check_alive(table)
                 sample_cpu_rss(run, table, cpu, hwm)
                 next_sample = now + 0.1
-            if os.path.exists(fstamp) and now - last_change > 3:
-                t_done = last_change  # the writer is done and the log stopped growing
+            if now - last_change > 3 and not any(alive(table, p) for p in flood_pids):
+                t_done = last_change  # the writer is gone and the log stopped growing
                 break
             if now - t_gate > ctx.log_timeout:
                 t_done = now
@@ -624,7 +628,8 @@ def scenario_log(ctx, tool):
             time.sleep(0.002)
         sample_cpu_rss(run, snapshot(), cpu, hwm)
         # Let the writer finish its stamp (it writes it after its last line).
-        wait_until(lambda: os.path.exists(fstamp) and os.path.getsize(fstamp) > 0, 10, 0.01)
+        if not wait_until(lambda: os.path.exists(fstamp) and os.path.getsize(fstamp) > 0, 5, 0.01):
+            raise Unavailable(f"the flood child did not finish writing; {tool.name} said: {tail(tool.out_path(), 3)}")
     with open(fstamp) as f:
         w_start, w_end = (int(x) for x in f.read().split())
     secs = t_done - w_start / 1e9
@@ -688,6 +693,7 @@ def stop_all(ctx, run, pids, label):
     main = {p for p in pids if p in table and table[p].ppid in sup}
     t0 = time.monotonic()
     tool.stop()
+    tool.stopped = True
     t_main = t_sup = None
     deadline = t0 + ctx.stop_timeout
     while time.monotonic() < deadline:
@@ -808,7 +814,9 @@ def table_rows(ctx, results):
         vals = {t: results.get(t, {}).get(stored, {}).get(key) for t in tools}
         row = [slabel.replace("N", str(ctx.services)), mlabel] + [fmt(vals[t], f) for t in tools]
         if "warden" in tools:
-            row += ["" if key == "gaps" else ratio(vals["warden"], vals[p]) for p in peers]
+            # A ratio of counts (lines lost, processes left) says nothing the counts do not.
+            counts = {"gaps", "lost", "bad", "term_left", "gc_left"}
+            row += ["" if key in counts else ratio(vals["warden"], vals[p]) for p in peers]
         rows.append(row)
     return head, rows
 
