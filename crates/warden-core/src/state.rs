@@ -24,17 +24,42 @@ pub enum StateError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
-    move |source| StateError::Io { op, path: path.to_path_buf(), source }
+    move |source| StateError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Write `data` to `path` atomically: a sibling temporary file, flushed to disk, renamed
 /// over `path`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, data, false)
+}
+
+/// Write a file only its owner can read (mode 0600 on Unix, from its creation), atomically.
+pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, data, true)
+}
+
+fn write_atomic_mode(path: &Path, data: &[u8], private: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = opts.open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -72,7 +97,13 @@ impl StateDir {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
-                return Err(StateError::AlreadyRunning { pid: if pid.is_empty() { "unknown".into() } else { pid.into() } });
+                return Err(StateError::AlreadyRunning {
+                    pid: if pid.is_empty() {
+                        "unknown".into()
+                    } else {
+                        pid.into()
+                    },
+                });
             }
             Err(TryLockError::Error(e)) => return Err(io_err("cannot lock", &path)(e)),
         }
@@ -85,7 +116,10 @@ impl StateDir {
         write_pid(&mut file).map_err(io_err("cannot write", &path))?;
         let run = dir.join("run");
         fs::create_dir_all(&run).map_err(io_err("cannot create", &run))?;
-        Ok(StateDir { dir: dir.to_path_buf(), _lock: file })
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+            _lock: file,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -170,7 +204,9 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let first = StateDir::lock(tmp.path()).expect("first lock");
         match StateDir::lock(tmp.path()) {
-            Err(StateError::AlreadyRunning { pid }) => assert_eq!(pid, std::process::id().to_string()),
+            Err(StateError::AlreadyRunning { pid }) => {
+                assert_eq!(pid, std::process::id().to_string());
+            }
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("second lock succeeded"),
         }
@@ -182,7 +218,11 @@ mod tests {
     fn group_records_round_trip() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let st = StateDir::lock(tmp.path()).expect("lock");
-        let rec = GroupRecord { service: "api".into(), pgid: 42, start_time: 7 };
+        let rec = GroupRecord {
+            service: "api".into(),
+            pgid: 42,
+            start_time: 7,
+        };
         st.save_group(&rec).expect("save");
         assert_eq!(st.recorded_groups(), vec![rec]);
         st.clear_group("api").expect("clear");
@@ -197,6 +237,10 @@ mod tests {
         write_atomic(&p, b"long long content").expect("write");
         write_atomic(&p, b"short").expect("write");
         assert_eq!(fs::read(&p).expect("read"), b"short");
-        assert_eq!(fs::read_dir(tmp.path()).expect("ls").count(), 1, "no temp file left");
+        assert_eq!(
+            fs::read_dir(tmp.path()).expect("ls").count(),
+            1,
+            "no temp file left"
+        );
     }
 }

@@ -24,6 +24,16 @@ pub fn rfc3339_ms(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// A random token of 32 hex digits (128 bits) for the TCP API: `SipHash` outputs keyed by
+/// std's `RandomState`, whose keys come from the OS's secure random source.
+pub fn random_token() -> String {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    let a = state.hash_one(0x5741_5244_454e_u64);
+    let b = state.hash_one(std::time::SystemTime::now());
+    format!("{a:016x}{b:016x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,6 +44,9 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_millis(1234)), "1.2s");
         assert_eq!(fmt_duration(Duration::from_secs(312)), "5m12s");
         assert_eq!(fmt_duration(Duration::from_secs(2 * 3600 + 180)), "2h03m");
-        assert_eq!(fmt_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3d04h");
+        assert_eq!(
+            fmt_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+            "3d04h"
+        );
     }
 }

@@ -124,10 +124,10 @@ fn path_str(p: &Path) -> &str {
 async fn read_pid_file(path: &Path) -> u32 {
     let deadline = Instant::now() + LONG;
     loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(pid) = text.trim().parse() {
-                return pid;
-            }
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
         }
         assert!(
             Instant::now() < deadline,

@@ -2,21 +2,81 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about = "Turn any program into a reliable, long-running service.")]
-#[command(after_help = "Exit codes: 0 done, 1 the operation failed, 2 usage or config error, 3 warden is not running.")]
+#[command(
+    name = "warden",
+    version,
+    about = "Turn any program into a reliable, long-running service."
+)]
+#[command(
+    after_help = "Exit codes: 0 done, 1 the operation failed, 2 usage or config error, 3 warden is not running."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Debug, Args, Clone)]
-pub struct ConfigArg {
-    /// The config file [default: $WARDEN_CONFIG or ./warden.toml]
-    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+/// Which warden a command talks to: the one of a config file, or an installed Windows
+/// service instance.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Target {
+    /// The config file [default: $`WARDEN_CONFIG` or ./warden.toml]
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// An installed Windows service instance (see `warden install`)
+    #[arg(short = 'n', long = "instance", value_name = "NAME")]
+    pub instance: Option<String>,
+}
+
+/// Just the config file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArg {
+    /// The config file [default: $`WARDEN_CONFIG` or ./warden.toml]
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl From<&Target> for ConfigArg {
+    fn from(t: &Target) -> ConfigArg {
+        ConfigArg {
+            config: t.config.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamArg {
+    Out,
+    Err,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartType {
+    Auto,
+    Delayed,
+    Manual,
+    Disabled,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ActArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The services to act on
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub names: Vec<String>,
+    /// Every service of the config
+    #[arg(long)]
+    pub all: bool,
+    /// Return at once instead of waiting for the service to reach its state
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -26,12 +86,113 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Supervise the services in the foreground (Ctrl-C stops them all gracefully).
+    /// Supervise the services (in the foreground; Ctrl-C stops them all gracefully).
     Up {
         #[command(flatten)]
         config: ConfigArg,
         /// Also print every output line of the services as `NAME | line`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "detach")]
         attach: bool,
+        /// Run in the background; return once warden answers, printing its pid.
+        #[arg(short = 'd', long)]
+        detach: bool,
     },
+    /// Stop every service gracefully, then warden exits.
+    Down {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show the services and their state.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Only these services
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Print the JSON of the control API
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start services (and wait until they run).
+    Start(ActArgs),
+    /// Stop services (and wait until they stopped); they stay stopped until started again.
+    Stop(ActArgs),
+    /// Restart services.
+    Restart(ActArgs),
+    /// Show the last lines of a service's output, and follow it with -f.
+    Logs {
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The service
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// How many lines [default: 100]; a value that is not a number names an installed
+        /// instance, as for the other commands (`warden logs -n sync sync -f`)
+        #[arg(short = 'n', value_name = "N|INSTANCE")]
+        n: Vec<String>,
+        /// How many lines
+        #[arg(long, value_name = "N")]
+        lines: Option<usize>,
+        /// An installed Windows service instance
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+        /// Keep printing new lines until Ctrl-C
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only one stream
+        #[arg(long, value_enum)]
+        stream: Option<StreamArg>,
+    },
+    /// Re-read the config and apply the difference; a bad config changes nothing (exit 2).
+    Reload {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Register a Windows service that runs warden (Windows only).
+    Install {
+        /// The Windows service name
+        name: String,
+        /// The config to run; without it, give the program after `--`
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long, value_enum, default_value = "auto")]
+        start: StartType,
+        /// `LocalSystem` (default), `LocalService`, `NetworkService`, "NT SERVICE\NAME" or DOMAIN\user
+        #[arg(long)]
+        user: Option<String>,
+        /// The password of a DOMAIN\user account, read from this file
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Another Windows service this one needs (repeatable)
+        #[arg(long)]
+        depends_on: Vec<String>,
+        /// Start the service after installing it
+        #[arg(long)]
+        now: bool,
+        /// The program and its arguments (the quick form)
+        #[arg(last = true, value_name = "PROGRAM ARGS")]
+        program: Vec<String>,
+    },
+    /// Stop and delete a Windows service installed by `warden install` (Windows only).
+    Uninstall {
+        name: String,
+        /// Also remove the generated config and logs
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Run as a Windows service (the SCM starts this; not for people).
+    #[command(hide = true, name = "service-run")]
+    ServiceRun {
+        #[arg(long)]
+        name: String,
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Deliver a console Ctrl-C to one process tree (internal, Windows).
+    #[command(hide = true, name = "__ctrl-c")]
+    CtrlC { pid: u32 },
 }

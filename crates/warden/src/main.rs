@@ -5,6 +5,10 @@
 
 mod cli;
 mod commands;
+mod endpoint;
+mod os;
+mod render;
+mod supervisor;
 
 use std::process::ExitCode;
 
@@ -19,7 +23,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: u8, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
+        Failure {
+            code,
+            message: message.into(),
+        }
     }
 
     /// Exit 1: the operation failed.

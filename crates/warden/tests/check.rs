@@ -7,9 +7,16 @@ use common::Env;
 
 #[test]
 fn a_valid_config_passes_with_a_summary() {
-    let env = Env::new("[services.api]\ncommand = [\"sleep\", \"1\"]\n[services.worker]\ncommand = \"sleep 2\"\n");
+    let env = Env::new(
+        "[services.api]\ncommand = [\"sleep\", \"1\"]\n[services.worker]\ncommand = \"sleep 2\"\n",
+    );
     let out = env.run(&["check"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("OK, 2 services (api, worker)"), "{stdout}");
 }
@@ -23,16 +30,30 @@ fn every_error_is_listed_with_file_line_and_column() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = env.config().display().to_string();
-    assert!(err.contains(&format!("{file}:2:1:")), "unknown key at 2:1: {err}");
+    assert!(
+        err.contains(&format!("{file}:2:1:")),
+        "unknown key at 2:1: {err}"
+    );
     assert!(err.contains("did you mean \"command\"?"), "{err}");
-    assert!(err.contains(&format!("{file}:5:")), "empty command on line 5: {err}");
-    assert!(err.contains(&format!("{file}:6:")), "bad duration on line 6: {err}");
-    assert!(err.contains(&format!("{file}:7:")), "bad signal on line 7: {err}");
+    assert!(
+        err.contains(&format!("{file}:5:")),
+        "empty command on line 5: {err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:6:")),
+        "bad duration on line 6: {err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:7:")),
+        "bad signal on line 7: {err}"
+    );
 }
 
 #[test]
 fn an_unset_variable_is_named_with_a_hint() {
-    let env = Env::new("[services.api]\ncommand = [\"./api\", \"--port\", \"${WARDEN_TEST_SURELY_UNSET_PORT}\"]\n");
+    let env = Env::new(
+        "[services.api]\ncommand = [\"./api\", \"--port\", \"${WARDEN_TEST_SURELY_UNSET_PORT}\"]\n",
+    );
     let out = env.run(&["check"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -60,7 +60,11 @@ restart = "never"
     env.wait_lines("fails", 3);
     // The ones not restarted said so; by then they had exactly one start.
     let err = w.wait_stderr("not restarted (restart = never)");
-    assert!(err.contains("[ok3] exited with code 3") && err.contains("not restarted (restart = on-failure)"), "{err}");
+    assert!(
+        err.contains("[ok3] exited with code 3")
+            && err.contains("not restarted (restart = on-failure)"),
+        "{err}"
+    );
     assert_eq!(env.lines("ok3").len(), 1);
     assert_eq!(env.lines("once").len(), 1);
     w.signal(libc::SIGINT);
@@ -99,7 +103,10 @@ backoff = {{ initial = "100ms", max = "2s", factor = 2.0, jitter = 0.0, reset_af
     let t = start_times(&env, "reset");
     for pair in t.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!((390..=600).contains(&gap), "gap {gap} ms: 300 ms run + 100 ms delay expected: {t:?}");
+        assert!(
+            (390..=600).contains(&gap),
+            "gap {gap} ms: 300 ms run + 100 ms delay expected: {t:?}"
+        );
     }
 }
 
@@ -117,8 +124,15 @@ start_limit = {{ count = 3, window = "60s" }}
     let mut w = env.up(&[]);
     let err = w.wait_stderr("[crashy] failed: start limit reached");
     assert!(err.contains("more than 3 starts within"), "{err}");
-    assert_eq!(env.lines("starts").len(), 3, "exactly the allowed starts happened");
-    assert!(w.child.as_mut().unwrap().try_wait().unwrap().is_none(), "warden keeps running");
+    assert_eq!(
+        env.lines("starts").len(),
+        3,
+        "exactly the allowed starts happened"
+    );
+    assert!(
+        w.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "warden keeps running"
+    );
 }
 
 #[test]
@@ -143,7 +157,10 @@ command = [{tc}, "--ready-file", "fine.pid", "--sleep", "forever"]
     std::fs::write(env.path("not-executable"), "#!/bin/sh\n").unwrap();
     let mut w = env.up(&[]);
     let err = w.wait_stderr("[missing] cannot start");
-    assert!(err.contains("/nonexistent/dir/program"), "names the program: {err}");
+    assert!(
+        err.contains("/nonexistent/dir/program"),
+        "names the program: {err}"
+    );
     let err = w.wait_stderr("[noperm] failed: start limit reached");
     assert!(err.contains("permission denied"), "says why: {err}");
     let pid = env.wait_pid("fine.pid");
@@ -175,7 +192,10 @@ stop_signal = "HUP"
     assert_eq!(env.read("polite.term").trim(), "term");
     assert!(!alive(p1) && !alive(p2));
     let err = w.stderr();
-    assert!(err.contains("[hup] stopped") && err.contains("signal 1"), "{err}");
+    assert!(
+        err.contains("[hup] stopped") && err.contains("signal 1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -194,7 +214,10 @@ stop_timeout = "20s"
     let t = Instant::now();
     w.signal(libc::SIGTERM);
     assert_eq!(w.wait_exit(WAIT), Some(0));
-    assert!(t.elapsed() < Duration::from_secs(10), "stop_command ended it, not the timeout");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stop_command ended it, not the timeout"
+    );
     assert_eq!(env.read("stopcmd.ran").trim(), "asked");
     assert!(!alive(pid));
 }
@@ -216,9 +239,16 @@ stop_timeout = "700ms"
     w.signal(libc::SIGTERM);
     assert_eq!(w.wait_exit(WAIT), Some(0));
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(700), "waited stop_timeout first ({took:?})");
+    assert!(
+        took >= Duration::from_millis(700),
+        "waited stop_timeout first ({took:?})"
+    );
     assert!(!alive(pid) && !alive(gc), "child and grandchild are gone");
-    assert!(w.stderr().contains("did not stop within 700ms; killing"), "{}", w.stderr());
+    assert!(
+        w.stderr().contains("did not stop within 700ms; killing"),
+        "{}",
+        w.stderr()
+    );
 }
 
 #[test]
@@ -254,7 +284,9 @@ backoff = {{ initial = "10ms", max = "10ms", jitter = 0.0 }}
     env.wait_lines("starts", 5);
     let pid = w.pid();
     // Every exited child and every orphaned grandchild is reaped by warden.
-    wait_for("no zombie children of warden", WAIT, || common::zombie_children(pid).is_empty().then_some(()));
+    wait_for("no zombie children of warden", WAIT, || {
+        common::zombie_children(pid).is_empty().then_some(())
+    });
     w.signal(libc::SIGTERM);
     assert_eq!(w.wait_exit(WAIT), Some(0));
 }
@@ -270,7 +302,10 @@ fn a_second_warden_on_the_same_config_refuses() {
     let out = env.run(&["up"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("already running (pid {})", w.pid())), "{err}");
+    assert!(
+        err.contains(&format!("already running (pid {})", w.pid())),
+        "{err}"
+    );
 }
 
 #[cfg(target_os = "linux")]
@@ -322,9 +357,16 @@ restart = "never"
     });
     let text = String::from_utf8_lossy(&out);
     assert_eq!(text.lines().count(), 5, "{text}");
-    assert!(out.windows(3).any(|w| w == [0xff, 0xfe, b'\n']), "invalid UTF-8 passes unchanged");
+    assert!(
+        out.windows(3).any(|w| w == [0xff, 0xfe, b'\n']),
+        "invalid UTF-8 passes unchanged"
+    );
     assert_eq!(env.lines("logs/err.err.log").len(), 2);
-    wait_for("attached output", WAIT, || w.stdout().contains("talk | tail-without-newline").then_some(()));
+    wait_for("attached output", WAIT, || {
+        w.stdout()
+            .contains("talk | tail-without-newline")
+            .then_some(())
+    });
 }
 
 #[test]
@@ -347,10 +389,18 @@ keep = 100
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("flood.out.log"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("flood.out.log")
+        })
         .collect();
     let rank = |p: &std::path::PathBuf| -> u32 {
-        p.extension().and_then(|e| e.to_str()).and_then(|e| e.parse().ok()).unwrap_or(0)
+        p.extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0)
     };
     files.sort_by_key(|p| std::cmp::Reverse(rank(p)));
     assert!(files.len() > 3, "rotation happened: {files:?}");
@@ -359,8 +409,18 @@ keep = 100
         let data = std::fs::read(f).unwrap();
         for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let text = std::str::from_utf8(line).unwrap();
-            let n: u64 = text.split_whitespace().nth(1).unwrap().parse().unwrap_or_else(|_| panic!("bad line {text:?}"));
-            assert_eq!(n, expected, "line {expected} lost, duplicated or split (in {})", f.display());
+            let n: u64 = text
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap_or_else(|_| panic!("bad line {text:?}"));
+            assert_eq!(
+                n,
+                expected,
+                "line {expected} lost, duplicated or split (in {})",
+                f.display()
+            );
             expected += 1;
         }
     }
@@ -391,5 +451,8 @@ env_file = "vars.env"
     assert!(out.contains("WARDEN_SERVICE=envy"), "{out}");
     assert!(out.contains("GREETING=hello"), "{out}");
     assert!(out.contains("FROM_FILE=filed"), "{out}");
-    assert!(out.contains(&env.path("sub").display().to_string()), "{out}");
+    assert!(
+        out.contains(&env.path("sub").display().to_string()),
+        "{out}"
+    );
 }

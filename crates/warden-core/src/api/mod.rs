@@ -1,3 +1,6 @@
 //! The control API: the status types (the JSON contract shared by the daemon and the CLI).
 
+pub mod client;
+pub mod server;
 pub mod types;
+pub mod wire;

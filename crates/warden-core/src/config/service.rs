@@ -308,30 +308,30 @@ fn read_backoff(r: &mut Reader<'_>, field: Field<'_>) -> Option<Backoff> {
     if let Some(d) = get("reset_after").and_then(|f| r.duration(f)) {
         b.reset_after = d;
     }
-    if let Some(f) = get("factor") {
-        if let Some(factor) = r.number(f) {
-            if factor >= 1.0 && factor.is_finite() {
-                b.factor = factor;
-            } else {
-                r.error(
-                    f.pos(),
-                    format!("backoff.factor must be at least 1.0, found {factor}"),
-                    None,
-                );
-            }
+    if let Some(f) = get("factor")
+        && let Some(factor) = r.number(f)
+    {
+        if factor >= 1.0 && factor.is_finite() {
+            b.factor = factor;
+        } else {
+            r.error(
+                f.pos(),
+                format!("backoff.factor must be at least 1.0, found {factor}"),
+                None,
+            );
         }
     }
-    if let Some(f) = get("jitter") {
-        if let Some(jitter) = r.number(f) {
-            if (0.0..1.0).contains(&jitter) {
-                b.jitter = jitter;
-            } else {
-                r.error(
-                    f.pos(),
-                    format!("backoff.jitter must be at least 0 and less than 1, found {jitter}"),
-                    None,
-                );
-            }
+    if let Some(f) = get("jitter")
+        && let Some(jitter) = r.number(f)
+    {
+        if (0.0..1.0).contains(&jitter) {
+            b.jitter = jitter;
+        } else {
+            r.error(
+                f.pos(),
+                format!("backoff.jitter must be at least 0 and less than 1, found {jitter}"),
+                None,
+            );
         }
     }
     if b.initial > b.max {

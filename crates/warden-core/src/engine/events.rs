@@ -1,6 +1,7 @@
 //! warden's own event lines on stderr (a service started, exited, restarts, failed, stopped)
 //! and, with `--attach`, the services' output on stdout as `NAME | line`.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::time::SystemTime;
 
@@ -32,12 +33,17 @@ impl Events {
         use std::io::IsTerminal;
         let tty = std::io::stderr().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Events { color: tty && !no_color, timestamps: !tty }
+        Events {
+            color: tty && !no_color,
+            timestamps: !tty,
+        }
     }
 
     /// A colour for a service name, stable for the name.
     fn name_color(name: &str) -> u8 {
-        let sum = name.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
+        let sum = name
+            .bytes()
+            .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
         PALETTE[sum % PALETTE.len()]
     }
 
@@ -55,12 +61,13 @@ impl Events {
                 Level::Warn => 33,
                 Level::Bad => 31,
             };
-            line.push_str(&format!(
-                "\x1b[{}m[{service}]\x1b[0m \x1b[{msg_color}m{message}\x1b[0m\n",
+            let _ = writeln!(
+                line,
+                "\x1b[{}m[{service}]\x1b[0m \x1b[{msg_color}m{message}\x1b[0m",
                 Self::name_color(service)
-            ));
+            );
         } else {
-            line.push_str(&format!("[{service}] {message}\n"));
+            let _ = writeln!(line, "[{service}] {message}");
         }
         // One write per line so concurrent events never interleave; a closed stderr is not
         // a reason to stop supervising.
@@ -71,7 +78,13 @@ impl Events {
     pub fn attach_line(&self, service: &str, width: usize, bytes: &[u8]) {
         let mut out = Vec::with_capacity(bytes.len() + width + 16);
         if self.color {
-            out.extend_from_slice(format!("\x1b[{}m{service:width$} |\x1b[0m ", Self::name_color(service)).as_bytes());
+            out.extend_from_slice(
+                format!(
+                    "\x1b[{}m{service:width$} |\x1b[0m ",
+                    Self::name_color(service)
+                )
+                .as_bytes(),
+            );
         } else {
             out.extend_from_slice(format!("{service:width$} | ").as_bytes());
         }

@@ -68,7 +68,10 @@ pub enum Action {
 enum Msg {
     Status(oneshot::Sender<StatusReport>),
     Act(Action, String, oneshot::Sender<Result<(), EngineError>>),
-    Logs(String, oneshot::Sender<Result<Arc<ServiceLogs>, EngineError>>),
+    Logs(
+        String,
+        oneshot::Sender<Result<Arc<ServiceLogs>, EngineError>>,
+    ),
     Reload(Box<Config>, oneshot::Sender<ReloadReport>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -92,11 +95,15 @@ impl Handle {
 
     /// Start, stop or restart one service; returns once it took effect.
     pub async fn act(&self, action: Action, name: &str) -> Result<(), EngineError> {
-        self.ask(|tx| Msg::Act(action, name.to_owned(), tx)).await.unwrap_or(Err(EngineError::ShuttingDown))
+        self.ask(|tx| Msg::Act(action, name.to_owned(), tx))
+            .await
+            .unwrap_or(Err(EngineError::ShuttingDown))
     }
 
     pub async fn logs(&self, name: &str) -> Result<Arc<ServiceLogs>, EngineError> {
-        self.ask(|tx| Msg::Logs(name.to_owned(), tx)).await.unwrap_or(Err(EngineError::ShuttingDown))
+        self.ask(|tx| Msg::Logs(name.to_owned(), tx))
+            .await
+            .unwrap_or(Err(EngineError::ShuttingDown))
     }
 
     /// Apply a new, already validated config.
@@ -131,13 +138,29 @@ pub struct Engine {
 
 impl Engine {
     /// Build the engine for `config`. The state dir must be locked already.
-    pub fn new(config: Config, state: StateDir, events: Events, kill_now: watch::Receiver<bool>, attach: bool) -> Engine {
+    pub fn new(
+        config: Config,
+        state: StateDir,
+        events: Events,
+        kill_now: watch::Receiver<bool>,
+        attach: bool,
+    ) -> Engine {
         let marker = state.marker();
         let hand_stopped = state.hand_stopped().into_iter().collect();
-        let width = config.services.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        let width = config
+            .services
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(0);
         Engine {
             config,
-            ctx: Arc::new(Ctx { events, state, marker, kill_now }),
+            ctx: Arc::new(Ctx {
+                events,
+                state,
+                marker,
+                kill_now,
+            }),
             entries: Vec::new(),
             hand_stopped,
             started: Instant::now(),
@@ -178,7 +201,11 @@ impl Engine {
         let logs = match ServiceLogs::open(&name, &cfg.log, reporter.clone()) {
             Ok(l) => l,
             Err(e) => {
-                events.emit(&name, Level::Bad, &format!("cannot open its log files: {e}"));
+                events.emit(
+                    &name,
+                    Level::Bad,
+                    &format!("cannot open its log files: {e}"),
+                );
                 // Keep supervising: open nothing now; the writer retries on the first line.
                 ServiceLogs::open(&name, &cfg.log, reporter).ok()?
             }
@@ -201,14 +228,25 @@ impl Engine {
                     match lines.recv().await {
                         Ok(line) => events.attach_line(&name, width, &line.bytes),
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            events.attach_line(&name, width, format!("[warden] {n} lines not shown (output too fast)").as_bytes());
+                            events.attach_line(
+                                &name,
+                                width,
+                                format!("[warden] {n} lines not shown (output too fast)")
+                                    .as_bytes(),
+                            );
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     }
                 }
             });
         }
-        let task = ServiceTask::new(cfg.clone(), logs.clone(), self.ctx.clone(), req_rx, status_tx);
+        let task = ServiceTask::new(
+            cfg.clone(),
+            logs.clone(),
+            self.ctx.clone(),
+            req_rx,
+            status_tx,
+        );
         let task = tokio::spawn(task.run());
         let wait = if should_start {
             let (tx, rx) = oneshot::channel();
@@ -218,15 +256,24 @@ impl Engine {
         } else {
             None
         };
-        self.entries.push(Entry { cfg, tx: req_tx, status: status_rx, logs, task });
+        self.entries.push(Entry {
+            cfg,
+            tx: req_tx,
+            status: status_rx,
+            logs,
+            task,
+        });
         wait
     }
 
     fn find(&self, name: &str) -> Result<&Entry, EngineError> {
-        self.entries.iter().find(|e| e.cfg.name == name).ok_or_else(|| EngineError::UnknownService {
-            name: name.to_owned(),
-            known: self.entries.iter().map(|e| e.cfg.name.clone()).collect(),
-        })
+        self.entries
+            .iter()
+            .find(|e| e.cfg.name == name)
+            .ok_or_else(|| EngineError::UnknownService {
+                name: name.to_owned(),
+                known: self.entries.iter().map(|e| e.cfg.name.clone()).collect(),
+            })
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
@@ -280,11 +327,19 @@ impl Engine {
                 config: self.config.path.display().to_string(),
                 uptime_ms: self.started.elapsed().as_millis() as u64,
             },
-            services: self.entries.iter().map(|e| e.status.borrow().status(&e.cfg.name, now)).collect(),
+            services: self
+                .entries
+                .iter()
+                .map(|e| e.status.borrow().status(&e.cfg.name, now))
+                .collect(),
         }
     }
 
-    fn act(&mut self, action: Action, name: &str) -> Result<oneshot::Receiver<Result<(), String>>, EngineError> {
+    fn act(
+        &mut self,
+        action: Action,
+        name: &str,
+    ) -> Result<oneshot::Receiver<Result<(), String>>, EngineError> {
         let entry = self.find(name)?;
         let (tx, rx) = oneshot::channel();
         let req = match action {
@@ -309,7 +364,11 @@ impl Engine {
     fn save_hand_stopped(&self) {
         let names: Vec<String> = self.hand_stopped.iter().cloned().collect();
         if let Err(e) = self.ctx.state.save_hand_stopped(&names) {
-            self.ctx.events.emit("warden", Level::Warn, &format!("cannot save the services stopped by hand: {e}"));
+            self.ctx.events.emit(
+                "warden",
+                Level::Warn,
+                &format!("cannot save the services stopped by hand: {e}"),
+            );
         }
     }
 
@@ -350,7 +409,10 @@ impl Engine {
                     report.restarted.push(cfg.name.clone());
                     entry.cfg = cfg.clone();
                     let (tx, rx) = oneshot::channel();
-                    let _ = entry.tx.send(Request::Reconfigure(Box::new(cfg.clone()), tx)).await;
+                    let _ = entry
+                        .tx
+                        .send(Request::Reconfigure(Box::new(cfg.clone()), tx))
+                        .await;
                     pending.push((cfg.name.clone(), rx));
                 }
                 None => {
@@ -367,7 +429,8 @@ impl Engine {
             }
         }
         // Keep the config's order.
-        self.entries.sort_by_key(|e| new.services.iter().position(|s| s.name == e.cfg.name));
+        self.entries
+            .sort_by_key(|e| new.services.iter().position(|s| s.name == e.cfg.name));
         let known: BTreeSet<String> = new.services.iter().map(|s| s.name.clone()).collect();
         let before = self.hand_stopped.len();
         self.hand_stopped.retain(|n| known.contains(n));

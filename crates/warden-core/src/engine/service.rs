@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::events::Level;
 use super::Ctx;
+use super::events::Level;
 use crate::api::types::{LastExit, ServiceStatus, State};
 use crate::config::ServiceConfig;
 use crate::logs::{ServiceLogs, Stream};
@@ -54,10 +54,14 @@ impl Snapshot {
             name: name.to_owned(),
             state: self.state,
             pid: self.pid,
-            uptime_ms: self.started.map(|s| now.saturating_duration_since(s).as_millis() as u64),
+            uptime_ms: self
+                .started
+                .map(|s| now.saturating_duration_since(s).as_millis() as u64),
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
-            next_start_in_ms: self.next_start.map(|t| t.saturating_duration_since(now).as_millis() as u64),
+            next_start_in_ms: self
+                .next_start
+                .map(|t| t.saturating_duration_since(now).as_millis() as u64),
             reason: self.reason.clone(),
         }
     }
@@ -74,7 +78,9 @@ enum Phase {
     /// No child, nothing scheduled: pending, stopped, exited or failed.
     Idle,
     Running(Run),
-    Backoff { until: Instant },
+    Backoff {
+        until: Instant,
+    },
 }
 
 enum Event {
@@ -110,11 +116,27 @@ impl ServiceTask {
         rx: mpsc::Receiver<Request>,
         status: watch::Sender<Snapshot>,
     ) -> ServiceTask {
-        ServiceTask { cfg, logs, ctx, rx, status, history: RestartHistory::default(), phase: Phase::Idle }
+        ServiceTask {
+            cfg,
+            logs,
+            ctx,
+            rx,
+            status,
+            history: RestartHistory::default(),
+            phase: Phase::Idle,
+        }
     }
 
     pub fn initial_snapshot(reason: Option<String>, state: State) -> Snapshot {
-        Snapshot { state, pid: None, started: None, restarts: 0, last_exit: None, next_start: None, reason }
+        Snapshot {
+            state,
+            pid: None,
+            started: None,
+            restarts: 0,
+            last_exit: None,
+            next_start: None,
+            reason,
+        }
     }
 
     fn name(&self) -> &str {
@@ -169,14 +191,13 @@ impl ServiceTask {
     async fn handle(&mut self, req: Request) {
         match req {
             Request::Start(reply) => {
-                let result = match &self.phase {
-                    Phase::Running(_) => Ok(()),
-                    _ => {
-                        self.phase = Phase::Idle;
-                        self.history.reset();
-                        self.start(false);
-                        self.start_result()
-                    }
+                let result = if let Phase::Running(_) = &self.phase {
+                    Ok(())
+                } else {
+                    self.phase = Phase::Idle;
+                    self.history.reset();
+                    self.start(false);
+                    self.start_result()
                 };
                 let _ = reply.send(result);
             }
@@ -196,7 +217,10 @@ impl ServiceTask {
                     self.stop(StopKind::Restart, "config changed").await;
                 }
                 if let Err(e) = self.logs.reconfigure(&cfg.log) {
-                    self.emit(Level::Warn, &format!("cannot apply the new log settings: {e}"));
+                    self.emit(
+                        Level::Warn,
+                        &format!("cannot apply the new log settings: {e}"),
+                    );
                 }
                 self.cfg = *cfg;
                 let result = if was_active {
@@ -216,15 +240,21 @@ impl ServiceTask {
     fn start_result(&self) -> Result<(), String> {
         match &self.phase {
             Phase::Running(_) => Ok(()),
-            _ => Err(self.status.borrow().reason.clone().unwrap_or_else(|| "did not start".into())),
+            _ => Err(self
+                .status
+                .borrow()
+                .reason
+                .clone()
+                .unwrap_or_else(|| "did not start".into())),
         }
     }
 
     fn spawn_spec(&self) -> SpawnSpec {
-        let (program, args) = self.cfg.command.split_first().map_or_else(
-            || (String::new(), &[][..]),
-            |(p, a)| (p.clone(), a),
-        );
+        let (program, args) = self
+            .cfg
+            .command
+            .split_first()
+            .map_or_else(|| (String::new(), &[][..]), |(p, a)| (p.clone(), a));
         let mut env = self.cfg.child_env();
         env.push(("WARDEN_INSTANCE".into(), self.ctx.marker.clone().into()));
         SpawnSpec {
@@ -241,8 +271,13 @@ impl ServiceTask {
     /// exit by the restart policy (it counts in `restarts`).
     fn start(&mut self, restart: bool) {
         let now = Instant::now();
-        if let StartVerdict::LimitHit { count, window } = self.history.record_start(self.cfg.start_limit, now) {
-            let reason = format!("start limit reached: more than {count} starts within {}", fmt_duration(window));
+        if let StartVerdict::LimitHit { count, window } =
+            self.history.record_start(self.cfg.start_limit, now)
+        {
+            let reason = format!(
+                "start limit reached: more than {count} starts within {}",
+                fmt_duration(window)
+            );
             self.emit(Level::Bad, &format!("failed: {reason}"));
             self.publish(|s| {
                 s.state = State::Failed;
@@ -265,7 +300,10 @@ impl ServiceTask {
                     pumps.push(self.logs.pump(err, Stream::Err));
                 }
                 if let Err(e) = self.ctx.state.save_group(&child.group_record(self.name())) {
-                    self.emit(Level::Warn, &format!("cannot record process group {pid} in the state dir: {e}"));
+                    self.emit(
+                        Level::Warn,
+                        &format!("cannot record process group {pid} in the state dir: {e}"),
+                    );
                 }
                 self.emit(Level::Good, &format!("started (pid {pid})"));
                 self.publish(|s| {
@@ -278,7 +316,11 @@ impl ServiceTask {
                         s.restarts += 1;
                     }
                 });
-                self.phase = Phase::Running(Run { child, started: now, pumps });
+                self.phase = Phase::Running(Run {
+                    child,
+                    started: now,
+                    pumps,
+                });
             }
             Err(err) => {
                 let reason = format!("cannot start: {}", error_chain(&err));
@@ -318,12 +360,26 @@ impl ServiceTask {
             ran,
             fastrand::f64(),
         );
-        let after = if status.is_some() { format!(" after {}", fmt_duration(ran)) } else { String::new() };
+        let after = if status.is_some() {
+            format!(" after {}", fmt_duration(ran))
+        } else {
+            String::new()
+        };
         match decision {
             AfterExit::Restart { delay, attempt } => {
                 if status.is_some() {
-                    let level = if policy::is_success(&self.cfg.success_codes, status) { Level::Info } else { Level::Warn };
-                    self.emit(level, &format!("{what}{after}; restarting in {} (attempt {attempt})", fmt_duration(delay)));
+                    let level = if policy::is_success(&self.cfg.success_codes, status) {
+                        Level::Info
+                    } else {
+                        Level::Warn
+                    };
+                    self.emit(
+                        level,
+                        &format!(
+                            "{what}{after}; restarting in {} (attempt {attempt})",
+                            fmt_duration(delay)
+                        ),
+                    );
                 }
                 if delay.is_zero() {
                     self.start(true);
@@ -338,9 +394,19 @@ impl ServiceTask {
                 }
             }
             AfterExit::Rest { failed } => {
-                let (state, level) = if failed { (State::Failed, Level::Bad) } else { (State::Exited, Level::Info) };
+                let (state, level) = if failed {
+                    (State::Failed, Level::Bad)
+                } else {
+                    (State::Exited, Level::Info)
+                };
                 if status.is_some() {
-                    self.emit(level, &format!("{what}{after}; not restarted (restart = {})", restart_name(self.cfg.restart)));
+                    self.emit(
+                        level,
+                        &format!(
+                            "{what}{after}; not restarted (restart = {})",
+                            restart_name(self.cfg.restart)
+                        ),
+                    );
                 }
                 self.publish(|s| {
                     s.state = state;
@@ -363,7 +429,10 @@ impl ServiceTask {
                 let status = self.end_tree(run, true).await;
                 if kind == StopKind::Stop {
                     let how = status.map_or_else(String::new, |st| format!(", {st}"));
-                    self.emit(Level::Info, &format!("stopped (pid {pid}{how}, ran {})", fmt_duration(ran)));
+                    self.emit(
+                        Level::Info,
+                        &format!("stopped (pid {pid}{how}, ran {})", fmt_duration(ran)),
+                    );
                 }
                 self.publish(|s| {
                     if let Some(st) = status {
@@ -382,14 +451,15 @@ impl ServiceTask {
         });
     }
 
-    /// End a run's whole tree. `ask`: first the graceful steps (stop_command or stop_signal,
-    /// up to stop_timeout); after an exit on its own, what is left of the group gets the same
+    /// End a run's whole tree. `ask`: first the graceful steps (`stop_command` or `stop_signal`,
+    /// up to `stop_timeout`); after an exit on its own, what is left of the group gets the same
     /// treatment. Then SIGKILL to whatever remains. Returns the main process's status.
     async fn end_tree(&mut self, mut run: Run, ask: bool) -> Option<ExitStatus> {
         let timeout = self.cfg.stop_timeout;
         let mut kill_now = self.ctx.kill_now.clone();
         let mut stop_cmd = None;
-        let already_gone = run.child.exit_status().is_some() && run.child.wait_tree_gone(Duration::ZERO).await;
+        let already_gone =
+            run.child.exit_status().is_some() && run.child.wait_tree_gone(Duration::ZERO).await;
         if !already_gone {
             if ask || run.child.exit_status().is_some() {
                 stop_cmd = self.ask_to_stop(&run.child);
@@ -400,13 +470,22 @@ impl ServiceTask {
             };
             if !gone {
                 if ask && !*kill_now.borrow() {
-                    self.emit(Level::Warn, &format!("did not stop within {}; killing", fmt_duration(timeout)));
+                    self.emit(
+                        Level::Warn,
+                        &format!("did not stop within {}; killing", fmt_duration(timeout)),
+                    );
                 }
                 if let Err(e) = run.child.kill_tree() {
-                    self.emit(Level::Warn, &format!("cannot kill process group {}: {e}", run.child.pid()));
+                    self.emit(
+                        Level::Warn,
+                        &format!("cannot kill process group {}: {e}", run.child.pid()),
+                    );
                 }
                 if !run.child.wait_tree_gone(Duration::from_secs(5)).await {
-                    self.emit(Level::Bad, &format!("processes of group {} survive SIGKILL", run.child.pid()));
+                    self.emit(
+                        Level::Bad,
+                        &format!("processes of group {} survive SIGKILL", run.child.pid()),
+                    );
                 }
             }
         }
@@ -414,11 +493,18 @@ impl ServiceTask {
             if cmd.exit_status().is_none() {
                 let _ = cmd.kill_tree();
             }
-            let _ = tokio::time::timeout(Duration::from_secs(5), cmd.wait_tree_gone(Duration::from_secs(5))).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                cmd.wait_tree_gone(Duration::from_secs(5)),
+            )
+            .await;
         }
         let status = run.child.exit_status();
         if let Err(e) = self.ctx.state.clear_group(self.name()) {
-            self.emit(Level::Warn, &format!("cannot clear the record of group {}: {e}", run.child.pid()));
+            self.emit(
+                Level::Warn,
+                &format!("cannot clear the record of group {}: {e}", run.child.pid()),
+            );
         }
         // The tree is gone, so every writer of the pipes is closed: the pumps end at once,
         // after writing a last line without newline.
@@ -437,16 +523,30 @@ impl ServiceTask {
                 spec.program = program.into();
                 spec.args = args.iter().map(Into::into).collect();
             }
-            spec.env.push(("WARDEN_PID".into(), child.pid().to_string().into()));
+            spec.env
+                .push(("WARDEN_PID".into(), child.pid().to_string().into()));
             spec.capture_output = false;
             match process::spawn(&spec) {
                 Ok(c) => return Some(c),
-                Err(e) => self.emit(Level::Warn, &format!("stop_command failed: {}; sending the stop signal", error_chain(&e))),
+                Err(e) => self.emit(
+                    Level::Warn,
+                    &format!(
+                        "stop_command failed: {}; sending the stop signal",
+                        error_chain(&e)
+                    ),
+                ),
             }
         }
         #[cfg(unix)]
         if let Err(e) = child.signal(self.cfg.stop_signal) {
-            self.emit(Level::Warn, &format!("cannot send {} to group {}: {e}", self.cfg.stop_signal, child.pid()));
+            self.emit(
+                Level::Warn,
+                &format!(
+                    "cannot send {} to group {}: {e}",
+                    self.cfg.stop_signal,
+                    child.pid()
+                ),
+            );
         }
         #[cfg(windows)]
         if let Some(first) = self.cfg.stop_method.first() {

@@ -1,14 +1,24 @@
-//! The log writer and pumps. (Skeleton: replaced by the real one.)
+//! The service's logs and the pumps that feed them.
+//!
+//! A pump reads its pipe in chunks (8 KiB growing to 1 MiB while reads fill the buffer,
+//! back to 8 KiB when output slows down), finds the last newline of each chunk and hands
+//! everything before it to the file in one write, then to the in-memory tail in one copy.
+//! Per-line work happens only for timestamps and for live subscribers. A partial line stays
+//! in the pump until its newline arrives (or EOF), so two streams sharing a file never mix
+//! within a line.
 
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime};
 
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::Stream;
-use crate::config::LogConfig;
+use super::scan;
+use super::tail::{TAIL_BYTES, TAIL_LINES, Tail};
+use super::writer::{FileSettings, Sink, timestamp};
+use crate::config::{LogConfig, StderrTarget};
 
 /// Called with a message to show on warden's own stderr (a write failed, writing works again).
 pub type Reporter = Arc<dyn Fn(&str) + Send + Sync>;
@@ -23,42 +33,251 @@ pub struct LogLine {
     pub bytes: Vec<u8>,
 }
 
+/// The first read buffer of a pump, and the size it returns to when output slows down.
+const READ_MIN: usize = 8 << 10;
+/// Reads that fill the buffer double it up to this.
+const READ_MAX: usize = 1 << 20;
+/// A line longer than this is cut (with a report): memory must stay bounded.
+const LINE_MAX: usize = 64 << 20;
+/// Lines a slow subscriber may lag behind before it misses some.
+const SUBSCRIBE_BUFFER: usize = 1024;
+
+/// Where each stream goes, swapped whole by [`ServiceLogs::reconfigure`].
+struct Routes {
+    out: Arc<Sink>,
+    err: Arc<Sink>,
+}
+
+impl Routes {
+    fn sink(&self, stream: Stream) -> &Arc<Sink> {
+        match stream {
+            Stream::Out => &self.out,
+            Stream::Err => &self.err,
+        }
+    }
+}
+
 /// The logs of one service: its files, its in-memory tail, its followers.
 pub struct ServiceLogs {
-    _p: (),
+    service: String,
+    reporter: Reporter,
+    routes: Mutex<Arc<Routes>>,
+    tail: Mutex<Tail>,
+    /// Made at the first [`ServiceLogs::subscribe`]: its ring is not small.
+    tx: OnceLock<broadcast::Sender<LogLine>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn settings(cfg: &LogConfig) -> FileSettings {
+    FileSettings {
+        max_size: cfg.max_size,
+        keep: cfg.keep.max(1),
+        compress: cfg.compress,
+        timestamps: cfg.timestamps,
+    }
+}
+
+/// Open the sinks of `cfg`, reusing those of `old` whose path did not change.
+fn routes(cfg: &LogConfig, old: Option<&Routes>, reporter: &Reporter) -> std::io::Result<Routes> {
+    let s = settings(cfg);
+    let reuse = |path: &std::path::Path| -> Option<Arc<Sink>> {
+        let old = old?;
+        [&old.out, &old.err]
+            .into_iter()
+            .find(|k| k.path() == path)
+            .map(|k| {
+                k.set_settings(s);
+                Arc::clone(k)
+            })
+    };
+    let out = match reuse(&cfg.stdout) {
+        Some(k) => k,
+        None => Sink::open(&cfg.stdout, s, Arc::clone(reporter))?,
+    };
+    let err = match &cfg.stderr {
+        StderrTarget::Stdout => Arc::clone(&out),
+        StderrTarget::File(p) if *p == cfg.stdout => Arc::clone(&out),
+        StderrTarget::File(p) => match reuse(p) {
+            Some(k) => k,
+            None => Sink::open(p, s, Arc::clone(reporter))?,
+        },
+    };
+    Ok(Routes { out, err })
 }
 
 impl ServiceLogs {
-    /// Open (create) the service's log files per `cfg`; keep the last `tail_lines` lines in
-    /// memory.
+    /// Open (create) the service's log files per `cfg`; keep the last 1000 lines (at most
+    /// about 1 MiB) in memory.
     pub fn open(
-        _service: &str,
-        _cfg: &LogConfig,
-        _reporter: Reporter,
+        service: &str,
+        cfg: &LogConfig,
+        reporter: Reporter,
     ) -> std::io::Result<Arc<ServiceLogs>> {
-        Ok(Arc::new(ServiceLogs { _p: () }))
+        Self::open_with_tail(service, cfg, reporter, TAIL_LINES, TAIL_BYTES)
+    }
+
+    /// [`ServiceLogs::open`] keeping at least `lines` lines within about `bytes` bytes.
+    pub fn open_with_tail(
+        service: &str,
+        cfg: &LogConfig,
+        reporter: Reporter,
+        lines: usize,
+        bytes: usize,
+    ) -> std::io::Result<Arc<ServiceLogs>> {
+        let routes = routes(cfg, None, &reporter)?;
+        Ok(Arc::new(ServiceLogs {
+            service: service.to_owned(),
+            reporter,
+            routes: Mutex::new(Arc::new(routes)),
+            tail: Mutex::new(Tail::new(lines, bytes)),
+            tx: OnceLock::new(),
+        }))
     }
 
     /// Apply a changed `[services.NAME.log]` (reload): later lines follow the new settings.
-    pub fn reconfigure(&self, _cfg: &LogConfig) -> std::io::Result<()> {
+    pub fn reconfigure(&self, cfg: &LogConfig) -> std::io::Result<()> {
+        let mut current = lock(&self.routes);
+        let new = routes(cfg, Some(&current), &self.reporter)?;
+        *current = Arc::new(new);
         Ok(())
     }
 
     /// Drain `pipe` until EOF into this service's logs as `stream`.
-    pub fn pump<R>(self: &Arc<Self>, pipe: R, _stream: Stream) -> JoinHandle<()>
+    pub fn pump<R>(self: &Arc<Self>, pipe: R, stream: Stream) -> JoinHandle<()>
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
-        tokio::spawn(async move { drop(pipe) })
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.run_pump(pipe, stream).await })
     }
 
     /// The last `n` lines, oldest first, of one stream or both.
-    pub fn tail(&self, _n: usize, _stream: Option<Stream>) -> Vec<LogLine> {
-        Vec::new()
+    pub fn tail(&self, n: usize, stream: Option<Stream>) -> Vec<LogLine> {
+        lock(&self.tail).last(n, stream)
     }
 
     /// Every line from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<LogLine> {
-        broadcast::channel(1).1
+        self.tx
+            .get_or_init(|| broadcast::channel(SUBSCRIBE_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Wait (blocking) until rotated files are compressed; false on timeout. For shutdown and
+    /// tests.
+    pub fn wait_rotations(&self, timeout: Duration) -> bool {
+        let routes = Arc::clone(&lock(&self.routes));
+        routes.out.wait_rotations(timeout) && routes.err.wait_rotations(timeout)
+    }
+
+    /// Whether writing to a file of this service is failing (output is being buffered).
+    pub fn is_failing(&self) -> bool {
+        let routes = Arc::clone(&lock(&self.routes));
+        routes.out.is_failing() || routes.err.is_failing()
+    }
+
+    async fn run_pump<R>(&self, mut pipe: R, stream: Stream)
+    where
+        R: AsyncRead + Unpin,
+    {
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_MIN);
+        let mut scratch: Vec<u8> = Vec::new();
+        let mut cut_reported = false;
+        loop {
+            if buf.len() == buf.capacity() {
+                buf.reserve_exact(buf.capacity().max(READ_MIN));
+            }
+            let spare = buf.capacity() - buf.len();
+            let n = match pipe.read_buf(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    (self.reporter)(&format!(
+                        "reading {} of {} failed: {e}",
+                        stream_name(stream),
+                        self.service
+                    ));
+                    break;
+                }
+            };
+            let new = buf.len() - n;
+            match scan::rfind_nl(&buf[new..]) {
+                Some(i) => {
+                    let end = new + i + 1;
+                    self.deliver(&buf[..end], stream, &mut scratch);
+                    buf.drain(..end);
+                }
+                None if buf.len() >= LINE_MAX => {
+                    if !cut_reported {
+                        cut_reported = true;
+                        (self.reporter)(&format!(
+                            "a line of {} of {} is longer than {LINE_MAX} bytes: cut",
+                            stream_name(stream),
+                            self.service
+                        ));
+                    }
+                    buf.push(b'\n');
+                    self.deliver(&buf, stream, &mut scratch);
+                    buf.clear();
+                }
+                None => {}
+            }
+            if n == spare && buf.capacity() < READ_MAX {
+                // The read filled the buffer: more is waiting.
+                buf.reserve_exact(buf.capacity());
+            } else if buf.is_empty() && buf.capacity() > READ_MIN && n < buf.capacity() / 4 {
+                // Output slowed down: give the memory back while idle.
+                buf = Vec::with_capacity(READ_MIN);
+                scratch = Vec::new();
+            }
+        }
+        if !buf.is_empty() {
+            buf.push(b'\n');
+            self.deliver(&buf, stream, &mut scratch);
+        }
+    }
+
+    /// Write whole lines (`data` ends with `\n`) to the file, the tail and subscribers.
+    fn deliver(&self, data: &[u8], stream: Stream, scratch: &mut Vec<u8>) {
+        let at = SystemTime::now();
+        let routes = Arc::clone(&lock(&self.routes));
+        let sink = routes.sink(stream);
+        if sink.timestamps() {
+            let ts = timestamp(at);
+            scratch.clear();
+            scratch.reserve(data.len() + ts.len() * (data.len() / 16 + 1));
+            for line in scan::lines(data) {
+                scratch.extend_from_slice(&ts);
+                scratch.extend_from_slice(line);
+                scratch.push(b'\n');
+            }
+            sink.write(scratch);
+        } else {
+            sink.write(data);
+        }
+        let mut tail = lock(&self.tail);
+        let first = tail.push(stream, at, data);
+        if let Some(tx) = self.tx.get().filter(|tx| tx.receiver_count() > 0) {
+            for (i, line) in scan::lines(data).enumerate() {
+                // A send fails only when every receiver is gone: nothing to do then.
+                let _ = tx.send(LogLine {
+                    seq: first + i as u64,
+                    stream,
+                    at,
+                    bytes: line.to_vec(),
+                });
+            }
+        }
+    }
+}
+
+fn stream_name(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Out => "stdout",
+        Stream::Err => "stderr",
     }
 }

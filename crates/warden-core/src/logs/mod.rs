@@ -10,6 +10,9 @@
 //! - [`ServiceLogs::tail`] and [`ServiceLogs::subscribe`] for the control API and `--attach`.
 
 mod imp;
+mod scan;
+mod tail;
+mod writer;
 
 pub use imp::{LogLine, Reporter, ServiceLogs};
 

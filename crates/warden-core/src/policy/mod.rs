@@ -12,7 +12,11 @@ use crate::process::ExitStatus;
 /// Does `policy` want a restart after the main process ended with `status`?
 ///
 /// A spawn error is passed as `None` and counts as a failure.
-pub fn wants_restart(policy: RestartPolicy, success_codes: &[i32], status: Option<ExitStatus>) -> bool {
+pub fn wants_restart(
+    policy: RestartPolicy,
+    success_codes: &[i32],
+    status: Option<ExitStatus>,
+) -> bool {
     match policy {
         RestartPolicy::Always => true,
         RestartPolicy::Never => false,
@@ -31,7 +35,11 @@ pub fn is_success(success_codes: &[i32], status: Option<ExitStatus>) -> bool {
 pub fn backoff_delay(backoff: &Backoff, n: u32, r: f64) -> Duration {
     let exp = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
     let base = backoff.initial.as_secs_f64() * backoff.factor.powi(exp);
-    let capped = if base.is_finite() { base.min(backoff.max.as_secs_f64()) } else { backoff.max.as_secs_f64() };
+    let capped = if base.is_finite() {
+        base.min(backoff.max.as_secs_f64())
+    } else {
+        backoff.max.as_secs_f64()
+    };
     let scale = 1.0 + backoff.jitter * (2.0 * r.clamp(0.0, 1.0) - 1.0);
     Duration::from_secs_f64((capped * scale).max(0.0))
 }
@@ -50,7 +58,10 @@ pub struct RestartHistory {
 pub enum StartVerdict {
     Go,
     /// More than `count` starts within `window`: the service fails and stays failed.
-    LimitHit { count: u32, window: Duration },
+    LimitHit {
+        count: u32,
+        window: Duration,
+    },
 }
 
 impl RestartHistory {
@@ -68,7 +79,10 @@ impl RestartHistory {
         }
         self.starts.push_back(now);
         if self.starts.len() > limit.count as usize {
-            StartVerdict::LimitHit { count: limit.count, window: limit.window }
+            StartVerdict::LimitHit {
+                count: limit.count,
+                window: limit.window,
+            }
         } else {
             StartVerdict::Go
         }
@@ -106,10 +120,15 @@ pub fn after_exit(
         history.consecutive = 0;
     }
     if !wants_restart(policy, success_codes, status) {
-        return AfterExit::Rest { failed: status.is_none() };
+        return AfterExit::Rest {
+            failed: status.is_none(),
+        };
     }
     history.consecutive = history.consecutive.saturating_add(1);
-    AfterExit::Restart { delay: backoff_delay(backoff, history.consecutive, r), attempt: history.consecutive }
+    AfterExit::Restart {
+        delay: backoff_delay(backoff, history.consecutive, r),
+        attempt: history.consecutive,
+    }
 }
 
 #[cfg(test)]
@@ -131,20 +150,41 @@ mod tests {
         assert!(wants_restart(RestartPolicy::OnFailure, &[0], three));
         assert!(!wants_restart(RestartPolicy::OnFailure, &[0, 3], three));
         assert!(wants_restart(RestartPolicy::OnFailure, &[0], sig));
-        assert!(wants_restart(RestartPolicy::OnFailure, &[0], None), "a spawn error is a failure");
+        assert!(
+            wants_restart(RestartPolicy::OnFailure, &[0], None),
+            "a spawn error is a failure"
+        );
     }
 
     #[test]
     fn backoff_grows_and_caps_without_jitter() {
-        let b = Backoff { initial: ms(100), max: ms(1000), factor: 2.0, jitter: 0.0, reset_after: ms(30_000) };
-        let got: Vec<u128> = (1..=6).map(|n| backoff_delay(&b, n, 0.5).as_millis()).collect();
+        let b = Backoff {
+            initial: ms(100),
+            max: ms(1000),
+            factor: 2.0,
+            jitter: 0.0,
+            reset_after: ms(30_000),
+        };
+        let got: Vec<u128> = (1..=6)
+            .map(|n| backoff_delay(&b, n, 0.5).as_millis())
+            .collect();
         assert_eq!(got, vec![100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(backoff_delay(&b, 10_000, 0.5), ms(1000), "huge n stays capped");
+        assert_eq!(
+            backoff_delay(&b, 10_000, 0.5),
+            ms(1000),
+            "huge n stays capped"
+        );
     }
 
     #[test]
     fn backoff_jitter_bounds() {
-        let b = Backoff { initial: ms(1000), max: ms(10_000), factor: 2.0, jitter: 0.1, reset_after: ms(30_000) };
+        let b = Backoff {
+            initial: ms(1000),
+            max: ms(10_000),
+            factor: 2.0,
+            jitter: 0.1,
+            reset_after: ms(30_000),
+        };
         assert_eq!(backoff_delay(&b, 1, 0.0), ms(900));
         assert_eq!(backoff_delay(&b, 1, 0.5), ms(1000));
         let hi = backoff_delay(&b, 1, 0.999_999);
@@ -153,32 +193,87 @@ mod tests {
 
     #[test]
     fn consecutive_count_resets_after_a_long_run() {
-        let b = Backoff { initial: ms(100), max: ms(10_000), factor: 2.0, jitter: 0.0, reset_after: ms(5000) };
+        let b = Backoff {
+            initial: ms(100),
+            max: ms(10_000),
+            factor: 2.0,
+            jitter: 0.0,
+            reset_after: ms(5000),
+        };
         let mut h = RestartHistory::default();
         let fail = Some(ExitStatus::Code(1));
-        let d = |h: &mut RestartHistory, ran| after_exit(RestartPolicy::Always, &[0], &b, h, fail, ran, 0.5);
-        assert_eq!(d(&mut h, ms(10)), AfterExit::Restart { delay: ms(100), attempt: 1 });
-        assert_eq!(d(&mut h, ms(10)), AfterExit::Restart { delay: ms(200), attempt: 2 });
-        assert_eq!(d(&mut h, ms(10)), AfterExit::Restart { delay: ms(400), attempt: 3 });
-        assert_eq!(d(&mut h, ms(5000)), AfterExit::Restart { delay: ms(100), attempt: 1 });
+        let d = |h: &mut RestartHistory, ran| {
+            after_exit(RestartPolicy::Always, &[0], &b, h, fail, ran, 0.5)
+        };
+        assert_eq!(
+            d(&mut h, ms(10)),
+            AfterExit::Restart {
+                delay: ms(100),
+                attempt: 1
+            }
+        );
+        assert_eq!(
+            d(&mut h, ms(10)),
+            AfterExit::Restart {
+                delay: ms(200),
+                attempt: 2
+            }
+        );
+        assert_eq!(
+            d(&mut h, ms(10)),
+            AfterExit::Restart {
+                delay: ms(400),
+                attempt: 3
+            }
+        );
+        assert_eq!(
+            d(&mut h, ms(5000)),
+            AfterExit::Restart {
+                delay: ms(100),
+                attempt: 1
+            }
+        );
     }
 
     #[test]
     fn rest_when_policy_says_no() {
         let b = Backoff::default();
         let mut h = RestartHistory::default();
-        let r = after_exit(RestartPolicy::Never, &[0], &b, &mut h, Some(ExitStatus::Code(1)), ms(1), 0.5);
+        let r = after_exit(
+            RestartPolicy::Never,
+            &[0],
+            &b,
+            &mut h,
+            Some(ExitStatus::Code(1)),
+            ms(1),
+            0.5,
+        );
         assert_eq!(r, AfterExit::Rest { failed: false });
-        let r = after_exit(RestartPolicy::OnFailure, &[0], &b, &mut h, Some(ExitStatus::Code(0)), ms(1), 0.5);
+        let r = after_exit(
+            RestartPolicy::OnFailure,
+            &[0],
+            &b,
+            &mut h,
+            Some(ExitStatus::Code(0)),
+            ms(1),
+            0.5,
+        );
         assert_eq!(r, AfterExit::Rest { failed: false });
         let r = after_exit(RestartPolicy::Never, &[0], &b, &mut h, None, ms(0), 0.5);
-        assert_eq!(r, AfterExit::Rest { failed: true }, "a spawn error that is not retried fails");
+        assert_eq!(
+            r,
+            AfterExit::Rest { failed: true },
+            "a spawn error that is not retried fails"
+        );
         assert_eq!(h.consecutive, 0);
     }
 
     #[test]
     fn start_limit_window() {
-        let limit = Some(StartLimit { count: 3, window: ms(1000) });
+        let limit = Some(StartLimit {
+            count: 3,
+            window: ms(1000),
+        });
         let mut h = RestartHistory::default();
         let t0 = Instant::now();
         for i in 0..3 {
@@ -186,7 +281,10 @@ mod tests {
         }
         assert_eq!(
             h.record_start(limit, t0 + ms(300)),
-            StartVerdict::LimitHit { count: 3, window: ms(1000) }
+            StartVerdict::LimitHit {
+                count: 3,
+                window: ms(1000)
+            }
         );
         // Outside the window the old starts no longer count.
         let mut h = RestartHistory::default();
@@ -194,6 +292,9 @@ mod tests {
             h.record_start(limit, t0 + ms(i * 400));
         }
         assert_eq!(h.record_start(limit, t0 + ms(1300)), StartVerdict::Go);
-        assert_eq!(RestartHistory::default().record_start(None, t0), StartVerdict::Go);
+        assert_eq!(
+            RestartHistory::default().record_start(None, t0),
+            StartVerdict::Go
+        );
     }
 }

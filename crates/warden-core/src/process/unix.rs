@@ -642,13 +642,13 @@ fn child_setup(parent: libc::pid_t) -> io::Result<()> {
 /// Map a spawn failure to its cause: a missing program, a refused one, or an unusable cwd.
 fn spawn_error(spec: &SpawnSpec, program: String, source: io::Error) -> SpawnError {
     let errno = source.raw_os_error();
-    if matches!(errno, Some(libc::ENOENT | libc::EACCES | libc::ENOTDIR)) {
-        if let Err(cwd_error) = check_cwd(&spec.cwd) {
-            return SpawnError::BadCwd {
-                cwd: spec.cwd.clone(),
-                source: cwd_error,
-            };
-        }
+    if matches!(errno, Some(libc::ENOENT | libc::EACCES | libc::ENOTDIR))
+        && let Err(cwd_error) = check_cwd(&spec.cwd)
+    {
+        return SpawnError::BadCwd {
+            cwd: spec.cwd.clone(),
+            source: cwd_error,
+        };
     }
     match errno {
         Some(libc::ENOENT) => SpawnError::NotFound { program, source },
@@ -944,10 +944,10 @@ mod procfs {
         let mut seen: HashSet<u32> = HashSet::new();
         let mut stack: Vec<u32> = roots.into_iter().collect();
         while let Some(pid) = stack.pop() {
-            if seen.insert(pid) {
-                if let Some(kids) = children.get(&pid) {
-                    stack.extend(kids.iter().copied().filter(|k| !seen.contains(k)));
-                }
+            if seen.insert(pid)
+                && let Some(kids) = children.get(&pid)
+            {
+                stack.extend(kids.iter().copied().filter(|k| !seen.contains(k)));
             }
         }
         seen

@@ -11,7 +11,11 @@ pub fn run(arg: &ConfigArg) -> Result<(), Failure> {
         config.path.display(),
         names.len(),
         if names.len() == 1 { "" } else { "s" },
-        if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        }
     );
     Ok(())
 }

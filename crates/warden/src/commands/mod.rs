@@ -1,8 +1,10 @@
 //! One module per command.
 
 mod check;
+mod ctl;
 mod up;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use warden_core::config::{self, Config, ConfigErrors, ProcessEnv};
@@ -13,7 +15,65 @@ use crate::cli::{Cli, Command, ConfigArg};
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Check { config } => check::run(&config),
-        Command::Up { config, attach } => up::run(&config, attach),
+        Command::Up {
+            config,
+            attach,
+            detach: false,
+        } => up::run(&config, attach),
+        Command::Up {
+            config,
+            detach: true,
+            ..
+        } => ctl::up_detached(&config),
+        Command::Down { target } => ctl::down(&target),
+        Command::Status {
+            target,
+            names,
+            json,
+        } => ctl::status(&target, &names, json),
+        Command::Start(args) => ctl::act(warden_core::engine::Action::Start, &args),
+        Command::Stop(args) => ctl::act(warden_core::engine::Action::Stop, &args),
+        Command::Restart(args) => ctl::act(warden_core::engine::Action::Restart, &args),
+        Command::Logs {
+            config,
+            name,
+            n,
+            lines,
+            instance,
+            follow,
+            stream,
+        } => {
+            let (lines, instance) = ctl::split_logs_n(&n, lines, instance)?;
+            let target = crate::cli::Target { config, instance };
+            ctl::logs(&target, &name, lines, follow, stream)
+        }
+        Command::Reload { target } => ctl::reload(&target),
+        Command::Install {
+            name,
+            config,
+            display_name,
+            description,
+            start,
+            user,
+            password_file,
+            depends_on,
+            now,
+            program,
+        } => crate::os::install(&crate::os::InstallOptions {
+            name,
+            config,
+            display_name,
+            description,
+            start,
+            user,
+            password_file,
+            depends_on,
+            now,
+            program,
+        }),
+        Command::Uninstall { name, purge } => crate::os::uninstall(&name, purge),
+        Command::ServiceRun { name, config } => crate::os::service_run(&name, &config),
+        Command::CtrlC { pid } => crate::os::ctrl_c(pid),
     }
 }
 
@@ -34,7 +94,11 @@ pub fn config_failure(e: &ConfigErrors) -> Failure {
         msg.push_str(&err.to_string());
         msg.push('\n');
     }
-    msg.push_str(&format!("warden: {} error(s); nothing was changed", e.errors.len()));
+    let _ = write!(
+        msg,
+        "warden: {} error(s); nothing was changed",
+        e.errors.len()
+    );
     // Each error line carries FILE:LINE:COL, so they are printed without the `warden:` prefix.
     Failure::new(2, format!("config error in {}\n{msg}", e.file.display()))
 }
@@ -42,4 +106,12 @@ pub fn config_failure(e: &ConfigErrors) -> Failure {
 /// `error: cause: cause`.
 pub fn chain(err: &dyn std::error::Error) -> String {
     warden_core::engine::service::error_chain(err)
+}
+
+/// The runtime every async command uses.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(format!("cannot start the runtime: {e}")))
 }

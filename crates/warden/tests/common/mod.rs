@@ -52,7 +52,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
@@ -65,7 +68,10 @@ pub struct Env {
 
 impl Env {
     pub fn new(config: &str) -> Env {
-        let dir = tempfile::Builder::new().prefix("warden-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("warden-e2e-")
+            .tempdir()
+            .unwrap();
         fs::write(dir.path().join("warden.toml"), config).unwrap();
         Env { dir }
     }
@@ -110,7 +116,11 @@ impl Env {
             .stderr(err)
             .spawn()
             .unwrap();
-        Warden { child: Some(child), err_path: self.path("warden.err"), out_path: self.path("warden.out") }
+        Warden {
+            child: Some(child),
+            err_path: self.path("warden.err"),
+            out_path: self.path("warden.out"),
+        }
     }
 
     pub fn read(&self, rel: &str) -> String {
@@ -132,7 +142,9 @@ impl Env {
 
     /// Wait until file `rel` exists and holds a pid; return it.
     pub fn wait_pid(&self, rel: &str) -> i32 {
-        wait_for(&format!("a pid in {rel}"), WAIT, || self.read(rel).trim().lines().last()?.trim().parse().ok())
+        wait_for(&format!("a pid in {rel}"), WAIT, || {
+            self.read(rel).trim().lines().last()?.trim().parse().ok()
+        })
     }
 }
 
@@ -152,26 +164,37 @@ impl Warden {
         fs::read_to_string(&self.err_path).unwrap_or_default()
     }
 
+    /// warden's stdout (lossy: services may write invalid UTF-8).
     pub fn stdout(&self) -> String {
-        fs::read_to_string(&self.out_path).unwrap_or_default()
+        String::from_utf8_lossy(&fs::read(&self.out_path).unwrap_or_default()).into_owned()
     }
 
     /// Wait until warden's stderr contains `needle` `times` times.
     pub fn wait_stderr_n(&mut self, needle: &str, times: usize) -> String {
         let err_path = self.err_path.clone();
         let mut exited = None;
-        let out = wait_for(&format!("{times}× {needle:?} on warden's stderr"), WAIT, || {
-            let s = fs::read_to_string(&err_path).unwrap_or_default();
-            if s.matches(needle).count() >= times {
-                return Some(s);
-            }
-            if exited.is_none() {
-                exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            }
-            assert!(exited.is_none(), "warden exited ({exited:?}) before printing {needle:?}; stderr:\n{s}");
-            None
-        });
-        out
+
+        wait_for(
+            &format!("{times}× {needle:?} on warden's stderr"),
+            WAIT,
+            || {
+                let s = fs::read_to_string(&err_path).unwrap_or_default();
+                if s.matches(needle).count() >= times {
+                    return Some(s);
+                }
+                if exited.is_none() {
+                    exited = self
+                        .child
+                        .as_mut()
+                        .and_then(|c| c.try_wait().ok().flatten());
+                }
+                assert!(
+                    exited.is_none(),
+                    "warden exited ({exited:?}) before printing {needle:?}; stderr:\n{s}"
+                );
+                None
+            },
+        )
     }
 
     pub fn wait_stderr(&mut self, needle: &str) -> String {
@@ -218,7 +241,7 @@ impl Drop for Warden {
 #[cfg(unix)]
 pub fn alive(pid: i32) -> bool {
     if let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) {
-        let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next()).unwrap_or(None);
+        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
         return state != Some('Z') && state != Some('X');
     }
     unsafe { libc::kill(pid, 0) == 0 }
@@ -227,7 +250,9 @@ pub fn alive(pid: i32) -> bool {
 /// Wait until `pid` is gone.
 #[cfg(unix)]
 pub fn wait_gone(pid: i32) {
-    wait_for(&format!("pid {pid} to be gone"), WAIT, || (!alive(pid)).then_some(()));
+    wait_for(&format!("pid {pid} to be gone"), WAIT, || {
+        (!alive(pid)).then_some(())
+    });
 }
 
 /// The children of `pid` that are zombies.
@@ -235,9 +260,15 @@ pub fn wait_gone(pid: i32) {
 pub fn zombie_children(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     for e in fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(") ") else { continue };
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
         let fields: Vec<&str> = rest.split_whitespace().collect();
         if fields.len() > 2 && fields[0] == "Z" && fields[1] == pid.to_string() {
             out.push(p);

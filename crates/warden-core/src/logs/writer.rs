@@ -1,0 +1,597 @@
+//! One log file: appends whole lines, rotates by size (gzip in a background thread), and
+//! survives failed writes with a bounded buffer and a dropped-bytes marker.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+use super::imp::Reporter;
+use super::scan;
+
+/// Bytes held in memory while writes fail; beyond it output is dropped and counted.
+pub(crate) const FAIL_BUFFER: usize = 4 << 20;
+/// How often a failing file is retried when no new output arrives.
+pub(crate) const RETRY_EVERY: Duration = Duration::from_millis(500);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind: keep going.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The settings of one file that a reload may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileSettings {
+    /// 0: never rotate.
+    pub max_size: u64,
+    pub keep: u32,
+    pub compress: bool,
+    pub timestamps: bool,
+}
+
+/// A log file shared by the pumps that write into it.
+pub(crate) struct Sink {
+    path: PathBuf,
+    state: Mutex<SinkState>,
+    rotator: Arc<Rotator>,
+    reporter: Reporter,
+}
+
+struct SinkState {
+    file: Option<File>,
+    size: u64,
+    settings: FileSettings,
+    failure: Option<Failure>,
+}
+
+struct Failure {
+    error: String,
+    pending: Vec<u8>,
+    dropped: u64,
+}
+
+/// What a write asks the caller to do once the lock is released.
+#[derive(Default)]
+struct After {
+    messages: Vec<String>,
+    start_timer: bool,
+}
+
+impl Sink {
+    /// Open `path` for appending (creating it and its directory).
+    pub(crate) fn open(
+        path: &Path,
+        settings: FileSettings,
+        reporter: Reporter,
+    ) -> io::Result<Arc<Sink>> {
+        let file = open_append(path)?;
+        let size = file.metadata()?.len();
+        let rotator = Arc::new(Rotator::new());
+        let leftovers = rotator.adopt_leftovers(path);
+        let sink = Arc::new(Sink {
+            path: path.to_path_buf(),
+            state: Mutex::new(SinkState {
+                file: Some(file),
+                size,
+                settings,
+                failure: None,
+            }),
+            rotator,
+            reporter,
+        });
+        if settings.compress {
+            for temp in leftovers {
+                sink.rotator.enqueue(
+                    Job {
+                        temp,
+                        base: sink.path.clone(),
+                        keep: settings.keep,
+                    },
+                    &sink.reporter,
+                );
+            }
+        }
+        Ok(sink)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn set_settings(&self, settings: FileSettings) {
+        lock(&self.state).settings = settings;
+    }
+
+    pub(crate) fn timestamps(&self) -> bool {
+        lock(&self.state).settings.timestamps
+    }
+
+    /// Append `data` (whole lines, or the rest of one begun by an earlier failed write).
+    pub(crate) fn write(self: &Arc<Self>, data: &[u8]) {
+        let after = {
+            let mut st = lock(&self.state);
+            let mut after = After::default();
+            self.write_locked(&mut st, data, &mut after);
+            after
+        };
+        self.finish(&after);
+    }
+
+    /// Retry a failing file; true when it works (or was not failing).
+    pub(crate) fn retry(self: &Arc<Self>) -> bool {
+        let (after, ok) = {
+            let mut st = lock(&self.state);
+            let mut after = After::default();
+            if st.failure.is_some() {
+                self.recover(&mut st, &mut after);
+            }
+            (after, st.failure.is_none())
+        };
+        self.finish(&after);
+        ok
+    }
+
+    pub(crate) fn is_failing(&self) -> bool {
+        lock(&self.state).failure.is_some()
+    }
+
+    /// Wait until background compression is done; false on timeout.
+    pub(crate) fn wait_rotations(&self, timeout: Duration) -> bool {
+        self.rotator.wait_idle(timeout)
+    }
+
+    fn finish(self: &Arc<Self>, after: &After) {
+        for m in &after.messages {
+            (self.reporter)(m);
+        }
+        if after.start_timer {
+            self.start_retry_timer();
+        }
+    }
+
+    /// The timer exists only while the file is failing: it ends once a retry works.
+    fn start_retry_timer(self: &Arc<Self>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return; // No runtime: retry on new output only.
+        };
+        let weak: Weak<Sink> = Arc::downgrade(self);
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(RETRY_EVERY).await;
+                let Some(sink) = weak.upgrade() else { return };
+                if sink.retry() {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn write_locked(&self, st: &mut SinkState, data: &[u8], after: &mut After) {
+        if st.failure.is_some() {
+            self.recover(st, after);
+        }
+        if let Some(f) = &mut st.failure {
+            buffer(f, data);
+            return;
+        }
+        if let Err((written, err)) = self.write_rotating(st, data, after) {
+            let mut f = Failure {
+                error: err.to_string(),
+                pending: Vec::new(),
+                dropped: 0,
+            };
+            buffer(&mut f, &data[written..]);
+            after.messages.push(format!(
+                "log write to {} failed: {}; buffering up to {FAIL_BUFFER} bytes",
+                self.path.display(),
+                f.error
+            ));
+            st.failure = Some(f);
+            st.file = None;
+            after.start_timer = true;
+        }
+    }
+
+    /// Reopen the file and write what was held back, then the marker.
+    fn recover(&self, st: &mut SinkState, after: &mut After) {
+        if st.file.is_none() {
+            match open_append(&self.path).and_then(|f| Ok((f.metadata()?.len(), f))) {
+                Ok((size, f)) => {
+                    st.file = Some(f);
+                    st.size = size;
+                }
+                Err(_) => return,
+            }
+        }
+        let Some(f) = st.failure.take() else { return };
+        let Failure {
+            error,
+            pending: mut out,
+            dropped,
+        } = f;
+        let held = out.len();
+        if dropped > 0 {
+            if st.settings.timestamps {
+                out.extend_from_slice(&timestamp(SystemTime::now()));
+            }
+            out.extend_from_slice(
+                format!("[warden] dropped {dropped} bytes of output: {error}\n").as_bytes(),
+            );
+        }
+        match self.write_rotating(st, &out, after) {
+            Ok(()) => after.messages.push(format!(
+                "log write to {} works again; dropped {dropped} bytes",
+                self.path.display()
+            )),
+            Err((written, _)) => {
+                // Still failing: hold the rest. The marker is rebuilt later unless it was
+                // begun.
+                let dropped = if written < held {
+                    out.truncate(held);
+                    dropped
+                } else {
+                    0
+                };
+                out.drain(..written);
+                st.failure = Some(Failure {
+                    error,
+                    pending: out,
+                    dropped,
+                });
+                st.file = None;
+            }
+        }
+    }
+
+    /// Write `data` with size rotation; `Err((bytes written, error))` when a write fails.
+    fn write_rotating(
+        &self,
+        st: &mut SinkState,
+        mut data: &[u8],
+        after: &mut After,
+    ) -> Result<(), (usize, io::Error)> {
+        let total = data.len();
+        while !data.is_empty() {
+            let max = st.settings.max_size;
+            let room = max.saturating_sub(st.size);
+            let cut = if max == 0 || data.len() as u64 <= room {
+                data.len()
+            } else if let Some(i) = scan::rfind_nl(&data[..room as usize]) {
+                i + 1
+            } else if st.size == 0 {
+                // One line bigger than max_size: whole, alone in a fresh file.
+                scan::find_nl(data).map_or(data.len(), |i| i + 1)
+            } else {
+                0
+            };
+            if cut > 0 {
+                let Some(file) = st.file.as_mut() else {
+                    return Err((total - data.len(), io::Error::other("log file is not open")));
+                };
+                if let Err((n, e)) = write_tracked(file, &data[..cut]) {
+                    st.size += n as u64;
+                    return Err((total - data.len() + n, e));
+                }
+                st.size += cut as u64;
+                data = &data[cut..];
+            }
+            if !data.is_empty() {
+                self.rotate(st, after)
+                    .map_err(|e| (total - data.len(), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Move the current file aside and open a fresh one. An error here is about the new
+    /// file (a failed rename is reported and writing goes on in the old file).
+    fn rotate(&self, st: &mut SinkState, after: &mut After) -> io::Result<()> {
+        st.file = None; // Windows cannot rename an open file.
+        let keep = st.settings.keep.max(1);
+        let moved = if st.settings.compress {
+            let temp = self.rotator.temp_name(&self.path);
+            fs::rename(&self.path, &temp).map(|()| Some(temp))
+        } else {
+            let _shift = lock(&self.rotator.shift);
+            shift(&self.path, keep, "")
+                .and_then(|()| fs::rename(&self.path, numbered(&self.path, 1, "")).map(|()| None))
+        };
+        let file = open_append(&self.path)?;
+        st.size = file.metadata()?.len();
+        st.file = Some(file);
+        match moved {
+            Ok(Some(temp)) => {
+                let job = Job {
+                    temp,
+                    base: self.path.clone(),
+                    keep,
+                };
+                let mut messages = self.rotator.enqueue(job, &self.reporter);
+                after.messages.append(&mut messages);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                after.messages.push(format!(
+                    "log rotation of {} failed: {e}",
+                    self.path.display()
+                ));
+                // Go on in the same file rather than retrying on every line.
+                st.size = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hold `data` while failing: whole lines up to the budget, then count what is dropped.
+fn buffer(f: &mut Failure, data: &[u8]) {
+    if f.dropped == 0 {
+        let room = FAIL_BUFFER.saturating_sub(f.pending.len());
+        let take = if data.len() <= room {
+            data.len()
+        } else {
+            scan::rfind_nl(&data[..room]).map_or(0, |i| i + 1)
+        };
+        f.pending.extend_from_slice(&data[..take]);
+        f.dropped += (data.len() - take) as u64;
+    } else {
+        // Once something is dropped, drop the rest too: the marker follows what was kept.
+        f.dropped += data.len() as u64;
+    }
+}
+
+/// Write all of `buf`, telling how much was written before an error.
+fn write_tracked(file: &mut File, buf: &[u8]) -> Result<(), (usize, io::Error)> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.write(&buf[done..]) {
+            Ok(0) => return Err((done, io::Error::from(io::ErrorKind::WriteZero))),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    Ok(())
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// The RFC 3339 UTC time with milliseconds and a space: `2024-05-01T12:00:00.123Z `.
+pub(crate) fn timestamp(at: SystemTime) -> [u8; 25] {
+    let mut out = [b' '; 25];
+    let mut cur = io::Cursor::new(&mut out[..24]);
+    // The format is always 24 bytes for years 0000-9999; a later year is cut short.
+    let _ = write!(cur, "{}", humantime::format_rfc3339_millis(at));
+    out
+}
+
+/// `FILE.n` + `ext`.
+fn numbered(base: &Path, n: u32, ext: &str) -> PathBuf {
+    let mut s = base.as_os_str().to_owned();
+    s.push(format!(".{n}{ext}"));
+    PathBuf::from(s)
+}
+
+/// Make room for a new `FILE.1<ext>`: delete `FILE.<keep><ext>`, shift the others up.
+fn shift(base: &Path, keep: u32, ext: &str) -> io::Result<()> {
+    ignore_missing(fs::remove_file(numbered(base, keep, ext)))?;
+    for n in (1..keep).rev() {
+        ignore_missing(fs::rename(
+            numbered(base, n, ext),
+            numbered(base, n + 1, ext),
+        ))?;
+    }
+    Ok(())
+}
+
+fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// A rotated file waiting to be compressed into `base.1.gz`.
+struct Job {
+    temp: PathBuf,
+    base: PathBuf,
+    keep: u32,
+}
+
+/// Compresses rotated files off the pumps, one at a time and in order, in a thread that
+/// exists only while there is work.
+struct Rotator {
+    queue: Mutex<RotQueue>,
+    idle: Condvar,
+    /// Held while numbered files are shifted, so numbering stays right.
+    shift: Mutex<()>,
+}
+
+struct RotQueue {
+    jobs: VecDeque<Job>,
+    running: bool,
+    next_temp: u64,
+}
+
+const TEMP_MARK: &str = ".rotating-";
+
+impl Rotator {
+    fn new() -> Rotator {
+        Rotator {
+            queue: Mutex::new(RotQueue {
+                jobs: VecDeque::new(),
+                running: false,
+                next_temp: 0,
+            }),
+            idle: Condvar::new(),
+            shift: Mutex::new(()),
+        }
+    }
+
+    fn temp_name(&self, base: &Path) -> PathBuf {
+        let mut q = lock(&self.queue);
+        let n = q.next_temp;
+        q.next_temp += 1;
+        let mut s = base.as_os_str().to_owned();
+        s.push(format!("{TEMP_MARK}{n}"));
+        PathBuf::from(s)
+    }
+
+    /// Files left by an earlier run that stopped before compressing them, oldest first;
+    /// half-written `.gz` files are removed.
+    fn adopt_leftovers(&self, base: &Path) -> Vec<PathBuf> {
+        let (Some(dir), Some(name)) = (base.parent(), base.file_name()) else {
+            return Vec::new();
+        };
+        let prefix = format!("{}{TEMP_MARK}", name.to_string_lossy());
+        let Ok(entries) = fs::read_dir(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(u64, PathBuf)> = Vec::new();
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            let Some(rest) = file_name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if Path::new(rest).extension().is_some_and(|e| e == "gz") {
+                let _ = fs::remove_file(entry.path());
+            } else if let Ok(n) = rest.parse::<u64>() {
+                found.push((n, entry.path()));
+            }
+        }
+        found.sort();
+        lock(&self.queue).next_temp = found.last().map_or(0, |(n, _)| n + 1);
+        found.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Queue a job; start the worker if it is not running. Returns messages to report.
+    fn enqueue(self: &Arc<Self>, job: Job, reporter: &Reporter) -> Vec<String> {
+        let mut messages = Vec::new();
+        let mut q = lock(&self.queue);
+        let keep = job.keep as usize;
+        q.jobs.push_back(job);
+        // Jobs beyond `keep` would be shifted out anyway: skip compressing them.
+        while q.jobs.len() > keep {
+            if let Some(old) = q.jobs.pop_front() {
+                let _ = fs::remove_file(&old.temp);
+            }
+        }
+        if !q.running {
+            q.running = true;
+            let me = Arc::clone(self);
+            let rep = Arc::clone(reporter);
+            let spawned = std::thread::Builder::new()
+                .name("warden-log-gzip".into())
+                .spawn(move || me.work(&rep));
+            if let Err(e) = spawned {
+                q.running = false;
+                messages.push(format!("cannot start the log compression thread: {e}"));
+            }
+        }
+        messages
+    }
+
+    fn work(&self, reporter: &Reporter) {
+        loop {
+            let job = {
+                let mut q = lock(&self.queue);
+                let Some(job) = q.jobs.pop_front() else {
+                    q.running = false;
+                    self.idle.notify_all();
+                    return;
+                };
+                job
+            };
+            if let Err(e) = self.compress(&job) {
+                reporter(&format!(
+                    "log compression of {} failed: {e}; left as {}",
+                    job.base.display(),
+                    job.temp.display()
+                ));
+            }
+        }
+    }
+
+    fn compress(&self, job: &Job) -> io::Result<()> {
+        let mut gz_temp = job.temp.as_os_str().to_owned();
+        gz_temp.push(".gz");
+        let gz_temp = PathBuf::from(gz_temp);
+        let result = (|| {
+            let mut input = File::open(&job.temp)?;
+            let out = BufWriter::with_capacity(256 << 10, File::create(&gz_temp)?);
+            let mut enc = GzEncoder::new(out, Compression::fast());
+            io::copy(&mut input, &mut enc)?;
+            enc.finish()?
+                .into_inner()
+                .map_err(io::IntoInnerError::into_error)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&gz_temp);
+            return Err(e);
+        }
+        {
+            let _shift = lock(&self.shift);
+            shift(&job.base, job.keep.max(1), ".gz")?;
+            fs::rename(&gz_temp, numbered(&job.base, 1, ".gz"))?;
+        }
+        fs::remove_file(&job.temp)
+    }
+
+    fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut q = lock(&self.queue);
+        while q.running || !q.jobs.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            q = self
+                .idle
+                .wait_timeout(q, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_is_rfc3339_millis_and_a_space() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(&timestamp(at), b"2023-11-14T22:13:20.123Z ");
+    }
+
+    #[test]
+    fn buffer_keeps_whole_lines_then_counts_drops() {
+        let mut f = Failure {
+            error: String::new(),
+            pending: vec![b'x'; FAIL_BUFFER - 5],
+            dropped: 0,
+        };
+        buffer(&mut f, b"ab\ncd\n");
+        assert_eq!(f.pending.len(), FAIL_BUFFER - 2);
+        assert_eq!(f.dropped, 3);
+        buffer(&mut f, b"e\n");
+        assert_eq!(f.dropped, 5);
+    }
+}

@@ -1,0 +1,1278 @@
+//! The control API over real sockets: a live engine (services with `autostart = false`, so
+//! nothing is spawned) or a fake backend (for log streams), each test in its own temp dir,
+//! a timeout around every wait.
+#![cfg(unix)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::{broadcast, mpsc, watch};
+use warden_core::api::client::{Client, ClientError};
+use warden_core::api::server::{
+    ApiContext, ApiServer, Backend, BoxFuture, LogSource, ROUTES, ServeError, serve_tcp, serve_unix,
+};
+use warden_core::api::types::{ServiceStatus, State, StatusReport, WardenInfo};
+use warden_core::api::wire::FollowItem;
+use warden_core::config::{
+    Backoff, Config, LogConfig, RestartPolicy, Secret, ServiceConfig, StderrTarget, StopMethod,
+    WardenSettings,
+};
+use warden_core::engine::{Action, Engine, EngineError, Events, Handle, ReloadReport};
+use warden_core::logs::{LogLine, Stream};
+use warden_core::process::Signal;
+use warden_core::state::StateDir;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// Poll `f` until it is true, failing after [`WAIT`].
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A live engine
+
+fn service(name: &str, dir: &Path) -> ServiceConfig {
+    ServiceConfig {
+        name: name.to_owned(),
+        // A program that does not exist: a start fails the same way with any process layer.
+        command: vec![dir.join("no-such-program").display().to_string()],
+        shell: false,
+        cwd: dir.to_owned(),
+        env: BTreeMap::new(),
+        env_file: None,
+        inherit_env: true,
+        autostart: false,
+        restart: RestartPolicy::Never,
+        success_codes: vec![0],
+        backoff: Backoff::default(),
+        start_limit: None,
+        stop_signal: Signal::Term,
+        stop_timeout: Duration::from_secs(1),
+        stop_command: None,
+        stop_method: vec![StopMethod::Terminate],
+        log: LogConfig {
+            stdout: dir.join("logs").join(format!("{name}.out.log")),
+            stderr: StderrTarget::File(dir.join("logs").join(format!("{name}.err.log"))),
+            max_size: 1 << 20,
+            keep: 1,
+            compress: false,
+            timestamps: false,
+            encoding: None,
+        },
+    }
+}
+
+struct Live {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    config_path: PathBuf,
+    server: Option<ApiServer>,
+    handle: Handle,
+    shutdown_rx: mpsc::Receiver<()>,
+    _kill: watch::Sender<bool>,
+}
+
+impl Live {
+    /// An engine with services `names` (none started) and the API on `<dir>/warden.sock`.
+    async fn start(names: &[&str]) -> Live {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_owned();
+        std::fs::create_dir_all(root.join("logs")).expect("log dir");
+        let config_path = root.join("warden.toml");
+        std::fs::write(&config_path, "# the engine got its config as structs\n").expect("config");
+        let config = Config {
+            path: config_path.clone(),
+            dir: root.clone(),
+            warden: WardenSettings {
+                log_dir: root.join("logs"),
+                state_dir: root.join("state"),
+                shutdown_timeout: Duration::from_secs(5),
+                api: None,
+                api_token: None,
+            },
+            services: names.iter().map(|n| service(n, &root)).collect(),
+        };
+        let state = StateDir::lock(&config.warden.state_dir).expect("state dir");
+        let (kill, kill_rx) = watch::channel(false);
+        let engine = Engine::new(
+            config,
+            state,
+            Events {
+                color: false,
+                timestamps: false,
+            },
+            kill_rx,
+            false,
+        );
+        let (handle, _task, ready) = engine.spawn();
+        within("engine ready", ready).await.expect("engine started");
+        let (shutdown_tx, shutdown_rx) = mpsc::channel(1);
+        let ctx = Arc::new(ApiContext::new(
+            handle.clone(),
+            config_path.clone(),
+            shutdown_tx,
+        ));
+        let socket = root.join("warden.sock");
+        let server = serve_unix(&socket, ctx).expect("serve");
+        Live {
+            dir,
+            socket,
+            config_path,
+            server: Some(server),
+            handle,
+            shutdown_rx,
+            _kill: kill,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        unix_request(&self.socket, "GET", path).await
+    }
+
+    async fn post(&self, path: &str) -> Answer {
+        unix_request(&self.socket, "POST", path).await
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        // Best effort: the runtime may already be gone.
+        let handle = self.handle.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { handle.shutdown().await });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A fake backend for log streams (the real log writer is another module's work)
+
+struct FakeLogs {
+    tail: Vec<LogLine>,
+    live: broadcast::Sender<LogLine>,
+}
+
+impl LogSource for FakeLogs {
+    fn tail(&self, n: usize, stream: Option<Stream>) -> Vec<LogLine> {
+        let lines: Vec<LogLine> = self
+            .tail
+            .iter()
+            .filter(|l| stream.is_none_or(|s| s == l.stream))
+            .cloned()
+            .collect();
+        lines[lines.len().saturating_sub(n)..].to_vec()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<LogLine> {
+        self.live.subscribe()
+    }
+}
+
+struct Fake {
+    logs: Arc<FakeLogs>,
+}
+
+fn fake_status(name: &str) -> ServiceStatus {
+    ServiceStatus {
+        name: name.to_owned(),
+        state: State::Running,
+        pid: Some(4242),
+        uptime_ms: Some(10),
+        restarts: 1,
+        last_exit: None,
+        next_start_in_ms: None,
+        reason: None,
+    }
+}
+
+impl Backend for Fake {
+    fn status(&self) -> BoxFuture<'_, Option<StatusReport>> {
+        Box::pin(async {
+            Some(StatusReport {
+                warden: WardenInfo {
+                    version: "0".into(),
+                    pid: 1,
+                    config: "/c".into(),
+                    uptime_ms: 0,
+                },
+                services: vec![fake_status("web")],
+            })
+        })
+    }
+
+    fn act<'a>(&'a self, _action: Action, name: &'a str) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            if name == "web" {
+                Ok(())
+            } else {
+                Err(EngineError::UnknownService {
+                    name: name.into(),
+                    known: vec!["web".into()],
+                })
+            }
+        })
+    }
+
+    fn logs<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Arc<dyn LogSource>, EngineError>> {
+        Box::pin(async move {
+            if name == "web" {
+                Ok(self.logs.clone() as Arc<dyn LogSource>)
+            } else {
+                Err(EngineError::UnknownService {
+                    name: name.into(),
+                    known: vec!["web".into()],
+                })
+            }
+        })
+    }
+
+    fn reload(&self, _config: Config) -> BoxFuture<'_, Option<ReloadReport>> {
+        Box::pin(async { Some(ReloadReport::default()) })
+    }
+}
+
+fn log_line(seq: u64, stream: Stream, text: &[u8]) -> LogLine {
+    LogLine {
+        seq,
+        stream,
+        at: UNIX_EPOCH + Duration::from_millis(1500),
+        bytes: text.to_vec(),
+    }
+}
+
+struct FakeServer {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    live: broadcast::Sender<LogLine>,
+    _server: ApiServer,
+}
+
+fn fake_server(capacity: usize) -> FakeServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (live, _) = broadcast::channel(capacity);
+    let tail = vec![
+        log_line(1, Stream::Out, b"one"),
+        log_line(2, Stream::Err, b"two \xff"),
+        log_line(3, Stream::Out, b"three"),
+    ];
+    let backend = Arc::new(Fake {
+        logs: Arc::new(FakeLogs {
+            tail,
+            live: live.clone(),
+        }),
+    });
+    let (shutdown, _) = mpsc::channel(1);
+    let ctx = Arc::new(ApiContext::with_backend(
+        backend,
+        dir.path().join("warden.toml"),
+        shutdown,
+    ));
+    let socket = dir.path().join("warden.sock");
+    let server = serve_unix(&socket, ctx).expect("serve");
+    FakeServer {
+        _dir: dir,
+        socket,
+        live,
+        _server: server,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw HTTP, so the tests see exactly what goes over the wire
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+fn parse_answer(raw: &[u8]) -> Answer {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .expect("status line")
+        .split(' ')
+        .nth(1)
+        .expect("code")
+        .parse()
+        .expect("number");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut answer = Answer {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    };
+    if answer.header("transfer-encoding") == Some("chunked") {
+        answer.body = dechunk(&answer.body);
+    }
+    answer
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..eol]).expect("size"), 16)
+            .expect("hex");
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+    out
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, request: &[u8]) -> Answer {
+    within("an answer", async {
+        stream.write_all(request).await.expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        parse_answer(&raw)
+    })
+    .await
+}
+
+fn request_bytes(method: &str, path: &str, extra: &str) -> Vec<u8> {
+    format!("{method} {path} HTTP/1.1\r\nHost: warden\r\nConnection: close\r\n{extra}\r\n")
+        .into_bytes()
+}
+
+async fn unix_request(socket: &Path, method: &str, path: &str) -> Answer {
+    let stream = within("connect", UnixStream::connect(socket))
+        .await
+        .expect("connect");
+    exchange(stream, &request_bytes(method, path, "")).await
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "state",
+    "pid",
+    "uptime_ms",
+    "restarts",
+    "last_exit",
+    "next_start_in_ms",
+    "reason",
+];
+
+// ---------------------------------------------------------------------------------------
+// Status
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_has_the_exact_shape() {
+    let live = Live::start(&["web", "worker"]).await;
+    let a = live.get("/v1/status").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    let v = a.json();
+    assert_eq!(keys(&v), set(&["warden", "services"]));
+    assert_eq!(
+        keys(&v["warden"]),
+        set(&["version", "pid", "config", "uptime_ms"])
+    );
+    assert_eq!(v["warden"]["pid"], std::process::id());
+    assert_eq!(
+        v["warden"]["config"],
+        live.config_path.display().to_string()
+    );
+    let services = v["services"].as_array().expect("array");
+    assert_eq!(services.len(), 2);
+    assert_eq!(
+        services[0],
+        json!({
+            "name": "web", "state": "stopped", "pid": null, "uptime_ms": null, "restarts": 0,
+            "last_exit": null, "next_start_in_ms": null, "reason": "autostart = false"
+        })
+    );
+    assert_eq!(services[1]["name"], "worker");
+    assert_eq!(keys(&services[1]), set(SERVICE_KEYS));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_filters_by_name_and_rejects_unknown_names() {
+    let live = Live::start(&["a", "b", "c"]).await;
+    let v = live.get("/v1/status?name=c&name=a").await.json();
+    let names: Vec<&str> = v["services"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["a", "c"], "config order");
+    let a = live.get("/v1/status?name=a&name=zz").await;
+    assert_eq!(a.status, 404);
+    assert_eq!(
+        a.json(),
+        json!({"error": "no service named \"zz\"", "known": ["a", "b", "c"]})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_service_and_unknown_service() {
+    let live = Live::start(&["a", "b"]).await;
+    let a = live.get("/v1/services/b").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(keys(&a.json()), set(SERVICE_KEYS));
+    assert_eq!(a.json()["name"], "b");
+    for (method, path) in [
+        ("GET", "/v1/services/x"),
+        ("POST", "/v1/services/x/stop"),
+        ("GET", "/v1/services/x/logs"),
+    ] {
+        let a = unix_request(&live.socket, method, path).await;
+        assert_eq!(a.status, 404, "{method} {path}");
+        assert_eq!(
+            a.json(),
+            json!({"error": "no service named \"x\"", "known": ["a", "b"]}),
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_paths_methods_and_queries() {
+    let live = Live::start(&["a"]).await;
+    for path in [
+        "/",
+        "/v2/status",
+        "/v1/nothing",
+        "/v1/services/a/kill",
+        "/v1/status/",
+    ] {
+        let a = live.get(path).await;
+        assert_eq!(a.status, 404, "{path}");
+        assert!(
+            a.json()["error"]
+                .as_str()
+                .expect("error")
+                .contains("no such path"),
+            "{path}"
+        );
+    }
+    for (method, path, allow) in [
+        ("POST", "/v1/status", "GET"),
+        ("GET", "/v1/reload", "POST"),
+        ("DELETE", "/v1/services/a", "GET"),
+    ] {
+        let a = unix_request(&live.socket, method, path).await;
+        assert_eq!(a.status, 405, "{method} {path}");
+        assert_eq!(a.header("allow"), Some(allow));
+        assert!(a.json()["error"].is_string());
+    }
+    for path in [
+        "/v1/services/a/logs?n=abc",
+        "/v1/services/a/logs?n=-3",
+        "/v1/services/a/logs?stream=both",
+        "/v1/services/a/logs?follow=maybe",
+        "/v1/services/a/logs?lines=3",
+        "/v1/status?verbose=1",
+        "/v1/services/a?x=1",
+    ] {
+        let a = live.get(path).await;
+        assert_eq!(a.status, 400, "{path}");
+        assert!(a.json()["error"].is_string(), "{path}");
+    }
+    let a = live.post("/v1/services/a/stop?wait=later").await;
+    assert_eq!(a.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_body_is_refused() {
+    let live = Live::start(&[]).await;
+    let stream = UnixStream::connect(&live.socket).await.expect("connect");
+    let a = exchange(
+        stream,
+        &request_bytes("POST", "/v1/reload", "Content-Length: 1000000\r\n"),
+    )
+    .await;
+    assert_eq!(a.status, 413);
+    assert!(a.json()["error"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_does_not_block_others() {
+    let live = Live::start(&["a"]).await;
+    let mut stalled = UnixStream::connect(&live.socket).await.expect("connect");
+    stalled
+        .write_all(b"GET /v1/sta")
+        .await
+        .expect("write half a request");
+    let mut follower = UnixStream::connect(&live.socket).await.expect("connect");
+    follower
+        .write_all(&request_bytes("GET", "/v1/services/a/logs?follow=true", ""))
+        .await
+        .expect("write");
+    assert_eq!(live.get("/v1/status").await.status, 200);
+    drop((stalled, follower));
+}
+
+// ---------------------------------------------------------------------------------------
+// Actions, reload, shutdown
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_answer_with_the_status_after() {
+    let live = Live::start(&["a", "b"]).await;
+    // The program does not exist: the start fails, with the reason.
+    let a = live.post("/v1/services/a/start").await;
+    assert_eq!(a.status, 500);
+    let v = a.json();
+    assert_eq!(keys(&v), set(&["error", "service", "reason", "status"]));
+    assert_eq!(v["service"], "a");
+    assert!(
+        v["reason"].as_str().expect("reason").contains("start"),
+        "{v}"
+    );
+    assert_eq!(v["status"]["name"], "a");
+    assert_ne!(v["status"]["state"], "running");
+
+    let a = live.post("/v1/services/a/stop").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json()["state"], "stopped");
+    assert_eq!(a.json()["reason"], "stopped by hand");
+
+    let a = live.post("/v1/services/b/stop?wait=false").await;
+    assert_eq!(a.status, 202);
+    assert_eq!(keys(&a.json()), set(SERVICE_KEYS));
+    assert_eq!(a.json()["name"], "b");
+    let b = &live;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = b.get("/v1/services/b").await.json();
+        if v["reason"] == "stopped by hand" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stop without wait never happened: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_with_an_invalid_config_changes_nothing() {
+    let live = Live::start(&["a", "b"]).await;
+    let before = live.get("/v1/status").await.json()["services"].clone();
+    std::fs::write(&live.config_path, "[services.a\ncommand = = 'x'\n")
+        .expect("write a broken config");
+    let a = live.post("/v1/reload").await;
+    assert_eq!(a.status, 422);
+    let v = a.json();
+    assert_eq!(v["error"], "config");
+    assert_eq!(v["file"], live.config_path.display().to_string());
+    assert!(
+        v["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .all(Value::is_string),
+        "{v}"
+    );
+    let after = live.get("/v1/status").await.json()["services"].clone();
+    let strip = |v: &Value| -> Vec<(Value, Value, Value)> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|s| (s["name"].clone(), s["state"].clone(), s["reason"].clone()))
+            .collect()
+    };
+    assert_eq!(strip(&before), strip(&after));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_202_then_signals() {
+    let mut live = Live::start(&["a"]).await;
+    let a = live.post("/v1/shutdown").await;
+    assert_eq!(a.status, 202);
+    assert_eq!(a.json(), json!({"shutting_down": true}));
+    within("the shutdown signal", live.shutdown_rx.recv())
+        .await
+        .expect("signalled");
+    // Asked twice: still accepted.
+    assert_eq!(live.post("/v1/shutdown").await.status, 202);
+}
+
+// ---------------------------------------------------------------------------------------
+// The socket
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_is_private_and_removed_when_the_server_stops() {
+    let mut live = Live::start(&[]).await;
+    let mode = std::fs::metadata(&live.socket)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    let server = live.server.take().expect("server");
+    assert_eq!(server.socket_path(), Some(live.socket.as_path()));
+    within("stop", server.stop()).await;
+    assert!(!live.socket.exists(), "socket removed");
+    let err = Client::connect(&live.socket)
+        .await
+        .err()
+        .expect("no server");
+    assert!(matches!(err, ClientError::NotRunning { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("warden.sock");
+    // A dead warden's socket: bound, then nobody listens.
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
+    assert!(socket.exists());
+    let ctx = || {
+        let backend = Arc::new(Fake {
+            logs: Arc::new(FakeLogs {
+                tail: Vec::new(),
+                live: broadcast::channel(1).0,
+            }),
+        });
+        Arc::new(ApiContext::with_backend(
+            backend,
+            dir.path().join("warden.toml"),
+            mpsc::channel(1).0,
+        ))
+    };
+    let first = serve_unix(&socket, ctx()).expect("stale socket replaced");
+    assert_eq!(unix_request(&socket, "GET", "/v1/status").await.status, 200);
+    match serve_unix(&socket, ctx()) {
+        Err(ServeError::AlreadyListening { path }) => {
+            assert_eq!(path, socket);
+            let msg = ServeError::AlreadyListening { path }.to_string();
+            assert_eq!(
+                msg,
+                format!("another warden is listening on {}", socket.display())
+            );
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a second server took over a live socket"),
+    }
+    // The refused second server did not remove the first one's socket.
+    assert_eq!(unix_request(&socket, "GET", "/v1/status").await.status, 200);
+    drop(first);
+    assert!(!socket.exists());
+
+    let file = dir.path().join("not-a-socket");
+    std::fs::write(&file, "data").expect("write");
+    assert!(matches!(
+        serve_unix(&file, ctx()),
+        Err(ServeError::NotASocket { .. })
+    ));
+    assert_eq!(std::fs::read(&file).expect("kept"), b"data");
+}
+
+/// Only root can be another user: a `curl` run as `nobody` gets 403 (the socket is opened up
+/// to everyone first, so the peer check is what refuses it). Skipped when not root or
+/// without curl; `peer_allowed` is unit-tested in the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_gets_403() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/bin/curl").exists() {
+        eprintln!("skipped: needs root and /usr/bin/curl");
+        return;
+    }
+    let live = Live::start(&["a"]).await;
+    std::fs::set_permissions(live.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
+    std::fs::set_permissions(&live.socket, std::fs::Permissions::from_mode(0o666))
+        .expect("chmod socket");
+    let socket = live.socket.clone();
+    let out = within(
+        "curl",
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("/usr/bin/curl")
+                .args([
+                    "-s",
+                    "--max-time",
+                    "5",
+                    "-w",
+                    "\n%{http_code}",
+                    "--unix-socket",
+                ])
+                .arg(&socket)
+                .arg("http://warden/v1/status")
+                .uid(65534)
+                .gid(65534)
+                .output()
+                .expect("run curl")
+        }),
+    )
+    .await
+    .expect("join");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, code) = text.rsplit_once('\n').expect("code line");
+    assert_eq!(
+        code,
+        "403",
+        "curl: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(body).expect("json");
+    assert!(v["error"].as_str().expect("error").contains("root"), "{v}");
+    // Root itself is let in.
+    assert_eq!(live.get("/v1/status").await.status, 200);
+}
+
+// ---------------------------------------------------------------------------------------
+// TCP with a token
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_needs_the_bearer_token() {
+    let backend = Arc::new(Fake {
+        logs: Arc::new(FakeLogs {
+            tail: Vec::new(),
+            live: broadcast::channel(1).0,
+        }),
+    });
+    let ctx = Arc::new(ApiContext::with_backend(
+        backend,
+        PathBuf::from("/nonexistent/warden.toml"),
+        mpsc::channel(1).0,
+    ));
+    let token = Secret("tok-3f9a".into());
+    assert!(matches!(
+        serve_tcp(
+            "127.0.0.1:0".parse().expect("addr"),
+            Secret(String::new()),
+            ctx.clone()
+        )
+        .await,
+        Err(ServeError::EmptyToken)
+    ));
+    let server = serve_tcp("127.0.0.1:0".parse().expect("addr"), token.clone(), ctx)
+        .await
+        .expect("serve");
+    let addr = server.local_addr().expect("tcp addr");
+    let ask = |auth: &'static str| async move {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        exchange(stream, &request_bytes("GET", "/v1/status", auth)).await
+    };
+    for auth in [
+        "",
+        "Authorization: Bearer wrong\r\n",
+        "Authorization: Bearer tok-3f9\r\n",
+        "Authorization: Bearer tok-3f9a2\r\n",
+        "Authorization: tok-3f9a\r\n",
+        "Authorization: Basic tok-3f9a\r\n",
+    ] {
+        let a = ask(auth).await;
+        assert_eq!(a.status, 401, "{auth:?}");
+        assert_eq!(a.header("www-authenticate"), Some("Bearer"));
+        assert!(a.json()["error"].is_string());
+    }
+    // Even an unknown path is 401 without the token: nothing is revealed.
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    assert_eq!(
+        exchange(stream, &request_bytes("GET", "/nowhere", ""))
+            .await
+            .status,
+        401
+    );
+    let a = ask("Authorization: Bearer tok-3f9a\r\n").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json()["services"][0]["name"], "web");
+
+    let mut client = Client::connect_tcp(addr, token).await.expect("client");
+    assert_eq!(client.status(&[]).await.expect("status").services.len(), 1);
+    let mut wrong = Client::connect_tcp(addr, Secret("nope".into()))
+        .await
+        .expect("client");
+    assert!(matches!(
+        wrong.status(&[]).await,
+        Err(ClientError::Api { status: 401, .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Logs
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_without_follow() {
+    let fake = fake_server(16);
+    let a = unix_request(&fake.socket, "GET", "/v1/services/web/logs?n=2").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.json(),
+        json!({"lines": [
+            {"seq": 2, "stream": "err", "at": "1970-01-01T00:00:01.500Z", "line": "two \u{fffd}"},
+            {"seq": 3, "stream": "out", "at": "1970-01-01T00:00:01.500Z", "line": "three"},
+        ]})
+    );
+    let v = unix_request(&fake.socket, "GET", "/v1/services/web/logs?stream=out")
+        .await
+        .json();
+    assert_eq!(v["lines"].as_array().expect("lines").len(), 2);
+    let mut client = Client::connect(&fake.socket).await.expect("client");
+    let lines = client
+        .logs("web", 100, Some(Stream::Err))
+        .await
+        .expect("logs");
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].line, "two \u{fffd}");
+    let err = client.logs("nope", 1, None).await.expect_err("unknown");
+    match err {
+        ClientError::Api {
+            status,
+            message,
+            body,
+        } => {
+            assert_eq!(
+                (status, message.as_str()),
+                (404, "no service named \"nope\"")
+            );
+            assert_eq!(body["known"], json!(["web"]));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Read from a raw follow connection until `n` NDJSON objects arrived.
+async fn read_items(stream: &mut UnixStream, buf: &mut Vec<u8>, n: usize) -> Vec<Value> {
+    within("follow lines", async {
+        loop {
+            let body = dechunk_partial(buf);
+            let items: Vec<Value> = body
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).expect("json line"))
+                .collect();
+            if items.len() >= n {
+                return items;
+            }
+            let mut chunk = [0u8; 4096];
+            let got = stream.read(&mut chunk).await.expect("read");
+            assert!(got > 0, "the stream ended early");
+            buf.extend_from_slice(&chunk[..got]);
+        }
+    })
+    .await
+}
+
+/// The body of a chunked answer received so far (complete chunks only).
+fn dechunk_partial(raw: &[u8]) -> Vec<u8> {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Vec::new();
+    };
+    let mut data = &raw[split + 4..];
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let Ok(size) = usize::from_str_radix(&String::from_utf8_lossy(&data[..eol]), 16) else {
+            break;
+        };
+        if size == 0 || data.len() < eol + 2 + size + 2 {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_hangs_up_ends_its_stream_task() {
+    let fake = fake_server(16);
+    let mut stream = UnixStream::connect(&fake.socket).await.expect("connect");
+    stream
+        .write_all(&request_bytes(
+            "GET",
+            "/v1/services/web/logs?n=2&follow=true",
+            "",
+        ))
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let items = read_items(&mut stream, &mut buf, 2).await;
+    let head = String::from_utf8_lossy(&buf);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/x-ndjson"),
+        "{head}"
+    );
+    assert_eq!(items[0]["seq"], 2);
+    assert_eq!(items[1]["seq"], 3);
+    assert_eq!(fake.live.receiver_count(), 1, "the stream task listens");
+    // A live line arrives; an already-sent one (seq 3) is not repeated.
+    fake.live
+        .send(log_line(3, Stream::Out, b"three"))
+        .expect("send");
+    fake.live
+        .send(log_line(4, Stream::Out, b"four"))
+        .expect("send");
+    let items = read_items(&mut stream, &mut buf, 3).await;
+    assert_eq!(
+        items[2],
+        json!({"seq": 4, "stream": "out", "at": "1970-01-01T00:00:01.500Z", "line": "four"})
+    );
+    // Hang up while no line is coming: the task must notice and end.
+    drop(stream);
+    wait_until("the stream task to end", || fake.live.receiver_count() == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_follower_gets_dropped_counts_and_never_blocks_the_service() {
+    let fake = fake_server(8);
+    let mut follower = Client::connect(&fake.socket)
+        .await
+        .expect("client")
+        .follow_logs("web", 0, None)
+        .await
+        .expect("follow");
+    wait_until("the stream task to subscribe", || {
+        fake.live.receiver_count() == 1
+    })
+    .await;
+    // The follower does not read: far more than every buffer on the way holds. Sending
+    // never waits for it.
+    let big = vec![b'x'; 16 * 1024];
+    let started = Instant::now();
+    for seq in 1..=2000 {
+        fake.live
+            .send(log_line(seq, Stream::Out, &big))
+            .expect("send");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "sending was slowed down"
+    );
+    let mut dropped = 0;
+    let mut last = 0;
+    while last < 2000 {
+        match within("next item", follower.next())
+            .await
+            .expect("item")
+            .expect("open")
+        {
+            FollowItem::Dropped { dropped: n } => dropped += n,
+            FollowItem::Line(l) => {
+                assert!(l.seq > last, "in order");
+                last = l.seq;
+            }
+        }
+    }
+    assert!(dropped > 0, "a slow follower must see a dropped count");
+    drop(follower);
+    wait_until("the stream task to end", || fake.live.receiver_count() == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_follows_backlog_then_live_lines() {
+    let fake = fake_server(16);
+    let client = Client::connect(&fake.socket).await.expect("client");
+    let mut follower = client
+        .follow_logs("web", 10, Some(Stream::Out))
+        .await
+        .expect("follow");
+    let mut seqs = Vec::new();
+    for _ in 0..2 {
+        match within("backlog", follower.next()).await.expect("item") {
+            Some(FollowItem::Line(l)) => seqs.push(l.seq),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seqs, [1, 3]);
+    fake.live
+        .send(log_line(4, Stream::Err, b"filtered"))
+        .expect("send");
+    fake.live
+        .send(log_line(5, Stream::Out, b"five"))
+        .expect("send");
+    match within("live line", follower.next()).await.expect("item") {
+        Some(FollowItem::Line(l)) => assert_eq!((l.seq, l.line.as_str()), (5, "five")),
+        other => panic!("unexpected {other:?}"),
+    }
+    let err = client
+        .follow_logs("nope", 1, None)
+        .await
+        .err()
+        .expect("unknown service");
+    assert!(
+        matches!(err, ClientError::Api { status: 404, .. }),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The client against a live engine
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_round_trip() {
+    let mut live = Live::start(&["a", "b"]).await;
+    let mut client = Client::connect(&live.socket).await.expect("client");
+    let report = client.status(&[]).await.expect("status");
+    assert_eq!(
+        report
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(
+        client.status(&["b"]).await.expect("status").services.len(),
+        1
+    );
+    assert!(matches!(
+        client.status(&["zz"]).await,
+        Err(ClientError::Api { status: 404, .. })
+    ));
+    assert_eq!(
+        client.service("a").await.expect("service").state,
+        State::Stopped
+    );
+    let stopped = client.act("b", Action::Stop, true).await.expect("stop");
+    assert_eq!(
+        (stopped.state, stopped.reason.as_deref()),
+        (State::Stopped, Some("stopped by hand"))
+    );
+    match client.act("a", Action::Start, true).await {
+        Err(ClientError::Api {
+            status: 500,
+            message,
+            body,
+        }) => {
+            assert!(message.starts_with("a: "), "{message}");
+            assert_eq!(body["service"], "a");
+        }
+        other => panic!("a start of a missing program: {other:?}"),
+    }
+    assert_eq!(
+        client
+            .act("b", Action::Restart, false)
+            .await
+            .expect("accepted")
+            .name,
+        "b"
+    );
+    assert!(
+        client
+            .logs("a", 10, None)
+            .await
+            .expect("logs")
+            .iter()
+            .all(|l| !l.at.is_empty())
+    );
+    std::fs::write(&live.config_path, "not = [valid").expect("write");
+    assert!(matches!(client.reload().await, Err(ClientError::Config(_))));
+    client.shutdown().await.expect("shutdown");
+    within("the shutdown signal", live.shutdown_rx.recv())
+        .await
+        .expect("signalled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_says_not_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("warden.sock");
+    let err = Client::connect(&socket)
+        .await
+        .err()
+        .expect("no socket file");
+    assert!(
+        matches!(&err, ClientError::NotRunning { path } if *path == socket),
+        "{err:?}"
+    );
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
+    let err = Client::connect(&socket)
+        .await
+        .err()
+        .expect("nobody listens");
+    assert!(matches!(err, ClientError::NotRunning { .. }), "{err:?}");
+    assert!(err.to_string().contains("warden is not running"));
+}
+
+// ---------------------------------------------------------------------------------------
+// docs/api.yaml matches the server
+
+/// The `paths:` of an `OpenAPI` file by text matching: `  /path:` lines and their
+/// `    method:` lines.
+fn documented_routes(yaml: &str) -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    let mut in_paths = false;
+    let mut path: Option<String> = None;
+    for line in yaml.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_paths = line == "paths:";
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        if let Some(p) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
+            path = Some(format!("/{p}"));
+        } else if let Some(m) = line.strip_prefix("    ").and_then(|m| m.strip_suffix(':'))
+            && ["get", "post", "put", "delete", "patch"].contains(&m)
+        {
+            routes.insert((
+                m.to_ascii_uppercase(),
+                path.clone().expect("a method under a path"),
+            ));
+        }
+    }
+    routes
+}
+
+/// `required: [a, b]` of each schema under `components: schemas:`.
+fn documented_required(yaml: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    let mut in_schemas = false;
+    let mut schema: Option<String> = None;
+    for line in yaml.lines() {
+        if line.starts_with("  ") && !line.starts_with("   ") {
+            in_schemas = line == "  schemas:";
+            continue;
+        }
+        if !in_schemas {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("    ").and_then(|n| n.strip_suffix(':')) {
+            if !name.starts_with(' ') {
+                schema = Some(name.to_owned());
+            }
+        } else if let Some(list) = line
+            .strip_prefix("      required: [")
+            .and_then(|l| l.strip_suffix(']'))
+        {
+            let names = list.split(',').map(|s| s.trim().to_owned()).collect();
+            out.insert(schema.clone().expect("a schema"), names);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_yaml_describes_every_route_and_shape() {
+    let yaml =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.yaml"))
+            .expect("docs/api.yaml");
+    let documented = documented_routes(&yaml);
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(
+        documented, served,
+        "docs/api.yaml and the server's routes differ"
+    );
+    let required = documented_required(&yaml);
+    for schema in [
+        "StatusReport",
+        "WardenInfo",
+        "ServiceStatus",
+        "LastExit",
+        "ReloadReport",
+        "LogLine",
+        "Error",
+    ] {
+        assert!(required.contains_key(schema), "schema {schema} missing");
+    }
+    let shape = |name: &str| {
+        required
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("schema {name}"))
+    };
+
+    let live = Live::start(&["a", "b"]).await;
+    for (method, template) in &documented {
+        let path = template.replace("{name}", "a");
+        let a = unix_request(&live.socket, method, &path).await;
+        assert!(
+            a.status != 404 && a.status != 405,
+            "{method} {path}: {}",
+            a.status
+        );
+        let v = a.json();
+        let expected = match (method.as_str(), template.as_str(), a.status) {
+            ("GET", "/v1/status", 200) => {
+                assert_eq!(keys(&v["warden"]), shape("WardenInfo"));
+                for s in v["services"].as_array().expect("services") {
+                    assert_eq!(keys(s), shape("ServiceStatus"));
+                }
+                shape("StatusReport")
+            }
+            ("GET", "/v1/services/{name}", 200) | ("POST", _, 200 | 202)
+                if template.starts_with("/v1/services/") =>
+            {
+                shape("ServiceStatus")
+            }
+            ("POST", _, 500) if template.starts_with("/v1/services/") => shape("ActionFailed"),
+            ("GET", "/v1/services/{name}/logs", 200) => {
+                for l in v["lines"].as_array().expect("lines") {
+                    assert_eq!(keys(l), shape("LogLine"));
+                }
+                shape("LogsResponse")
+            }
+            ("POST", "/v1/reload", 200) => shape("ReloadReport"),
+            ("POST", "/v1/reload", 422) => shape("ConfigErrors"),
+            ("POST", "/v1/shutdown", 202) => set(&["shutting_down"]),
+            other => panic!("unexpected answer {other:?}: {v}"),
+        };
+        assert_eq!(keys(&v), expected, "{method} {path}");
+    }
+    // Every error shape has `error`.
+    for (name, fields) in &required {
+        if ["Error", "UnknownService", "ActionFailed", "ConfigErrors"].contains(&name.as_str()) {
+            assert!(fields.contains("error"), "{name}");
+        }
+    }
+    let v = live.get("/v1/services/zz").await.json();
+    assert_eq!(keys(&v), shape("UnknownService"));
+    let v = live.get("/v1/nowhere").await.json();
+    assert_eq!(keys(&v), shape("Error"));
+}

@@ -1,0 +1,442 @@
+//! The commands that talk to a running warden over its control endpoint: `up -d`, `down`,
+//! `status`, `start`, `stop`, `restart`, `logs`, `reload`.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use warden_core::api::client::{Client, ClientError};
+use warden_core::api::wire::FollowItem;
+use warden_core::config::{self, Config, ProcessEnv};
+use warden_core::engine::Action;
+use warden_core::logs::Stream;
+
+use crate::Failure;
+use crate::cli::{ActArgs, ConfigArg, StreamArg, Target};
+use crate::endpoint::{self, Address};
+
+/// The config of the warden to talk to. A config with errors still names its state dir
+/// well enough to find a running warden: fall back to the defaults next to the file.
+fn target_config(target: &Target) -> Result<Config, Failure> {
+    let path = super::config_path(&ConfigArg::from(target));
+    match config::load(&path, &ProcessEnv) {
+        Ok(c) => Ok(c),
+        Err(errors) => {
+            // Only the location matters here; an empty config with the same path gives the
+            // default state dir.
+            let fallback = config::load_str("", &path, &ProcessEnv)
+                .map_err(|_| super::config_failure(&errors))?;
+            eprintln!(
+                "warden: warning: {} has errors; looking for warden in its default state dir",
+                path.display()
+            );
+            Ok(fallback)
+        }
+    }
+}
+
+fn not_running(addr: &Address) -> Failure {
+    Failure::new(
+        3,
+        format!("warden is not running (nothing answers on {addr}); start it with `warden up -d`"),
+    )
+}
+
+async fn connect(target: &Target) -> Result<(Client, Config), Failure> {
+    #[cfg(not(windows))]
+    if target.instance.is_some() {
+        return Err(Failure::new(
+            2,
+            "-n/--instance names an installed Windows service; use -c FILE here",
+        ));
+    }
+    let config = target_config(target)?;
+    let addr = endpoint::address(&config, target.instance.as_deref());
+    let client = match &addr {
+        #[cfg(unix)]
+        Address::Socket(p) => Client::connect(p).await,
+        #[cfg(windows)]
+        Address::Pipe(p) => Client::connect_pipe(p).await,
+    };
+    match client {
+        Ok(c) => Ok((c, config)),
+        Err(ClientError::NotRunning { .. }) => Err(not_running(&addr)),
+        Err(e) => Err(client_failure(&e)),
+    }
+}
+
+fn client_failure(e: &ClientError) -> Failure {
+    match e {
+        ClientError::NotRunning { path } => Failure::new(
+            3,
+            format!(
+                "warden is not running (nothing answers on {}); start it with `warden up -d`",
+                path.display()
+            ),
+        ),
+        ClientError::Config(errors) => {
+            let mut msg = errors.join("\n");
+            let _ = write!(
+                msg,
+                "
+warden: {} error(s); nothing was changed",
+                errors.len()
+            );
+            Failure::new(2, format!("config error\n{msg}"))
+        }
+        ClientError::Api {
+            status: 404,
+            message,
+            ..
+        } => Failure::failed(message.clone()),
+        ClientError::Api { message, body, .. } => {
+            let reason = body
+                .get("reason")
+                .and_then(|r| r.as_str())
+                .map(str::to_owned);
+            Failure::failed(
+                reason
+                    .filter(|r| !message.contains(r.as_str()))
+                    .map_or_else(|| message.clone(), |r| format!("{message}: {r}")),
+            )
+        }
+        other => Failure::failed(super::chain(other)),
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    super::runtime()?.block_on(f)
+}
+
+/// `warden up -d`: start warden in the background; return once it answers.
+pub fn up_detached(arg: &ConfigArg) -> Result<(), Failure> {
+    let config = super::load_config(arg)?;
+    let target = Target {
+        config: Some(config.path.clone()),
+        instance: None,
+    };
+    block_on(async {
+        if let Ok((mut c, _)) = connect(&target).await {
+            let pid = c
+                .status(&[])
+                .await
+                .map_or_else(|_| "?".into(), |s| s.warden.pid.to_string());
+            return Err(Failure::failed(format!("already running (pid {pid})")));
+        }
+        std::fs::create_dir_all(&config.warden.state_dir).map_err(|e| {
+            Failure::failed(format!(
+                "cannot create {}: {e}",
+                config.warden.state_dir.display()
+            ))
+        })?;
+        let log_path = config.warden.state_dir.join("warden.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Failure::failed(format!("cannot open {}: {e}", log_path.display())))?;
+        let start_offset = log.metadata().map_or(0, |m| m.len());
+        let exe = std::env::current_exe()
+            .map_err(|e| Failure::failed(format!("cannot find warden's own binary: {e}")))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("up")
+            .arg("-c")
+            .arg(&config.path)
+            .current_dir(&config.dir);
+        cmd.stdin(std::process::Stdio::null());
+        cmd.stdout(
+            log.try_clone()
+                .map_err(|e| Failure::failed(e.to_string()))?,
+        );
+        cmd.stderr(log);
+        detach(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Failure::failed(format!("cannot start warden: {e}")))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if let Some(status) = child
+                .try_wait()
+                .map_err(|e| Failure::failed(e.to_string()))?
+            {
+                let text = std::fs::read(&log_path).unwrap_or_default();
+                let tail =
+                    String::from_utf8_lossy(text.get(start_offset as usize..).unwrap_or_default())
+                        .into_owned();
+                return Err(Failure::new(
+                    status.code().map_or(1, |c| c.clamp(1, 255) as u8),
+                    tail.trim().trim_start_matches("warden: ").to_owned(),
+                ));
+            }
+            if let Ok((mut c, _)) = connect(&target).await
+                && c.status(&[]).await.is_ok()
+            {
+                println!(
+                    "warden is running (pid {}); its log: {}",
+                    child.id(),
+                    log_path.display()
+                );
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Failure::failed(format!(
+                    "warden (pid {}) did not answer within 30s; see {}",
+                    child.id(),
+                    log_path.display()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    })
+}
+
+/// Its own session, no terminal (Unix); no console window (Windows).
+fn detach(cmd: &mut std::process::Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        const DETACHED_PROCESS: u32 = 0x0000_0008;
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        cmd.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
+    }
+}
+
+/// `warden down`: stop every service, then wait until warden has exited.
+pub fn down(target: &Target) -> Result<(), Failure> {
+    block_on(async {
+        let (mut client, config) = connect(target).await?;
+        let pid = client
+            .status(&[])
+            .await
+            .map_err(|e| client_failure(&e))?
+            .warden
+            .pid;
+        client.shutdown().await.map_err(|e| client_failure(&e))?;
+        // warden holds the state dir's lock until it exits: waiting for the lock is waiting
+        // for the exit.
+        let lock = config.warden.state_dir.join("warden.lock");
+        let limit = config.warden.shutdown_timeout + Duration::from_secs(30);
+        let waited = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let f = std::fs::File::open(&lock)?;
+            f.lock()?;
+            f.unlock()
+        });
+        match tokio::time::timeout(limit, waited).await {
+            Ok(Ok(Ok(()))) => {
+                println!("warden (pid {pid}) stopped every service and exited");
+                Ok(())
+            }
+            Ok(Ok(Err(e))) => Err(Failure::failed(format!(
+                "cannot wait for warden to exit: {e}"
+            ))),
+            Ok(Err(e)) => Err(Failure::failed(e.to_string())),
+            Err(_) => Err(Failure::failed(format!(
+                "warden (pid {pid}) is still running after {}s",
+                limit.as_secs()
+            ))),
+        }
+    })
+}
+
+/// `warden status`.
+pub fn status(target: &Target, names: &[String], json: bool) -> Result<(), Failure> {
+    block_on(async {
+        let (mut client, _) = connect(target).await?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let report = client
+            .status(&names)
+            .await
+            .map_err(|e| client_failure(&e))?;
+        let mut out = std::io::stdout().lock();
+        let text = if json {
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::failed(e.to_string()))?
+                + "\n"
+        } else {
+            use std::io::IsTerminal;
+            crate::render::status_table(&report, std::io::stdout().is_terminal())
+        };
+        let _ = out.write_all(text.as_bytes());
+        Ok(())
+    })
+}
+
+/// `warden start|stop|restart NAME... | --all`.
+pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
+    #[cfg(windows)]
+    if let Some(instance) = &args.target.instance {
+        if args.names.is_empty() && !args.all {
+            return crate::os::windows::scm_action(instance, action);
+        }
+    }
+    if args.names.is_empty() && !args.all {
+        return Err(Failure::new(2, "name the services to act on, or use --all"));
+    }
+    block_on(async {
+        let (mut client, _) = connect(&args.target).await?;
+        let names: Vec<String> = if args.all {
+            client
+                .status(&[])
+                .await
+                .map_err(|e| client_failure(&e))?
+                .services
+                .into_iter()
+                .map(|s| s.name)
+                .collect()
+        } else {
+            args.names.clone()
+        };
+        let mut failed = Vec::new();
+        for name in &names {
+            match client.act(name, action, !args.no_wait).await {
+                Ok(s) => {
+                    let pid = s.pid.map_or_else(String::new, |p| format!(" (pid {p})"));
+                    let verb = if args.no_wait {
+                        "asked"
+                    } else {
+                        s.state.as_str()
+                    };
+                    println!("{name}: {verb}{pid}");
+                }
+                Err(e) => {
+                    let f = client_failure(&e);
+                    eprintln!("warden: {name}: {}", f.message);
+                    failed.push((name.clone(), f));
+                }
+            }
+        }
+        match failed.len() {
+            0 => Ok(()),
+            _ if failed.iter().all(|(_, f)| f.code == 3) => Err(failed.remove(0).1),
+            n => Err(Failure::failed(format!(
+                "{n} of {} service(s) failed",
+                names.len()
+            ))),
+        }
+    })
+}
+
+/// `warden logs NAME [-n N] [-f] [--stream out|err]`.
+pub fn logs(
+    target: &Target,
+    name: &str,
+    lines: usize,
+    follow: bool,
+    stream: Option<StreamArg>,
+) -> Result<(), Failure> {
+    let stream = stream.map(|s| match s {
+        StreamArg::Out => Stream::Out,
+        StreamArg::Err => Stream::Err,
+    });
+    block_on(async {
+        let (mut client, _) = connect(target).await?;
+        if !follow {
+            let got = client
+                .logs(name, lines, stream)
+                .await
+                .map_err(|e| client_failure(&e))?;
+            let mut out = std::io::stdout().lock();
+            for l in got {
+                if writeln!(out, "{}", l.line).is_err() {
+                    break; // a closed pipe (| head) is not an error
+                }
+            }
+            return Ok(());
+        }
+        let mut follower = client
+            .follow_logs(name, lines, stream)
+            .await
+            .map_err(|e| client_failure(&e))?;
+        loop {
+            let item = tokio::select! {
+                item = follower.next() => item.map_err(|e| client_failure(&e))?,
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            };
+            let mut out = std::io::stdout().lock();
+            let written = match item {
+                None => return Ok(()),
+                Some(FollowItem::Line(l)) => writeln!(out, "{}", l.line),
+                Some(FollowItem::Dropped { dropped }) => writeln!(
+                    out,
+                    "[warden] {dropped} line(s) skipped: this reader fell behind"
+                ),
+            };
+            if written.and_then(|()| out.flush()).is_err() {
+                return Ok(());
+            }
+        }
+    })
+}
+
+/// `warden reload`.
+pub fn reload(target: &Target) -> Result<(), Failure> {
+    block_on(async {
+        let (mut client, _) = connect(target).await?;
+        let report = client.reload().await.map_err(|e| client_failure(&e))?;
+        println!("reloaded: {}", crate::supervisor::summarize(&report));
+        if report.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::failed("some services did not start"))
+        }
+    })
+}
+
+/// `-n` of `warden logs`: numbers are a line count, anything else names an instance.
+pub fn split_logs_n(
+    n: &[String],
+    lines: Option<usize>,
+    instance: Option<String>,
+) -> Result<(usize, Option<String>), Failure> {
+    let mut count = lines;
+    let mut inst = instance;
+    for v in n {
+        if let Ok(k) = v.parse::<usize>() {
+            count = Some(k);
+        } else if inst.is_none() {
+            inst = Some(v.clone());
+        } else {
+            return Err(Failure::new(
+                2,
+                format!("-n {v}: expected a number of lines (an instance is named already)"),
+            ));
+        }
+    }
+    Ok((count.unwrap_or(100), inst))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_n_is_a_count_or_an_instance() {
+        assert_eq!(
+            split_logs_n(&["50".into()], None, None).ok(),
+            Some((50, None))
+        );
+        assert_eq!(
+            split_logs_n(&["sync".into()], None, None).ok(),
+            Some((100, Some("sync".into())))
+        );
+        assert_eq!(
+            split_logs_n(&["sync".into(), "20".into()], None, None).ok(),
+            Some((20, Some("sync".into())))
+        );
+        assert!(split_logs_n(&["a".into(), "b".into()], None, None).is_err());
+    }
+}

@@ -1,0 +1,68 @@
+//! Integration with the OS's service manager. Windows: the SCM (install, uninstall, service
+//! mode, the event log). Elsewhere these commands say what to use instead.
+
+#[cfg(not(windows))]
+use std::path::Path;
+use std::path::PathBuf;
+
+use crate::Failure;
+use crate::cli::StartType;
+
+#[cfg(windows)]
+pub mod windows;
+
+/// `warden install`'s options.
+// Read only by the Windows implementation.
+#[cfg_attr(not(windows), allow(dead_code))]
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    pub name: String,
+    pub config: Option<PathBuf>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub start: StartType,
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub depends_on: Vec<String>,
+    pub now: bool,
+    pub program: Vec<String>,
+}
+
+#[cfg(not(windows))]
+fn windows_only(what: &str) -> Failure {
+    Failure::new(
+        2,
+        format!(
+            "`warden {what}` manages Windows services; on this system run `warden up -d`, or start `warden up` from your init system (a systemd unit with ExecStart=warden up -c FILE)"
+        ),
+    )
+}
+
+#[cfg(not(windows))]
+pub fn install(_opts: &InstallOptions) -> Result<(), Failure> {
+    Err(windows_only("install"))
+}
+
+#[cfg(not(windows))]
+pub fn uninstall(_name: &str, _purge: bool) -> Result<(), Failure> {
+    Err(windows_only("uninstall"))
+}
+
+#[cfg(not(windows))]
+pub fn service_run(_name: &str, _config: &Path) -> Result<(), Failure> {
+    Err(windows_only("service-run"))
+}
+
+#[cfg(not(windows))]
+pub fn ctrl_c(_pid: u32) -> Result<(), Failure> {
+    Err(windows_only("__ctrl-c"))
+}
+
+#[cfg(windows)]
+pub use windows::{ctrl_c, install, service_run, uninstall};
+
+/// The instance's endpoint name for an installed service (Windows), used by `-n NAME`.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub fn instance_pipe_id(name: &str) -> String {
+    format!("svc-{name}")
+}

@@ -1,0 +1,249 @@
+//! The supervising loop shared by `warden up` (foreground or detached) and the Windows
+//! service mode: lock the state dir, end what a killed warden left, run the engine and the
+//! control endpoint, react to stop and reload requests, shut down within
+//! `shutdown_timeout`, and leave no process behind.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use warden_core::config::{self, Config, ProcessEnv};
+use warden_core::engine::{Engine, Events, Handle, Level, ReloadReport};
+use warden_core::process;
+use warden_core::state::{StateDir, StateError};
+
+use crate::Failure;
+
+/// What the outside world asks of a running supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// Stop every service and exit (a second one kills at once).
+    Stop,
+    /// Re-read the config and apply the difference.
+    Reload,
+}
+
+/// How to run.
+pub struct Options {
+    /// Print the services' output as `NAME | line`.
+    pub attach: bool,
+    /// Requests from outside (signals, the Windows SCM, the API's shutdown).
+    pub asks: mpsc::Receiver<Ask>,
+    /// A sender for the same channel, handed to the control endpoint.
+    pub asks_tx: mpsc::Sender<Ask>,
+    /// Called once every autostart service had its first start attempt.
+    pub on_ready: Box<dyn FnOnce() + Send>,
+    /// The Windows service name when running under the SCM (names the control pipe).
+    pub instance: Option<String>,
+    /// Called while stopping, about once a second, so a service manager sees progress.
+    pub on_stopping: Box<dyn FnMut() + Send>,
+}
+
+pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure> {
+    let events = Events::detect();
+    let state = match StateDir::lock(&config.warden.state_dir) {
+        Ok(s) => s,
+        Err(StateError::AlreadyRunning { pid }) => {
+            return Err(Failure::failed(format!("already running (pid {pid})")));
+        }
+        Err(e) => return Err(Failure::failed(crate::commands::chain(&e))),
+    };
+    process::init_supervisor()
+        .map_err(|e| Failure::failed(format!("cannot set up supervision: {e}")))?;
+    let leftovers = process::kill_leftovers(&state.recorded_groups(), &state.marker());
+    if leftovers > 0 {
+        events.emit(
+            "warden",
+            Level::Warn,
+            &format!("ended {leftovers} process(es) left behind by a previous warden"),
+        );
+    }
+    state.clear_all_groups();
+    if let Err(e) = std::fs::create_dir_all(&config.warden.log_dir) {
+        events.emit(
+            "warden",
+            Level::Warn,
+            &format!(
+                "cannot create log dir {}: {e}",
+                config.warden.log_dir.display()
+            ),
+        );
+    }
+    let (kill_tx, kill_rx) = watch::channel(false);
+    let config_path = config.path.clone();
+    let count = config.services.len();
+    let engine = Engine::new(config.clone(), state, events, kill_rx, opts.attach);
+    let shutdown_timeout = engine.shutdown_timeout();
+    let (handle, mut task, ready) = engine.spawn();
+    let server = match crate::endpoint::serve(
+        &config,
+        opts.instance.as_deref(),
+        handle.clone(),
+        opts.asks_tx.clone(),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(f) => {
+            handle.shutdown().await;
+            let _ = task.await;
+            return Err(f);
+        }
+    };
+    let _ = ready.await;
+    (opts.on_ready)();
+    events.emit(
+        "warden",
+        Level::Info,
+        &format!(
+            "supervising {count} service(s) from {} (pid {})",
+            config_path.display(),
+            std::process::id()
+        ),
+    );
+
+    loop {
+        tokio::select! {
+            ask = opts.asks.recv() => match ask {
+                Some(Ask::Reload) => reload(&handle, &config_path, events).await,
+                Some(Ask::Stop) | None => break,
+            },
+            _ = &mut task => break,
+        }
+    }
+
+    events.emit(
+        "warden",
+        Level::Info,
+        "stopping every service (Ctrl-C again kills at once)",
+    );
+    let shutdown = handle.shutdown();
+    tokio::pin!(shutdown);
+    let deadline = tokio::time::sleep(shutdown_timeout);
+    tokio::pin!(deadline);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            ask = opts.asks.recv() => if matches!(ask, Some(Ask::Stop)) && !*kill_tx.borrow() {
+                events.emit("warden", Level::Warn, "killing every service now");
+                let _ = kill_tx.send(true);
+            },
+            () = &mut deadline, if !*kill_tx.borrow() => {
+                events.emit("warden", Level::Warn, "shutdown_timeout passed; killing every service now");
+                let _ = kill_tx.send(true);
+            },
+            _ = tick.tick() => (opts.on_stopping)(),
+        }
+    }
+    let _ = task.await;
+    drop(server);
+    let stray = process::kill_all_descendants();
+    if stray > 0 {
+        events.emit(
+            "warden",
+            Level::Warn,
+            &format!("killed {stray} stray process(es) that outlived their service"),
+        );
+    }
+    if !process::wait_no_children(Duration::from_secs(5)).await {
+        events.emit(
+            "warden",
+            Level::Bad,
+            "some child processes could not be reaped",
+        );
+    }
+    events.emit("warden", Level::Info, "all services stopped");
+    Ok(())
+}
+
+/// Re-read the config and apply it; a bad config changes nothing.
+async fn reload(handle: &Handle, path: &Path, events: Events) {
+    match config::load(path, &ProcessEnv) {
+        Err(errors) => {
+            for e in &errors.errors {
+                events.emit("warden", Level::Bad, &e.to_string());
+            }
+            events.emit(
+                "warden",
+                Level::Bad,
+                "reload refused: the config has errors; nothing was changed",
+            );
+        }
+        Ok(new) => {
+            if let Some(report) = handle.reload(new).await {
+                events.emit(
+                    "warden",
+                    Level::Info,
+                    &format!("reloaded: {}", summarize(&report)),
+                );
+            }
+        }
+    }
+}
+
+/// `added a; restarted b; removed c; 2 unchanged`.
+pub fn summarize(r: &ReloadReport) -> String {
+    let mut parts = Vec::new();
+    for (what, names) in [
+        ("added", &r.added),
+        ("restarted", &r.restarted),
+        ("removed", &r.removed),
+    ] {
+        if !names.is_empty() {
+            parts.push(format!("{what} {}", names.join(", ")));
+        }
+    }
+    parts.push(format!("{} unchanged", r.unchanged.len()));
+    if !r.needs_warden_restart.is_empty() {
+        parts.push(format!(
+            "changes to {} take effect when warden restarts",
+            r.needs_warden_restart.join(", ")
+        ));
+    }
+    for e in &r.errors {
+        parts.push(format!("error: {e}"));
+    }
+    parts.join("; ")
+}
+
+/// Forward warden's own signals as [`Ask`]s: SIGINT/SIGTERM stop, SIGHUP reloads (Unix);
+/// Ctrl-C and the console's close stop (Windows).
+pub fn forward_signals(tx: mpsc::Sender<Ask>) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        tokio::spawn(async move {
+            loop {
+                let ask = tokio::select! {
+                    _ = int.recv() => Ask::Stop,
+                    _ = term.recv() => Ask::Stop,
+                    _ = hup.recv() => Ask::Reload,
+                };
+                if tx.send(ask).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    #[cfg(windows)]
+    {
+        let mut ctrl_c = tokio::signal::windows::ctrl_c()?;
+        let mut close = tokio::signal::windows::ctrl_close()?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = ctrl_c.recv() => {},
+                    _ = close.recv() => {},
+                }
+                if tx.send(Ask::Stop).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok(())
+}
