@@ -796,8 +796,9 @@ def ratio(w, p):
     if isinstance(p, str):  # ">LIMIT": the peer timed out
         return f"<{w / float(p[1:]):.2f}"
     if p == 0:
-        return "=" if w == 0 else "-"
-    return f"{w / p:.2f}"
+        return "-"
+    r = w / p
+    return f"{r:.2f}" if r >= 0.1 or r == 0 else f"{r:.2g}"
 
 
 def table_rows(ctx, results):
@@ -897,6 +898,8 @@ def main():
             print(f"  (killed {n} leftover process(es))", file=sys.stderr)
 
     ctx.cleanup = cleanup
+    with open("/proc/loadavg") as f:
+        ctx.load = " ".join(f.read().split()[:3])
     set_subreaper()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -931,8 +934,9 @@ def main():
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     mach = machine()
     legend = [
-        f"{when}, {mach}{', --quick' if ctx.quick else ''}.",
-        "w/PEER = warden / PEER, measured in the same run; below 1 is better for warden, except MB/s.",
+        f"{when}, {mach}, load average {ctx.load} at the start{', --quick' if ctx.quick else ''}.",
+        "w/PEER = warden / PEER, measured in the same run; below 1 is better for warden, except MB/s"
+        " (`-`: no ratio, a value is missing or the peer's is 0).",
     ]
     for name in ctx.tools:
         if name in unavailable:
