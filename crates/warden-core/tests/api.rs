@@ -96,7 +96,16 @@ impl Live {
         let root = dir.path().to_owned();
         std::fs::create_dir_all(root.join("logs")).expect("log dir");
         let config_path = root.join("warden.toml");
-        std::fs::write(&config_path, "# the engine got its config as structs\n").expect("config");
+        // The same services as text, so that a reload keeps them.
+        let mut text = String::new();
+        for n in names {
+            text.push_str("[services.");
+            text.push_str(n);
+            text.push_str(
+                "]\ncommand = [\"no-such-program\"]\nautostart = false\nrestart = \"never\"\n",
+            );
+        }
+        std::fs::write(&config_path, text).expect("config");
         let config = Config {
             path: config_path.clone(),
             dir: root.clone(),

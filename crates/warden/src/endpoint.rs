@@ -1,6 +1,7 @@
 //! The control endpoint of a running warden: the HTTP API on `<state_dir>/warden.sock`
 //! (Unix) or a named pipe (Windows), plus the optional TCP listener of `[warden] api`.
 
+#[cfg(unix)]
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -72,6 +72,8 @@ pub enum ClientError {
 enum Target {
     #[cfg(unix)]
     Unix(PathBuf),
+    #[cfg(windows)]
+    Pipe(String),
     Tcp {
         addr: SocketAddr,
         token: Secret,
@@ -122,6 +124,34 @@ impl Target {
                     source,
                 }),
             },
+            #[cfg(windows)]
+            Target::Pipe(name) => {
+                let mut pause = std::time::Duration::from_millis(5);
+                loop {
+                    match tokio::net::windows::named_pipe::ClientOptions::new().open(name) {
+                        Ok(pipe) => return handshake(pipe).await,
+                        // ERROR_PIPE_BUSY: every instance is taken; another comes soon.
+                        Err(e)
+                            if e.raw_os_error() == Some(231)
+                                && pause < std::time::Duration::from_secs(2) =>
+                        {
+                            tokio::time::sleep(pause).await;
+                            pause *= 2;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            return Err(ClientError::NotRunning {
+                                path: PathBuf::from(name),
+                            });
+                        }
+                        Err(source) => {
+                            return Err(ClientError::Connect {
+                                what: name.clone(),
+                                source,
+                            });
+                        }
+                    }
+                }
+            }
             Target::Tcp { addr, .. } => match tokio::net::TcpStream::connect(addr).await {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
@@ -145,6 +175,10 @@ impl Target {
             Target::Unix(_) => {
                 headers.insert(header::HOST, HeaderValue::from_static("warden"));
             }
+            #[cfg(windows)]
+            Target::Pipe(_) => {
+                headers.insert(header::HOST, HeaderValue::from_static("warden"));
+            }
             Target::Tcp { addr, token } => {
                 if let Ok(host) = HeaderValue::from_str(&addr.to_string()) {
                     headers.insert(header::HOST, host);
@@ -165,8 +199,13 @@ impl Client {
         Client::open(Target::Unix(socket.to_owned())).await
     }
 
-    /// Connect to warden's Unix socket. (Windows: the named pipe comes later; until then
-    /// only [`Client::connect_tcp`] works there.)
+    /// Connect to warden's named pipe (`\\.\pipe\warden-<id>`).
+    #[cfg(windows)]
+    pub async fn connect_pipe(name: &str) -> Result<Client, ClientError> {
+        Client::open(Target::Pipe(name.to_owned())).await
+    }
+
+    /// Connect to warden's Unix socket (Unix only; use [`Client::connect_pipe`] on Windows).
     #[cfg(not(unix))]
     #[allow(clippy::unused_async)] // the same signature as on Unix
     pub async fn connect(socket: &Path) -> Result<Client, ClientError> {

@@ -167,6 +167,8 @@ pub struct ApiServer {
 enum Endpoint {
     #[cfg(unix)]
     Unix(unix::SocketFile),
+    #[cfg(windows)]
+    Pipe,
     Tcp(SocketAddr),
 }
 
@@ -177,6 +179,8 @@ impl ApiServer {
             Endpoint::Tcp(a) => Some(*a),
             #[cfg(unix)]
             Endpoint::Unix(_) => None,
+            #[cfg(windows)]
+            Endpoint::Pipe => None,
         }
     }
 
@@ -185,6 +189,8 @@ impl ApiServer {
         match &self.endpoint {
             #[cfg(unix)]
             Endpoint::Unix(f) => Some(f.path()),
+            #[cfg(windows)]
+            Endpoint::Pipe => None,
             Endpoint::Tcp(_) => None,
         }
     }
@@ -222,6 +228,27 @@ pub fn serve_unix(path: &Path, ctx: Arc<ApiContext>) -> Result<ApiServer, ServeE
     Ok(ApiServer {
         task,
         endpoint: Endpoint::Unix(file),
+    })
+}
+
+/// Serve the API on the named pipe `name` (`\\.\pipe\warden-<id>`): the first instance of
+/// that name, readable by SYSTEM, the Administrators and warden's own account only.
+#[cfg(windows)]
+pub fn serve_pipe(name: &str, ctx: Arc<ApiContext>) -> Result<ApiServer, ServeError> {
+    let task = super::pipe::bind(name, ctx).map_err(|source| match source.raw_os_error() {
+        // ERROR_ACCESS_DENIED / ERROR_PIPE_BUSY: another instance owns the name.
+        Some(5 | 231) => ServeError::AlreadyListening {
+            path: PathBuf::from(name),
+        },
+        _ => ServeError::Io {
+            op: "cannot create the pipe",
+            what: name.to_owned(),
+            source,
+        },
+    })?;
+    Ok(ApiServer {
+        task,
+        endpoint: Endpoint::Pipe,
     })
 }
 
@@ -800,10 +827,20 @@ async fn logs(
     // skipped by their sequence number.
     let live = source.subscribe();
     let backlog = source.tail(n, stream);
-    // Hold only the receiver: when the service goes away, the stream ends.
+    // Everything up to here is in the backlog (or was left out of it on purpose).
+    let start_after = source.tail(1, None).last().map(|l| l.seq);
+    // Hold the logs only weakly: when the service goes away, the stream ends.
+    let recover = Arc::downgrade(&source);
     drop(source);
     let (tx, rx) = mpsc::channel(FOLLOW_BUFFER);
-    tokio::spawn(follow_task(backlog, live, stream, tx));
+    tokio::spawn(follow_task(
+        backlog,
+        start_after,
+        live,
+        stream,
+        tx,
+        Some(recover),
+    ));
     respond(
         StatusCode::OK,
         "application/x-ndjson",
@@ -819,38 +856,133 @@ fn ndjson(item: &impl Serialize) -> Bytes {
 
 /// The task behind a follow stream: the backlog, then every new line of `filter`'s stream,
 /// as NDJSON chunks into `out`. A reader that falls behind never slows the service: the
-/// broadcast drops lines for it, and it gets `{"dropped": N}`. Ends when the reader hangs
-/// up (`out` closes) or the service's logs go away.
+/// broadcast drops lines for it; the task then refills what it missed from the in-memory
+/// tail (`recover`, held weakly so a removed service still ends the stream), and only lines
+/// the tail no longer holds are reported as `{"dropped": N}`. Ends when the reader hangs up
+/// (`out` closes) or the service's logs go away.
 async fn follow_task(
     backlog: Vec<LogLine>,
+    start_after: Option<u64>,
     mut live: broadcast::Receiver<LogLine>,
     filter: Option<Stream>,
     out: mpsc::Sender<Bytes>,
+    recover: Option<std::sync::Weak<dyn LogSource>>,
 ) {
-    let last = backlog.last().map(|l| l.seq);
+    let mut follow = Follow {
+        last: backlog.last().map(|l| l.seq).max(start_after),
+        filter,
+        chunk: Vec::new(),
+    };
     for line in &backlog {
-        if out.send(ndjson(&LogLineJson::from(line))).await.is_err() {
+        follow.push(line);
+        if follow.chunk.len() >= FOLLOW_CHUNK && !follow.flush(&out).await {
             return;
         }
     }
+    if !follow.flush(&out).await {
+        return;
+    }
     loop {
-        let received = tokio::select! {
+        let first = tokio::select! {
             () = out.closed() => return,
             r = live.recv() => r,
         };
-        let chunk = match received {
-            Ok(line) => {
-                if last.is_some_and(|s| line.seq <= s) || filter.is_some_and(|f| f != line.stream) {
-                    continue;
+        // Take whatever else is already there too, so a burst travels in few chunks.
+        let mut next = Some(first);
+        while let Some(received) = next.take() {
+            match received {
+                Ok(line) => follow.take(&line),
+                Err(RecvError::Lagged(n)) => {
+                    let Some(source) = recover.as_ref().and_then(std::sync::Weak::upgrade) else {
+                        if recover.is_some() {
+                            return;
+                        }
+                        follow
+                            .chunk
+                            .extend_from_slice(&ndjson(&FollowItem::Dropped { dropped: n }));
+                        break;
+                    };
+                    let missed = source.tail(usize::MAX, None);
+                    drop(source);
+                    follow.refill(&missed, n);
                 }
-                ndjson(&LogLineJson::from(&line))
+                Err(RecvError::Closed) => {
+                    let _ = follow.flush(&out).await;
+                    return;
+                }
             }
-            Err(RecvError::Lagged(n)) => ndjson(&FollowItem::Dropped { dropped: n }),
-            Err(RecvError::Closed) => return,
-        };
-        if out.send(chunk).await.is_err() {
+            if follow.chunk.len() < FOLLOW_CHUNK {
+                next = match live.try_recv() {
+                    Ok(l) => Some(Ok(l)),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        Some(Err(RecvError::Lagged(n)))
+                    }
+                    Err(broadcast::error::TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                    Err(broadcast::error::TryRecvError::Empty) => None,
+                };
+            }
+        }
+        if !follow.flush(&out).await {
             return;
         }
+    }
+}
+
+/// Flush a follow chunk at about this size.
+const FOLLOW_CHUNK: usize = 64 << 10;
+
+/// The state of one follow stream: the last sequence number sent (or skipped by the filter)
+/// and the chunk being built.
+struct Follow {
+    last: Option<u64>,
+    filter: Option<Stream>,
+    chunk: Vec<u8>,
+}
+
+impl Follow {
+    fn push(&mut self, line: &LogLine) {
+        self.last = Some(line.seq);
+        if self.filter.is_none_or(|f| f == line.stream) {
+            self.chunk
+                .extend_from_slice(&ndjson(&LogLineJson::from(line)));
+        }
+    }
+
+    /// A live line: skip what was sent already.
+    fn take(&mut self, line: &LogLine) {
+        if self.last.is_none_or(|s| line.seq > s) {
+            self.push(line);
+        }
+    }
+
+    /// After a lag of `n` lines: send what the tail still holds; report what it lost.
+    fn refill(&mut self, tail: &[LogLine], n: u64) {
+        let missed: Vec<&LogLine> = tail
+            .iter()
+            .filter(|l| self.last.is_none_or(|s| l.seq > s))
+            .collect();
+        // Sequence numbers start at 0 for each service.
+        let expected = self.last.map_or(0, |s| s + 1);
+        let gap = missed
+            .first()
+            .map_or(n, |first| first.seq.saturating_sub(expected));
+        if gap > 0 {
+            self.chunk
+                .extend_from_slice(&ndjson(&FollowItem::Dropped { dropped: gap }));
+        }
+        for l in missed {
+            self.push(l);
+        }
+    }
+
+    /// Send the chunk; `false` when the reader hung up.
+    async fn flush(&mut self, out: &mpsc::Sender<Bytes>) -> bool {
+        if self.chunk.is_empty() {
+            return true;
+        }
+        out.send(Bytes::from(std::mem::take(&mut self.chunk)))
+            .await
+            .is_ok()
     }
 }
 
@@ -1153,13 +1285,28 @@ mod tests {
         }
     }
 
+    /// The next NDJSON item; a chunk may hold several, kept in `pending`.
     async fn next_item(rx: &mut mpsc::Receiver<Bytes>) -> Value {
+        thread_local! {
+            static PENDING: std::cell::RefCell<std::collections::VecDeque<Value>> =
+                const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+        }
+        if let Some(v) = PENDING.with(|p| p.borrow_mut().pop_front()) {
+            return v;
+        }
         let chunk = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("in time")
             .expect("a chunk");
-        assert_eq!(chunk.last(), Some(&b'\n'));
-        serde_json::from_slice(&chunk).expect("json")
+        assert_eq!(chunk.last(), Some(&b'\n'), "chunks hold whole lines");
+        let mut items: std::collections::VecDeque<Value> = chunk
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("json"))
+            .collect();
+        let first = items.pop_front().expect("an item");
+        PENDING.with(|p| p.borrow_mut().extend(items));
+        first
     }
 
     #[tokio::test]
@@ -1170,9 +1317,11 @@ mod tests {
         tx.send(line(2, Stream::Out)).expect("send");
         let task = tokio::spawn(follow_task(
             vec![line(1, Stream::Out), line(2, Stream::Out)],
+            None,
             live,
             Some(Stream::Out),
             out,
+            None,
         ));
         assert_eq!(next_item(&mut rx).await["seq"], 1);
         assert_eq!(next_item(&mut rx).await["seq"], 2);
@@ -1207,7 +1356,7 @@ mod tests {
     async fn follow_ends_when_the_logs_go_away() {
         let (tx, live) = broadcast::channel::<LogLine>(4);
         let (out, mut rx) = mpsc::channel(8);
-        let task = tokio::spawn(follow_task(Vec::new(), live, None, out));
+        let task = tokio::spawn(follow_task(Vec::new(), None, live, None, out, None));
         drop(tx);
         tokio::time::timeout(Duration::from_secs(5), task)
             .await

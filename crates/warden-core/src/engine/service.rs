@@ -461,12 +461,14 @@ impl ServiceTask {
         let already_gone =
             run.child.exit_status().is_some() && run.child.wait_tree_gone(Duration::ZERO).await;
         if !already_gone {
-            if ask || run.child.exit_status().is_some() {
-                stop_cmd = self.ask_to_stop(&run.child);
-            }
-            let gone = tokio::select! {
-                gone = run.child.wait_tree_gone(timeout) => gone,
-                _ = kill_now.wait_for(|k| *k) => false,
+            // `ask` is false only when the main process is still running and we must not
+            // ask it (never the case today: every caller asks or the main has exited).
+            let gone = if ask || run.child.exit_status().is_some() {
+                let (gone, cmd) = self.graceful(&mut run, &mut kill_now).await;
+                stop_cmd = cmd;
+                gone
+            } else {
+                false
             };
             if !gone {
                 if ask && !*kill_now.borrow() {
@@ -514,9 +516,17 @@ impl ServiceTask {
         status
     }
 
-    /// The first graceful step: run `stop_command`, or send the stop signal (Windows: the
-    /// first step of `stop_method`). Returns the stop command's child, if one was started.
-    fn ask_to_stop(&self, child: &Child) -> Option<Child> {
+    /// The graceful steps, within `stop_timeout` (or until a second Ctrl-C): `stop_command`
+    /// if there is one, else `stop_signal` to the group (Unix) or each step of `stop_method`
+    /// but `terminate`, with the timeout split across them (Windows). Returns whether the
+    /// whole tree is gone, and the stop command's child if one was started.
+    async fn graceful(
+        &self,
+        run: &mut Run,
+        kill_now: &mut watch::Receiver<bool>,
+    ) -> (bool, Option<Child>) {
+        let timeout = self.cfg.stop_timeout;
+        let mut stop_cmd = None;
         if let Some(cmd) = &self.cfg.stop_command {
             let mut spec = self.spawn_spec();
             if let Some((program, args)) = cmd.split_first() {
@@ -524,35 +534,84 @@ impl ServiceTask {
                 spec.args = args.iter().map(Into::into).collect();
             }
             spec.env
-                .push(("WARDEN_PID".into(), child.pid().to_string().into()));
+                .push(("WARDEN_PID".into(), run.child.pid().to_string().into()));
             spec.capture_output = false;
             match process::spawn(&spec) {
-                Ok(c) => return Some(c),
+                Ok(c) => stop_cmd = Some(c),
                 Err(e) => self.emit(
                     Level::Warn,
                     &format!(
-                        "stop_command failed: {}; sending the stop signal",
+                        "stop_command failed: {}; using the stop signal",
                         error_chain(&e)
                     ),
                 ),
             }
         }
-        #[cfg(unix)]
-        if let Err(e) = child.signal(self.cfg.stop_signal) {
-            self.emit(
-                Level::Warn,
-                &format!(
-                    "cannot send {} to group {}: {e}",
-                    self.cfg.stop_signal,
-                    child.pid()
-                ),
+        if stop_cmd.is_some() {
+            return (
+                wait_gone_or_kill_now(&mut run.child, timeout, kill_now).await,
+                stop_cmd,
             );
         }
-        #[cfg(windows)]
-        if let Some(first) = self.cfg.stop_method.first() {
-            let _ = child.request_stop(*first);
+        #[cfg(unix)]
+        {
+            if let Err(e) = run.child.signal(self.cfg.stop_signal) {
+                self.emit(
+                    Level::Warn,
+                    &format!(
+                        "cannot send {} to group {}: {e}",
+                        self.cfg.stop_signal,
+                        run.child.pid()
+                    ),
+                );
+            }
+            (
+                wait_gone_or_kill_now(&mut run.child, timeout, kill_now).await,
+                None,
+            )
         }
-        None
+        #[cfg(windows)]
+        {
+            use crate::config::StopMethod;
+            let steps: Vec<StopMethod> = self
+                .cfg
+                .stop_method
+                .iter()
+                .copied()
+                .filter(|m| *m != StopMethod::Terminate)
+                .collect();
+            if steps.is_empty() {
+                return (false, None);
+            }
+            let share = timeout / u32::try_from(steps.len()).unwrap_or(1);
+            for step in steps {
+                // The Ctrl-C step waits for a short-lived helper process.
+                let asked = tokio::task::block_in_place(|| run.child.request_stop(step));
+                if asked.is_err() {
+                    continue; // e.g. no window for WM_CLOSE: the next step at once
+                }
+                if wait_gone_or_kill_now(&mut run.child, share, kill_now).await {
+                    return (true, None);
+                }
+                if *kill_now.borrow() {
+                    break;
+                }
+            }
+            (false, None)
+        }
+    }
+}
+
+/// Wait until the child's whole tree is gone (`true`), `timeout` passed or a second Ctrl-C
+/// asked to kill at once (`false`).
+async fn wait_gone_or_kill_now(
+    child: &mut Child,
+    timeout: Duration,
+    kill_now: &mut watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        gone = child.wait_tree_gone(timeout) => gone,
+        _ = kill_now.wait_for(|k| *k) => false,
     }
 }
 

@@ -40,7 +40,7 @@ const READ_MAX: usize = 1 << 20;
 /// A line longer than this is cut (with a report): memory must stay bounded.
 const LINE_MAX: usize = 64 << 20;
 /// Lines a slow subscriber may lag behind before it misses some.
-const SUBSCRIBE_BUFFER: usize = 1024;
+const SUBSCRIBE_BUFFER: usize = 4096;
 
 /// Where each stream goes, swapped whole by [`ServiceLogs::reconfigure`].
 struct Routes {

@@ -87,8 +87,19 @@ warden: {} error(s); nothing was changed",
         ClientError::Api {
             status: 404,
             message,
-            ..
-        } => Failure::failed(message.clone()),
+            body,
+        } => {
+            let known: Vec<&str> = body
+                .get("known")
+                .and_then(|k| k.as_array())
+                .map(|k| k.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            if known.is_empty() {
+                Failure::failed(message.clone())
+            } else {
+                Failure::failed(format!("{message} (known: {})", known.join(", ")))
+            }
+        }
         ClientError::Api { message, body, .. } => {
             let reason = body
                 .get("reason")
@@ -280,7 +291,7 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
     #[cfg(windows)]
     if let Some(instance) = &args.target.instance {
         if args.names.is_empty() && !args.all {
-            return crate::os::windows::scm_action(instance, action);
+            return crate::os::scm::scm_action(instance, action);
         }
     }
     if args.names.is_empty() && !args.all {

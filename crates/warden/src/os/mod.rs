@@ -5,9 +5,12 @@
 use std::path::Path;
 use std::path::PathBuf;
 
+#[cfg(not(windows))]
 use crate::Failure;
 use crate::cli::StartType;
 
+#[cfg(windows)]
+pub mod scm;
 #[cfg(windows)]
 pub mod windows;
 

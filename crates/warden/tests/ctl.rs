@@ -1,0 +1,448 @@
+//! End-to-end tests of the control plane: `up -d`, `status`, `start|stop|restart`, `logs`,
+//! `reload`, `down`, exit codes, and the TCP API's token.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Env, WAIT, alive, tc, wait_for, wait_gone};
+
+fn out(o: &std::process::Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A detached warden, brought down when the test ends.
+struct Daemon<'a> {
+    env: &'a Env,
+}
+
+impl<'a> Daemon<'a> {
+    fn up(env: &'a Env) -> Daemon<'a> {
+        let o = env.run(&["up", "-d"]);
+        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("warden is running (pid "),
+            "{}",
+            out(&o)
+        );
+        Daemon { env }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let o = self.env.run(&["status", "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn service(&self, name: &str) -> serde_json::Value {
+        self.status()["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
+    }
+
+    fn pid(&self, name: &str) -> Option<i64> {
+        self.service(name)["pid"].as_i64()
+    }
+}
+
+impl Drop for Daemon<'_> {
+    fn drop(&mut self) {
+        let _ = self.env.run(&["down"]);
+    }
+}
+
+fn sleeper(name: &str) -> String {
+    format!(
+        "[services.{name}]\ncommand = [{tc}, \"--sleep\", \"forever\"]\n",
+        tc = tc()
+    )
+}
+
+#[test]
+fn the_whole_session_and_its_exit_codes() {
+    let env = Env::new(&format!("{}{}", sleeper("api"), sleeper("worker")));
+    // Not running yet: exit 3 with the hint.
+    let o = env.run(&["status"]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("warden up -d"),
+        "{}",
+        out(&o)
+    );
+
+    let d = Daemon::up(&env);
+    let o = env.run(&["up", "-d"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a second one refuses: {}",
+        out(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already running (pid"),
+        "{}",
+        out(&o)
+    );
+
+    // The table.
+    let o = env.run(&["status"]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.starts_with("NAME"), "{table}");
+    for col in ["STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "HEALTH"] {
+        assert!(table.lines().next().unwrap().contains(col), "{table}");
+    }
+    assert!(
+        table.contains("api") && table.contains("running"),
+        "{table}"
+    );
+
+    // The JSON shape, exactly.
+    let s = d.status();
+    let w = &s["warden"];
+    assert_eq!(w["version"], "0.1.0");
+    assert!(w["pid"].as_u64().is_some() && w["uptime_ms"].as_u64().is_some());
+    assert_eq!(w["config"], env.config().display().to_string());
+    let api = d.service("api");
+    let mut keys: Vec<&str> = api
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "last_exit",
+            "name",
+            "next_start_in_ms",
+            "pid",
+            "reason",
+            "restarts",
+            "state",
+            "uptime_ms"
+        ]
+    );
+    assert_eq!(api["state"], "running");
+    assert!(
+        api["last_exit"].is_null() && api["reason"].is_null() && api["next_start_in_ms"].is_null()
+    );
+
+    // Actions.
+    let old = d.pid("api").unwrap();
+    let o = env.run(&["restart", "api"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let new = d.pid("api").unwrap();
+    assert_ne!(old, new);
+    assert!(!alive(old as i32));
+    assert_eq!(d.service("api")["last_exit"]["signal"], 15);
+
+    let o = env.run(&["stop", "--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(d.service("worker")["state"], "stopped");
+    assert_eq!(d.service("worker")["reason"], "stopped by hand");
+    let o = env.run(&["start", "api", "worker"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(d.service("worker")["state"], "running");
+
+    // An unknown name: exit 1 with the known names.
+    let o = env.run(&["stop", "nope"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nope") && err.contains("api") && err.contains("worker"),
+        "{err}"
+    );
+    // Usage error: exit 2.
+    let o = env.run(&["stop"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+
+    let pids = [d.pid("api").unwrap(), d.pid("worker").unwrap()];
+    let o = env.run(&["down"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    for p in pids {
+        assert!(!alive(p as i32), "down leaves nothing running");
+    }
+    let o = env.run(&["status"]);
+    assert_eq!(o.status.code(), Some(3));
+}
+
+#[test]
+fn up_detached_with_a_broken_config_exits_2_with_the_errors() {
+    let env = Env::new("[services.api]\ncomand = [\"x\"]\n");
+    let o = env.run(&["up", "-d"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("warden.toml:2:1: unknown key \"comand\""),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn a_start_that_fails_exits_1_with_the_reason() {
+    let env = Env::new(
+        "[services.ghost]\ncommand = [\"/nonexistent/ghost\"]\nautostart = false\nrestart = \"never\"\n",
+    );
+    let _d = Daemon::up(&env);
+    let o = env.run(&["start", "ghost"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("program not found"),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn reload_restarts_only_what_changed_and_refuses_a_broken_config() {
+    let three = format!("{}{}{}", sleeper("a"), sleeper("b"), sleeper("c"));
+    let env = Env::new(&three);
+    std::fs::write(env.path("c.env"), "LEVEL=1\n").unwrap();
+    env.write_config(&format!("{three}env_file = \"c.env\"\n"));
+    let d = Daemon::up(&env);
+    let pids: Vec<i64> = ["a", "b", "c"].iter().map(|n| d.pid(n).unwrap()).collect();
+
+    // Change b only.
+    env.write_config(&format!(
+        "{}{}env = {{ X = \"1\" }}\n{}env_file = \"c.env\"\n",
+        sleeper("a"),
+        sleeper("b"),
+        sleeper("c")
+    ));
+    let o = env.run(&["reload"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("restarted b; 2 unchanged"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(d.pid("a").unwrap(), pids[0]);
+    assert_ne!(d.pid("b").unwrap(), pids[1]);
+    assert_eq!(d.pid("c").unwrap(), pids[2]);
+
+    // The env file of c changes: c restarts.
+    std::fs::write(env.path("c.env"), "LEVEL=2\n").unwrap();
+    let o = env.run(&["reload"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("restarted c"),
+        "{}",
+        out(&o)
+    );
+    assert_ne!(d.pid("c").unwrap(), pids[2]);
+    assert_eq!(d.pid("a").unwrap(), pids[0]);
+
+    // A broken config changes nothing.
+    let before = d.status();
+    env.write_config("[services.a]\ncommand = 42\n");
+    let o = env.run(&["reload"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("warden.toml:2:11"),
+        "{}",
+        out(&o)
+    );
+    let after = d.status();
+    for (x, y) in before["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(after["services"].as_array().unwrap())
+    {
+        assert_eq!(x["pid"], y["pid"]);
+    }
+
+    // Add d, remove a.
+    env.write_config(&format!(
+        "{}{}env = {{ X = \"1\" }}\n{}env_file = \"c.env\"\n{}",
+        "",
+        sleeper("b"),
+        sleeper("c"),
+        sleeper("d")
+    ));
+    let o = env.run(&["reload"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("added d") && text.contains("removed a"),
+        "{}",
+        out(&o)
+    );
+    wait_gone(pids[0] as i32);
+    let names: Vec<String> = d.status()["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["b", "c", "d"]);
+}
+
+#[test]
+fn a_service_stopped_by_hand_stays_stopped_across_reload_and_restart() {
+    let env = Env::new(&format!(
+        "[services.job]\ncommand = [{tc}, \"--exit\", \"1\"]\nbackoff = {{ initial = \"20ms\", max = \"20ms\" }}\n{}",
+        sleeper("other"),
+        tc = tc()
+    ));
+    {
+        let d = Daemon::up(&env);
+        let o = env.run(&["stop", "job"]);
+        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+        // The restart policy does not bring it back.
+        let s = d.service("job");
+        assert_eq!(s["state"], "stopped");
+        // A reload that changes it keeps it stopped.
+        env.write_config(&format!(
+            "[services.job]\ncommand = [{tc}, \"--exit\", \"2\"]\nbackoff = {{ initial = \"20ms\", max = \"20ms\" }}\n{}",
+            sleeper("other"),
+            tc = tc()
+        ));
+        let o = env.run(&["reload"]);
+        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+        assert_eq!(d.service("job")["state"], "stopped");
+    }
+    // A new warden on the same state dir remembers.
+    let d = Daemon::up(&env);
+    assert_eq!(d.service("job")["state"], "stopped");
+    assert_eq!(d.service("job")["reason"], "stopped by hand");
+    assert_eq!(d.service("other")["state"], "running");
+}
+
+#[test]
+fn logs_show_the_tail_and_follow_across_rotation() {
+    let env = Env::new(&format!(
+        r#"
+[services.chatty]
+command = [{tc}, "--lines", "5", "--stderr", "--lines", "2", "--stdout", "--sleep", "forever"]
+[services.stream]
+command = ["sh", "-c", "i=0; while [ $i -lt 900 ]; do i=$((i+1)); echo \"n $i\"; done; sleep 3600"]
+autostart = false
+[services.stream.log]
+max_size = "1KiB"
+keep = 2
+"#,
+        tc = tc()
+    ));
+    let _d = Daemon::up(&env);
+    let o = wait_for("7 lines of chatty", WAIT, || {
+        let o = env.run(&["logs", "chatty"]);
+        (String::from_utf8_lossy(&o.stdout).lines().count() >= 7).then_some(o)
+    });
+    assert_eq!(o.status.code(), Some(0));
+    let o = env.run(&["logs", "chatty", "-n", "3"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    let o = env.run(&["logs", "chatty", "--stream", "err"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+
+    // Follow a service whose output rotates its file many times. The burst is smaller than
+    // the in-memory tail, so a follower that falls behind refills from it: no line is lost.
+    let mut follower = Command::new(common::warden_bin())
+        .args(["logs", "stream", "-f", "-c"])
+        .arg(env.config())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(follower.stdout.take().unwrap());
+    // The follower is connected once `logs` of an idle service answered; then start it.
+    wait_for("the follower to connect", WAIT, || {
+        let o = env.run(&["status", "--json"]);
+        (o.status.code() == Some(0)).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let o = env.run(&["start", "stream"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let mut line = String::new();
+    let mut expected = 1;
+    while expected <= 900 {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "follower ended early at {expected}"
+        );
+        assert_eq!(line.trim_end(), format!("n {expected}"));
+        expected += 1;
+    }
+    assert!(
+        env.path("logs/stream.out.log.1").exists(),
+        "the file rotated while following"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let mut rest = String::new();
+    let _ = follower.stderr.take().unwrap().read_to_string(&mut rest);
+}
+
+#[test]
+fn sighup_reloads_like_reload() {
+    let env = Env::new(&sleeper("a"));
+    let mut w = env.up(&[]);
+    w.wait_stderr("[a] started");
+    env.write_config(&format!("{}{}", sleeper("a"), sleeper("b")));
+    w.signal(libc::SIGHUP);
+    w.wait_stderr("[b] started");
+    assert!(
+        w.stderr().contains("reloaded: added b; 1 unchanged"),
+        "{}",
+        w.stderr()
+    );
+}
+
+#[test]
+fn the_tcp_api_needs_the_token() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = Env::new(&format!(
+        "[warden]\napi = \"127.0.0.1:{port}\"\napi_token = \"s3cret\"\n{}",
+        sleeper("a")
+    ));
+    let _d = Daemon::up(&env);
+    let get = |auth: Option<&str>| -> String {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let auth = auth.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(
+            s,
+            "GET /v1/status HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp
+    };
+    assert!(get(None).starts_with("HTTP/1.1 401"), "{}", get(None));
+    assert!(get(Some("wrong")).starts_with("HTTP/1.1 401"));
+    let ok = get(Some("s3cret"));
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.contains("\"services\""),
+        "{ok}"
+    );
+}
+
+#[test]
+fn the_socket_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(&sleeper("a"));
+    let _d = Daemon::up(&env);
+    let mode = std::fs::metadata(env.path(".warden/warden.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
