@@ -34,7 +34,7 @@ pub struct LogLine {
 }
 
 /// The first read buffer of a pump, and the size it returns to when output slows down.
-const READ_MIN: usize = 8 << 10;
+const READ_MIN: usize = 512;
 /// Reads that fill the buffer double it up to this.
 const READ_MAX: usize = 1 << 20;
 /// A line longer than this is cut (with a report): memory must stay bounded.
