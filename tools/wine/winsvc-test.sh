@@ -127,6 +127,13 @@ check "the service has a new pid after the restart ($pid1 -> $pid2)" test -n "$p
 out="$(timeout 60 wine "$bin/warden.exe" status -n "no-such-instance-$$" 2>&1)"
 rc=$?
 check "status of an instance that is not running exits 3 ($rc)" test "$rc" = 3
+# The Windows service itself through the SCM: `warden stop|start -n NAME` with no names.
+out="$(timeout 120 wine "$bin/warden.exe" stop -n "$name" 2>&1)"
+check "warden stop -n $name stops the Windows service ($out)" test "$(state "$name")" = STOPPED
+check "no test-child.exe left after warden stop -n" test -z "$(children)"
+out="$(timeout 120 wine "$bin/warden.exe" start -n "$name" 2>&1)"
+check "warden start -n $name starts it again ($out)" test "$(state "$name")" = RUNNING
+check "warden.log says it supervises again" wait_log "$dir/state/warden.log" 'supervising 1 service'
 
 t0=$(date +%s.%N)
 wine sc stop "$name" >/dev/null

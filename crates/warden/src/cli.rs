@@ -65,11 +65,7 @@ pub struct ActArgs {
     #[command(flatten)]
     pub target: Target,
     /// The services to act on
-    #[arg(
-        value_name = "NAME",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    #[arg(value_name = "NAME", conflicts_with = "all")]
     pub names: Vec<String>,
     /// Every service of the config
     #[arg(long)]

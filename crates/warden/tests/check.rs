@@ -68,3 +68,16 @@ fn a_missing_file_is_a_config_error() {
     let out = env.run(&["check"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn an_unknown_encoding_is_named_at_its_place() {
+    let env =
+        Env::new("[services.api]\ncommand = [\"x\"]\n[services.api.log]\nencoding = \"klingon\"\n");
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":4:12: encoding: unknown encoding \"klingon\""),
+        "{err}"
+    );
+}

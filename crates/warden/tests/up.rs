@@ -456,3 +456,23 @@ env_file = "vars.env"
         "{out}"
     );
 }
+
+#[test]
+fn utf16_output_is_transcoded_to_utf8() {
+    let env = Env::new(
+        r#"
+[services.wide]
+command = ["sh", "-c", "printf 'h\\000\\351\\000\\n\\000=\\330\\000\\336\\n\\000'"]
+restart = "never"
+[services.wide.log]
+encoding = "utf-16le"
+"#,
+    );
+    let mut w = env.up(&[]);
+    w.wait_stderr("[wide] exited with code 0");
+    let text = wait_for("wide's log", WAIT, || {
+        let s = env.read("logs/wide.out.log");
+        (s.lines().count() >= 2).then_some(s)
+    });
+    assert_eq!(text, "hé\n😀\n");
+}

@@ -477,6 +477,16 @@ fn read_log(
     if let Some(b) = get("timestamps").and_then(|f| r.bool(f)) {
         log.timestamps = b;
     }
-    log.encoding = get("encoding").and_then(|f| r.non_empty_string(f));
+    if let Some(f) = get("encoding") {
+        log.encoding =
+            r.non_empty_string(f)
+                .filter(|name| match crate::logs::encoding::decoder_for(name) {
+                    Ok(_) => true,
+                    Err(msg) => {
+                        r.error(f.pos(), format!("encoding: {msg}"), None);
+                        false
+                    }
+                });
+    }
     log
 }

@@ -60,6 +60,8 @@ impl Routes {
 /// The logs of one service: its files, its in-memory tail, its followers.
 pub struct ServiceLogs {
     service: String,
+    /// `log.encoding`: read by each new pump.
+    encoding: Mutex<Option<String>>,
     reporter: Reporter,
     routes: Mutex<Arc<Routes>>,
     tail: Mutex<Tail>,
@@ -130,6 +132,7 @@ impl ServiceLogs {
         let routes = routes(cfg, None, &reporter)?;
         Ok(Arc::new(ServiceLogs {
             service: service.to_owned(),
+            encoding: Mutex::new(cfg.encoding.clone()),
             reporter,
             routes: Mutex::new(Arc::new(routes)),
             tail: Mutex::new(Tail::new(lines, bytes)),
@@ -142,6 +145,7 @@ impl ServiceLogs {
         let mut current = lock(&self.routes);
         let new = routes(cfg, Some(&current), &self.reporter)?;
         *current = Arc::new(new);
+        lock(&self.encoding).clone_from(&cfg.encoding);
         Ok(())
     }
 
@@ -186,6 +190,16 @@ impl ServiceLogs {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_MIN);
         let mut scratch: Vec<u8> = Vec::new();
         let mut cut_reported = false;
+        let encoding = lock(&self.encoding).clone();
+        let mut decoder = match encoding.as_deref().map(super::encoding::decoder_for) {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                (self.reporter)(&format!("{e}; passing {} unchanged", stream_name(stream)));
+                None
+            }
+            None => None,
+        };
+        let mut raw: Vec<u8> = Vec::new();
         loop {
             if buf.len() == buf.capacity() {
                 buf.reserve_exact(buf.capacity().max(READ_MIN));
@@ -205,6 +219,12 @@ impl ServiceLogs {
                 }
             };
             let new = buf.len() - n;
+            if let Some(d) = decoder.as_mut() {
+                raw.clear();
+                raw.extend_from_slice(&buf[new..]);
+                buf.truncate(new);
+                d.decode(&raw, &mut buf);
+            }
             match scan::rfind_nl(&buf[new..]) {
                 Some(i) => {
                     let end = new + i + 1;
@@ -234,6 +254,9 @@ impl ServiceLogs {
                 buf = Vec::with_capacity(READ_MIN);
                 scratch = Vec::new();
             }
+        }
+        if let Some(d) = decoder.as_mut() {
+            d.finish(&mut buf);
         }
         if !buf.is_empty() {
             buf.push(b'\n');

@@ -9,6 +9,7 @@
 //!   after writing a last line that had no newline;
 //! - [`ServiceLogs::tail`] and [`ServiceLogs::subscribe`] for the control API and `--attach`.
 
+pub mod encoding;
 mod imp;
 mod scan;
 mod tail;

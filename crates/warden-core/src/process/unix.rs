@@ -933,9 +933,16 @@ mod procfs {
     #[cfg(target_os = "linux")]
     pub(super) fn own_children() -> Option<Vec<Proc>> {
         let mut out = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").ok()?.filter_map(Result::ok) {
+        for task in std::fs::read_dir("/proc/self/task")
+            .ok()?
+            .filter_map(Result::ok)
+        {
             let text = std::fs::read_to_string(task.path().join("children")).ok()?;
-            out.extend(text.split_ascii_whitespace().filter_map(|p| p.parse().ok()).filter_map(stat));
+            out.extend(
+                text.split_ascii_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .filter_map(stat),
+            );
         }
         Some(out)
     }
