@@ -75,6 +75,37 @@ pub struct ActArgs {
     pub no_wait: bool,
 }
 
+/// `warden install`'s options.
+#[derive(Debug, Args, Clone)]
+pub struct InstallArgs {
+    /// The Windows service name
+    pub name: String,
+    /// The config to run; without it, give the program after `--`
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub display_name: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub start: StartType,
+    /// `LocalSystem` (default), `LocalService`, `NetworkService`, "NT SERVICE\NAME" or DOMAIN\user
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The password of a DOMAIN\user account, read from this file
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Another Windows service this one needs (repeatable)
+    #[arg(long)]
+    pub depends_on: Vec<String>,
+    /// Start the service after installing it
+    #[arg(long)]
+    pub now: bool,
+    /// The program and its arguments (the quick form)
+    #[arg(last = true, value_name = "PROGRAM ARGS")]
+    pub program: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the config: exit 0 with a summary, or 2 listing every error.
@@ -145,34 +176,7 @@ pub enum Command {
         target: Target,
     },
     /// Register a Windows service that runs warden (Windows only).
-    Install {
-        /// The Windows service name
-        name: String,
-        /// The config to run; without it, give the program after `--`
-        #[arg(short = 'c', long = "config", value_name = "FILE")]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        display_name: Option<String>,
-        #[arg(long)]
-        description: Option<String>,
-        #[arg(long, value_enum, default_value = "auto")]
-        start: StartType,
-        /// `LocalSystem` (default), `LocalService`, `NetworkService`, "NT SERVICE\NAME" or DOMAIN\user
-        #[arg(long)]
-        user: Option<String>,
-        /// The password of a DOMAIN\user account, read from this file
-        #[arg(long)]
-        password_file: Option<PathBuf>,
-        /// Another Windows service this one needs (repeatable)
-        #[arg(long)]
-        depends_on: Vec<String>,
-        /// Start the service after installing it
-        #[arg(long)]
-        now: bool,
-        /// The program and its arguments (the quick form)
-        #[arg(last = true, value_name = "PROGRAM ARGS")]
-        program: Vec<String>,
-    },
+    Install(InstallArgs),
     /// Stop and delete a Windows service installed by `warden install` (Windows only).
     Uninstall {
         name: String,

@@ -3,33 +3,17 @@
 
 #[cfg(not(windows))]
 use std::path::Path;
-use std::path::PathBuf;
 
 #[cfg(not(windows))]
 use crate::Failure;
-use crate::cli::StartType;
 
 #[cfg(windows)]
 pub mod scm;
 #[cfg(windows)]
 pub mod windows;
 
-/// `warden install`'s options.
-// Read only by the Windows implementation.
-#[cfg_attr(not(windows), allow(dead_code))]
-#[derive(Debug, Clone)]
-pub struct InstallOptions {
-    pub name: String,
-    pub config: Option<PathBuf>,
-    pub display_name: Option<String>,
-    pub description: Option<String>,
-    pub start: StartType,
-    pub user: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub depends_on: Vec<String>,
-    pub now: bool,
-    pub program: Vec<String>,
-}
+/// `warden install`'s options, as parsed.
+pub use crate::cli::InstallArgs as InstallOptions;
 
 #[cfg(not(windows))]
 fn windows_only(what: &str) -> Failure {
