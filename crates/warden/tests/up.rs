@@ -476,3 +476,32 @@ encoding = "utf-16le"
     });
     assert_eq!(text, "hé\n😀\n");
 }
+
+#[test]
+fn a_second_ctrl_c_kills_at_once() {
+    let env = Env::new(&format!(
+        r#"
+[services.stubborn]
+command = [{tc}, "--ready-file", "s.pid", "--ignore-term", "--sleep", "forever"]
+stop_timeout = "60s"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    let pid = env.wait_pid("s.pid");
+    let t = Instant::now();
+    w.signal(libc::SIGINT);
+    w.wait_stderr("stopping every service");
+    w.signal(libc::SIGINT);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "did not wait for the 60 s stop_timeout"
+    );
+    assert!(!alive(pid));
+    assert!(
+        w.stderr().contains("killing every service now"),
+        "{}",
+        w.stderr()
+    );
+}
