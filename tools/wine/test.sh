@@ -27,17 +27,8 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 # Windows paths for the programs under test (Z: is the root of the Linux file system).
 export WARDEN_WCHILD="Z:${WARDEN_WINE_TOOLS//\//\\}\\wchild.exe"
 
-keepalive_pid=""
-cleanup() {
-    if [ -n "$keepalive_pid" ]; then
-        kill "$keepalive_pid" 2>/dev/null || true
-        wait "$keepalive_pid" 2>/dev/null || true
-    fi
-    wineserver -k 2>/dev/null || true
-}
-trap cleanup EXIT
-wine "$WARDEN_WINE_TOOLS/keepalive.exe" &
-keepalive_pid=$!
+trap wine_stop EXIT
+wine_keepalive_start
 
 cargo build --locked --target "$target" -p warden -p test-child
 # The crate's unit tests (those of the Windows process layer: command-line quoting,

@@ -37,22 +37,15 @@ check() {
     if "$@"; then pass "$what"; else fail "$what"; fi
 }
 
-keepalive_pid=""
 cleanup() {
     for n in "$name" "$crash"; do
         timeout 90 wine "$bin/warden.exe" uninstall "$n" --purge >/dev/null 2>&1 || true
     done
-    if [ -n "$keepalive_pid" ]; then
-        kill "$keepalive_pid" 2>/dev/null || true
-        wait "$keepalive_pid" 2>/dev/null || true
-    fi
-    wineserver -k 2>/dev/null || true
+    wine_stop
 }
 trap cleanup EXIT
 
-# Wine ends service processes when no ordinary Wine process is left: keep one alive.
-wine "$WARDEN_WINE_TOOLS/keepalive.exe" &
-keepalive_pid=$!
+wine_keepalive_start
 
 if ! cargo build --locked --target "$target" -p warden -p test-child; then
     fail "build"

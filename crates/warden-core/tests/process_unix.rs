@@ -79,16 +79,60 @@ async fn read_both(child: &mut Child) -> (Vec<u8>, Vec<u8>) {
     (out, err)
 }
 
-/// A spec running test-child with `args` in `dir`.
-async fn spec(dir: &Path, args: &[&str]) -> SpawnSpec {
+/// A spec running `program` with `args` in `dir`, output not captured.
+fn spec_for(program: &Path, dir: &Path, args: &[&str]) -> SpawnSpec {
     SpawnSpec {
-        program: test_child().await.into(),
+        program: program.into(),
         args: args.iter().map(OsString::from).collect(),
         cwd: dir.to_owned(),
         clear_env: false,
         env: Vec::new(),
         capture_output: false,
     }
+}
+
+/// A spec running test-child with `args` in `dir`.
+async fn spec(dir: &Path, args: &[&str]) -> SpawnSpec {
+    spec_for(test_child().await, dir, args)
+}
+
+/// Spawn test-child with `args` in `dir`.
+async fn start(dir: &Path, args: &[&str]) -> Child {
+    process::spawn(&spec(dir, args).await).expect("spawn")
+}
+
+/// Spawn `spec` with `--ready-file DIR/ready_name --sleep forever` after its arguments, and
+/// wait for the ready file.
+async fn start_ready(mut spec: SpawnSpec, ready_name: &str) -> (Child, Cleanup) {
+    let ready = spec.cwd.join(ready_name);
+    spec.args.extend([
+        "--ready-file".into(),
+        ready.clone().into(),
+        "--sleep".into(),
+        "forever".into(),
+    ]);
+    let child = process::spawn(&spec).expect("spawn");
+    let cleanup = Cleanup(vec![child.pid()]);
+    read_pid_file(&ready).await;
+    (child, cleanup)
+}
+
+/// Spawn `spec` with `FLAG DIR/pid_name` after its arguments, where `FLAG`
+/// (`--spawn-grandchild`, `--double-fork`) starts a descendant that writes its pid there, then
+/// `--ready-file --sleep forever`: the ready file says the flag is done (for `--double-fork`:
+/// the intermediate is reaped, so only the main process and the daemon are left). Returns the
+/// descendant's pid; the cleanup covers both.
+async fn start_with_descendant(
+    mut spec: SpawnSpec,
+    flag: &str,
+    pid_name: &str,
+) -> (Child, Cleanup, u32) {
+    let pid_file = spec.cwd.join(pid_name);
+    spec.args.extend([flag.into(), pid_file.clone().into()]);
+    let (child, mut cleanup) = start_ready(spec, &format!("{pid_name}.ready")).await;
+    let pid = read_pid_file(&pid_file).await;
+    cleanup.0.push(pid);
+    (child, cleanup, pid)
 }
 
 #[cfg(target_os = "linux")]
@@ -120,22 +164,27 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
-/// Deadline polling for a pid file written by a test child.
-async fn read_pid_file(path: &Path) -> u32 {
+/// Deadline polling for what another process does (a file it writes, its own end), which
+/// warden has no event for: `check` until it gives a value, panicking with `failure()` after
+/// [`LONG`].
+async fn poll_for<T>(mut check: impl FnMut() -> Option<T>, failure: impl Fn() -> String) -> T {
     let deadline = Instant::now() + LONG;
     loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(pid) = text.trim().parse()
-        {
-            return pid;
+        if let Some(value) = check() {
+            return value;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no pid in {} in time",
-            path.display()
-        );
+        assert!(Instant::now() < deadline, "{}", failure());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The pid in a pid file written by a test child, once it is there.
+async fn read_pid_file(path: &Path) -> u32 {
+    poll_for(
+        || std::fs::read_to_string(path).ok()?.trim().parse().ok(),
+        || format!("no pid in {} in time", path.display()),
+    )
+    .await
 }
 
 /// Is `pid` gone for good (reaped: no zombie left)?
@@ -149,15 +198,11 @@ fn gone(pid: u32) -> bool {
 }
 
 async fn assert_gone(pid: u32, what: &str) {
-    let deadline = Instant::now() + LONG;
-    while !gone(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "{what} (pid {pid}) still there: {}",
-            proc_state(pid)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    poll_for(
+        || gone(pid).then_some(()),
+        || format!("{what} (pid {pid}) still there: {}", proc_state(pid)),
+    )
+    .await;
 }
 
 fn proc_state(pid: u32) -> String {
@@ -191,7 +236,7 @@ impl Drop for Cleanup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_code_is_reported_and_wait_repeats() {
     let dir = temp_dir();
-    let mut child = process::spawn(&spec(dir.path(), &["--exit", "3"]).await).expect("spawn");
+    let mut child = start(dir.path(), &["--exit", "3"]).await;
     assert_eq!(
         timeout(LONG, child.wait()).await.expect("exits"),
         ExitStatus::Code(3)
@@ -217,16 +262,7 @@ async fn exit_code_is_reported_and_wait_repeats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signal_statuses_and_term_handlers() {
     let dir = temp_dir();
-    let ready = dir.path().join("ready");
-    let mut child = process::spawn(
-        &spec(
-            dir.path(),
-            &["--ready-file", path_str(&ready), "--sleep", "forever"],
-        )
-        .await,
-    )
-    .expect("spawn");
-    read_pid_file(&ready).await;
+    let (mut child, _cleanup) = start_ready(spec(dir.path(), &[]).await, "ready").await;
     assert_eq!(child.exit_status(), None);
     child.signal(Signal::Term).expect("signal");
     let status = timeout(LONG, child.wait()).await.expect("exits");
@@ -236,35 +272,17 @@ async fn signal_statuses_and_term_handlers() {
         format!("signal {} (SIGTERM)", libc::SIGTERM)
     );
 
-    let ready2 = dir.path().join("ready2");
-    let args = [
-        "--on-term-exit",
-        "7",
-        "--ready-file",
-        path_str(&ready2),
-        "--sleep",
-        "forever",
-    ];
-    let mut child = process::spawn(&spec(dir.path(), &args).await).expect("spawn");
-    read_pid_file(&ready2).await;
+    let args = ["--on-term-exit", "7"];
+    let (mut child, _cleanup2) = start_ready(spec(dir.path(), &args).await, "ready2").await;
     child.signal(Signal::Term).expect("signal");
     assert_eq!(
         timeout(LONG, child.wait()).await.expect("exits"),
         ExitStatus::Code(7)
     );
 
-    let ready3 = dir.path().join("ready3");
     let note = dir.path().join("note");
-    let args = [
-        "--on-term-write",
-        path_str(&note),
-        "--ready-file",
-        path_str(&ready3),
-        "--sleep",
-        "forever",
-    ];
-    let mut child = process::spawn(&spec(dir.path(), &args).await).expect("spawn");
-    read_pid_file(&ready3).await;
+    let args = ["--on-term-write", path_str(&note)];
+    let (mut child, _cleanup3) = start_ready(spec(dir.path(), &args).await, "ready3").await;
     child.signal(Signal::Term).expect("signal");
     assert_eq!(
         timeout(LONG, child.wait()).await.expect("exits"),
@@ -275,16 +293,7 @@ async fn signal_statuses_and_term_handlers() {
         "term"
     );
 
-    let ready4 = dir.path().join("ready4");
-    let mut child = process::spawn(
-        &spec(
-            dir.path(),
-            &["--ready-file", path_str(&ready4), "--sleep", "forever"],
-        )
-        .await,
-    )
-    .expect("spawn");
-    read_pid_file(&ready4).await;
+    let (mut child, _cleanup4) = start_ready(spec(dir.path(), &[]).await, "ready4").await;
     child.signal(Signal::Usr1).expect("signal");
     assert_eq!(
         timeout(LONG, child.wait()).await.expect("exits"),
@@ -348,22 +357,12 @@ async fn spawn_errors_name_the_cause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signal_reaches_a_grandchild_and_nothing_is_left() {
     let dir = temp_dir();
-    let gpid_file = dir.path().join("grandchild.pid");
-    let mut child = process::spawn(
-        &spec(
-            dir.path(),
-            &[
-                "--spawn-grandchild",
-                path_str(&gpid_file),
-                "--sleep",
-                "forever",
-            ],
-        )
-        .await,
+    let (mut child, _cleanup, gpid) = start_with_descendant(
+        spec(dir.path(), &[]).await,
+        "--spawn-grandchild",
+        "grandchild.pid",
     )
-    .expect("spawn");
-    let _cleanup = Cleanup(vec![child.pid()]);
-    let gpid = read_pid_file(&gpid_file).await;
+    .await;
     child.signal(Signal::Term).expect("signal");
     assert_eq!(
         timeout(LONG, child.wait()).await.expect("exits"),
@@ -377,17 +376,12 @@ async fn signal_reaches_a_grandchild_and_nothing_is_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_tree_kills_a_grandchild_that_ignores_term() {
     let dir = temp_dir();
-    let gpid_file = dir.path().join("grandchild.pid");
-    let args = [
-        "--ignore-term",
+    let (mut child, _cleanup, gpid) = start_with_descendant(
+        spec(dir.path(), &["--ignore-term"]).await,
         "--spawn-grandchild",
-        path_str(&gpid_file),
-        "--sleep",
-        "forever",
-    ];
-    let mut child = process::spawn(&spec(dir.path(), &args).await).expect("spawn");
-    let _cleanup = Cleanup(vec![child.pid()]);
-    let gpid = read_pid_file(&gpid_file).await;
+        "grandchild.pid",
+    )
+    .await;
     child.signal(Signal::Term).expect("signal");
     assert!(
         !child.wait_tree_gone(Duration::from_millis(200)).await,
@@ -409,7 +403,7 @@ async fn wait_tree_gone_waits_for_the_group_after_the_main_exits() {
     let dir = temp_dir();
     let gpid_file = dir.path().join("grandchild.pid");
     let args = ["--spawn-grandchild", path_str(&gpid_file), "--exit", "0"];
-    let mut child = process::spawn(&spec(dir.path(), &args).await).expect("spawn");
+    let mut child = start(dir.path(), &args).await;
     let _cleanup = Cleanup(vec![child.pid()]);
     assert_eq!(
         timeout(LONG, child.wait()).await.expect("exits"),
@@ -434,18 +428,12 @@ async fn double_forked_setsid_daemon_is_signalled_and_killed() {
     let me = std::process::id();
 
     // Honours TERM: a group signal plus the adopted-orphan match end it.
-    let dpid_file = dir.path().join("daemon.pid");
-    let mut child = process::spawn(
-        &tagged_spec(
-            dir.path(),
-            "web",
-            &["--double-fork", path_str(&dpid_file), "--sleep", "forever"],
-        )
-        .await,
+    let (mut child, _cleanup, dpid) = start_with_descendant(
+        tagged_spec(dir.path(), "web", &[]).await,
+        "--double-fork",
+        "daemon.pid",
     )
-    .expect("spawn");
-    let dpid = read_pid_file(&dpid_file).await;
-    let _cleanup = Cleanup(vec![child.pid(), dpid]);
+    .await;
     wait_adopted(dpid, me).await;
     assert_ne!(
         stat_field(dpid, 5),
@@ -454,18 +442,12 @@ async fn double_forked_setsid_daemon_is_signalled_and_killed() {
     );
 
     // Another service's daemon, which must be left alone.
-    let other_file = dir.path().join("other.pid");
-    let mut other = process::spawn(
-        &tagged_spec(
-            dir.path(),
-            "db",
-            &["--double-fork", path_str(&other_file), "--sleep", "forever"],
-        )
-        .await,
+    let (mut other, _cleanup2, other_dpid) = start_with_descendant(
+        tagged_spec(dir.path(), "db", &[]).await,
+        "--double-fork",
+        "other.pid",
     )
-    .expect("spawn");
-    let other_dpid = read_pid_file(&other_file).await;
-    let _cleanup2 = Cleanup(vec![other.pid(), other_dpid]);
+    .await;
     wait_adopted(other_dpid, me).await;
 
     child.signal(Signal::Term).expect("signal");
@@ -475,17 +457,12 @@ async fn double_forked_setsid_daemon_is_signalled_and_killed() {
     assert_eq!(other.exit_status(), None);
 
     // Ignores TERM: only kill_tree ends it.
-    let dpid_file = dir.path().join("daemon2.pid");
-    let args = [
-        "--ignore-term",
+    let (mut child, _cleanup3, dpid) = start_with_descendant(
+        tagged_spec(dir.path(), "worker", &["--ignore-term"]).await,
         "--double-fork",
-        path_str(&dpid_file),
-        "--sleep",
-        "forever",
-    ];
-    let mut child = process::spawn(&tagged_spec(dir.path(), "worker", &args).await).expect("spawn");
-    let dpid = read_pid_file(&dpid_file).await;
-    let _cleanup3 = Cleanup(vec![child.pid(), dpid]);
+        "daemon2.pid",
+    )
+    .await;
     wait_adopted(dpid, me).await;
     child.signal(Signal::Term).expect("signal");
     assert!(
@@ -504,31 +481,17 @@ async fn double_forked_setsid_daemon_is_signalled_and_killed() {
 /// The daemon's intermediate parent exited: wait until warden (a subreaper) adopted it.
 #[cfg(target_os = "linux")]
 async fn wait_adopted(pid: u32, me: u32) {
-    let deadline = Instant::now() + LONG;
-    while stat_field(pid, 4) != Some(u64::from(me)) {
-        assert!(
-            Instant::now() < deadline,
-            "pid {pid} not adopted: {}",
-            proc_state(pid)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    poll_for(
+        || (stat_field(pid, 4) == Some(u64::from(me))).then_some(()),
+        || format!("pid {pid} not adopted: {}", proc_state(pid)),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_is_cancel_safe() {
     let dir = temp_dir();
-    let ready = dir.path().join("ready");
-    let mut child = process::spawn(
-        &spec(
-            dir.path(),
-            &["--ready-file", path_str(&ready), "--sleep", "forever"],
-        )
-        .await,
-    )
-    .expect("spawn");
-    let _cleanup = Cleanup(vec![child.pid()]);
-    read_pid_file(&ready).await;
+    let (mut child, _cleanup) = start_ready(spec(dir.path(), &[]).await, "ready").await;
     for _ in 0..5 {
         assert!(
             timeout(Duration::from_millis(10), child.wait())
@@ -552,13 +515,9 @@ async fn wait_is_cancel_safe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_concurrent_spawns_get_their_own_status() {
     let dir = temp_dir();
-    let bin = test_child().await;
     let mut tasks = Vec::new();
     for i in 0..64 {
-        let spec = SpawnSpec {
-            program: bin.into(),
-            ..spec(dir.path(), &[]).await
-        };
+        let spec = spec(dir.path(), &[]).await;
         tasks.push(tokio::spawn(async move {
             let code = i % 50;
             let args = if i % 2 == 0 {
@@ -639,8 +598,17 @@ async fn output_pipes_are_readable() {
         ExitStatus::Code(0)
     );
     assert_eq!(out.len(), 20_000_000);
-    assert!(out.ends_with(format!("line {:09} x", 200_000).as_bytes()) || out.ends_with(b"x\n"));
-    assert!(err.is_empty());
+    let lines: Vec<&[u8]> = out.split_inclusive(|b| *b == b'\n').collect();
+    assert_eq!(lines.len(), 200_000);
+    assert!(lines.iter().all(|l| l.len() == 100 && l.ends_with(b"\n")));
+    let last = format!("line {:09} {}\n", 200_000, "x".repeat(84));
+    assert_eq!(last.len(), 100);
+    assert!(
+        out.ends_with(last.as_bytes()),
+        "last line: {:?}",
+        String::from_utf8_lossy(&out[out.len() - 100..])
+    );
+    assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -659,7 +627,8 @@ async fn environment_and_cwd_are_applied() {
     let mut s = spec(dir.path(), &["--env", "PATH", "--env", "FOO"]).await;
     s.env.push(("FOO".into(), "baz".into()));
     s.capture_output = true;
-    let (_, out, _) = run_to_end(&s).await;
+    let (status, out, err) = run_to_end(&s).await;
+    assert_eq!(status, ExitStatus::Code(0), "{err}");
     assert!(out.starts_with("PATH="), "{out}");
     assert!(out.ends_with("FOO=baz\n"), "{out}");
 }
@@ -668,17 +637,7 @@ async fn environment_and_cwd_are_applied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_time_matches_proc_and_group_is_own_session() {
     let dir = temp_dir();
-    let ready = dir.path().join("ready");
-    let mut child = process::spawn(
-        &spec(
-            dir.path(),
-            &["--ready-file", path_str(&ready), "--sleep", "forever"],
-        )
-        .await,
-    )
-    .expect("spawn");
-    let _cleanup = Cleanup(vec![child.pid()]);
-    read_pid_file(&ready).await;
+    let (mut child, _cleanup) = start_ready(spec(dir.path(), &[]).await, "ready").await;
     let pid = child.pid();
     assert_ne!(child.start_time(), 0);
     assert_eq!(stat_field(pid, 22), Some(child.start_time()));
@@ -694,29 +653,22 @@ async fn start_time_matches_proc_and_group_is_own_session() {
         }
     );
     child.kill_tree().expect("kill");
-    timeout(LONG, child.wait()).await.expect("exits");
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Signal(libc::SIGKILL)
+    );
 }
 
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_leftovers_checks_start_times_and_markers() {
     let dir = temp_dir();
-    let gpid_file = dir.path().join("grandchild.pid");
-    let mut child = process::spawn(
-        &spec(
-            dir.path(),
-            &[
-                "--spawn-grandchild",
-                path_str(&gpid_file),
-                "--sleep",
-                "forever",
-            ],
-        )
-        .await,
+    let (mut child, _cleanup, gpid) = start_with_descendant(
+        spec(dir.path(), &[]).await,
+        "--spawn-grandchild",
+        "grandchild.pid",
     )
-    .expect("spawn");
-    let _cleanup = Cleanup(vec![child.pid()]);
-    let gpid = read_pid_file(&gpid_file).await;
+    .await;
     let good = child.group_record("a");
 
     // The leader lives with another start time: a reused pid, not ours.
@@ -744,18 +696,12 @@ async fn kill_leftovers_checks_start_times_and_markers() {
     assert_gone(gpid, "grandchild").await;
 
     // The marker finds a setsid daemon outside any recorded group.
-    let dpid_file = dir.path().join("daemon.pid");
-    let mut child = process::spawn(
-        &tagged_spec(
-            dir.path(),
-            "b",
-            &["--double-fork", path_str(&dpid_file), "--sleep", "forever"],
-        )
-        .await,
+    let (mut child, _cleanup2, dpid) = start_with_descendant(
+        tagged_spec(dir.path(), "b", &[]).await,
+        "--double-fork",
+        "daemon.pid",
     )
-    .expect("spawn");
-    let dpid = read_pid_file(&dpid_file).await;
-    let _cleanup2 = Cleanup(vec![child.pid(), dpid]);
+    .await;
     assert_eq!(process::kill_leftovers(&[], "some-other-marker"), 0);
     assert_eq!(
         process::kill_leftovers(&[], &instance_marker(dir.path())),
@@ -771,30 +717,31 @@ async fn kill_leftovers_checks_start_times_and_markers() {
 // ---------------------------------------------------------------------------------------------
 // Tests run in a helper process (this binary again).
 
+/// A spec running the ignored test `name` of this binary (which plays warden) in `dir`, told
+/// where test-child is.
 #[cfg(target_os = "linux")]
-/// Run the ignored test `name` of this binary in a child process with `env`; return its output.
-async fn run_helper(name: &str, env: Vec<(OsString, OsString)>) -> (ExitStatus, String) {
-    let dir = temp_dir();
+async fn helper_spec(name: &str, dir: &Path) -> SpawnSpec {
     let exe = std::env::current_exe().expect("current exe");
-    let mut s = SpawnSpec {
-        program: exe.into(),
-        args: [
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ]
-        .map(OsString::from)
-        .into(),
-        cwd: dir.path().to_owned(),
-        clear_env: false,
-        env,
-        capture_output: true,
-    };
+    let args = [
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ];
+    let mut s = spec_for(&exe, dir, &args);
     s.env.push(("WARDEN_TEST_HELPER".into(), name.into()));
     s.env
         .push(("WARDEN_TEST_CHILD".into(), test_child().await.into()));
+    s
+}
+
+/// Run the ignored test `name` of this binary in a child process; return its output.
+#[cfg(target_os = "linux")]
+async fn run_helper(name: &str) -> (ExitStatus, String) {
+    let dir = temp_dir();
+    let mut s = helper_spec(name, dir.path()).await;
+    s.capture_output = true;
     let (status, out, err) = run_to_end(&s).await;
     (status, format!("{out}\n{err}"))
 }
@@ -804,10 +751,16 @@ fn helper_enabled(name: &str) -> bool {
     std::env::var("WARDEN_TEST_HELPER").is_ok_and(|v| v == name)
 }
 
+/// In a helper: the test-child binary the parent test built.
+#[cfg(target_os = "linux")]
+fn helper_test_child() -> PathBuf {
+    PathBuf::from(std::env::var_os("WARDEN_TEST_CHILD").expect("WARDEN_TEST_CHILD"))
+}
+
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_all_descendants_and_wait_no_children_in_a_fresh_process() {
-    let (status, output) = run_helper("helper_kill_all_descendants", Vec::new()).await;
+    let (status, output) = run_helper("helper_kill_all_descendants").await;
     assert_eq!(status, ExitStatus::Code(0), "helper failed:\n{output}");
     assert!(
         output.contains("helper_kill_all_descendants ... ok"),
@@ -822,7 +775,7 @@ async fn helper_kill_all_descendants() {
     if !helper_enabled("helper_kill_all_descendants") {
         return;
     }
-    let bin = PathBuf::from(std::env::var_os("WARDEN_TEST_CHILD").expect("WARDEN_TEST_CHILD"));
+    let bin = helper_test_child();
     process::init_supervisor().expect("init");
     assert!(
         process::wait_no_children(Duration::from_millis(10)).await,
@@ -837,22 +790,17 @@ async fn helper_kill_all_descendants() {
         path_str(&g),
         "--double-fork",
         path_str(&d),
-        "--sleep",
-        "forever",
     ];
-    let s = SpawnSpec {
-        program: bin.into(),
-        ..spec_without_bin(dir.path(), &args)
-    };
-    let mut child = process::spawn(&s).expect("spawn");
+    let (mut child, _cleanup) = start_ready(spec_for(&bin, dir.path(), &args), "ready").await;
     let gpid = read_pid_file(&g).await;
     let dpid = read_pid_file(&d).await;
     assert!(
         !process::wait_no_children(Duration::from_millis(50)).await,
         "children alive"
     );
+    // The main process, its grandchild and the adopted daemon (the intermediate was reaped).
     let n = process::kill_all_descendants();
-    assert!(n >= 3, "killed {n}");
+    assert_eq!(n, 3, "killed {n}");
     assert_eq!(
         timeout(LONG, child.wait()).await.expect("exits"),
         ExitStatus::Signal(libc::SIGKILL)
@@ -862,47 +810,15 @@ async fn helper_kill_all_descendants() {
     assert_gone(dpid, "daemon").await;
 }
 
-#[cfg(target_os = "linux")]
-fn spec_without_bin(dir: &Path, args: &[&str]) -> SpawnSpec {
-    SpawnSpec {
-        program: OsString::new(),
-        args: args.iter().map(OsString::from).collect(),
-        cwd: dir.to_owned(),
-        clear_env: false,
-        env: Vec::new(),
-        capture_output: false,
-    }
-}
-
 /// A child dies with its parent (`PR_SET_PDEATHSIG`): the helper plays warden and is killed.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_die_when_warden_is_killed() {
     let dir = temp_dir();
     let pid_file = dir.path().join("child.pid");
-    let bin = test_child().await;
-    let exe = std::env::current_exe().expect("current exe");
-    let name = "helper_spawn_and_hang";
-    let s = SpawnSpec {
-        program: exe.into(),
-        args: [
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ]
-        .map(OsString::from)
-        .into(),
-        cwd: dir.path().to_owned(),
-        clear_env: false,
-        env: vec![
-            ("WARDEN_TEST_HELPER".into(), name.into()),
-            ("WARDEN_TEST_CHILD".into(), bin.into()),
-            ("WARDEN_TEST_PIDFILE".into(), pid_file.clone().into()),
-        ],
-        capture_output: false,
-    };
+    let mut s = helper_spec("helper_spawn_and_hang", dir.path()).await;
+    s.env
+        .push(("WARDEN_TEST_PIDFILE".into(), pid_file.clone().into()));
     let mut helper = process::spawn(&s).expect("spawn helper");
     let _cleanup = Cleanup(vec![helper.pid()]);
     let cpid = read_pid_file(&pid_file).await;
@@ -924,16 +840,12 @@ async fn helper_spawn_and_hang() {
     if !helper_enabled("helper_spawn_and_hang") {
         return;
     }
-    let bin = PathBuf::from(std::env::var_os("WARDEN_TEST_CHILD").expect("WARDEN_TEST_CHILD"));
+    let bin = helper_test_child();
     let pid_file =
         PathBuf::from(std::env::var_os("WARDEN_TEST_PIDFILE").expect("WARDEN_TEST_PIDFILE"));
     let dir = temp_dir();
     let args = ["--ready-file", path_str(&pid_file), "--sleep", "forever"];
-    let s = SpawnSpec {
-        program: bin.into(),
-        ..spec_without_bin(dir.path(), &args)
-    };
-    let mut child = process::spawn(&s).expect("spawn");
+    let mut child = process::spawn(&spec_for(&bin, dir.path(), &args)).expect("spawn");
     // Hang until killed.
     let status = child.wait().await;
     panic!("the child ended first: {status}");

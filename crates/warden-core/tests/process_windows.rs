@@ -93,6 +93,20 @@ async fn line_starting(
     .unwrap_or_else(|_| panic!("no line starting with {prefix:?} in time"))
 }
 
+/// The child's stdout as lines, once it wrote a line starting with `ready`.
+async fn lines_after_ready(child: &mut Child) -> tokio::io::Lines<BufReader<OutputPipe>> {
+    let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
+    line_starting(&mut lines, "ready").await;
+    lines
+}
+
+/// The pid in the `grandchild PID` line of `wchild grandchild|orphan`.
+async fn grandchild_pid(child: &mut Child) -> u32 {
+    let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
+    let line = line_starting(&mut lines, "grandchild ").await;
+    line["grandchild ".len()..].parse().unwrap()
+}
+
 async fn wait_for_file(path: &Path) -> String {
     tokio::time::timeout(DEADLINE, async {
         loop {
@@ -194,7 +208,7 @@ async fn pid_start_time_and_group_record() {
     let record = child.group_record("svc");
     assert_eq!((record.service.as_str(), record.pgid), ("svc", child.pid()));
     assert_eq!(record.start_time, child.start_time());
-    wait(&mut child).await;
+    assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
 }
 
 #[tokio::test]
@@ -232,14 +246,14 @@ async fn environment_is_set_and_can_be_cleared() {
         read_to_string(child.take_stdout().unwrap()).await,
         "value one\n"
     );
-    wait(&mut child).await;
+    assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
 
     // Inherited by default (WARDEN_WCHILD is set for this test process)...
     let mut s = wspec(&["env", "WARDEN_WCHILD"], dir.path());
     let mut child = process::spawn(&s).unwrap();
     let want = format!("{}\n", wchild().display());
     assert_eq!(read_to_string(child.take_stdout().unwrap()).await, want);
-    wait(&mut child).await;
+    assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
     // ...and gone with clear_env.
     s.clear_env = true;
     let mut child = process::spawn(&s).unwrap();
@@ -247,7 +261,7 @@ async fn environment_is_set_and_can_be_cleared() {
         read_to_string(child.take_stdout().unwrap()).await,
         "<unset>\n"
     );
-    wait(&mut child).await;
+    assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
 }
 
 #[tokio::test]
@@ -258,7 +272,7 @@ async fn cwd_is_the_given_directory() {
     let want = dir.path().canonicalize().unwrap();
     let got = PathBuf::from(out.trim_end()).canonicalize().unwrap();
     assert_eq!(got, want);
-    wait(&mut child).await;
+    assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
 }
 
 #[tokio::test]
@@ -333,7 +347,7 @@ async fn output_pipes_do_not_leak_into_concurrent_spawns() {
     assert_eq!(sleepers.len(), 8);
     for mut child in sleepers {
         child.kill_tree().unwrap();
-        wait(&mut child).await;
+        assert_eq!(wait(&mut child).await, ExitStatus::Code(1));
     }
 }
 
@@ -352,9 +366,7 @@ async fn large_output_is_drained_completely() {
 async fn kill_tree_ends_the_grandchild() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = process::spawn(&wspec(&["grandchild", "600000"], dir.path())).unwrap();
-    let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
-    let line = line_starting(&mut lines, "grandchild ").await;
-    let grandchild: u32 = line["grandchild ".len()..].parse().unwrap();
+    let grandchild = grandchild_pid(&mut child).await;
     assert!(pid_alive(grandchild));
     assert!(!child.wait_tree_gone(Duration::from_millis(100)).await);
 
@@ -368,9 +380,7 @@ async fn kill_tree_ends_the_grandchild() {
 async fn orphaned_grandchild_stays_in_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = process::spawn(&wspec(&["orphan", "600000"], dir.path())).unwrap();
-    let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
-    let line = line_starting(&mut lines, "grandchild ").await;
-    let grandchild: u32 = line["grandchild ".len()..].parse().unwrap();
+    let grandchild = grandchild_pid(&mut child).await;
     assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
     // The main process is gone, its child is not: the tree is still there.
     assert!(!child.wait_tree_gone(Duration::from_millis(200)).await);
@@ -384,9 +394,7 @@ async fn orphaned_grandchild_stays_in_the_job() {
 async fn dropping_the_child_ends_its_tree() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = process::spawn(&wspec(&["grandchild", "600000"], dir.path())).unwrap();
-    let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
-    let line = line_starting(&mut lines, "grandchild ").await;
-    let grandchild: u32 = line["grandchild ".len()..].parse().unwrap();
+    let grandchild = grandchild_pid(&mut child).await;
     let main = child.pid();
     drop(child);
     tokio::time::timeout(DEADLINE, async {
@@ -507,17 +515,21 @@ async fn batch_file_terminated_does_not_hang() {
     assert!(child.wait_tree_gone(DEADLINE).await);
 }
 
-#[tokio::test]
-async fn ctrl_c_stops_a_console_program() {
+/// `wchild MODE MARKER` is asked to stop with `method`: it writes `seen` to its marker
+/// file and exits 0.
+async fn assert_graceful_stop(mode: &str, method: StopMethod, seen: &str) {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("marker.txt");
-    let mut child =
-        process::spawn(&wspec(&["ctrlc", marker.to_str().unwrap()], dir.path())).unwrap();
-    let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
-    line_starting(&mut lines, "ready").await;
-    child.request_stop(StopMethod::CtrlC).unwrap();
-    assert_eq!(wait_for_file(&marker).await, "got ctrl-c");
+    let mut child = process::spawn(&wspec(&[mode, marker.to_str().unwrap()], dir.path())).unwrap();
+    let _lines = lines_after_ready(&mut child).await;
+    child.request_stop(method).unwrap();
+    assert_eq!(wait_for_file(&marker).await, seen);
     assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_a_console_program() {
+    assert_graceful_stop("ctrlc", StopMethod::CtrlC, "got ctrl-c").await;
 }
 
 #[tokio::test]
@@ -531,8 +543,7 @@ async fn ctrl_c_to_a_batch_file_does_not_hang_on_its_prompt() {
     );
     let bat = write_bat(dir.path(), "ctrlc.bat", &body);
     let mut child = process::spawn(&spec(bat, &[], dir.path())).unwrap();
-    let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
-    line_starting(&mut lines, "ready").await;
+    let _lines = lines_after_ready(&mut child).await;
     child.request_stop(StopMethod::CtrlC).unwrap();
     assert_eq!(wait_for_file(&marker).await, "got ctrl-c");
     // cmd asks "Terminate batch job (Y/N)?"; stdin is NUL, so it gets end of file and stops.
@@ -546,10 +557,8 @@ async fn ctrl_c_does_not_reach_other_services() {
     let (m1, m2) = (dir.path().join("one.txt"), dir.path().join("two.txt"));
     let mut one = process::spawn(&wspec(&["ctrlc", m1.to_str().unwrap()], dir.path())).unwrap();
     let mut two = process::spawn(&wspec(&["ctrlc", m2.to_str().unwrap()], dir.path())).unwrap();
-    let mut l1 = BufReader::new(one.take_stdout().unwrap()).lines();
-    let mut l2 = BufReader::new(two.take_stdout().unwrap()).lines();
-    line_starting(&mut l1, "ready").await;
-    line_starting(&mut l2, "ready").await;
+    let _l1 = lines_after_ready(&mut one).await;
+    let _l2 = lines_after_ready(&mut two).await;
     one.request_stop(StopMethod::CtrlC).unwrap();
     assert_eq!(wait_for_file(&m1).await, "got ctrl-c");
     assert_eq!(wait(&mut one).await, ExitStatus::Code(0));
@@ -562,15 +571,7 @@ async fn ctrl_c_does_not_reach_other_services() {
 
 #[tokio::test]
 async fn wm_close_stops_a_windowed_program() {
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("marker.txt");
-    let mut child =
-        process::spawn(&wspec(&["window", marker.to_str().unwrap()], dir.path())).unwrap();
-    let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
-    line_starting(&mut lines, "ready").await;
-    child.request_stop(StopMethod::WmClose).unwrap();
-    assert_eq!(wait_for_file(&marker).await, "got wm_close");
-    assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
+    assert_graceful_stop("window", StopMethod::WmClose, "got wm_close").await;
 }
 
 #[tokio::test]
@@ -580,7 +581,7 @@ async fn wm_close_without_a_window_is_not_found() {
     let err = child.request_stop(StopMethod::WmClose).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     child.kill_tree().unwrap();
-    wait(&mut child).await;
+    assert_eq!(wait(&mut child).await, ExitStatus::Code(1));
     // Nothing left: the graceful methods have nothing to do and succeed.
     assert!(child.wait_tree_gone(DEADLINE).await);
     child.request_stop(StopMethod::WmClose).unwrap();
@@ -629,8 +630,7 @@ async fn isolated_kill_all_descendants() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = process::spawn(&wspec(&["grandchild", "600000"], dir.path())).unwrap();
     let mut b = process::spawn(&wspec(&["sleep", "600000"], dir.path())).unwrap();
-    let mut lines = BufReader::new(a.take_stdout().unwrap()).lines();
-    line_starting(&mut lines, "grandchild ").await;
+    let grandchild = grandchild_pid(&mut a).await;
     assert!(!process::wait_no_children(Duration::from_millis(100)).await);
     // Three of ours, plus each console's host where the system puts it in the job (Wine
     // does: one conhost.exe per service).
@@ -639,5 +639,6 @@ async fn isolated_kill_all_descendants() {
     assert!(process::wait_no_children(DEADLINE).await);
     assert_eq!(wait(&mut a).await, ExitStatus::Code(1));
     assert_eq!(wait(&mut b).await, ExitStatus::Code(1));
+    assert!(!pid_alive(grandchild));
     assert_eq!(process::kill_leftovers(&[a.group_record("a")], "marker"), 0);
 }

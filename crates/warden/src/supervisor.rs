@@ -35,8 +35,10 @@ pub struct Options {
     pub on_ready: Box<dyn FnOnce() + Send>,
     /// The Windows service name when running under the SCM (names the control pipe).
     pub instance: Option<String>,
-    /// Called while stopping, about once a second, so a service manager sees progress.
-    pub on_stopping: Box<dyn FnMut() + Send>,
+    /// Called once when stopping begins (whoever asked), so a service manager can report
+    /// it; progress reports while stopping are the caller's (the Windows service has its
+    /// own ticker), so the loop here waits on events only.
+    pub on_stopping: Box<dyn FnOnce() + Send>,
 }
 
 pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure> {
@@ -72,7 +74,10 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
     let (kill_tx, kill_rx) = watch::channel(false);
     let config_path = config.path.clone();
     let count = config.services.len();
-    let engine = Engine::new(config.clone(), state, events, kill_rx, opts.attach);
+    // Held to the very end: `warden down` waits for this lock, so it must outlive the
+    // control endpoint and the last reaped child.
+    let state = std::sync::Arc::new(state);
+    let engine = Engine::new(config.clone(), state.clone(), events, kill_rx, opts.attach);
     let shutdown_timeout = engine.shutdown_timeout();
     let (handle, mut task, ready) = engine.spawn();
     let server = match crate::endpoint::serve(
@@ -117,11 +122,11 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
         Level::Info,
         "stopping every service (Ctrl-C again kills at once)",
     );
+    (opts.on_stopping)();
     let shutdown = handle.shutdown();
     tokio::pin!(shutdown);
     let deadline = tokio::time::sleep(shutdown_timeout);
     tokio::pin!(deadline);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -133,7 +138,6 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
                 events.emit("warden", Level::Warn, "shutdown_timeout passed; killing every service now");
                 let _ = kill_tx.send(true);
             },
-            _ = tick.tick() => (opts.on_stopping)(),
         }
     }
     let _ = task.await;
@@ -154,6 +158,8 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
         );
     }
     events.emit("warden", Level::Info, "all services stopped");
+    // Only now may the next warden (or a waiting `warden down`) take the state dir.
+    drop(state);
     Ok(())
 }
 

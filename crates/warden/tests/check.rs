@@ -3,7 +3,15 @@
 
 mod common;
 
-use common::Env;
+use std::process::Command;
+
+use common::{Env, assert_fails, show, warden_bin};
+
+/// `warden check` on `config`: it must fail with exit 2; returns stderr.
+fn check_fails(config: &str, needle: &str) -> String {
+    let env = Env::new(config);
+    assert_fails(&env.run(&["check"]), 2, needle)
+}
 
 #[test]
 fn a_valid_config_passes_with_a_summary() {
@@ -51,13 +59,10 @@ fn every_error_is_listed_with_file_line_and_column() {
 
 #[test]
 fn an_unset_variable_is_named_with_a_hint() {
-    let env = Env::new(
+    let err = check_fails(
         "[services.api]\ncommand = [\"./api\", \"--port\", \"${WARDEN_TEST_SURELY_UNSET_PORT}\"]\n",
+        "WARDEN_TEST_SURELY_UNSET_PORT",
     );
-    let out = env.run(&["check"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("WARDEN_TEST_SURELY_UNSET_PORT"), "{err}");
     assert!(err.contains(":-"), "shows how to give a default: {err}");
 }
 
@@ -65,19 +70,31 @@ fn an_unset_variable_is_named_with_a_hint() {
 fn a_missing_file_is_a_config_error() {
     let env = Env::new("");
     std::fs::remove_file(env.config()).unwrap();
-    let out = env.run(&["check"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_fails(&env.run(&["check"]), 2, "warden.toml");
 }
 
 #[test]
 fn an_unknown_encoding_is_named_at_its_place() {
-    let env =
-        Env::new("[services.api]\ncommand = [\"x\"]\n[services.api.log]\nencoding = \"klingon\"\n");
-    let out = env.run(&["check"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    check_fails(
+        "[services.api]\ncommand = [\"x\"]\n[services.api.log]\nencoding = \"klingon\"\n",
+        ":4:12: encoding: unknown encoding \"klingon\"",
+    );
+}
+
+#[test]
+fn the_example_config_passes() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/warden.toml");
+    let o = Command::new(warden_bin())
+        .args(["check", "-c"])
+        .arg(&example)
+        .env_remove("WEB_PORT")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(
-        err.contains(":4:12: encoding: unknown encoding \"klingon\""),
-        "{err}"
+        String::from_utf8_lossy(&o.stdout).contains("OK, 3 services (web, worker, flaky)"),
+        "{}",
+        show(&o)
     );
 }

@@ -7,17 +7,8 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{Env, WAIT, alive, tc, wait_for, wait_gone};
-
-fn out(o: &std::process::Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{Env, WAIT, alive, assert_fails, show as out, tc, wait_for, wait_gone};
 
 /// A detached warden, brought down when the test ends.
 struct Daemon<'a> {
@@ -176,19 +167,14 @@ fn the_whole_session_and_its_exit_codes() {
         assert!(!alive(p as i32), "down leaves nothing running");
     }
     let o = env.run(&["status"]);
-    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
 }
 
 #[test]
 fn up_detached_with_a_broken_config_exits_2_with_the_errors() {
     let env = Env::new("[services.api]\ncomand = [\"x\"]\n");
     let o = env.run(&["up", "-d"]);
-    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("warden.toml:2:1: unknown key \"comand\""),
-        "{}",
-        out(&o)
-    );
+    assert_fails(&o, 2, "warden.toml:2:1: unknown key \"comand\"");
 }
 
 #[test]
@@ -198,12 +184,7 @@ fn a_start_that_fails_exits_1_with_the_reason() {
     );
     let _d = Daemon::up(&env);
     let o = env.run(&["start", "ghost"]);
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("program not found"),
-        "{}",
-        out(&o)
-    );
+    assert_fails(&o, 1, "program not found");
 }
 
 #[test]
@@ -327,7 +308,7 @@ fn logs_show_the_tail_and_follow_across_rotation() {
 [services.chatty]
 command = [{tc}, "--lines", "5", "--stderr", "--lines", "2", "--stdout", "--sleep", "forever"]
 [services.stream]
-command = ["sh", "-c", "i=0; while [ $i -lt 900 ]; do i=$((i+1)); echo \"n $i\"; done; sleep 3600"]
+command = ["sh", "-c", "echo ready; read go < go.fifo; i=0; while [ $i -lt 900 ]; do i=$((i+1)); echo \"n $i\"; done; sleep 3600"]
 autostart = false
 [services.stream.log]
 max_size = "1KiB"
@@ -349,23 +330,41 @@ keep = 2
 
     // Follow a service whose output rotates its file many times. The burst is smaller than
     // the in-memory tail, so a follower that falls behind refills from it: no line is lost.
+    // Handshake: the service says `ready` and then waits on a FIFO; the follower subscribes
+    // before it reads the backlog, so once it printed `ready` (from either), every later
+    // line reaches it live. Only then is the burst released.
+    let fifo =
+        std::ffi::CString::new(env.path("go.fifo").into_os_string().into_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
     let mut follower = Command::new(common::warden_bin())
-        .args(["logs", "stream", "-f", "-c"])
+        .args(["logs", "stream", "-f", "-n", "10", "-c"])
         .arg(env.config())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut reader = BufReader::new(follower.stdout.take().unwrap());
-    // The follower is connected once `logs` of an idle service answered; then start it.
-    wait_for("the follower to connect", WAIT, || {
-        let o = env.run(&["status", "--json"]);
-        (o.status.code() == Some(0)).then_some(())
+    // The reads below block: a watchdog ends the follower if the test has not finished in
+    // time (dropping `done` without a send, as a panic does, lets it be).
+    let (done, watch) = std::sync::mpsc::channel::<()>();
+    let follower_pid = follower.id() as i32;
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(WAIT * 3) {
+            unsafe { libc::kill(follower_pid, libc::SIGKILL) };
+        }
     });
-    std::thread::sleep(Duration::from_millis(200));
     let o = env.run(&["start", "stream"]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     let mut line = String::new();
+    assert!(reader.read_line(&mut line).unwrap() > 0, "follower ended");
+    assert_eq!(line.trim_end(), "ready");
+    // Opening the FIFO for writing waits for the service to open it for reading.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(env.path("go.fifo"))
+        .unwrap()
+        .write_all(b"go\n")
+        .unwrap();
     let mut expected = 1;
     while expected <= 900 {
         line.clear();
@@ -382,6 +381,7 @@ keep = 2
     );
     let _ = follower.kill();
     let _ = follower.wait();
+    let _ = done.send(());
     let mut rest = String::new();
     let _ = follower.stderr.take().unwrap().read_to_string(&mut rest);
 }
@@ -393,7 +393,9 @@ fn sighup_reloads_like_reload() {
     w.wait_stderr("[a] started");
     env.write_config(&format!("{}{}", sleeper("a"), sleeper("b")));
     w.signal(libc::SIGHUP);
-    w.wait_stderr("[b] started");
+    // The report comes after the start it reports: wait for it, not for the start.
+    w.wait_stderr("reloaded: ");
+    assert!(w.stderr().contains("[b] started"), "{}", w.stderr());
     assert!(
         w.stderr().contains("reloaded: added b; 1 unchanged"),
         "{}",
@@ -445,4 +447,109 @@ fn the_socket_is_private() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn detached_warden_logs_to_its_state_dir_and_status_filters_by_name() {
+    let env = Env::new(&format!(
+        "{}{}{}autostart = false\n",
+        sleeper("a"),
+        sleeper("b"),
+        sleeper("manual")
+    ));
+    let d = Daemon::up(&env);
+    // `up -d` sends warden's own lines to <state_dir>/warden.log.
+    wait_for("warden.log to name the services", WAIT, || {
+        env.read(".warden/warden.log")
+            .contains("supervising 3 service(s)")
+            .then_some(())
+    });
+
+    // `status NAME`: only that service, in the table and in the JSON.
+    let o = env.run(&["status", "b", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b"]);
+    let o = env.run(&["status", "b"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert!(
+        rows.len() == 1 && rows[0].starts_with("b "),
+        "one row, for b:\n{table}"
+    );
+
+    // autostart = false: not started until `warden start`.
+    assert_eq!(d.pid("manual"), None);
+    assert_ne!(d.service("manual")["state"], "running");
+    let o = env.run(&["start", "manual"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(d.service("manual")["state"], "running");
+    assert!(d.pid("manual").is_some());
+
+    // --no-wait: answers at once with "asked"; the stop still happens.
+    let pid = d.pid("a").unwrap();
+    let o = env.run(&["stop", "a", "--no-wait"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("a: asked"),
+        "{}",
+        out(&o)
+    );
+    wait_for("a to be stopped", WAIT, || {
+        (d.service("a")["state"] == "stopped").then_some(())
+    });
+    wait_gone(pid as i32);
+}
+
+#[test]
+fn status_answers_while_a_reload_waits_for_a_slow_stop() {
+    let stubborn = format!(
+        "[services.slow]\ncommand = [{tc}, \"--ignore-term\", \"--sleep\", \"forever\"]\nstop_timeout = \"3s\"\n",
+        tc = tc()
+    );
+    let env = Env::new(&format!("{stubborn}{}", sleeper("keep")));
+    let d = Daemon::up(&env);
+    // Removing `slow` makes the reload wait its whole stop_timeout.
+    env.write_config(&sleeper("keep"));
+    let mut reload = Command::new(common::warden_bin())
+        .args(["reload", "-c"])
+        .arg(env.config())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = wait_for("slow to be stopping", WAIT, || {
+        let t = std::time::Instant::now();
+        let s = d.service("slow");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "status waited for the reload"
+        );
+        (s["state"] == "stopping").then_some(s)
+    });
+    assert!(seen["pid"].as_i64().is_some());
+    assert!(reload.wait().unwrap().success());
+    let names: Vec<String> = d.status()["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["keep"]);
+}
+
+#[test]
+fn a_reload_that_turns_autostart_on_starts_the_service() {
+    let env = Env::new(&format!("{}autostart = false\n", sleeper("lazy")));
+    let d = Daemon::up(&env);
+    assert_eq!(d.service("lazy")["state"], "stopped");
+    env.write_config(&sleeper("lazy"));
+    let o = env.run(&["reload"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(d.service("lazy")["state"], "running");
 }

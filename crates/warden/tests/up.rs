@@ -16,6 +16,13 @@ fn start_times(env: &Env, rel: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The number of a `test-child --lines` line (`line 000000042 xxx`).
+fn line_number(line: &str) -> u64 {
+    let n = line.split_whitespace().nth(1);
+    n.and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a numbered line: {line:?}"))
+}
+
 #[test]
 fn restart_always_restarts_and_counts() {
     let env = Env::new(&format!(
@@ -503,5 +510,117 @@ stop_timeout = "60s"
         w.stderr().contains("killing every service now"),
         "{}",
         w.stderr()
+    );
+}
+
+#[test]
+fn shutdown_timeout_bounds_the_whole_shutdown_then_kills_what_is_left() {
+    let env = Env::new(&format!(
+        r#"
+[warden]
+shutdown_timeout = "1s"
+
+[services.stubborn]
+command = [{tc}, "--ready-file", "s.pid", "--ignore-term", "--spawn-grandchild", "gc.pid", "--sleep", "forever"]
+stop_timeout = "60s"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    let pid = env.wait_pid("s.pid");
+    let gc = env.wait_pid("gc.pid");
+    let t = Instant::now();
+    w.signal(libc::SIGTERM);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(1),
+        "waited shutdown_timeout first ({took:?})"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "did not wait for the 60 s stop_timeout ({took:?})"
+    );
+    assert!(!alive(pid) && !alive(gc), "child and grandchild are gone");
+    assert!(
+        w.stderr()
+            .contains("shutdown_timeout passed; killing every service now"),
+        "{}",
+        w.stderr()
+    );
+}
+
+#[test]
+fn stderr_stdout_joins_both_streams_in_one_file() {
+    let env = Env::new(&format!(
+        r#"
+[services.both]
+command = [{tc}, "--lines", "2", "--stderr", "--lines", "3", "--exit", "0"]
+restart = "never"
+
+[services.both.log]
+stderr = "stdout"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    w.wait_stderr("[both] exited");
+    let lines = env.wait_lines("logs/both.out.log", 5);
+    // Two pipes: their relative order is not defined; each line arrives once.
+    let mut numbers: Vec<u64> = lines.iter().map(|l| line_number(l)).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 1, 2, 2, 3], "{lines:?}");
+    assert!(
+        !env.path("logs/both.err.log").exists(),
+        "no separate stderr file"
+    );
+}
+
+#[test]
+fn compress_true_gzips_rotated_files_and_loses_no_line() {
+    use std::io::Read;
+    let env = Env::new(&format!(
+        r#"
+[services.big]
+command = [{tc}, "--lines", "300", "--exit", "0"]
+restart = "never"
+
+[services.big.log]
+max_size = "1KiB"
+keep = 2
+compress = true
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    w.wait_stderr("[big] exited");
+    let gunzip = |rel: &str| -> Option<String> {
+        let f = std::fs::File::open(env.path(rel)).ok()?;
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(f)
+            .read_to_string(&mut s)
+            .ok()?;
+        Some(s)
+    };
+    // Compression happens off the hot path: wait until no plain rotated file is left.
+    let rotated = wait_for("the rotated files to be compressed", WAIT, || {
+        let plain = (1..=3).any(|i| env.path(&format!("logs/big.out.log.{i}")).exists());
+        if plain {
+            return None;
+        }
+        Some((
+            gunzip("logs/big.out.log.2.gz")?,
+            gunzip("logs/big.out.log.1.gz")?,
+        ))
+    });
+    assert!(!env.path("logs/big.out.log.3.gz").exists(), "keep = 2");
+    // The two rotated files and the current one hold the newest lines, in order, ending
+    // with the last one.
+    let all = format!("{}{}{}", rotated.0, rotated.1, env.read("logs/big.out.log"));
+    let numbers: Vec<u64> = all.lines().map(line_number).collect();
+    assert_eq!(numbers.last(), Some(&300), "{all}");
+    assert!(
+        numbers.windows(2).all(|p| p[1] == p[0] + 1),
+        "consecutive lines across the compressed files: {numbers:?}"
     );
 }

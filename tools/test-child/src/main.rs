@@ -300,17 +300,23 @@ fn descendant_flags(st: &State) -> Vec<OsString> {
     }
 }
 
-/// A copy of this program running `extra`, then writing `pidfile` and sleeping forever.
-fn self_command(extra: &[OsString], pidfile: &Path) -> Result<Command, Failure> {
+/// A copy of this program, its stdio on the null device.
+fn self_copy() -> Result<Command, Failure> {
     let exe = std::env::current_exe().map_err(|e| Failure::Io("current exe".into(), e))?;
     let mut cmd = Command::new(exe);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Ok(cmd)
+}
+
+/// A copy of this program running `extra`, then writing `pidfile` and sleeping forever.
+fn self_command(extra: &[OsString], pidfile: &Path) -> Result<Command, Failure> {
+    let mut cmd = self_copy()?;
     cmd.args(extra)
         .arg("--ready-file")
         .arg(pidfile)
-        .args(["--sleep", "forever"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .args(["--sleep", "forever"]);
     Ok(cmd)
 }
 
@@ -323,15 +329,10 @@ fn spawn_grandchild(st: &State, pidfile: &Path) -> Result<(), Failure> {
 }
 
 fn double_fork(st: &State, pidfile: &Path) -> Result<(), Failure> {
-    let exe = std::env::current_exe().map_err(|e| Failure::Io("current exe".into(), e))?;
-    let mut cmd = Command::new(exe);
-    cmd.args(descendant_flags(st))
+    let status = self_copy()?
+        .args(descendant_flags(st))
         .arg("--double-fork-middle")
         .arg(pidfile)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let status = cmd
         .status()
         .map_err(|e| Failure::Io("spawn intermediate".into(), e))?;
     if !status.success() {

@@ -7,7 +7,6 @@ use std::io;
 use std::sync::Arc;
 
 use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
-use tokio::task::JoinSet;
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, LocalFree};
 use windows_sys::Win32::Security::Authorization::{
     ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
@@ -18,7 +17,7 @@ use windows_sys::Win32::Security::{
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
-use super::server::{ApiContext, serve_connection};
+use super::server::{Accept, ApiContext, accept_loop, serve_connection};
 
 /// The SDDL of the pipe: protected DACL, full access for SYSTEM, Administrators and `user`.
 pub fn pipe_sddl(user_sid: &str) -> String {
@@ -135,35 +134,46 @@ fn create(name: &str, first: bool, sd: &Descriptor) -> io::Result<NamedPipeServe
     }
 }
 
+/// The pipe's name and the instance that waits for the next client.
+struct PipeListener {
+    name: String,
+    sd: Descriptor,
+    server: NamedPipeServer,
+}
+
+impl Accept for PipeListener {
+    type Conn = NamedPipeServer;
+
+    /// A connected instance. A new instance takes the waiting one's place first, so a client
+    /// always finds the name. If it cannot be created (out of handles), the error goes to
+    /// the accept loop, which waits a little; the instance stays connected and is handed out
+    /// on the next try.
+    async fn accept(&mut self) -> io::Result<NamedPipeServer> {
+        loop {
+            let connected = self.server.connect().await;
+            let next = create(&self.name, false, &self.sd)?;
+            let client = std::mem::replace(&mut self.server, next);
+            // An error: that client left before it was connected; wait for the next one.
+            if connected.is_ok() {
+                return Ok(client);
+            }
+        }
+    }
+}
+
 /// Create the first instance now (so a name in use is an error at once), then accept
 /// clients on a task until it is aborted.
 pub(super) fn bind(name: &str, ctx: Arc<ApiContext>) -> io::Result<tokio::task::JoinHandle<()>> {
     let sd = descriptor(&pipe_sddl(&current_user_sid()?))?;
-    let first = create(name, true, &sd)?;
-    let name = name.to_owned();
-    Ok(tokio::spawn(async move {
-        let mut server = first;
-        let mut conns = JoinSet::new();
-        loop {
-            tokio::select! {
-                connected = server.connect() => {
-                    let Ok(next) = create(&name, false, &sd) else {
-                        // Out of handles or the like: try again shortly.
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    };
-                    let client = std::mem::replace(&mut server, next);
-                    if connected.is_ok() {
-                        let ctx = ctx.clone();
-                        conns.spawn(async move {
-                            let _ = serve_connection(client, ctx).await;
-                        });
-                    }
-                }
-                Some(_) = conns.join_next() => {}
-            }
-        }
-    }))
+    let server = create(name, true, &sd)?;
+    let listener = PipeListener {
+        name: name.to_owned(),
+        sd,
+        server,
+    };
+    Ok(tokio::spawn(accept_loop(listener, move |client| {
+        serve_connection(client, ctx.clone())
+    })))
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -224,7 +224,7 @@ impl Drop for ApiServer {
 #[cfg(unix)]
 pub fn serve_unix(path: &Path, ctx: Arc<ApiContext>) -> Result<ApiServer, ServeError> {
     let (listener, file) = unix::bind(path)?;
-    let task = tokio::spawn(unix::accept_loop(listener, ctx));
+    let task = tokio::spawn(unix::serve(listener, ctx));
     Ok(ApiServer {
         task,
         endpoint: Endpoint::Unix(file),
@@ -275,28 +275,10 @@ pub async fn serve_tcp(
         .local_addr()
         .map_err(io_err("cannot get the address of"))?;
     let token = Arc::new(token);
-    let task = tokio::spawn(async move {
-        let mut conns = JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        if conns.len() >= MAX_CONNECTIONS {
-                            continue;
-                        }
-                        let _ = stream.set_nodelay(true);
-                        let (ctx, token) = (ctx.clone(), token.clone());
-                        conns.spawn(async move {
-                            // An error here concerns this one client (it hung up, sent garbage).
-                            let _ = serve(stream, ctx, Some(token)).await;
-                        });
-                    }
-                    Err(e) => accept_failed(&e).await,
-                },
-                Some(_) = conns.join_next() => {}
-            }
-        }
-    });
+    let task = tokio::spawn(accept_loop(listener, move |stream: TcpStream| {
+        let _ = stream.set_nodelay(true);
+        serve(stream, ctx.clone(), Some(token.clone()))
+    }));
     Ok(ApiServer {
         task,
         endpoint: Endpoint::Tcp(local),
@@ -355,8 +337,51 @@ where
         .await
 }
 
-/// After a failed `accept` (out of file descriptors, ...): wait a little so the loop does not
-/// spin, then accept again.
+/// A listener of any transport: [`accept_loop`] serves what it accepts.
+pub(super) trait Accept: Send + 'static {
+    type Conn: Send + 'static;
+    /// The next connection. Cancel-safe: no connection is lost when the future is dropped.
+    fn accept(&mut self) -> impl Future<Output = io::Result<Self::Conn>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Conn = TcpStream;
+    async fn accept(&mut self) -> io::Result<TcpStream> {
+        TcpListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
+/// Accept connections until the task is aborted; each one is served by `serve_one` on a task
+/// of its own, at most [`MAX_CONNECTIONS`] at once (more are closed at once). An error of
+/// one connection concerns that client only (it hung up, sent garbage) and is dropped.
+pub(super) async fn accept_loop<L, F, Fut, E>(mut listener: L, mut serve_one: F)
+where
+    L: Accept,
+    F: FnMut(L::Conn) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+{
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => {
+                    if conns.len() < MAX_CONNECTIONS {
+                        let served = serve_one(conn);
+                        conns.spawn(async move {
+                            let _ = served.await;
+                        });
+                    }
+                }
+                Err(e) => accept_failed(&e).await,
+            },
+            Some(_) = conns.join_next() => {}
+        }
+    }
+}
+
+/// After a failed `accept`: an error of that one connection is skipped at once. Any other
+/// (out of file descriptors or handles) has no event that tells when it is over, so wait a
+/// little before accepting again rather than spin.
 async fn accept_failed(e: &io::Error) {
     if !matches!(
         e.kind(),
@@ -826,9 +851,11 @@ async fn logs(
     // Subscribe before reading the tail so no line falls between them; duplicates are
     // skipped by their sequence number.
     let live = source.subscribe();
-    let backlog = source.tail(n, stream);
-    // Everything up to here is in the backlog (or was left out of it on purpose).
+    // Every line up to here is in the backlog or was left out of it on purpose (older than
+    // the last `n`, or of the other stream): a refill after a lag must not send it. Read
+    // before the backlog: a line written after this read is live, so it is never skipped.
     let start_after = source.tail(1, None).last().map(|l| l.seq);
+    let backlog = source.tail(n, stream);
     // Hold the logs only weakly: when the service goes away, the stream ends.
     let recover = Arc::downgrade(&source);
     drop(source);
@@ -1041,13 +1068,9 @@ mod unix {
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
 
-    use tokio::net::UnixListener;
-    use tokio::task::JoinSet;
+    use tokio::net::{UnixListener, UnixStream};
 
-    use super::{
-        ApiContext, MAX_CONNECTIONS, ServeError, accept_failed, peer_allowed, serve,
-        serve_forbidden,
-    };
+    use super::{Accept, ApiContext, ServeError, accept_loop, peer_allowed, serve_forbidden};
 
     /// The socket file we bound; removed on drop only if it is still ours.
     pub(super) struct SocketFile {
@@ -1126,28 +1149,28 @@ mod unix {
         unsafe { libc::geteuid() }
     }
 
-    pub(super) async fn accept_loop(listener: UnixListener, ctx: Arc<ApiContext>) {
-        let own = own_uid();
-        let mut conns = JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        if conns.len() >= MAX_CONNECTIONS {
-                            continue;
-                        }
-                        let allowed = stream.peer_cred().is_ok_and(|c| peer_allowed(c.uid(), own));
-                        let ctx = ctx.clone();
-                        conns.spawn(async move {
-                            // An error here concerns this one client (it hung up, sent garbage).
-                            let _ = if allowed { serve(stream, ctx, None).await } else { serve_forbidden(stream).await };
-                        });
-                    }
-                    Err(e) => accept_failed(&e).await,
-                },
-                Some(_) = conns.join_next() => {}
-            }
+    impl Accept for UnixListener {
+        type Conn = UnixStream;
+        async fn accept(&mut self) -> io::Result<UnixStream> {
+            UnixListener::accept(self).await.map(|(stream, _)| stream)
         }
+    }
+
+    /// Serve `listener`; a peer that is neither warden's user nor root gets 403.
+    pub(super) async fn serve(listener: UnixListener, ctx: Arc<ApiContext>) {
+        let own = own_uid();
+        accept_loop(listener, move |stream: UnixStream| {
+            let allowed = stream.peer_cred().is_ok_and(|c| peer_allowed(c.uid(), own));
+            let ctx = ctx.clone();
+            async move {
+                if allowed {
+                    super::serve(stream, ctx, None).await
+                } else {
+                    serve_forbidden(stream).await
+                }
+            }
+        })
+        .await;
     }
 }
 
@@ -1270,12 +1293,6 @@ mod tests {
         assert_eq!(q(&Route::Status, "").expect("empty"), Query::default());
     }
 
-    fn keys(v: &Value) -> Vec<&str> {
-        v.as_object()
-            .map(|o| o.keys().map(String::as_str).collect())
-            .unwrap_or_default()
-    }
-
     fn line(seq: u64, stream: Stream) -> LogLine {
         LogLine {
             seq,
@@ -1285,34 +1302,71 @@ mod tests {
         }
     }
 
-    /// The next NDJSON item; a chunk may hold several, kept in `pending`.
-    async fn next_item(rx: &mut mpsc::Receiver<Bytes>) -> Value {
-        thread_local! {
-            static PENDING: std::cell::RefCell<std::collections::VecDeque<Value>> =
-                const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
-        }
-        if let Some(v) = PENDING.with(|p| p.borrow_mut().pop_front()) {
-            return v;
-        }
-        let chunk = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .expect("in time")
-            .expect("a chunk");
-        assert_eq!(chunk.last(), Some(&b'\n'), "chunks hold whole lines");
-        let mut items: std::collections::VecDeque<Value> = chunk
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).expect("json"))
-            .collect();
-        let first = items.pop_front().expect("an item");
-        PENDING.with(|p| p.borrow_mut().extend(items));
-        first
+    /// The reading end of a follow stream, one NDJSON item at a time (a chunk may hold
+    /// several).
+    struct Items {
+        rx: mpsc::Receiver<Bytes>,
+        pending: std::collections::VecDeque<Value>,
     }
 
+    impl Items {
+        fn new(rx: mpsc::Receiver<Bytes>) -> Items {
+            Items {
+                rx,
+                pending: std::collections::VecDeque::new(),
+            }
+        }
+
+        async fn next(&mut self) -> Value {
+            if self.pending.is_empty() {
+                let chunk = tokio::time::timeout(Duration::from_secs(5), self.rx.recv())
+                    .await
+                    .expect("in time")
+                    .expect("a chunk");
+                assert_eq!(chunk.last(), Some(&b'\n'), "chunks hold whole lines");
+                self.pending.extend(
+                    chunk
+                        .split(|b| *b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .map(|l| serde_json::from_slice::<Value>(l).expect("json")),
+                );
+            }
+            self.pending.pop_front().expect("an item")
+        }
+
+        /// Nothing more is queued now.
+        fn assert_idle(&mut self) {
+            assert!(self.pending.is_empty(), "left: {:?}", self.pending);
+            assert!(self.rx.try_recv().is_err(), "no chunk waits");
+        }
+    }
+
+    /// A log source whose tail is set by the test.
+    struct TailOnly(std::sync::Mutex<Vec<LogLine>>);
+
+    impl LogSource for TailOnly {
+        fn tail(&self, n: usize, stream: Option<Stream>) -> Vec<LogLine> {
+            let all = self.0.lock().expect("lock");
+            let lines: Vec<LogLine> = all
+                .iter()
+                .filter(|l| stream.is_none_or(|s| s == l.stream))
+                .cloned()
+                .collect();
+            lines[lines.len().saturating_sub(n)..].to_vec()
+        }
+
+        fn subscribe(&self) -> broadcast::Receiver<LogLine> {
+            unreachable!("the test subscribes itself")
+        }
+    }
+
+    // The tests run on one thread: the follow task runs only while the test awaits, so what
+    // it has received at each step is known exactly.
     #[tokio::test]
     async fn follow_skips_duplicates_filters_and_reports_lag() {
         let (tx, live) = broadcast::channel(2);
-        let (out, mut rx) = mpsc::channel(8);
+        let (out, rx) = mpsc::channel(8);
+        let mut items = Items::new(rx);
         // Lines 1..=2 are the backlog; 2 also arrives live (subscribed before the tail).
         tx.send(line(2, Stream::Out)).expect("send");
         let task = tokio::spawn(follow_task(
@@ -1323,29 +1377,106 @@ mod tests {
             out,
             None,
         ));
-        assert_eq!(next_item(&mut rx).await["seq"], 1);
-        assert_eq!(next_item(&mut rx).await["seq"], 2);
+        assert_eq!(items.next().await["seq"], 1);
+        assert_eq!(items.next().await["seq"], 2);
         tx.send(line(3, Stream::Err)).expect("send");
         tx.send(line(4, Stream::Out)).expect("send");
-        assert_eq!(
-            next_item(&mut rx).await["seq"],
-            4,
-            "the err line is filtered"
-        );
-        // Overflow the broadcast (capacity 2) before the task reads: it lags.
+        assert_eq!(items.next().await["seq"], 4, "the err line is filtered");
+        // Overflow the broadcast (capacity 2) before the task reads: 5..=7 are lost.
         for seq in 5..=9 {
             tx.send(line(seq, Stream::Out)).expect("send");
         }
-        let first = next_item(&mut rx).await;
-        let first = if first.get("seq").is_some() {
-            next_item(&mut rx).await
-        } else {
-            first
-        };
-        assert_eq!(keys(&first), ["dropped"]);
-        assert!(first["dropped"].as_u64().expect("n") >= 1);
+        assert_eq!(items.next().await, serde_json::json!({ "dropped": 3 }));
+        assert_eq!(items.next().await["seq"], 8);
+        assert_eq!(items.next().await["seq"], 9);
+        items.assert_idle();
         // The reader hangs up: the task ends although no line comes.
-        drop(rx);
+        drop(items);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("task ends")
+            .expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn a_lag_is_refilled_from_the_tail_and_only_the_lost_lines_are_counted() {
+        // Sequence numbers start at 0: a follower that saw nothing yet expects line 0 first.
+        let source = Arc::new(TailOnly(std::sync::Mutex::new(Vec::new())));
+        let weak = Arc::downgrade(&(source.clone() as Arc<dyn LogSource>));
+        let (tx, live) = broadcast::channel(2);
+        let (out, rx) = mpsc::channel(8);
+        let mut items = Items::new(rx);
+        let task = tokio::spawn(follow_task(
+            Vec::new(),
+            None,
+            live,
+            Some(Stream::Out),
+            out,
+            Some(weak),
+        ));
+        tokio::task::yield_now().await;
+        // 0..=5 are written while the follower does not read; the tail still holds them all.
+        for seq in 0..=5 {
+            let stream = if seq == 3 { Stream::Err } else { Stream::Out };
+            source.0.lock().expect("lock").push(line(seq, stream));
+            tx.send(line(seq, stream)).expect("send");
+        }
+        for seq in [0, 1, 2, 4, 5] {
+            assert_eq!(items.next().await["seq"], seq, "refilled, nothing dropped");
+        }
+        items.assert_idle();
+        // 6..=11 are written; the tail has lost 6 and 7 by now.
+        {
+            let mut tail = source.0.lock().expect("lock");
+            tail.clear();
+            tail.extend((8..=11).map(|seq| line(seq, Stream::Out)));
+        }
+        for seq in 6..=11 {
+            tx.send(line(seq, Stream::Out)).expect("send");
+        }
+        assert_eq!(items.next().await, serde_json::json!({ "dropped": 2 }));
+        for seq in 8..=11 {
+            assert_eq!(items.next().await["seq"], seq);
+        }
+        items.assert_idle();
+        // The service goes away: the stream ends.
+        drop(source);
+        tx.send(line(12, Stream::Out)).expect("send");
+        tx.send(line(13, Stream::Out)).expect("send");
+        tx.send(line(14, Stream::Out)).expect("send");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("task ends")
+            .expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn follow_skips_what_preceded_it_after_a_lag() {
+        // n = 0: nothing is sent of lines 0..=4, which were there before the follow began.
+        let tail: Vec<LogLine> = (0..=4).map(|seq| line(seq, Stream::Out)).collect();
+        let source = Arc::new(TailOnly(std::sync::Mutex::new(tail)));
+        let weak = Arc::downgrade(&(source.clone() as Arc<dyn LogSource>));
+        let (tx, live) = broadcast::channel(1);
+        let (out, rx) = mpsc::channel(8);
+        let mut items = Items::new(rx);
+        let task = tokio::spawn(follow_task(
+            Vec::new(),
+            Some(4),
+            live,
+            None,
+            out,
+            Some(weak),
+        ));
+        tokio::task::yield_now().await;
+        for seq in 5..=7 {
+            source.0.lock().expect("lock").push(line(seq, Stream::Out));
+            tx.send(line(seq, Stream::Out)).expect("send");
+        }
+        for seq in 5..=7 {
+            assert_eq!(items.next().await["seq"], seq);
+        }
+        items.assert_idle();
+        drop(items);
         tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .expect("task ends")

@@ -199,7 +199,8 @@ pub struct LogConfig {
     pub keep: u32,
     pub compress: bool,
     pub timestamps: bool,
-    /// Windows: `encoding = "utf-16le"` or a code page name; `None` passes bytes unchanged.
+    /// `encoding = "utf-16le"`, `"latin1"`, `"cp1252"` (or on Windows any code page name):
+    /// output is transcoded to UTF-8. `None` (or `"utf-8"`) passes bytes unchanged.
     pub encoding: Option<String>,
 }
 

@@ -194,27 +194,12 @@ impl Reader<'_> {
 
     /// A duration string such as `"30s"`.
     pub(super) fn duration(&mut self, field: Field<'_>) -> Option<Duration> {
-        let Some(raw) = field.item.as_str() else {
-            let hint = field
-                .item
-                .as_integer()
-                .map(|i| format!("write \"{i}s\" for seconds or \"{i}ms\" for milliseconds"));
-            let message = format!(
-                "{}: {DURATION_EXPECTED}, found {}",
-                field.name(),
-                field.item.type_name()
-            );
-            self.error(field.pos(), message, hint);
-            return None;
-        };
-        let s = self.expand_at(raw, field.pos())?;
-        let d = parse_duration(&s);
-        if d.is_none() {
-            let message = format!("{}: {DURATION_EXPECTED}, found \"{s}\"", field.name());
-            let hint = "units are ms, s, m, h and d, as in \"1h30m\" or \"1.5s\"";
-            self.error(field.pos(), message, Some(hint.into()));
-        }
-        d
+        let hint = field
+            .item
+            .as_integer()
+            .map(|i| format!("write \"{i}s\" for seconds or \"{i}ms\" for milliseconds"));
+        let units = "units are ms, s, m, h and d, as in \"1h30m\" or \"1.5s\"";
+        self.with_units(field, DURATION_EXPECTED, hint, units, parse_duration)
     }
 
     /// A size string such as `"10MiB"`, or an integer number of bytes.
@@ -222,24 +207,36 @@ impl Reader<'_> {
         if field.item.is_integer() {
             return self.integer_in(field, 0, i64::MAX).map(|i| i as u64);
         }
+        let units = "units are B, KB, MB, GB (powers of 1000) and KiB, MiB, GiB (powers of 1024)";
+        self.with_units(field, SIZE_EXPECTED, None, units, parse_size)
+    }
+
+    /// A string with units, expanded and parsed by `parse`. `expected` starts each error;
+    /// `type_hint` helps when the value is not a string, `units` when it does not parse.
+    fn with_units<T>(
+        &mut self,
+        field: Field<'_>,
+        expected: &str,
+        type_hint: Option<String>,
+        units: &str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Option<T> {
         let Some(raw) = field.item.as_str() else {
             let message = format!(
-                "{}: {SIZE_EXPECTED}, found {}",
+                "{}: {expected}, found {}",
                 field.name(),
                 field.item.type_name()
             );
-            self.error(field.pos(), message, None);
+            self.error(field.pos(), message, type_hint);
             return None;
         };
         let s = self.expand_at(raw, field.pos())?;
-        let size = parse_size(&s);
-        if size.is_none() {
-            let message = format!("{}: {SIZE_EXPECTED}, found \"{s}\"", field.name());
-            let hint =
-                "units are B, KB, MB, GB (powers of 1000) and KiB, MiB, GiB (powers of 1024)";
-            self.error(field.pos(), message, Some(hint.into()));
+        let value = parse(&s);
+        if value.is_none() {
+            let message = format!("{}: {expected}, found \"{s}\"", field.name());
+            self.error(field.pos(), message, Some(units.into()));
         }
-        size
+        value
     }
 
     /// A path, made absolute against the config's directory.

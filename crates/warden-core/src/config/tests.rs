@@ -642,16 +642,13 @@ log = { max_size = "${MAX:-1KiB}" }
     assert_eq!(s.env["URL"], "http://localhost:8080");
     assert_eq!(s.log.max_size, 1024);
     assert_eq!(config.warden.log_dir, fx.dir().join("logs2"));
-    if cfg!(unix) {
-        assert_eq!(s.stop_signal, crate::process::Signal::Int);
-    }
+    assert_eq!(s.stop_signal, crate::process::Signal::Int);
 }
 
+// Windows rejects stop_signal (tested on its own there).
+#[cfg(unix)]
 #[test]
 fn signals_accept_the_sig_form() {
-    if cfg!(windows) {
-        return;
-    }
     let fx = Fixture::new();
     for (text, want) in [
         ("QUIT", crate::process::Signal::Quit),
@@ -859,6 +856,21 @@ fn zero_size_and_zero_keep_are_rejected() {
     assert_eq!(errors.len(), 2, "{}", list(&errors));
     assert_at(&errors[0], 3, 20, "max_size must be greater than 0");
     assert_at(&errors[1], 3, 30, "keep must be at least 1");
+}
+
+#[test]
+fn unknown_encoding_is_rejected_and_known_ones_kept() {
+    let fx = Fixture::new();
+    let e = fx.error(&format!("{MINIMAL}log.encoding = \"klingon\"\n"));
+    assert_at(&e, 3, 16, "encoding: unknown encoding \"klingon\"");
+    assert!(e.message.contains("\"utf-16le\""), "{}", e.message);
+    let e = fx.error(&format!("{MINIMAL}log.encoding = \"\"\n"));
+    assert_at(&e, 3, 16, "encoding is empty");
+    for name in ["utf-8", "UTF-16LE", "latin1", "cp1252"] {
+        let config = fx.ok(&format!("{MINIMAL}log.encoding = \"{name}\"\n"));
+        let log = &config.service("web").expect("web").log;
+        assert_eq!(log.encoding.as_deref(), Some(name));
+    }
 }
 
 #[test]

@@ -26,7 +26,8 @@ use crate::state::StateDir;
 /// What every service task shares.
 pub struct Ctx {
     pub events: Events,
-    pub state: StateDir,
+    /// Shared with the caller, which keeps the lock until warden really exits.
+    pub state: Arc<StateDir>,
     /// `WARDEN_INSTANCE` for every child.
     pub marker: String,
     /// Turns true on a second Ctrl-C: stop waiting for graceful exits, kill at once.
@@ -65,8 +66,51 @@ pub enum Action {
     Restart,
 }
 
+/// What `status` reads, kept current by the engine loop: answering it never waits on the
+/// loop (a reload may be busy stopping removed services) or on a service task.
+struct Board {
+    config: String,
+    started: Instant,
+    services: Vec<(String, watch::Receiver<Snapshot>)>,
+    /// The engine has ended: no status any more.
+    closed: bool,
+}
+
+impl Board {
+    fn report(&self) -> Option<StatusReport> {
+        if self.closed {
+            return None;
+        }
+        let now = Instant::now();
+        Some(StatusReport {
+            warden: WardenInfo {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                pid: std::process::id(),
+                config: self.config.clone(),
+                uptime_ms: self.started.elapsed().as_millis() as u64,
+            },
+            services: self
+                .services
+                .iter()
+                .map(|(name, s)| s.borrow().status(name, now))
+                .collect(),
+        })
+    }
+}
+
+fn read(board: &std::sync::RwLock<Board>) -> std::sync::RwLockReadGuard<'_, Board> {
+    board
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write(board: &std::sync::RwLock<Board>) -> std::sync::RwLockWriteGuard<'_, Board> {
+    board
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 enum Msg {
-    Status(oneshot::Sender<StatusReport>),
     Act(Action, String, oneshot::Sender<Result<(), EngineError>>),
     Logs(
         String,
@@ -80,6 +124,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Msg>,
+    board: Arc<std::sync::RwLock<Board>>,
 }
 
 impl Handle {
@@ -89,8 +134,11 @@ impl Handle {
         rx.await.ok()
     }
 
+    /// The status of warden and every service; `None` once the engine has ended. Answered
+    /// from the published snapshots, never queued behind a reload or a stop.
+    #[allow(clippy::unused_async)] // async like the other calls of the handle
     pub async fn status(&self) -> Option<StatusReport> {
-        self.ask(Msg::Status).await
+        read(&self.board).report()
     }
 
     /// Start, stop or restart one service; returns once it took effect.
@@ -131,16 +179,17 @@ pub struct Engine {
     ctx: Arc<Ctx>,
     entries: Vec<Entry>,
     hand_stopped: BTreeSet<String>,
-    started: Instant,
+    board: Arc<std::sync::RwLock<Board>>,
     /// With `--attach`: the width of the name column.
     attach: Option<usize>,
 }
 
 impl Engine {
-    /// Build the engine for `config`. The state dir must be locked already.
+    /// Build the engine for `config`. The state dir must be locked already; the caller keeps
+    /// a clone of it, so the single-instance lock lasts until the caller drops it.
     pub fn new(
         config: Config,
-        state: StateDir,
+        state: Arc<StateDir>,
         events: Events,
         kill_now: watch::Receiver<bool>,
         attach: bool,
@@ -154,16 +203,21 @@ impl Engine {
             .max()
             .unwrap_or(0);
         Engine {
-            config,
             ctx: Arc::new(Ctx {
                 events,
                 state,
                 marker,
                 kill_now,
             }),
+            board: Arc::new(std::sync::RwLock::new(Board {
+                config: config.path.display().to_string(),
+                started: Instant::now(),
+                services: Vec::new(),
+                closed: false,
+            })),
+            config,
             entries: Vec::new(),
             hand_stopped,
-            started: Instant::now(),
             attach: attach.then_some(width),
         }
     }
@@ -173,6 +227,7 @@ impl Engine {
     pub fn spawn(mut self) -> (Handle, JoinHandle<()>, oneshot::Receiver<()>) {
         let (tx, rx) = mpsc::channel(64);
         let (ready_tx, ready_rx) = oneshot::channel();
+        let board = self.board.clone();
         let task = tokio::spawn(async move {
             let services = self.config.services.clone();
             let mut waits = Vec::new();
@@ -187,7 +242,7 @@ impl Engine {
             let _ = ready_tx.send(());
             self.run(rx).await;
         });
-        (Handle { tx }, task, ready_rx)
+        (Handle { tx, board }, task, ready_rx)
     }
 
     /// Create the task of a service; start it if it should run. Returns the start's reply.
@@ -263,6 +318,7 @@ impl Engine {
             logs,
             task,
         });
+        self.publish();
         wait
     }
 
@@ -279,9 +335,6 @@ impl Engine {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         while let Some(msg) = rx.recv().await {
             match msg {
-                Msg::Status(reply) => {
-                    let _ = reply.send(self.status());
-                }
                 Msg::Act(action, name, reply) => {
                     let result = self.act(action, &name);
                     match result {
@@ -318,21 +371,15 @@ impl Engine {
         self.shutdown().await;
     }
 
-    fn status(&self) -> StatusReport {
-        let now = Instant::now();
-        StatusReport {
-            warden: WardenInfo {
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                pid: std::process::id(),
-                config: self.config.path.display().to_string(),
-                uptime_ms: self.started.elapsed().as_millis() as u64,
-            },
-            services: self
-                .entries
-                .iter()
-                .map(|e| e.status.borrow().status(&e.cfg.name, now))
-                .collect(),
-        }
+    /// Publish the current services (in config order) for `status`.
+    fn publish(&self) {
+        let mut board = write(&self.board);
+        board.config = self.config.path.display().to_string();
+        board.services = self
+            .entries
+            .iter()
+            .map(|e| (e.cfg.name.clone(), e.status.clone()))
+            .collect();
     }
 
     fn act(
@@ -407,6 +454,10 @@ impl Engine {
                 Some(entry) if entry.cfg == *cfg => report.unchanged.push(cfg.name.clone()),
                 Some(entry) => {
                     report.restarted.push(cfg.name.clone());
+                    // `autostart` turned on: the service should run now (unless stopped by hand).
+                    let turned_on = cfg.autostart
+                        && !entry.cfg.autostart
+                        && !self.hand_stopped.contains(&cfg.name);
                     entry.cfg = cfg.clone();
                     let (tx, rx) = oneshot::channel();
                     let _ = entry
@@ -414,6 +465,11 @@ impl Engine {
                         .send(Request::Reconfigure(Box::new(cfg.clone()), tx))
                         .await;
                     pending.push((cfg.name.clone(), rx));
+                    if turned_on {
+                        let (tx, rx) = oneshot::channel();
+                        let _ = entry.tx.send(Request::Start(tx)).await;
+                        pending.push((cfg.name.clone(), rx));
+                    }
                 }
                 None => {
                     report.added.push(cfg.name.clone());
@@ -438,6 +494,7 @@ impl Engine {
             self.save_hand_stopped();
         }
         self.config = new;
+        self.publish();
         report
     }
 
@@ -453,6 +510,7 @@ impl Engine {
             let _ = rx.await;
             let _ = task.await;
         }
+        write(&self.board).closed = true;
     }
 
     /// The overall shutdown budget (`[warden] shutdown_timeout`).

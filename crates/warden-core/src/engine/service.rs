@@ -451,27 +451,21 @@ impl ServiceTask {
         });
     }
 
-    /// End a run's whole tree. `ask`: first the graceful steps (`stop_command` or `stop_signal`,
-    /// up to `stop_timeout`); after an exit on its own, what is left of the group gets the same
-    /// treatment. Then SIGKILL to whatever remains. Returns the main process's status.
-    async fn end_tree(&mut self, mut run: Run, ask: bool) -> Option<ExitStatus> {
+    /// End a run's whole tree: first the graceful steps (`stop_command` or `stop_signal`, up
+    /// to `stop_timeout`), to the main process or, after it exited on its own, to what is left
+    /// of its group; then SIGKILL to whatever remains. `asked`: a stop was asked for, so a
+    /// kill after the timeout is reported. Returns the main process's status.
+    async fn end_tree(&mut self, mut run: Run, asked: bool) -> Option<ExitStatus> {
         let timeout = self.cfg.stop_timeout;
         let mut kill_now = self.ctx.kill_now.clone();
         let mut stop_cmd = None;
         let already_gone =
             run.child.exit_status().is_some() && run.child.wait_tree_gone(Duration::ZERO).await;
         if !already_gone {
-            // `ask` is false only when the main process is still running and we must not
-            // ask it (never the case today: every caller asks or the main has exited).
-            let gone = if ask || run.child.exit_status().is_some() {
-                let (gone, cmd) = self.graceful(&mut run, &mut kill_now).await;
-                stop_cmd = cmd;
-                gone
-            } else {
-                false
-            };
+            let (gone, cmd) = self.graceful(&mut run, &mut kill_now).await;
+            stop_cmd = cmd;
             if !gone {
-                if ask && !*kill_now.borrow() {
+                if asked && !*kill_now.borrow() {
                     self.emit(
                         Level::Warn,
                         &format!("did not stop within {}; killing", fmt_duration(timeout)),

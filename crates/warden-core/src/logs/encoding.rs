@@ -32,18 +32,23 @@ pub enum Decoder {
 pub fn decoder_for(name: &str) -> Result<Option<Decoder>, String> {
     let n = name.trim().to_ascii_lowercase().replace('_', "-");
     match n.as_str() {
-        "utf-8" | "utf8" => Ok(None),
+        "utf-8" | "utf8" | "cp65001" | "65001" => Ok(None),
         "utf-16le" | "utf16le" | "utf-16" | "ucs-2" | "unicode" => {
             Ok(Some(Decoder::Utf16Le { carry: Vec::new() }))
         }
         "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "cp28591" => Ok(Some(Decoder::Latin1)),
         "cp1252" | "windows-1252" | "1252" => Ok(Some(Decoder::Cp1252)),
-        other => windows_code_page(other).map(Some),
+        other => windows_code_page(other),
     }
 }
 
+/// The code page through which Windows writes UTF-8: its characters span reads in a way
+/// that `IsDBCSLeadByteEx` does not know, and it needs no decoding.
 #[cfg(windows)]
-fn windows_code_page(name: &str) -> Result<Decoder, String> {
+const CP_UTF8: u32 = 65001;
+
+#[cfg(windows)]
+fn windows_code_page(name: &str) -> Result<Option<Decoder>, String> {
     use windows_sys::Win32::Globalization::{GetACP, GetOEMCP, IsValidCodePage};
     // SAFETY: plain queries.
     let page = match name {
@@ -55,18 +60,22 @@ fn windows_code_page(name: &str) -> Result<Decoder, String> {
             .parse::<u32>()
             .map_err(|_| unknown(name))?,
     };
+    // `oem` or `ansi` on a system set to use UTF-8 for its code pages.
+    if page == CP_UTF8 {
+        return Ok(None);
+    }
     // SAFETY: plain query.
     if unsafe { IsValidCodePage(page) } == 0 {
         return Err(format!("code page {page} is not installed on this system"));
     }
-    Ok(Decoder::CodePage {
+    Ok(Some(Decoder::CodePage {
         page,
         carry: Vec::new(),
-    })
+    }))
 }
 
 #[cfg(not(windows))]
-fn windows_code_page(name: &str) -> Result<Decoder, String> {
+fn windows_code_page(name: &str) -> Result<Option<Decoder>, String> {
     Err(unknown(name))
 }
 
@@ -88,20 +97,16 @@ impl Decoder {
             Decoder::Utf16Le { carry } => {
                 let mut bytes = std::mem::take(carry);
                 bytes.extend_from_slice(input);
-                let whole = bytes.len() & !1;
-                let units = bytes[..whole]
+                let mut end = bytes.len() & !1;
+                // A high surrogate (0xD800..0xDBFF, its high byte last) waits for its pair.
+                if end >= 2 && (0xD8..0xDC).contains(&bytes[end - 1]) {
+                    end -= 2;
+                }
+                let units = bytes[..end]
                     .chunks_exact(2)
                     .map(|p| u16::from_le_bytes([p[0], p[1]]));
-                let mut units: Vec<u16> = units.collect();
-                // A high surrogate at the end waits for its pair.
-                let keep_from = if units.last().is_some_and(|u| (0xD800..0xDC00).contains(u)) {
-                    units.pop();
-                    whole - 2
-                } else {
-                    whole
-                };
-                push_utf16(&units, out);
-                carry.extend_from_slice(&bytes[keep_from..]);
+                push_utf16(units, out);
+                carry.extend_from_slice(&bytes[end..]);
             }
             Decoder::Latin1 => {
                 for &b in input {
@@ -111,13 +116,13 @@ impl Decoder {
             Decoder::Cp1252 => {
                 for &b in input {
                     let c = match b {
-                        0x80..=0x9F => {
-                            char::from_u32(u32::from(CP1252_HIGH[usize::from(b - 0x80)]))
-                                .filter(|c| *c != '\0')
-                        }
-                        _ => Some(char::from(b)),
+                        0x80..=0x9F => match CP1252_HIGH[usize::from(b - 0x80)] {
+                            0 => '\u{FFFD}',
+                            u => char::from_u32(u32::from(u)).unwrap_or('\u{FFFD}'),
+                        },
+                        _ => char::from(b),
                     };
-                    push_char(c.unwrap_or('\u{FFFD}'), out);
+                    push_char(c, out);
                 }
             }
             #[cfg(windows)]
@@ -125,7 +130,7 @@ impl Decoder {
                 let mut bytes = std::mem::take(carry);
                 bytes.extend_from_slice(input);
                 let cut = complete_prefix(*page, &bytes);
-                push_utf16(&code_page_to_utf16(*page, &bytes[..cut]), out);
+                push_utf16(code_page_to_utf16(*page, &bytes[..cut]), out);
                 carry.extend_from_slice(&bytes[cut..]);
             }
         }
@@ -150,8 +155,8 @@ fn push_char(c: char, out: &mut Vec<u8>) {
     out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
 }
 
-fn push_utf16(units: &[u16], out: &mut Vec<u8>) {
-    for c in char::decode_utf16(units.iter().copied()) {
+fn push_utf16(units: impl IntoIterator<Item = u16>, out: &mut Vec<u8>) {
+    for c in char::decode_utf16(units) {
         push_char(c.unwrap_or('\u{FFFD}'), out);
     }
 }
@@ -235,6 +240,19 @@ mod tests {
     }
 
     #[test]
+    fn unpaired_surrogates_become_replacement_chars() {
+        // A high surrogate then 'A'; a lone low surrogate; a high surrogate at the end.
+        let bytes = [0x00, 0xD8, 0x41, 0x00, 0x00, 0xDC, 0x42, 0x00, 0x3D, 0xD8];
+        for cut in 0..bytes.len() {
+            assert_eq!(
+                run("utf-16le", &[&bytes[..cut], &bytes[cut..]]),
+                "\u{FFFD}A\u{FFFD}B\u{FFFD}",
+                "split at {cut}"
+            );
+        }
+    }
+
+    #[test]
     fn single_byte_pages() {
         assert_eq!(run("latin1", &[b"caf\xe9\n"]), "café\n");
         assert_eq!(
@@ -246,6 +264,7 @@ mod tests {
     #[test]
     fn names() {
         assert!(decoder_for("utf-8").expect("ok").is_none());
+        assert!(decoder_for("cp65001").expect("ok").is_none());
         assert!(decoder_for("Windows-1252").expect("ok").is_some());
         let err = decoder_for("klingon").expect_err("unknown");
         assert!(err.contains("utf-16le"), "{err}");

@@ -1,20 +1,22 @@
 //! The service's logs and the pumps that feed them.
 //!
-//! A pump reads its pipe in chunks (8 KiB growing to 1 MiB while reads fill the buffer,
-//! back to 8 KiB when output slows down), finds the last newline of each chunk and hands
+//! A pump reads its pipe in chunks (512 bytes growing to 1 MiB while reads fill the buffer,
+//! back to 512 bytes when output slows down), finds the last newline of each chunk and hands
 //! everything before it to the file in one write, then to the in-memory tail in one copy.
 //! Per-line work happens only for timestamps and for live subscribers. A partial line stays
 //! in the pump until its newline arrives (or EOF), so two streams sharing a file never mix
-//! within a line.
+//! within a line. With `log.encoding`, each read is transcoded to UTF-8 before lines are
+//! cut; the buffer sizes follow the raw bytes read.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::Stream;
+use super::encoding::{Decoder, decoder_for};
 use super::scan;
 use super::tail::{TAIL_BYTES, TAIL_LINES, Tail};
 use super::writer::{FileSettings, Sink, timestamp};
@@ -118,24 +120,13 @@ impl ServiceLogs {
         cfg: &LogConfig,
         reporter: Reporter,
     ) -> std::io::Result<Arc<ServiceLogs>> {
-        Self::open_with_tail(service, cfg, reporter, TAIL_LINES, TAIL_BYTES)
-    }
-
-    /// [`ServiceLogs::open`] keeping at least `lines` lines within about `bytes` bytes.
-    pub fn open_with_tail(
-        service: &str,
-        cfg: &LogConfig,
-        reporter: Reporter,
-        lines: usize,
-        bytes: usize,
-    ) -> std::io::Result<Arc<ServiceLogs>> {
         let routes = routes(cfg, None, &reporter)?;
         Ok(Arc::new(ServiceLogs {
             service: service.to_owned(),
             encoding: Mutex::new(cfg.encoding.clone()),
             reporter,
             routes: Mutex::new(Arc::new(routes)),
-            tail: Mutex::new(Tail::new(lines, bytes)),
+            tail: Mutex::new(Tail::new(TAIL_LINES, TAIL_BYTES)),
             tx: OnceLock::new(),
         }))
     }
@@ -170,42 +161,38 @@ impl ServiceLogs {
             .subscribe()
     }
 
-    /// Wait (blocking) until rotated files are compressed; false on timeout. For shutdown and
-    /// tests.
-    pub fn wait_rotations(&self, timeout: Duration) -> bool {
-        let routes = Arc::clone(&lock(&self.routes));
-        routes.out.wait_rotations(timeout) && routes.err.wait_rotations(timeout)
-    }
-
-    /// Whether writing to a file of this service is failing (output is being buffered).
-    pub fn is_failing(&self) -> bool {
-        let routes = Arc::clone(&lock(&self.routes));
-        routes.out.is_failing() || routes.err.is_failing()
+    /// The decoder of `log.encoding` for a new pump; `None` passes bytes unchanged.
+    fn decoder(&self, stream: Stream) -> Option<Decoder> {
+        let name = lock(&self.encoding).clone()?;
+        decoder_for(&name).unwrap_or_else(|e| {
+            (self.reporter)(&format!("{e}; passing {} unchanged", stream_name(stream)));
+            None
+        })
     }
 
     async fn run_pump<R>(&self, mut pipe: R, stream: Stream)
     where
         R: AsyncRead + Unpin,
     {
-        let mut buf: Vec<u8> = Vec::with_capacity(READ_MIN);
+        let mut decoder = self.decoder(stream);
+        // Text not yet delivered: the start of a line whose newline has not arrived.
+        let mut text: Vec<u8> = Vec::new();
+        // With a decoder, reads land here and are decoded onto `text`; without one, reads
+        // land in `text` directly.
+        let mut raw: Vec<u8> = Vec::new();
         let mut scratch: Vec<u8> = Vec::new();
         let mut cut_reported = false;
-        let encoding = lock(&self.encoding).clone();
-        let mut decoder = match encoding.as_deref().map(super::encoding::decoder_for) {
-            Some(Ok(d)) => d,
-            Some(Err(e)) => {
-                (self.reporter)(&format!("{e}; passing {} unchanged", stream_name(stream)));
-                None
-            }
-            None => None,
-        };
-        let mut raw: Vec<u8> = Vec::new();
         loop {
-            if buf.len() == buf.capacity() {
-                buf.reserve_exact(buf.capacity().max(READ_MIN));
+            let input = if decoder.is_some() {
+                &mut raw
+            } else {
+                &mut text
+            };
+            if input.len() == input.capacity() {
+                input.reserve_exact(input.capacity().max(READ_MIN));
             }
-            let spare = buf.capacity() - buf.len();
-            let n = match pipe.read_buf(&mut buf).await {
+            let spare = input.capacity() - input.len();
+            let n = match pipe.read_buf(input).await {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -218,20 +205,23 @@ impl ServiceLogs {
                     break;
                 }
             };
-            let new = buf.len() - n;
-            if let Some(d) = decoder.as_mut() {
-                raw.clear();
-                raw.extend_from_slice(&buf[new..]);
-                buf.truncate(new);
-                d.decode(&raw, &mut buf);
-            }
-            match scan::rfind_nl(&buf[new..]) {
+            let filled = n == spare;
+            let new = match decoder.as_mut() {
+                Some(d) => {
+                    let new = text.len();
+                    d.decode(&raw, &mut text);
+                    raw.clear();
+                    new
+                }
+                None => text.len() - n,
+            };
+            match scan::rfind_nl(&text[new..]) {
                 Some(i) => {
                     let end = new + i + 1;
-                    self.deliver(&buf[..end], stream, &mut scratch);
-                    buf.drain(..end);
+                    self.deliver(&text[..end], stream, &mut scratch);
+                    text.drain(..end);
                 }
-                None if buf.len() >= LINE_MAX => {
+                None if text.len() >= LINE_MAX => {
                     if !cut_reported {
                         cut_reported = true;
                         (self.reporter)(&format!(
@@ -240,27 +230,38 @@ impl ServiceLogs {
                             self.service
                         ));
                     }
-                    buf.push(b'\n');
-                    self.deliver(&buf, stream, &mut scratch);
-                    buf.clear();
+                    text.push(b'\n');
+                    self.deliver(&text, stream, &mut scratch);
+                    text.clear();
                 }
                 None => {}
             }
-            if n == spare && buf.capacity() < READ_MAX {
-                // The read filled the buffer: more is waiting.
-                buf.reserve_exact(buf.capacity());
-            } else if buf.is_empty() && buf.capacity() > READ_MIN && n < buf.capacity() / 4 {
+            // The size of the next read follows the raw bytes of this one.
+            let input = if decoder.is_some() {
+                &mut raw
+            } else {
+                &mut text
+            };
+            let cap = input.capacity();
+            if filled && cap < READ_MAX {
+                // The read filled the buffer: more is waiting. Double it.
+                input.reserve_exact(2 * cap - input.len());
+            } else if n < cap / 4 {
                 // Output slowed down: give the memory back while idle.
-                buf = Vec::with_capacity(READ_MIN);
-                scratch = Vec::new();
+                scratch.clear();
+                for v in [&mut text, &mut raw, &mut scratch] {
+                    if v.is_empty() && v.capacity() > READ_MIN {
+                        *v = Vec::new();
+                    }
+                }
             }
         }
         if let Some(d) = decoder.as_mut() {
-            d.finish(&mut buf);
+            d.finish(&mut text);
         }
-        if !buf.is_empty() {
-            buf.push(b'\n');
-            self.deliver(&buf, stream, &mut scratch);
+        if !text.is_empty() {
+            text.push(b'\n');
+            self.deliver(&text, stream, &mut scratch);
         }
     }
 

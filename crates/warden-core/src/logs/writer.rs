@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -47,6 +47,9 @@ struct SinkState {
     size: u64,
     settings: FileSettings,
     failure: Option<Failure>,
+    /// A retry timer is running: set when one starts, cleared when it ends, so a file
+    /// that fails, recovers and fails again before the timer noticed still has one timer.
+    retrying: bool,
 }
 
 struct Failure {
@@ -80,6 +83,7 @@ impl Sink {
                 size,
                 settings,
                 failure: None,
+                retrying: false,
             }),
             rotator,
             reporter,
@@ -122,42 +126,41 @@ impl Sink {
         self.finish(&after);
     }
 
-    /// Retry a failing file; true when it works (or was not failing).
-    pub(crate) fn retry(self: &Arc<Self>) -> bool {
-        let (after, ok) = {
-            let mut st = lock(&self.state);
-            let mut after = After::default();
-            if st.failure.is_some() {
-                self.recover(&mut st, &mut after);
-            }
-            (after, st.failure.is_none())
-        };
-        self.finish(&after);
+    /// The retry timer's tick: retry a failing file. True when it works (or was not
+    /// failing): the timer ends then.
+    fn retry(&self) -> bool {
+        let mut st = lock(&self.state);
+        let mut after = After::default();
+        if st.failure.is_some() {
+            self.recover(&mut st, &mut after);
+        }
+        let ok = st.failure.is_none();
+        st.retrying = !ok;
+        drop(st);
+        self.report(&after);
         ok
     }
 
-    pub(crate) fn is_failing(&self) -> bool {
-        lock(&self.state).failure.is_some()
-    }
-
-    /// Wait until background compression is done; false on timeout.
-    pub(crate) fn wait_rotations(&self, timeout: Duration) -> bool {
-        self.rotator.wait_idle(timeout)
-    }
-
-    fn finish(self: &Arc<Self>, after: &After) {
+    fn report(&self, after: &After) {
         for m in &after.messages {
             (self.reporter)(m);
         }
+    }
+
+    fn finish(self: &Arc<Self>, after: &After) {
+        self.report(after);
         if after.start_timer {
             self.start_retry_timer();
         }
     }
 
-    /// The timer exists only while the file is failing: it ends once a retry works.
+    /// The timer exists only while the file is failing: it ends once a retry works, or
+    /// when the sink is dropped.
     fn start_retry_timer(self: &Arc<Self>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return; // No runtime: retry on new output only.
+            // No runtime: retry on new output only (and let a later failure try again).
+            lock(&self.state).retrying = false;
+            return;
         };
         let weak: Weak<Sink> = Arc::downgrade(self);
         rt.spawn(async move {
@@ -193,7 +196,8 @@ impl Sink {
             ));
             st.failure = Some(f);
             st.file = None;
-            after.start_timer = true;
+            after.start_timer = !st.retrying;
+            st.retrying = true;
         }
     }
 
@@ -412,7 +416,6 @@ struct Job {
 /// exists only while there is work.
 struct Rotator {
     queue: Mutex<RotQueue>,
-    idle: Condvar,
     /// Held while numbered files are shifted, so numbering stays right.
     shift: Mutex<()>,
 }
@@ -433,7 +436,6 @@ impl Rotator {
                 running: false,
                 next_temp: 0,
             }),
-            idle: Condvar::new(),
             shift: Mutex::new(()),
         }
     }
@@ -512,7 +514,6 @@ impl Rotator {
                 let mut q = lock(&self.queue);
                 let Some(job) = q.jobs.pop_front() else {
                     q.running = false;
-                    self.idle.notify_all();
                     return;
                 };
                 job
@@ -552,23 +553,6 @@ impl Rotator {
         }
         fs::remove_file(&job.temp)
     }
-
-    fn wait_idle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut q = lock(&self.queue);
-        while q.running || !q.jobs.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            q = self
-                .idle
-                .wait_timeout(q, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        true
-    }
 }
 
 #[cfg(test)]
@@ -593,5 +577,53 @@ mod tests {
         assert_eq!(f.dropped, 3);
         buffer(&mut f, b"e\n");
         assert_eq!(f.dropped, 5);
+    }
+
+    /// `/dev/full` fails every write; the path is a symlink to it or to a real file. The
+    /// retry timer holds the only `Weak` of its sink, so `weak_count` counts timers.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_retry_timer_while_failing_and_none_after() {
+        use std::time::Instant;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("link.log");
+        let real = dir.path().join("real.log");
+        let point = |to: &Path| {
+            let tmp = dir.path().join("link.tmp");
+            std::os::unix::fs::symlink(to, &tmp).expect("symlink");
+            fs::rename(&tmp, &link).expect("swap link");
+        };
+        point(Path::new("/dev/full"));
+        let settings = FileSettings {
+            max_size: 0,
+            keep: 1,
+            compress: false,
+            timestamps: false,
+        };
+        let sink = Sink::open(&link, settings, Arc::new(|_: &str| {})).expect("open");
+        assert_eq!(Arc::weak_count(&sink), 0, "no timer before a failure");
+
+        sink.write(b"a\n");
+        assert!(lock(&sink.state).failure.is_some());
+        assert_eq!(Arc::weak_count(&sink), 1, "one timer while failing");
+        // Recovered by new output, then failing again before the timer's next tick.
+        point(&real);
+        sink.write(b"b\n");
+        assert!(lock(&sink.state).failure.is_none());
+        // The disk fills up again (the open file, not the path, is what fails).
+        lock(&sink.state).file = Some(open_append(Path::new("/dev/full")).expect("/dev/full"));
+        sink.write(b"c\n");
+        assert!(lock(&sink.state).failure.is_some());
+        assert_eq!(Arc::weak_count(&sink), 1, "still one timer");
+
+        // Recovered by the timer: the timer ends.
+        point(&real);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Arc::weak_count(&sink) > 0 {
+            assert!(Instant::now() < deadline, "the retry timer did not end");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(lock(&sink.state).failure.is_none());
+        assert_eq!(fs::read(&real).expect("read"), b"a\nb\nc\n");
     }
 }

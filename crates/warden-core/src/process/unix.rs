@@ -310,11 +310,8 @@ impl Child {
             Ok(())
         };
         #[cfg(target_os = "linux")]
-        if self.tag.is_some() {
-            let procs = procfs::own_children().unwrap_or_else(procfs::all);
-            for pid in self.adopted_orphans(&procs) {
-                kill_pid(pid, signo);
-            }
+        for pid in self.adopted_orphans_now() {
+            kill_pid(pid, signo);
         }
         result
     }
@@ -363,19 +360,14 @@ impl Child {
     /// Wait for the main process to exit. Cancel-safe; after the exit it returns the same
     /// status again at once.
     pub async fn wait(&mut self) -> ExitStatus {
-        loop {
-            if let Some(status) = *self.status.borrow_and_update() {
-                return status;
-            }
-            if self.status.changed().await.is_err() {
-                if let Some(status) = *self.status.borrow() {
-                    return status;
-                }
-                // The reaper drops a sender only after giving it a status: unreachable, but
-                // never invent a status.
-                std::future::pending::<()>().await;
-            }
+        if let Ok(status) = self.status.wait_for(Option::is_some).await
+            && let Some(status) = *status
+        {
+            return status;
         }
+        // The reaper drops a sender only after giving it a status: unreachable, but never
+        // invent a status.
+        std::future::pending().await
     }
 
     /// Has the main process exited (and been reaped)?
@@ -402,11 +394,8 @@ impl Child {
             return false;
         }
         #[cfg(target_os = "linux")]
-        if self.tag.is_some() {
-            let procs = procfs::own_children().unwrap_or_else(procfs::all);
-            if !self.adopted_orphans(&procs).is_empty() {
-                return false;
-            }
+        if !self.adopted_orphans_now().is_empty() {
+            return false;
         }
         true
     }
@@ -424,6 +413,15 @@ impl Child {
             return p.start_time == self.start_time;
         }
         true
+    }
+
+    /// [`Child::adopted_orphans`] among warden's children now (no scan without a tag).
+    #[cfg(target_os = "linux")]
+    fn adopted_orphans_now(&self) -> Vec<u32> {
+        if self.tag.is_none() {
+            return Vec::new();
+        }
+        self.adopted_orphans(&procfs::own_children().unwrap_or_else(procfs::all))
     }
 
     /// Processes re-parented to warden, not spawned by it, whose environment carries this
@@ -886,9 +884,7 @@ fn env_entry_is(entry: &[u8], name: &[u8], value: &[u8]) -> bool {
 
 #[cfg(target_os = "linux")]
 mod procfs {
-    use std::collections::HashMap;
-    #[cfg(target_os = "linux")]
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     /// What warden needs of `/proc/PID/stat`.
     #[derive(Debug, Clone, Copy)]
@@ -930,7 +926,6 @@ mod procfs {
     /// warden's own direct children (every thread's), with their stat: adopted orphans are
     /// always among them, and this costs a few reads instead of a scan of all of `/proc`.
     /// `None` where the kernel does not offer the `children` files.
-    #[cfg(target_os = "linux")]
     pub(super) fn own_children() -> Option<Vec<Proc>> {
         let mut out = Vec::new();
         for task in std::fs::read_dir("/proc/self/task")

@@ -212,7 +212,18 @@ impl Child {
     /// Exit codes: 0 sent, 2 could not attach to the console of `pid`, 3 could not raise
     /// the event. Run it in a process of its own (it changes the calling process's console).
     pub fn ctrl_c_helper_main(pid: u32) -> i32 {
-        send_ctrl_c_helper_main(pid)
+        // SAFETY: console calls with no pointers; this process exists only to do this.
+        unsafe {
+            FreeConsole();
+            if AttachConsole(pid) == 0 {
+                return 2;
+            }
+            // Ignore the event here (the flag is this process's own).
+            SetConsoleCtrlHandler(None, TRUE);
+            let sent = GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0);
+            FreeConsole();
+            if sent == 0 { 3 } else { 0 }
+        }
     }
 
     /// Wait for the main process to exit. Cancel-safe; after the exit it returns the same
@@ -221,17 +232,15 @@ impl Child {
         if let Some(status) = self.status {
             return status;
         }
-        let mut rx = self.exit.rx.clone();
         // The sender lives in `self.exit`, so this only ends when the callback has run.
-        let _ = rx.wait_for(|exited| *exited).await;
-        loop {
-            if let Some(status) = self.exit_status() {
-                self.status = Some(status);
-                return status;
-            }
-            // The callback only runs once the handle is signalled; this is not reached.
-            std::future::pending::<()>().await;
+        let _ = self.exit.rx.wait_for(|exited| *exited).await;
+        if let Some(status) = self.exit_status() {
+            self.status = Some(status);
+            return status;
         }
+        // The callback only runs once the handle is signalled: not reached, but never invent
+        // a status.
+        std::future::pending().await
     }
 
     /// Has the main process exited?
@@ -365,20 +374,16 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         source,
     };
 
-    match std::fs::metadata(&spec.cwd) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => {
-            return Err(SpawnError::BadCwd {
-                cwd: spec.cwd.clone(),
-                source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
-            });
-        }
-        Err(source) => {
-            return Err(SpawnError::BadCwd {
-                cwd: spec.cwd.clone(),
-                source,
-            });
-        }
+    let cwd_is_dir = std::fs::metadata(&spec.cwd).and_then(|meta| {
+        meta.is_dir()
+            .then_some(())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotADirectory, "not a directory"))
+    });
+    if let Err(source) = cwd_is_dir {
+        return Err(SpawnError::BadCwd {
+            cwd: spec.cwd.clone(),
+            source,
+        });
     }
 
     let env = cmdline::merge_env(
@@ -763,22 +768,6 @@ fn run_ctrl_c_helper(pid: u32) -> io::Result<()> {
             exe.display(),
             Child::CTRL_C_HELPER_SUBCOMMAND
         ))),
-    }
-}
-
-/// See [`Child::ctrl_c_helper_main`].
-pub fn send_ctrl_c_helper_main(pid: u32) -> i32 {
-    // SAFETY: console calls with no pointers; this process exists only to do this.
-    unsafe {
-        FreeConsole();
-        if AttachConsole(pid) == 0 {
-            return 2;
-        }
-        // Ignore the event here (the flag is this process's own).
-        SetConsoleCtrlHandler(None, TRUE);
-        let sent = GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0);
-        FreeConsole();
-        if sent == 0 { 3 } else { 0 }
     }
 }
 

@@ -240,7 +240,7 @@ pub fn down(target: &Target) -> Result<(), Failure> {
     block_on(async {
         #[cfg(windows)]
         if let Some(instance) = &target.instance {
-            return crate::os::scm::scm_action(instance, Action::Stop);
+            return crate::os::scm_action(instance, Action::Stop);
         }
         let (mut client, config) = connect(target).await?;
         let config = config.ok_or_else(|| Failure::failed("no config to wait on"))?;
@@ -306,7 +306,7 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
         && args.names.is_empty()
         && !args.all
     {
-        return crate::os::scm::scm_action(instance, action);
+        return crate::os::scm_action(instance, action);
     }
     if args.names.is_empty() && !args.all {
         return Err(Failure::new(2, "name the services to act on, or use --all"));

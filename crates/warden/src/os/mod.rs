@@ -8,8 +8,6 @@ use std::path::Path;
 use crate::Failure;
 
 #[cfg(windows)]
-pub mod scm;
-#[cfg(windows)]
 pub mod windows;
 
 /// `warden install`'s options, as parsed.
@@ -46,7 +44,7 @@ pub fn ctrl_c(_pid: u32) -> Result<(), Failure> {
 }
 
 #[cfg(windows)]
-pub use windows::{ctrl_c, install, service_run, uninstall};
+pub use windows::{ctrl_c, install, scm_action, service_run, uninstall};
 
 /// The instance's endpoint name for an installed service (Windows), used by `-n NAME`.
 #[cfg_attr(not(windows), allow(dead_code))]

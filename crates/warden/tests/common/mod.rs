@@ -61,6 +61,28 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// A finished command's exit status, stdout and stderr, for assertion messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Assert that a command exited with `code` and said `needle` on stderr; returns stderr.
+pub fn assert_fails(o: &Output, code: i32, needle: &str) -> String {
+    assert_eq!(o.status.code(), Some(code), "{}", show(o));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains(needle),
+        "expected {needle:?} on stderr: {}",
+        show(o)
+    );
+    err
+}
+
 /// A test's own directory with a config in it.
 pub struct Env {
     pub dir: tempfile::TempDir,

@@ -6,7 +6,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::windows::ffi::{OsStrExt, OsStringExt};
+use std::os::windows::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The longest command line `CreateProcessW` accepts, in UTF-16 units with the final NUL.
@@ -51,13 +51,26 @@ pub(super) fn command_line(argv0: &OsStr, args: &[OsString]) -> io::Result<Vec<u
     for arg in args {
         ensure_no_nul(arg, "an argument")?;
         line.push(SPACE);
-        append_msvc_arg(&mut line, &wide(arg));
+        let arg = wide(arg);
+        let quote = arg.is_empty() || arg.iter().any(|&c| c == SPACE || c == u16::from(b'\t'));
+        append_escaped(&mut line, &arg, quote, Escaping::Crt);
     }
     finish(line)
 }
 
-fn append_msvc_arg(line: &mut Vec<u16>, arg: &[u16]) {
-    let quote = arg.is_empty() || arg.iter().any(|&c| c == SPACE || c == u16::from(b'\t'));
+/// How [`append_escaped`] escapes a `"` inside an argument.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escaping {
+    /// The CRT's rules: `\"`.
+    Crt,
+    /// For `cmd.exe` and the script's own CRT-like `%~1`: `""`; and `%` is defused.
+    Cmd,
+}
+
+/// Append `arg`, in quotes if `quote`. The backslashes right before a `"` are doubled and the
+/// `"` escaped as `escaping` says; the backslashes before the closing quote are doubled so
+/// that they do not escape it.
+fn append_escaped(line: &mut Vec<u16>, arg: &[u16], quote: bool, escaping: Escaping) {
     if quote {
         line.push(QUOTE);
     }
@@ -67,15 +80,20 @@ fn append_msvc_arg(line: &mut Vec<u16>, arg: &[u16]) {
             backslashes += 1;
         } else {
             if c == QUOTE {
-                // n backslashes before a quote: 2n + 1 of them, then the quote.
-                line.extend(std::iter::repeat_n(BACKSLASH, backslashes + 1));
+                // n backslashes before a quote: 2n of them, then the escape, then the quote.
+                line.extend(std::iter::repeat_n(BACKSLASH, backslashes));
+                line.push(match escaping {
+                    Escaping::Crt => BACKSLASH,
+                    Escaping::Cmd => QUOTE,
+                });
+            } else if escaping == Escaping::Cmd && c == u16::from(b'%') {
+                line.extend("%%cd:~,".encode_utf16());
             }
             backslashes = 0;
         }
         line.push(c);
     }
     if quote {
-        // The closing quote must not be escaped by trailing backslashes: double them.
         line.extend(std::iter::repeat_n(BACKSLASH, backslashes));
         line.push(QUOTE);
     }
@@ -122,29 +140,7 @@ fn append_batch_arg(line: &mut Vec<u16>, arg: &[u16]) -> io::Result<()> {
         || text.chars().any(|c| {
             (c.is_ascii() && !(c.is_ascii_alphanumeric() || UNQUOTED.contains(c))) || c.is_control()
         });
-    if quote {
-        line.push(QUOTE);
-    }
-    let mut backslashes = 0usize;
-    for &c in arg {
-        if c == BACKSLASH {
-            backslashes += 1;
-        } else {
-            if c == QUOTE {
-                // For the script's own `%~1` parsing (CRT-like): 2n backslashes, then `""`.
-                line.extend(std::iter::repeat_n(BACKSLASH, backslashes));
-                line.push(QUOTE);
-            } else if c == u16::from(b'%') {
-                line.extend("%%cd:~,".encode_utf16());
-            }
-            backslashes = 0;
-        }
-        line.push(c);
-    }
-    if quote {
-        line.extend(std::iter::repeat_n(BACKSLASH, backslashes));
-        line.push(QUOTE);
-    }
+    append_escaped(line, arg, quote, Escaping::Cmd);
     Ok(())
 }
 
@@ -282,19 +278,20 @@ fn is_batch(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("bat") || e.eq_ignore_ascii_case("cmd"))
 }
 
-/// For error messages: a wide string back to text.
-#[allow(dead_code)]
-pub(super) fn from_wide(w: &[u16]) -> String {
-    let end = w.iter().position(|&c| c == 0).unwrap_or(w.len());
-    OsString::from_wide(&w[..end])
-        .to_string_lossy()
-        .into_owned()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::os::windows::ffi::OsStringExt;
+
     use super::*;
+
+    /// A NUL-terminated wide string back to text.
+    fn from_wide(w: &[u16]) -> String {
+        let end = w.iter().position(|&c| c == 0).unwrap_or(w.len());
+        OsString::from_wide(&w[..end])
+            .to_string_lossy()
+            .into_owned()
+    }
 
     fn line(args: &[&str]) -> String {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();

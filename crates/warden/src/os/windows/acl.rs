@@ -167,11 +167,9 @@ fn from_wide_ptr(p: *const u16) -> String {
     String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
-/// Add an allow entry for `sid` with `access` to the DACL of `path` (a folder's entry is
-/// inherited by everything created inside it).
-pub fn grant(path: &Path, sid: &Sid, access: Access) -> io::Result<()> {
-    let folder = path.is_dir();
-    let name = wide(path);
+/// The DACL of the file or folder `name` (NUL-terminated), and the security descriptor that
+/// owns it (the DACL points into it: keep the descriptor while using the DACL).
+fn dacl_of(name: &[u16]) -> io::Result<(*mut ACL, Local<core::ffi::c_void>)> {
     let mut old: *mut ACL = ptr::null_mut();
     let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
     // SAFETY: NUL-terminated path; out-pointers to locals; `sd` owns `old`.
@@ -190,7 +188,15 @@ pub fn grant(path: &Path, sid: &Sid, access: Access) -> io::Result<()> {
     if code != ERROR_SUCCESS {
         return Err(io::Error::from_raw_os_error(code as i32));
     }
-    let _sd = Local(sd);
+    Ok((old, Local(sd)))
+}
+
+/// Add an allow entry for `sid` with `access` to the DACL of `path` (a folder's entry is
+/// inherited by everything created inside it).
+pub fn grant(path: &Path, sid: &Sid, access: Access) -> io::Result<()> {
+    let folder = path.is_dir();
+    let name = wide(path);
+    let (old, _sd) = dacl_of(&name)?;
     let new = merged(old, sid, access, folder)?;
     // SAFETY: a valid ACL built above.
     let code = unsafe {
@@ -244,25 +250,7 @@ pub fn dacl_sddl(path: &Path) -> io::Result<String> {
         ConvertSecurityDescriptorToStringSecurityDescriptorW, SDDL_REVISION_1,
     };
     let name = wide(path);
-    let mut dacl: *mut ACL = ptr::null_mut();
-    let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
-    // SAFETY: as in `grant`.
-    let code = unsafe {
-        GetNamedSecurityInfoW(
-            name.as_ptr(),
-            SE_FILE_OBJECT,
-            DACL_SECURITY_INFORMATION,
-            ptr::null_mut(),
-            ptr::null_mut(),
-            &raw mut dacl,
-            ptr::null_mut(),
-            &raw mut sd,
-        )
-    };
-    if code != ERROR_SUCCESS {
-        return Err(io::Error::from_raw_os_error(code as i32));
-    }
-    let sd = Local(sd);
+    let (_, sd) = dacl_of(&name)?;
     let mut out: *mut u16 = ptr::null_mut();
     // SAFETY: a valid security descriptor; out-pointer freed by `Local`.
     let ok = unsafe {

@@ -354,15 +354,7 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
                 | ServiceAccess::START
                 | ServiceAccess::DELETE,
         )
-        .map_err(|e| {
-            scm::failure(
-                Op::Create,
-                "install",
-                name,
-                scm::os_code(&e),
-                &scm::describe(&e),
-            )
-        })?;
+        .map_err(|e| scm::failure_of(Op::Create, "install", name, &e))?;
 
     let configured =
         configure(&service, opts, delayed, &config).and_then(|()| grant_access(&account, &config));
@@ -538,15 +530,7 @@ pub fn uninstall(name: &str, purge: bool) -> Result<(), Failure> {
                 | ServiceAccess::STOP
                 | ServiceAccess::DELETE,
         )
-        .map_err(|e| {
-            scm::failure(
-                Op::Open,
-                "uninstall",
-                name,
-                scm::os_code(&e),
-                &scm::describe(&e),
-            )
-        })?;
+        .map_err(|e| scm::failure_of(Op::Open, "uninstall", name, &e))?;
     let cfg = service.query_config().map_err(|e| {
         Failure::failed(format!(
             "cannot read the configuration of service \"{name}\": {}",

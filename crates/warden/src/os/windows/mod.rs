@@ -25,6 +25,8 @@ mod install;
 mod scm;
 mod service;
 
+pub use scm::scm_action;
+
 use std::path::Path;
 
 use super::InstallOptions;

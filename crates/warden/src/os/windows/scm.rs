@@ -1,9 +1,11 @@
 //! Small helpers around the SCM: opening it, turning its error codes into the messages
-//! people read, waiting for a service to reach a state.
+//! people read, waiting for a service to reach a state; and `warden start|stop|restart -n
+//! NAME` with no service names, which acts on the installed service itself.
 
 use std::time::{Duration, Instant};
 
-use windows_service::service::{Service, ServiceState, ServiceStatus};
+use warden_core::engine::Action;
+use windows_service::service::{Service, ServiceAccess, ServiceState, ServiceStatus};
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_sys::Win32::Foundation::{
     ERROR_ACCESS_DENIED, ERROR_DUPLICATE_SERVICE_NAME, ERROR_INVALID_NAME,
@@ -69,24 +71,32 @@ pub fn failure(op: Op, command: &str, name: &str, code: Option<u32>, text: &str)
     }
 }
 
+/// [`failure`] for an error of `windows-service`.
+pub fn failure_of(op: Op, command: &str, name: &str, e: &windows_service::Error) -> Failure {
+    failure(op, command, name, os_code(e), &describe(e))
+}
+
 /// Open the local SCM with `access`, mapping "access denied" to the elevation message.
 pub fn open_manager(
     command: &str,
     access: ServiceManagerAccess,
 ) -> Result<ServiceManager, Failure> {
     ServiceManager::local_computer(None::<&str>, access)
-        .map_err(|e| failure(Op::OpenManager, command, "", os_code(&e), &describe(&e)))
+        .map_err(|e| failure_of(Op::OpenManager, command, "", &e))
 }
 
 /// Poll the service's status until it is `want`, it is `STOPPED` when that was not wanted
-/// (returned as `Err(status)`), or `timeout` passed (`Ok(None)`). The SCM has no simpler
-/// portable notification than polling (what `sc` and NSSM do), so this polls every 100 ms.
+/// (returned as `Err(status)`), or `timeout` passed (`Ok(None)`). The SCM's only
+/// notification (`NotifyServiceStatusChange`) needs an alertable wait on the calling thread
+/// and is not wrapped by `windows-service`; `sc` and NSSM poll too. So this polls, with a
+/// backoff from 50 ms to 500 ms: quick for a fast service, cheap for a slow one.
 pub fn wait_for(
     service: &Service,
     want: ServiceState,
     timeout: Duration,
 ) -> Result<Option<ServiceStatus>, WaitError> {
     let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(50);
     loop {
         let status = service.query_status().map_err(WaitError::Query)?;
         if status.current_state == want {
@@ -98,7 +108,8 @@ pub fn wait_for(
         if Instant::now() >= deadline {
             return Ok(None);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(500));
     }
 }
 
@@ -108,6 +119,68 @@ pub enum WaitError {
     Query(windows_service::Error),
     /// The service stopped (its exit code is in the status).
     Stopped(ServiceStatus),
+}
+
+/// How long `warden start|stop|restart -n NAME` waits for the service to get there.
+const ACTION_WAIT: Duration = Duration::from_secs(120);
+
+/// Wait until the service is `want`, as a [`Failure`] that names the service otherwise.
+fn reach(service: &Service, want: ServiceState, name: &str) -> Result<(), Failure> {
+    match wait_for(service, want, ACTION_WAIT) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(Failure::failed(format!(
+            "service \"{name}\" did not reach {want:?} within {}s",
+            ACTION_WAIT.as_secs()
+        ))),
+        Err(WaitError::Stopped(status)) => Err(Failure::failed(format!(
+            "service \"{name}\" stopped while starting (exit code {:?})",
+            status.exit_code
+        ))),
+        Err(WaitError::Query(e)) => Err(Failure::failed(format!(
+            "cannot query service \"{name}\": {}",
+            describe(&e)
+        ))),
+    }
+}
+
+/// `warden start|stop|restart -n NAME`: act on the Windows service `name` and wait until it
+/// got there.
+pub fn scm_action(name: &str, action: Action) -> Result<(), Failure> {
+    let command = match action {
+        Action::Start => "start",
+        Action::Stop => "stop",
+        Action::Restart => "restart",
+    };
+    let manager = open_manager(command, ServiceManagerAccess::CONNECT)?;
+    let service = manager
+        .open_service(
+            name,
+            ServiceAccess::QUERY_STATUS | ServiceAccess::START | ServiceAccess::STOP,
+        )
+        .map_err(|e| failure_of(Op::Open, command, name, &e))?;
+    if matches!(action, Action::Stop | Action::Restart) {
+        let state = service
+            .query_status()
+            .map_err(|e| {
+                Failure::failed(format!("cannot query service \"{name}\": {}", describe(&e)))
+            })?
+            .current_state;
+        if state != ServiceState::Stopped {
+            service.stop().map_err(|e| {
+                Failure::failed(format!("cannot stop service \"{name}\": {}", describe(&e)))
+            })?;
+            reach(&service, ServiceState::Stopped, name)?;
+        }
+        println!("service \"{name}\": stopped");
+    }
+    if matches!(action, Action::Start | Action::Restart) {
+        service.start::<&str>(&[]).map_err(|e| {
+            Failure::failed(format!("cannot start service \"{name}\": {}", describe(&e)))
+        })?;
+        reach(&service, ServiceState::Running, name)?;
+        println!("service \"{name}\": running");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@
 //! 4. `on_ready` reports `RUNNING`, accepting `STOP`, `SHUTDOWN`, `PRESHUTDOWN` and `PARAMCHANGE`.
 //!    `STOP`, `SHUTDOWN` and `PRESHUTDOWN` become [`Ask::Stop`] (and `STOP_PENDING` at once),
 //!    `PARAMCHANGE` [`Ask::Reload`].
-//! 5. While stopping, the checkpoint advances every second; every path, including a panic
-//!    in the supervisor, ends in `STOPPED`.
+//! 5. When the supervisor begins stopping on its own (the API's shutdown), `on_stopping`
+//!    reports `STOP_PENDING` too. While stopping, the same ticker advances the checkpoint
+//!    every second; every path, including a panic in the supervisor, ends in `STOPPED`.
 //!
 //! The phases are a small state machine ([`Phase`]) that only moves forward, tested
 //! without the SCM.
@@ -319,7 +320,8 @@ async fn supervise(
     tx: mpsc::Sender<Ask>,
     rx: mpsc::Receiver<Ask>,
 ) -> Result<(), Failure> {
-    // The checkpoint advances every second while starting and stopping.
+    // The checkpoint advances every second while starting and stopping (the supervisor
+    // itself has no ticker: this is the SCM's need, so it lives here).
     let ticker = {
         let reporter = Arc::clone(reporter);
         tokio::spawn(async move {
