@@ -17,8 +17,6 @@ use warden_core::api::client::{Client, ClientError};
 use warden_core::api::server::{
     ApiContext, ApiServer, Backend, BoxFuture, LogSource, ROUTES, ServeError, serve_tcp, serve_unix,
 };
-use warden_core::api::types::{ServiceStatus, State, StatusReport, WardenInfo};
-use warden_core::api::wire::FollowItem;
 use warden_core::config::{
     Backoff, Config, LogConfig, RestartPolicy, Secret, ServiceConfig, StderrTarget, StopMethod,
     WardenSettings,
@@ -26,6 +24,9 @@ use warden_core::config::{
 use warden_core::engine::{Action, Engine, EngineError, Events, Handle, ReloadReport};
 use warden_core::logs::{LogLine, Stream};
 use warden_core::process::Signal;
+use warden_core::proto::{
+    ErrorBody, ErrorDetail, FollowItem, ServiceStatus, State, StatusReport, WardenInfo,
+};
 use warden_core::state::StateDir;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -891,16 +892,9 @@ async fn logs_without_follow() {
     assert_eq!(lines[0].line, "two \u{fffd}");
     let err = client.logs("nope", 1, None).await.expect_err("unknown");
     match err {
-        ClientError::Api {
-            status,
-            message,
-            body,
-        } => {
-            assert_eq!(
-                (status, message.as_str()),
-                (404, "no service named \"nope\"")
-            );
-            assert_eq!(body["known"], json!(["web"]));
+        ClientError::Api { status, body } => {
+            assert_eq!(status, 404);
+            assert_eq!(body, ErrorBody::unknown_service("nope", vec!["web".into()]));
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -1108,11 +1102,14 @@ async fn client_round_trip() {
     match client.act("a", Action::Start, true).await {
         Err(ClientError::Api {
             status: 500,
-            message,
-            body,
+            body:
+                ErrorBody {
+                    error,
+                    detail: ErrorDetail::Failed { service, .. },
+                },
         }) => {
-            assert!(message.starts_with("a: "), "{message}");
-            assert_eq!(body["service"], "a");
+            assert!(error.starts_with("a: "), "{error}");
+            assert_eq!(service, "a");
         }
         other => panic!("a start of a missing program: {other:?}"),
     }

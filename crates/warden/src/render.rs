@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use warden_core::api::types::{ServiceStatus, State, StatusReport};
+use warden_core::proto::{ServiceStatus, State, StatusReport};
 use warden_core::util::fmt_duration;
 
 /// `code 1 (0.2s)`, `signal 9 (1.2s)`, `-`.
@@ -98,7 +98,7 @@ pub fn status_table(report: &StatusReport, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warden_core::api::types::{LastExit, WardenInfo};
+    use warden_core::proto::{LastExit, WardenInfo};
 
     fn svc(name: &str, state: State) -> ServiceStatus {
         ServiceStatus {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use warden_core::config::{self, Config, ProcessEnv};
-use warden_core::engine::{Engine, Events, Handle, Level, ReloadReport};
+use warden_core::engine::{Engine, Events, Handle, Level};
 use warden_core::process;
 use warden_core::state::{StateDir, StateError};
 
@@ -181,36 +181,11 @@ async fn reload(handle: &Handle, path: &Path, events: Events) {
                 events.emit(
                     "warden",
                     Level::Info,
-                    &format!("reloaded: {}", summarize(&report)),
+                    &format!("reloaded: {}", report.summary()),
                 );
             }
         }
     }
-}
-
-/// `added a; restarted b; removed c; 2 unchanged`.
-pub fn summarize(r: &ReloadReport) -> String {
-    let mut parts = Vec::new();
-    for (what, names) in [
-        ("added", &r.added),
-        ("restarted", &r.restarted),
-        ("removed", &r.removed),
-    ] {
-        if !names.is_empty() {
-            parts.push(format!("{what} {}", names.join(", ")));
-        }
-    }
-    parts.push(format!("{} unchanged", r.unchanged.len()));
-    if !r.needs_warden_restart.is_empty() {
-        parts.push(format!(
-            "changes to {} take effect when warden restarts",
-            r.needs_warden_restart.join(", ")
-        ));
-    }
-    for e in &r.errors {
-        parts.push(format!("error: {e}"));
-    }
-    parts.join("; ")
 }
 
 /// Forward warden's own signals as [`Ask`]s: SIGINT/SIGTERM stop, SIGHUP reloads (Unix);

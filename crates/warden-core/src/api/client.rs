@@ -26,15 +26,16 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
-use super::types::{ServiceStatus, StatusReport};
-use super::wire::{FollowItem, LogLineJson, LogsResponse, action_name};
 use crate::config::Secret;
-use crate::engine::{Action, ReloadReport};
-use crate::logs::Stream;
+use crate::model::Stream;
+use crate::proto::error::CONFIG_ERROR;
+use crate::proto::{
+    Action, ErrorBody, ErrorDetail, FollowItem, LogLineJson, LogsResponse, ReloadReport,
+    ServiceStatus, ShutdownAnswer, StatusReport,
+};
 
 /// An error of a client call.
 #[derive(Debug, thiserror::Error)]
@@ -51,12 +52,8 @@ pub enum ClientError {
     #[error("the connection to warden failed")]
     Http(#[from] hyper::Error),
     /// warden answered with an error status.
-    #[error("warden answered {status}: {message}")]
-    Api {
-        status: u16,
-        message: String,
-        body: Value,
-    },
+    #[error("warden answered {status}: {}", body.error)]
+    Api { status: u16, body: ErrorBody },
     /// `reload`: the config file has errors (each `FILE:LINE:COL: message`); nothing changed.
     #[error("the config has {} error(s); nothing was changed", .0.len())]
     Config(Vec<String>),
@@ -297,7 +294,7 @@ impl Client {
         action: Action,
         wait: bool,
     ) -> Result<ServiceStatus, ClientError> {
-        let mut path = format!("/v1/services/{}/{}", encode(name), action_name(action));
+        let mut path = format!("/v1/services/{}/{}", encode(name), action.name());
         if !wait {
             path.push_str("?wait=false");
         }
@@ -353,15 +350,13 @@ impl Client {
     pub async fn reload(&mut self) -> Result<ReloadReport, ClientError> {
         let (status, body) = self.send(Method::POST, "/v1/reload").await?;
         if status == StatusCode::UNPROCESSABLE_ENTITY
-            && let Ok(v) = serde_json::from_slice::<Value>(&body)
-            && v["error"] == "config"
+            && let Ok(ErrorBody {
+                error,
+                detail: ErrorDetail::Config { errors, .. },
+            }) = serde_json::from_slice::<ErrorBody>(&body)
+            && error == CONFIG_ERROR
         {
-            let errors = v["errors"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().map(str::to_owned))
-                    .collect()
-            });
-            return Err(ClientError::Config(errors.unwrap_or_default()));
+            return Err(ClientError::Config(errors));
         }
         if !status.is_success() {
             return Err(api_error(status, &body));
@@ -374,7 +369,7 @@ impl Client {
 
     /// Ask warden to stop every service and exit; returns once warden accepted.
     pub async fn shutdown(&mut self) -> Result<(), ClientError> {
-        let _: Value = self
+        let _: ShutdownAnswer = self
             .call(Method::POST, "/v1/shutdown", "shutdown answer")
             .await?;
         Ok(())
@@ -433,16 +428,12 @@ fn logs_path(name: &str, n: usize, stream: Option<Stream>, follow: bool) -> Stri
     path
 }
 
+/// An error answer; a body that is not an [`ErrorBody`] gets the status's own words.
 fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
-    let body: Value = serde_json::from_slice(body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
-    let message = body["error"].as_str().map_or_else(
-        || status.canonical_reason().unwrap_or("error").to_owned(),
-        str::to_owned,
-    );
+    let body = serde_json::from_slice(body)
+        .unwrap_or_else(|_| ErrorBody::new(status.canonical_reason().unwrap_or("error")));
     ClientError::Api {
         status: status.as_u16(),
-        message,
         body,
     }
 }
@@ -477,22 +468,14 @@ mod tests {
             br#"{"error":"no service named \"x\"","known":["a"]}"#,
         );
         match e {
-            ClientError::Api {
-                status,
-                message,
-                body,
-            } => {
+            ClientError::Api { status, body } => {
                 assert_eq!(status, 404);
-                assert_eq!(message, "no service named \"x\"");
-                assert_eq!(body["known"][0], "a");
+                assert_eq!(body, ErrorBody::unknown_service("x", vec!["a".into()]));
             }
             other => panic!("unexpected {other:?}"),
         }
         match api_error(StatusCode::BAD_GATEWAY, b"not json") {
-            ClientError::Api { message, body, .. } => {
-                assert_eq!(message, "Bad Gateway");
-                assert_eq!(body, "not json");
-            }
+            ClientError::Api { body, .. } => assert_eq!(body, ErrorBody::new("Bad Gateway")),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -1,8 +1,7 @@
-//! The control API: the status types (the JSON contract shared by the daemon and the CLI).
+//! The control API: the HTTP server over the engine, and the client the CLI uses. The JSON
+//! contract itself is [`crate::proto`].
 
 pub mod client;
 #[cfg(windows)]
 pub mod pipe;
 pub mod server;
-pub mod types;
-pub mod wire;

@@ -32,18 +32,21 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::types::{ServiceStatus, StatusReport};
-use super::wire::{FollowItem, LogLineJson, LogsResponse, parse_action};
 use crate::config::{self, Config, ProcessEnv, Secret};
-use crate::engine::{Action, EngineError, Handle, ReloadReport};
-use crate::logs::{LogLine, ServiceLogs, Stream};
+use crate::engine::{EngineError, Handle};
+use crate::logs::{LogLine, ServiceLogs};
+use crate::model::Stream;
+use crate::proto::{
+    Action, ErrorBody, ErrorDetail, FollowItem, LogLineJson, LogsResponse, ReloadReport,
+    ServiceStatus, ShutdownAnswer, StatusReport,
+};
+use crate::util::rfc3339_ms;
 
 /// The largest request body accepted (no endpoint takes a body today).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -461,7 +464,7 @@ fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["shutdown"] => (Route::Shutdown, "POST"),
         ["services", name] if !name.is_empty() => (Route::Service((*name).to_owned()), "GET"),
         ["services", name, "logs"] if !name.is_empty() => (Route::Logs((*name).to_owned()), "GET"),
-        ["services", name, action] if !name.is_empty() => match parse_action(action) {
+        ["services", name, action] if !name.is_empty() => match Action::parse(action) {
             Some(a) => (Route::Act((*name).to_owned(), a), "POST"),
             None => return Err(RouteError::NotFound),
         },
@@ -653,13 +656,13 @@ fn json_response(status: StatusCode, value: &impl Serialize) -> Resp {
 }
 
 fn error(status: StatusCode, message: &str) -> Resp {
-    json_response(status, &json!({ "error": message }))
+    json_response(status, &ErrorBody::new(message))
 }
 
 fn unknown_service(name: &str, known: &[String]) -> Resp {
     json_response(
         StatusCode::NOT_FOUND,
-        &json!({ "error": format!("no service named {name:?}"), "known": known }),
+        &ErrorBody::unknown_service(name, known.to_vec()),
     )
 }
 
@@ -673,7 +676,14 @@ fn engine_error(e: EngineError, status: Option<&ServiceStatus>) -> Resp {
         EngineError::ShuttingDown => shutting_down(),
         EngineError::Failed { name, reason } => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({ "error": format!("{name}: {reason}"), "service": name, "reason": reason, "status": status }),
+            &ErrorBody {
+                error: format!("{name}: {reason}"),
+                detail: ErrorDetail::Failed {
+                    reason,
+                    service: name,
+                    status: status.cloned(),
+                },
+            },
         ),
     }
 }
@@ -696,9 +706,9 @@ async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>, token: Option<&Sec
     let route = match route(req.method(), req.uri().path()) {
         Ok(r) => r,
         Err(RouteError::NotFound) => {
-            return json_response(
+            return error(
                 StatusCode::NOT_FOUND,
-                &json!({ "error": format!("no such path: {}", req.uri().path()) }),
+                &format!("no such path: {}", req.uri().path()),
             );
         }
         Err(RouteError::BadPath) => {
@@ -841,11 +851,7 @@ async fn logs(
         Err(e) => return engine_error(e, None),
     };
     if !follow {
-        let lines = source
-            .tail(n, stream)
-            .iter()
-            .map(LogLineJson::from)
-            .collect();
+        let lines = source.tail(n, stream).iter().map(line_json).collect();
         return json_response(StatusCode::OK, &LogsResponse { lines });
     }
     // Subscribe before reading the tail so no line falls between them; duplicates are
@@ -873,6 +879,16 @@ async fn logs(
         "application/x-ndjson",
         ApiBody(BodyKind::Stream(rx)),
     )
+}
+
+/// One line of output as the API sends it.
+fn line_json(l: &LogLine) -> LogLineJson {
+    LogLineJson {
+        seq: l.seq,
+        stream: l.stream,
+        at: rfc3339_ms(l.at),
+        line: String::from_utf8_lossy(&l.bytes).into_owned(),
+    }
 }
 
 fn ndjson(item: &impl Serialize) -> Bytes {
@@ -970,8 +986,7 @@ impl Follow {
     fn push(&mut self, line: &LogLine) {
         self.last = Some(line.seq);
         if self.filter.is_none_or(|f| f == line.stream) {
-            self.chunk
-                .extend_from_slice(&ndjson(&LogLineJson::from(line)));
+            self.chunk.extend_from_slice(&ndjson(&line_json(line)));
         }
     }
 
@@ -1029,7 +1044,7 @@ async fn reload(ctx: &ApiContext) -> Resp {
             let list: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
             json_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({ "error": "config", "file": errors.file.display().to_string(), "errors": list }),
+                &ErrorBody::config(errors.file.display().to_string(), list),
             )
         }
         Ok(config) => match ctx.backend.reload(config).await {
@@ -1042,9 +1057,12 @@ async fn reload(ctx: &ApiContext) -> Resp {
 fn shutdown(ctx: &ApiContext) -> Resp {
     match ctx.shutdown.try_send(()) {
         // Full: a shutdown is already on its way.
-        Ok(()) | Err(mpsc::error::TrySendError::Full(())) => {
-            json_response(StatusCode::ACCEPTED, &json!({ "shutting_down": true }))
-        }
+        Ok(()) | Err(mpsc::error::TrySendError::Full(())) => json_response(
+            StatusCode::ACCEPTED,
+            &ShutdownAnswer {
+                shutting_down: true,
+            },
+        ),
         Err(mpsc::error::TrySendError::Closed(())) => shutting_down(),
     }
 }
@@ -1179,6 +1197,19 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+
+    #[test]
+    fn log_lines_are_lossy_utf8() {
+        let l = LogLine {
+            seq: 3,
+            stream: Stream::Out,
+            at: std::time::UNIX_EPOCH,
+            bytes: b"a\xffb".to_vec(),
+        };
+        let j = line_json(&l);
+        assert_eq!(j.line, "a\u{fffd}b");
+        assert_eq!(j.at, "1970-01-01T00:00:00.000Z");
+    }
 
     #[test]
     fn constant_time_eq_compares_whole_secrets() {

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::process::Signal;
+pub use crate::logs::{LogConfig, StderrTarget};
+pub use crate::model::{RestartPolicy, Signal, StopMethod};
 
 mod diag;
 mod dotenv;
@@ -129,13 +130,6 @@ impl ServiceConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartPolicy {
-    Always,
-    OnFailure,
-    Never,
-}
-
 /// `backoff = { initial, max, factor, jitter, reset_after }`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
@@ -168,40 +162,6 @@ impl Default for Backoff {
 pub struct StartLimit {
     pub count: u32,
     pub window: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopMethod {
-    CtrlC,
-    WmClose,
-    Terminate,
-}
-
-/// Where stderr goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StderrTarget {
-    /// Its own file.
-    File(PathBuf),
-    /// `stderr = "stdout"`: into the stdout file.
-    Stdout,
-}
-
-/// `[services.NAME.log]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogConfig {
-    /// Default `<log_dir>/NAME.out.log`; absolute.
-    pub stdout: PathBuf,
-    /// Default `<log_dir>/NAME.err.log`.
-    pub stderr: StderrTarget,
-    /// Default 10 MiB.
-    pub max_size: u64,
-    /// Default 5, at least 1.
-    pub keep: u32,
-    pub compress: bool,
-    pub timestamps: bool,
-    /// `encoding = "utf-16le"`, `"latin1"`, `"cp1252"` (or on Windows any code page name):
-    /// output is transcoded to UTF-8. `None` (or `"utf-8"`) passes bytes unchanged.
-    pub encoding: Option<String>,
 }
 
 /// One problem in a config file.

@@ -11,7 +11,7 @@ use super::{
     Backoff, LogConfig, RestartPolicy, ServiceConfig, StartLimit, StderrTarget, StopMethod,
     WardenSettings,
 };
-use crate::process::Signal;
+use crate::model::Signal;
 
 const SERVICE_KEYS: &[&str] = &[
     "command",

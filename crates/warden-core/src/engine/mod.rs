@@ -18,9 +18,10 @@ use tokio::task::JoinHandle;
 pub use events::{Events, Level};
 use service::{Request, ServiceTask, Snapshot};
 
-use crate::api::types::{State, StatusReport, WardenInfo};
 use crate::config::{Config, ServiceConfig};
 use crate::logs::ServiceLogs;
+pub use crate::proto::{Action, ReloadReport};
+use crate::proto::{State, StatusReport, WardenInfo};
 use crate::state::StateDir;
 
 /// What every service task shares.
@@ -43,27 +44,6 @@ pub enum EngineError {
     Failed { name: String, reason: String },
     #[error("warden is shutting down")]
     ShuttingDown,
-}
-
-/// What a reload did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ReloadReport {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub restarted: Vec<String>,
-    pub unchanged: Vec<String>,
-    /// `[warden]` settings that changed but take effect only when warden restarts.
-    pub needs_warden_restart: Vec<String>,
-    /// Services whose (re)start failed, with the reason.
-    pub errors: Vec<String>,
-}
-
-/// Start, stop or restart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Start,
-    Stop,
-    Restart,
 }
 
 /// What `status` reads, kept current by the engine loop: answering it never waits on the

@@ -12,11 +12,11 @@ use tokio::task::JoinHandle;
 
 use super::Ctx;
 use super::events::Level;
-use crate::api::types::{LastExit, ServiceStatus, State};
 use crate::config::ServiceConfig;
 use crate::logs::{ServiceLogs, Stream};
 use crate::policy::{self, AfterExit, RestartHistory, StartVerdict};
 use crate::process::{self, Child, ExitStatus, SpawnSpec};
+use crate::proto::{LastExit, ServiceStatus, State};
 use crate::util::{fmt_duration, rfc3339_ms};
 
 /// The answer to a request: `Err` carries the reason in words.
@@ -404,7 +404,7 @@ impl ServiceTask {
                         level,
                         &format!(
                             "{what}{after}; not restarted (restart = {})",
-                            restart_name(self.cfg.restart)
+                            self.cfg.restart.name()
                         ),
                     );
                 }
@@ -606,14 +606,6 @@ async fn wait_gone_or_kill_now(
     tokio::select! {
         gone = child.wait_tree_gone(timeout) => gone,
         _ = kill_now.wait_for(|k| *k) => false,
-    }
-}
-
-fn restart_name(p: crate::config::RestartPolicy) -> &'static str {
-    match p {
-        crate::config::RestartPolicy::Always => "always",
-        crate::config::RestartPolicy::OnFailure => "on-failure",
-        crate::config::RestartPolicy::Never => "never",
     }
 }
 

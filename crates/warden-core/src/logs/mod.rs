@@ -9,29 +9,14 @@
 //!   after writing a last line that had no newline;
 //! - [`ServiceLogs::tail`] and [`ServiceLogs::subscribe`] for the control API and `--attach`.
 
+mod capture;
 pub mod encoding;
-mod imp;
 mod scan;
+mod settings;
 mod tail;
 mod writer;
 
-pub use imp::{LogLine, Reporter, ServiceLogs};
+pub use capture::{LogLine, Reporter, ServiceLogs};
+pub use settings::{LogConfig, StderrTarget};
 
-/// Which output stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    #[serde(rename = "out")]
-    Out,
-    #[serde(rename = "err")]
-    Err,
-}
-
-impl Stream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Out => "out",
-            Stream::Err => "err",
-        }
-    }
-}
+pub use crate::model::Stream;

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::SystemTime;
 
 use super::Stream;
-use super::imp::LogLine;
+use super::capture::LogLine;
 use super::scan;
 
 /// Lines kept: at least this many (when they fit in [`TAIL_BYTES`]).

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use super::imp::Reporter;
+use super::capture::Reporter;
 use super::scan;
 
 /// Bytes held in memory while writes fail; beyond it output is dropped and counted.

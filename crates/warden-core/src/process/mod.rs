@@ -18,61 +18,8 @@ use std::time::Duration;
 #[cfg_attr(windows, path = "windows.rs")]
 mod imp;
 
+pub use crate::model::Signal;
 pub use imp::{Child, OutputPipe};
-
-/// A signal that warden can send to a service, named as in the config (`stop_signal`).
-///
-/// On Unix each variant is the signal of the same name. On Windows signals do not exist:
-/// `stop_signal` is rejected by the config there, and [`Child::signal`] only supports
-/// [`Signal::Kill`], which terminates the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Signal {
-    Int,
-    Term,
-    Hup,
-    Quit,
-    Kill,
-    Usr1,
-    Usr2,
-}
-
-impl Signal {
-    pub const ALL: [Signal; 7] = [
-        Signal::Int,
-        Signal::Term,
-        Signal::Hup,
-        Signal::Quit,
-        Signal::Kill,
-        Signal::Usr1,
-        Signal::Usr2,
-    ];
-
-    /// The config name: `"TERM"`, `"INT"`, ...
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Int => "INT",
-            Signal::Term => "TERM",
-            Signal::Hup => "HUP",
-            Signal::Quit => "QUIT",
-            Signal::Kill => "KILL",
-            Signal::Usr1 => "USR1",
-            Signal::Usr2 => "USR2",
-        }
-    }
-
-    /// Parse `"TERM"`, `"SIGTERM"`, `"term"`.
-    pub fn parse(s: &str) -> Option<Signal> {
-        let up = s.trim().to_ascii_uppercase();
-        let bare = up.strip_prefix("SIG").unwrap_or(&up);
-        Signal::ALL.into_iter().find(|sig| sig.name() == bare)
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIG{}", self.name())
-    }
-}
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -78,7 +78,7 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
 };
 
 use super::{ExitStatus, GroupRecord, Signal, SpawnError, SpawnSpec};
-use crate::config::StopMethod;
+use crate::model::StopMethod;
 
 #[path = "windows/cmdline.rs"]
 mod cmdline;

@@ -6,10 +6,10 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use warden_core::api::client::{Client, ClientError};
-use warden_core::api::wire::FollowItem;
 use warden_core::config::{self, Config, ProcessEnv};
 use warden_core::engine::Action;
 use warden_core::logs::Stream;
+use warden_core::proto::{ErrorDetail, FollowItem};
 
 use crate::Failure;
 use crate::cli::{ActArgs, ConfigArg, StreamArg, Target};
@@ -92,33 +92,15 @@ warden: {} error(s); nothing was changed",
             );
             Failure::new(2, format!("config error\n{msg}"))
         }
-        ClientError::Api {
-            status: 404,
-            message,
-            body,
-        } => {
-            let known: Vec<&str> = body
-                .get("known")
-                .and_then(|k| k.as_array())
-                .map(|k| k.iter().filter_map(|v| v.as_str()).collect())
-                .unwrap_or_default();
-            if known.is_empty() {
-                Failure::failed(message.clone())
-            } else {
-                Failure::failed(format!("{message} (known: {})", known.join(", ")))
+        ClientError::Api { body, .. } => match &body.detail {
+            ErrorDetail::UnknownService { known } if !known.is_empty() => {
+                Failure::failed(format!("{} (known: {})", body.error, known.join(", ")))
             }
-        }
-        ClientError::Api { message, body, .. } => {
-            let reason = body
-                .get("reason")
-                .and_then(|r| r.as_str())
-                .map(str::to_owned);
-            Failure::failed(
-                reason
-                    .filter(|r| !message.contains(r.as_str()))
-                    .map_or_else(|| message.clone(), |r| format!("{message}: {r}")),
-            )
-        }
+            ErrorDetail::Failed { reason, .. } if !body.error.contains(reason.as_str()) => {
+                Failure::failed(format!("{}: {reason}", body.error))
+            }
+            _ => Failure::failed(body.error.clone()),
+        },
         other => Failure::failed(super::chain(other)),
     }
 }
@@ -412,7 +394,7 @@ pub fn reload(target: &Target) -> Result<(), Failure> {
     block_on(async {
         let (mut client, _) = connect(target).await?;
         let report = client.reload().await.map_err(|e| client_failure(&e))?;
-        println!("reloaded: {}", crate::supervisor::summarize(&report));
+        println!("reloaded: {}", report.summary());
         if report.errors.is_empty() {
             Ok(())
         } else {

@@ -20,7 +20,7 @@ use super::encoding::{Decoder, decoder_for};
 use super::scan;
 use super::tail::{TAIL_BYTES, TAIL_LINES, Tail};
 use super::writer::{FileSettings, Sink, timestamp};
-use crate::config::{LogConfig, StderrTarget};
+use super::{LogConfig, StderrTarget};
 
 /// Called with a message to show on warden's own stderr (a write failed, writing works again).
 pub type Reporter = Arc<dyn Fn(&str) + Send + Sync>;

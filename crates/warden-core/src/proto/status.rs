@@ -1,4 +1,4 @@
-//! The JSON shapes of the control API. Fields may be added; none is ever renamed.
+//! `GET /v1/status` and `GET /v1/services/{name}`: the status of warden and its services.
 
 use serde::{Deserialize, Serialize};
 

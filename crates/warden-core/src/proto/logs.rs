@@ -1,11 +1,8 @@
-//! The JSON shapes of the control API beyond the status types of [`super::types`]: log lines,
-//! follow-stream items, action names. Shared by the server and the client.
+//! Log lines as the API sends them, and the items of a follow stream.
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Action;
-use crate::logs::{LogLine, Stream};
-use crate::util::rfc3339_ms;
+use crate::model::Stream;
 
 /// One line of a service's output as the API sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,17 +14,6 @@ pub struct LogLineJson {
     pub at: String,
     /// The line without its newline; bytes that are not UTF-8 become U+FFFD.
     pub line: String,
-}
-
-impl From<&LogLine> for LogLineJson {
-    fn from(l: &LogLine) -> Self {
-        LogLineJson {
-            seq: l.seq,
-            stream: l.stream,
-            at: rfc3339_ms(l.at),
-            line: String::from_utf8_lossy(&l.bytes).into_owned(),
-        }
-    }
 }
 
 /// `GET /v1/services/{name}/logs` (without `follow`).
@@ -44,25 +30,6 @@ pub enum FollowItem {
     Line(LogLineJson),
     /// `{"dropped": N}`: the reader fell behind and N lines (of either stream) were skipped.
     Dropped { dropped: u64 },
-}
-
-/// The path segment of an action: `start`, `stop`, `restart`.
-pub fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Start => "start",
-        Action::Stop => "stop",
-        Action::Restart => "restart",
-    }
-}
-
-/// The inverse of [`action_name`].
-pub fn parse_action(s: &str) -> Option<Action> {
-    match s {
-        "start" => Some(Action::Start),
-        "stop" => Some(Action::Stop),
-        "restart" => Some(Action::Restart),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -89,26 +56,5 @@ mod tests {
             serde_json::from_str::<FollowItem>(&dropped).expect("parse"),
             FollowItem::Dropped { dropped: 7 }
         );
-    }
-
-    #[test]
-    fn log_lines_are_lossy_utf8() {
-        let l = LogLine {
-            seq: 3,
-            stream: Stream::Out,
-            at: std::time::UNIX_EPOCH,
-            bytes: b"a\xffb".to_vec(),
-        };
-        let j = LogLineJson::from(&l);
-        assert_eq!(j.line, "a\u{fffd}b");
-        assert_eq!(j.at, "1970-01-01T00:00:00.000Z");
-    }
-
-    #[test]
-    fn action_names_round_trip() {
-        for a in [Action::Start, Action::Stop, Action::Restart] {
-            assert_eq!(parse_action(action_name(a)), Some(a));
-        }
-        assert_eq!(parse_action("kill"), None);
     }
 }

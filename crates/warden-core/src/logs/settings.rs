@@ -1,0 +1,30 @@
+//! The settings of a service's logs, as the config gives them (`[services.NAME.log]`).
+
+use std::path::PathBuf;
+
+/// Where stderr goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StderrTarget {
+    /// Its own file.
+    File(PathBuf),
+    /// `stderr = "stdout"`: into the stdout file.
+    Stdout,
+}
+
+/// `[services.NAME.log]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// Default `<log_dir>/NAME.out.log`; absolute.
+    pub stdout: PathBuf,
+    /// Default `<log_dir>/NAME.err.log`.
+    pub stderr: StderrTarget,
+    /// Default 10 MiB.
+    pub max_size: u64,
+    /// Default 5, at least 1.
+    pub keep: u32,
+    pub compress: bool,
+    pub timestamps: bool,
+    /// `encoding = "utf-16le"`, `"latin1"`, `"cp1252"` (or on Windows any code page name):
+    /// output is transcoded to UTF-8. `None` (or `"utf-8"`) passes bytes unchanged.
+    pub encoding: Option<String>,
+}
