@@ -21,7 +21,7 @@ use warden_core::config::{
     Backoff, Config, LogConfig, RestartPolicy, Secret, ServiceConfig, StderrTarget, StopMethod,
     WardenSettings,
 };
-use warden_core::engine::{Action, Engine, EngineError, Events, Handle, ReloadReport};
+use warden_core::engine::{Action, Engine, EngineError, Events, Handle, ReloadError, ReloadReport};
 use warden_core::logs::{LogLine, Stream};
 use warden_core::process::Signal;
 use warden_core::proto::{
@@ -134,11 +134,7 @@ impl Live {
         let (handle, _task, ready) = engine.spawn();
         within("engine ready", ready).await.expect("engine started");
         let (shutdown_tx, shutdown_rx) = mpsc::channel(1);
-        let ctx = Arc::new(ApiContext::new(
-            handle.clone(),
-            config_path.clone(),
-            shutdown_tx,
-        ));
+        let ctx = Arc::new(ApiContext::new(handle.clone(), shutdown_tx));
         let socket = root.join("warden.sock");
         let server = serve_unix(&socket, ctx).expect("serve");
         Live {
@@ -254,8 +250,8 @@ impl Backend for Fake {
         })
     }
 
-    fn reload(&self, _config: Config) -> BoxFuture<'_, Option<ReloadReport>> {
-        Box::pin(async { Some(ReloadReport::default()) })
+    fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>> {
+        Box::pin(async { Ok(ReloadReport::default()) })
     }
 }
 
@@ -290,11 +286,7 @@ fn fake_server(capacity: usize) -> FakeServer {
         }),
     });
     let (shutdown, _) = mpsc::channel(1);
-    let ctx = Arc::new(ApiContext::with_backend(
-        backend,
-        dir.path().join("warden.toml"),
-        shutdown,
-    ));
+    let ctx = Arc::new(ApiContext::with_backend(backend, shutdown));
     let socket = dir.path().join("warden.sock");
     let server = serve_unix(&socket, ctx).expect("serve");
     FakeServer {
@@ -696,11 +688,7 @@ async fn a_stale_socket_is_replaced_and_a_live_one_refused() {
                 live: broadcast::channel(1).0,
             }),
         });
-        Arc::new(ApiContext::with_backend(
-            backend,
-            dir.path().join("warden.toml"),
-            mpsc::channel(1).0,
-        ))
+        Arc::new(ApiContext::with_backend(backend, mpsc::channel(1).0))
     };
     let first = serve_unix(&socket, ctx()).expect("stale socket replaced");
     assert_eq!(unix_request(&socket, "GET", "/v1/status").await.status, 200);
@@ -805,11 +793,7 @@ async fn tcp_needs_the_bearer_token() {
             live: broadcast::channel(1).0,
         }),
     });
-    let ctx = Arc::new(ApiContext::with_backend(
-        backend,
-        PathBuf::from("/nonexistent/warden.toml"),
-        mpsc::channel(1).0,
-    ));
+    let ctx = Arc::new(ApiContext::with_backend(backend, mpsc::channel(1).0));
     let token = Secret("tok-3f9a".into());
     assert!(matches!(
         serve_tcp(

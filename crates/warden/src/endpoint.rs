@@ -82,7 +82,7 @@ pub async fn serve(
             }
         }
     });
-    let ctx = Arc::new(ApiContext::new(handle, config.path.clone(), shutdown_tx));
+    let ctx = Arc::new(ApiContext::new(handle, shutdown_tx));
     let mut servers = Vec::new();
     let addr = address(config, instance);
     let local =

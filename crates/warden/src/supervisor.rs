@@ -3,12 +3,11 @@
 //! control endpoint, react to stop and reload requests, shut down within
 //! `shutdown_timeout`, and leave no process behind.
 
-use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use warden_core::config::{self, Config, ProcessEnv};
-use warden_core::engine::{Engine, Events, Handle, Level};
+use warden_core::config::Config;
+use warden_core::engine::{Engine, Events, Level};
 use warden_core::process;
 use warden_core::state::{StateDir, StateError};
 
@@ -110,7 +109,10 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
     loop {
         tokio::select! {
             ask = opts.asks.recv() => match ask {
-                Some(Ask::Reload) => reload(&handle, &config_path, events).await,
+                Some(Ask::Reload) => {
+                    // The outcome is logged by the engine; nobody waits for it here.
+                    let _ = handle.reload().await;
+                }
                 Some(Ask::Stop) | None => break,
             },
             _ = &mut task => break,
@@ -161,31 +163,6 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
     // Only now may the next warden (or a waiting `warden down`) take the state dir.
     drop(state);
     Ok(())
-}
-
-/// Re-read the config and apply it; a bad config changes nothing.
-async fn reload(handle: &Handle, path: &Path, events: Events) {
-    match config::load(path, &ProcessEnv) {
-        Err(errors) => {
-            for e in &errors.errors {
-                events.emit("warden", Level::Bad, &e.to_string());
-            }
-            events.emit(
-                "warden",
-                Level::Bad,
-                "reload refused: the config has errors; nothing was changed",
-            );
-        }
-        Ok(new) => {
-            if let Some(report) = handle.reload(new).await {
-                events.emit(
-                    "warden",
-                    Level::Info,
-                    &format!("reloaded: {}", report.summary()),
-                );
-            }
-        }
-    }
 }
 
 /// Forward warden's own signals as [`Ask`]s: SIGINT/SIGTERM stop, SIGHUP reloads (Unix);

@@ -38,8 +38,8 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::config::{self, Config, ProcessEnv, Secret};
-use crate::engine::{EngineError, Handle};
+use crate::config::Secret;
+use crate::engine::{EngineError, Handle, ReloadError};
 use crate::logs::{LogLine, ServiceLogs};
 use crate::model::Stream;
 use crate::proto::{
@@ -87,8 +87,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Start, stop or restart a service; resolves once it took effect.
     fn act<'a>(&'a self, action: Action, name: &'a str) -> BoxFuture<'a, Result<(), EngineError>>;
     fn logs<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Arc<dyn LogSource>, EngineError>>;
-    /// Apply a validated config; `None`: the engine is gone.
-    fn reload(&self, config: Config) -> BoxFuture<'_, Option<ReloadReport>>;
+    /// Re-read the config file and apply it (see [`Handle::reload`]).
+    fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>>;
 }
 
 impl Backend for Handle {
@@ -108,36 +108,27 @@ impl Backend for Handle {
         })
     }
 
-    fn reload(&self, config: Config) -> BoxFuture<'_, Option<ReloadReport>> {
-        Box::pin(Handle::reload(self, config))
+    fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>> {
+        Box::pin(Handle::reload(self))
     }
 }
 
 /// What every request handler shares.
 pub struct ApiContext {
     backend: Arc<dyn Backend>,
-    config_path: PathBuf,
     shutdown: mpsc::Sender<()>,
 }
 
 impl ApiContext {
-    /// `config_path`: the file `POST /v1/reload` re-reads. `shutdown` gets one `()` when a
-    /// client asks warden to shut down (`POST /v1/shutdown`); give it room for one message.
-    pub fn new(handle: Handle, config_path: PathBuf, shutdown: mpsc::Sender<()>) -> ApiContext {
-        ApiContext::with_backend(Arc::new(handle), config_path, shutdown)
+    /// `shutdown` gets one `()` when a client asks warden to shut down
+    /// (`POST /v1/shutdown`); give it room for one message.
+    pub fn new(handle: Handle, shutdown: mpsc::Sender<()>) -> ApiContext {
+        ApiContext::with_backend(Arc::new(handle), shutdown)
     }
 
     /// Like [`ApiContext::new`] over any [`Backend`] (tests use fakes).
-    pub fn with_backend(
-        backend: Arc<dyn Backend>,
-        config_path: PathBuf,
-        shutdown: mpsc::Sender<()>,
-    ) -> ApiContext {
-        ApiContext {
-            backend,
-            config_path,
-            shutdown,
-        }
+    pub fn with_backend(backend: Arc<dyn Backend>, shutdown: mpsc::Sender<()>) -> ApiContext {
+        ApiContext { backend, shutdown }
     }
 }
 
@@ -1029,28 +1020,16 @@ impl Follow {
 }
 
 async fn reload(ctx: &ApiContext) -> Resp {
-    let path = ctx.config_path.clone();
-    let loaded = match tokio::task::spawn_blocking(move || config::load(&path, &ProcessEnv)).await {
-        Ok(l) => l,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("reading the config failed: {e}"),
-            );
-        }
-    };
-    match loaded {
-        Err(errors) => {
+    match ctx.backend.reload().await {
+        Ok(report) => json_response(StatusCode::OK, &report),
+        Err(ReloadError::Config(errors)) => {
             let list: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
             json_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &ErrorBody::config(errors.file.display().to_string(), list),
             )
         }
-        Ok(config) => match ctx.backend.reload(config).await {
-            Some(report) => json_response(StatusCode::OK, &report),
-            None => shutting_down(),
-        },
+        Err(ReloadError::ShuttingDown) => shutting_down(),
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 pub use events::{Events, Level};
 use service::{Request, ServiceTask, Snapshot};
 
-use crate::config::{Config, ServiceConfig};
+use crate::config::{self, Config, ConfigErrors, ProcessEnv, ServiceConfig};
 use crate::logs::ServiceLogs;
 pub use crate::proto::{Action, ReloadReport};
 use crate::proto::{State, StatusReport, WardenInfo};
@@ -46,10 +46,22 @@ pub enum EngineError {
     ShuttingDown,
 }
 
+/// Why a reload changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file has errors (each with its position).
+    #[error("the config has errors; nothing was changed")]
+    Config(ConfigErrors),
+    #[error("warden is shutting down")]
+    ShuttingDown,
+}
+
 /// What `status` reads, kept current by the engine loop: answering it never waits on the
 /// loop (a reload may be busy stopping removed services) or on a service task.
 struct Board {
     config: String,
+    /// The file a reload re-reads.
+    config_path: std::path::PathBuf,
     started: Instant,
     services: Vec<(String, watch::Receiver<Snapshot>)>,
     /// The engine has ended: no status any more.
@@ -105,6 +117,7 @@ enum Msg {
 pub struct Handle {
     tx: mpsc::Sender<Msg>,
     board: Arc<std::sync::RwLock<Board>>,
+    events: Events,
 }
 
 impl Handle {
@@ -135,8 +148,41 @@ impl Handle {
     }
 
     /// Apply a new, already validated config.
-    pub async fn reload(&self, config: Config) -> Option<ReloadReport> {
+    pub async fn apply(&self, config: Config) -> Option<ReloadReport> {
         self.ask(|tx| Msg::Reload(Box::new(config), tx)).await
+    }
+
+    /// Re-read the config file warden runs and apply what changed: the one reload path, for
+    /// `POST /v1/reload`, SIGHUP and the Windows service's reload alike. A config with errors
+    /// changes nothing. Either way the outcome goes to warden's log.
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        let path = read(&self.board).config_path.clone();
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path, &ProcessEnv))
+            .await
+            .map_err(|_| ReloadError::ShuttingDown)?;
+        let events = self.events;
+        match loaded {
+            Err(errors) => {
+                for e in &errors.errors {
+                    events.emit("warden", Level::Bad, &e.to_string());
+                }
+                events.emit(
+                    "warden",
+                    Level::Bad,
+                    "reload refused: the config has errors; nothing was changed",
+                );
+                Err(ReloadError::Config(errors))
+            }
+            Ok(new) => {
+                let report = self.apply(new).await.ok_or(ReloadError::ShuttingDown)?;
+                events.emit(
+                    "warden",
+                    Level::Info,
+                    &format!("reloaded: {}", report.summary()),
+                );
+                Ok(report)
+            }
+        }
     }
 
     /// Stop every service and end the engine; returns when all are stopped.
@@ -191,6 +237,7 @@ impl Engine {
             }),
             board: Arc::new(std::sync::RwLock::new(Board {
                 config: config.path.display().to_string(),
+                config_path: config.path.clone(),
                 started: Instant::now(),
                 services: Vec::new(),
                 closed: false,
@@ -208,6 +255,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel(64);
         let (ready_tx, ready_rx) = oneshot::channel();
         let board = self.board.clone();
+        let events = self.ctx.events;
         let task = tokio::spawn(async move {
             let services = self.config.services.clone();
             let mut waits = Vec::new();
@@ -222,7 +270,7 @@ impl Engine {
             let _ = ready_tx.send(());
             self.run(rx).await;
         });
-        (Handle { tx, board }, task, ready_rx)
+        (Handle { tx, board, events }, task, ready_rx)
     }
 
     /// Create the task of a service; start it if it should run. Returns the start's reply.
@@ -355,6 +403,7 @@ impl Engine {
     fn publish(&self) {
         let mut board = write(&self.board);
         board.config = self.config.path.display().to_string();
+        board.config_path.clone_from(&self.config.path);
         board.services = self
             .entries
             .iter()
