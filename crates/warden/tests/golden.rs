@@ -1046,3 +1046,68 @@ restart = "never"
     s.daemon = false;
     s.finish("api");
 }
+
+// ---------------------------------------------------------------------------------------
+// The normalisation itself: it hides only what it must.
+
+#[test]
+fn normalisation_hides_only_measured_values() {
+    for d in ["0ms", "250ms", "1.2s", "5m12s", "2h03m", "3d04h"] {
+        assert!(is_duration(d), "{d}");
+    }
+    for d in ["", "ms", "1.25s", "5m1s", "2h3m", "1s", "12", "1h00"] {
+        assert!(!is_duration(d), "{d}");
+    }
+    assert_eq!(
+        durations_after("exited after 7ms; restarting in 0ms (ran 1.2s)", "after "),
+        "exited after <T>; restarting in 0ms (ran 1.2s)"
+    );
+    assert_eq!(
+        timestamps("at 2026-12-01T08:19:35.369Z, not 2026-12-01T08:19:35Z"),
+        "at <TS>, not 2026-12-01T08:19:35Z"
+    );
+    assert_eq!(
+        json_number_of(
+            "{\"uptime_ms\": 12, \"ran_ms\":null, \"restarts\": 3}",
+            "uptime_ms"
+        ),
+        "{\"uptime_ms\": <T>, \"ran_ms\":null, \"restarts\": 3}"
+    );
+    let mut n = Norm::new(Path::new("/tmp/x"));
+    n.learn_pid(4312);
+    assert_eq!(
+        n.text("/tmp/x/a (pid 4312) 43120 14312"),
+        "<DIR>/a (pid <PID>) 43120 14312"
+    );
+}
+
+#[test]
+fn the_table_is_laid_out_again_after_normalising() {
+    let mut n = Norm::new(Path::new("/tmp/x"));
+    n.learn_pid(123_456);
+    let table = "NAME    STATE    PID     UPTIME  RESTARTS  LAST EXIT       HEALTH\n\
+                 api     running  123456  2h03m   0         -               -\n\
+                 worker  backoff  -       -       7         code 1 (200ms)  -\n\
+                 \x20 worker: why\n";
+    assert_eq!(
+        n.table(table),
+        "NAME    STATE    PID    UPTIME  RESTARTS  LAST EXIT     HEALTH\n\
+         api     running  <PID>  <T>     0         -             -\n\
+         worker  backoff  -      -       7         code 1 (<T>)  -\n\
+         \x20 worker: why\n"
+    );
+}
+
+#[test]
+#[should_panic(expected = "is not tight")]
+fn a_table_with_a_wider_column_fails() {
+    let n = Norm::new(Path::new("/tmp/x"));
+    n.table("NAME    STATE\napi     running\n");
+}
+
+#[test]
+#[should_panic(expected = "not laid out as expected")]
+fn a_right_aligned_cell_fails() {
+    let n = Norm::new(Path::new("/tmp/x"));
+    n.table("NAME  RESTARTS  X\na        7     -\n");
+}
