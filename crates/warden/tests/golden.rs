@@ -1,5 +1,6 @@
 //! Golden files of warden's user-visible output: the CLI's stdout, stderr and exit code, the
-//! foreground event log, and the HTTP API's answers over the unix socket.
+//! foreground event log, and the HTTP API's answers over the unix socket (and TCP, for the
+//! token check).
 //!
 //! Each test runs one session against the real `warden` binary, writes a transcript of it,
 //! normalises what legitimately varies from run to run, and compares the result with
@@ -14,7 +15,8 @@
 //! Normalisation, deliberately narrow so that a change of wording or layout still fails:
 //! - the test's temp dir (as given and canonicalised) becomes `<DIR>`;
 //! - a number equal to a pid this test learned (warden's and every service's, read from
-//!   `status --json`, and the pids the services wrote themselves) becomes `<PID>`;
+//!   `status --json`, and the pids the services wrote themselves), standing alone (the `300`
+//!   of `300ms` stays), becomes `<PID>`;
 //! - an RFC 3339 UTC time with milliseconds (`2026-12-01T08:19:35.369Z`) becomes `<TS>`;
 //! - durations only where they are measured: the UPTIME cell and the `(…)` of the LAST EXIT
 //!   cell of the status table, the values of `uptime_ms`, `ran_ms` and `next_start_in_ms` in
@@ -24,7 +26,13 @@
 //!   and tight column widths, then laid out again the same way after its cells were normalised
 //!   (a pid or an uptime changes the widths);
 //! - in an HTTP answer, `content-length` is checked against the body and becomes `<LEN>`, and
-//!   the value of `date` becomes `<DATE>`.
+//!   the value of `date` becomes `<DATE>`;
+//! - in the event log, the `started` lines before `[warden] supervising` are sorted: the
+//!   services start concurrently, in no defined order.
+//!
+//! Kept as they are: warden's version, exit codes, JSON key order and whitespace, every
+//! message. Output that depends on a race is not recorded (e.g. the state a `start` answers
+//! for a program that exits at once).
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)]
 
@@ -238,7 +246,7 @@ impl Norm {
         self.pids_in(&s)
     }
 
-    /// Every run of digits equal to a known pid becomes `<PID>`.
+    /// Every run of digits equal to a known pid, not glued to a letter, becomes `<PID>`.
     fn pids_in(&self, s: &str) -> String {
         let mut out = String::with_capacity(s.len());
         let mut chars = s.char_indices().peekable();
@@ -256,7 +264,10 @@ impl Norm {
                 chars.next();
             }
             let run = &s[i..end];
-            if self.pids.contains(run) {
+            // `300ms` is a duration even if 300 is a pid: a pid stands alone.
+            let glued = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+            let standalone = !glued(s[..i].chars().next_back()) && !glued(s[end..].chars().next());
+            if standalone && self.pids.contains(run) {
                 out.push_str("<PID>");
             } else {
                 out.push_str(run);
@@ -731,6 +742,7 @@ autostart = false
 fn status_table_and_json() {
     let mut s = Session::new(&every_state());
     s.up_detached();
+    s.wait_states(&[("held", "running")]);
     let o = s.env.run(&["stop", "held"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     s.wait_states(&[
@@ -1076,8 +1088,8 @@ fn normalisation_hides_only_measured_values() {
     let mut n = Norm::new(Path::new("/tmp/x"));
     n.learn_pid(4312);
     assert_eq!(
-        n.text("/tmp/x/a (pid 4312) 43120 14312"),
-        "<DIR>/a (pid <PID>) 43120 14312"
+        n.text("/tmp/x/a (pid 4312) 43120 14312 4312ms"),
+        "<DIR>/a (pid <PID>) 43120 14312 4312ms"
     );
 }
 
