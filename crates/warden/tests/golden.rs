@@ -970,6 +970,42 @@ restart = "on-failure"
     assert_golden("events_crash_loop", &text);
 }
 
+/// `up --attach`: every output line as `NAME | line` on warden's stdout.
+#[test]
+fn foreground_attach_output() {
+    // The service waits for the file `go`: its output and exit come after warden said it is
+    // supervising.
+    let env = Env::new(&format!(
+        "[services.talk]\ncommand = [\"sh\", \"-c\", \"while [ ! -e go ]; do sleep 0.01; done; exec {tc} --line-len 20 --lines 2 --no-newline tail\"]\nrestart = \"never\"\n",
+        tc = tc().trim_matches('"')
+    ));
+    let mut norm = Norm::new(env.dir.path());
+    let mut w = env.up(&["--attach"]);
+    norm.learn_pid(i64::from(w.pid()));
+    w.wait_stderr("supervising 1 service(s)");
+    std::fs::write(env.path("go"), "").unwrap();
+    w.wait_stderr("[talk] exited");
+    wait_for("talk's three lines on stdout", WAIT, || {
+        (w.stdout().lines().count() >= 3).then_some(())
+    });
+    w.signal(libc::SIGTERM);
+    let code = w
+        .wait_exit(WAIT)
+        .map_or_else(|| "signal".to_owned(), |c| c.to_string());
+    let stderr = w.stderr();
+    for line in stderr.lines() {
+        if let Some((_, rest)) = line.split_once("started (pid ") {
+            norm.learn_pid(rest.trim_end_matches(')').parse().unwrap());
+        }
+    }
+    let text = format!(
+        "$ warden up --attach -c <DIR>/warden.toml; touch go; then SIGTERM\n[exit {code}]\n[stdout]\n{}[stderr]\n{}",
+        norm.text(&w.stdout()),
+        norm.events(&stderr)
+    );
+    assert_golden("attach", &text);
+}
+
 #[test]
 fn http_api_answers() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
