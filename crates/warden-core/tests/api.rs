@@ -127,6 +127,7 @@ impl Live {
             Events {
                 color: false,
                 timestamps: false,
+                record: None,
             },
             kill_rx,
             false,

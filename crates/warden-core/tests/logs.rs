@@ -36,7 +36,7 @@ fn recorder() -> (Reporter, Arc<Mutex<Vec<String>>>) {
 
 fn open(cfg: &LogConfig) -> (Arc<ServiceLogs>, Arc<Mutex<Vec<String>>>) {
     let (rep, seen) = recorder();
-    (ServiceLogs::open("svc", cfg, rep).expect("open logs"), seen)
+    (ServiceLogs::open("svc", cfg, rep), seen)
 }
 
 async fn join(h: tokio::task::JoinHandle<()>) {
@@ -584,7 +584,7 @@ async fn reconfigure_moves_later_lines_to_the_new_file() {
     let mut cfg2 = cfg.clone();
     cfg2.stdout = dir.path().join("sub").join("new.log");
     cfg2.timestamps = true;
-    logs.reconfigure(&cfg2).expect("reconfigure");
+    logs.reconfigure(&cfg2);
     w.write_all(b"new\n").await.expect("write");
     drop(w);
     join(pump).await;
@@ -683,7 +683,7 @@ async fn reconfigure_sets_the_encoding_of_later_pumps() {
     pump_to_eof(&logs, Stream::Out, &[b"caf\xe9\n"]).await;
     let mut cfg2 = cfg.clone();
     cfg2.encoding = Some("latin1".into());
-    logs.reconfigure(&cfg2).expect("reconfigure");
+    logs.reconfigure(&cfg2);
     pump_to_eof(&logs, Stream::Out, &[b"caf\xe9\n"]).await;
     // The first pump passed the byte unchanged, the second decoded it.
     let mut want = b"caf\xe9\n".to_vec();

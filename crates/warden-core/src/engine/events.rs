@@ -14,6 +14,8 @@ pub struct Events {
     pub color: bool,
     /// Prefix each event with an RFC 3339 time (stderr is a file, e.g. `warden.log`).
     pub timestamps: bool,
+    /// Keep each event as `[service] message` here instead of printing it (tests).
+    pub record: Option<&'static std::sync::Mutex<Vec<String>>>,
 }
 
 /// What kind of event a line reports; decides its colour.
@@ -36,6 +38,16 @@ impl Events {
         Events {
             color: tty && !no_color,
             timestamps: !tty,
+            record: None,
+        }
+    }
+
+    /// Events kept in `record` instead of printed.
+    pub fn recording(record: &'static std::sync::Mutex<Vec<String>>) -> Events {
+        Events {
+            color: false,
+            timestamps: false,
+            record: Some(record),
         }
     }
 
@@ -49,6 +61,13 @@ impl Events {
 
     /// Print `[service] message`.
     pub fn emit(&self, service: &str, level: Level, message: &str) {
+        if let Some(record) = self.record {
+            record
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(format!("[{service}] {message}"));
+            return;
+        }
         let mut line = String::with_capacity(64 + message.len());
         if self.timestamps {
             line.push_str(&rfc3339_ms(SystemTime::now()));

@@ -7,21 +7,26 @@
 
 pub mod events;
 pub mod service;
+pub mod spawner;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 pub use events::{Events, Level};
-use service::{Request, ServiceTask, Snapshot};
+use service::{Request, Rest, ServiceTask, Snapshot};
+pub use spawner::{OsSpawner, Proc, Spawner};
 
 use crate::config::{self, Config, ConfigErrors, ProcessEnv, ServiceConfig};
 use crate::logs::ServiceLogs;
 pub use crate::proto::{Action, ReloadReport};
-use crate::proto::{State, StatusReport, WardenInfo};
+use crate::proto::{StatusReport, WardenInfo};
 use crate::state::StateDir;
 
 /// What every service task shares.
@@ -33,6 +38,8 @@ pub struct Ctx {
     pub marker: String,
     /// Turns true on a second Ctrl-C: stop waiting for graceful exits, kill at once.
     pub kill_now: watch::Receiver<bool>,
+    /// Starts every process (the OS, or a fake in the engine's unit tests).
+    pub spawner: Arc<dyn Spawner>,
 }
 
 /// An error of an engine operation, in words for the user.
@@ -63,7 +70,7 @@ struct Board {
     /// The file a reload re-reads.
     config_path: std::path::PathBuf,
     started: Instant,
-    services: Vec<(String, watch::Receiver<Snapshot>)>,
+    services: Vec<(String, watch::Receiver<Snapshot>, Arc<ServiceLogs>)>,
     /// The engine has ended: no status any more.
     closed: bool,
 }
@@ -84,7 +91,7 @@ impl Board {
             services: self
                 .services
                 .iter()
-                .map(|(name, s)| s.borrow().status(name, now))
+                .map(|(name, s, logs)| s.borrow().status(name, now, logs.problem()))
                 .collect(),
         })
     }
@@ -234,6 +241,7 @@ impl Engine {
                 state,
                 marker,
                 kill_now,
+                spawner: Arc::new(OsSpawner),
             }),
             board: Arc::new(std::sync::RwLock::new(Board {
                 config: config.path.display().to_string(),
@@ -247,6 +255,20 @@ impl Engine {
             hand_stopped,
             attach: attach.then_some(width),
         }
+    }
+
+    /// Start every process through `spawner` instead of the OS (the engine's unit tests).
+    #[must_use]
+    pub fn with_spawner(mut self, spawner: Arc<dyn Spawner>) -> Engine {
+        let ctx = &self.ctx;
+        self.ctx = Arc::new(Ctx {
+            events: ctx.events,
+            state: ctx.state.clone(),
+            marker: ctx.marker.clone(),
+            kill_now: ctx.kill_now.clone(),
+            spawner,
+        });
+        self
     }
 
     /// Start the engine loop: every autostart service is started (concurrently). The returned
@@ -281,27 +303,20 @@ impl Engine {
             let name = name.clone();
             Arc::new(move |msg: &str| events.emit(&name, Level::Warn, msg))
         };
-        let logs = match ServiceLogs::open(&name, &cfg.log, reporter.clone()) {
-            Ok(l) => l,
-            Err(e) => {
-                events.emit(
-                    &name,
-                    Level::Bad,
-                    &format!("cannot open its log files: {e}"),
-                );
-                // Keep supervising: open nothing now; the writer retries on the first line.
-                ServiceLogs::open(&name, &cfg.log, reporter).ok()?
-            }
-        };
+        // A log file that cannot be opened does not stop the service: its output is held in
+        // memory and the file retried; `status` shows why (see `ServiceLogs::problem`).
+        let logs = ServiceLogs::open(&name, &cfg.log, reporter);
+        if let Some(problem) = logs.problem() {
+            events.emit(&name, Level::Bad, &format!("log: {problem}"));
+        }
         let should_start = cfg.autostart && !self.hand_stopped.contains(&name);
-        let (state, reason) = if should_start {
-            (State::Pending, Some("starting".to_owned()))
+        let (rest, reason) = if should_start {
+            (Rest::Pending, "starting")
         } else if cfg.autostart {
-            (State::Stopped, Some("stopped by hand".to_owned()))
+            (Rest::Stopped, "stopped by hand")
         } else {
-            (State::Stopped, Some("autostart = false".to_owned()))
+            (Rest::Stopped, "autostart = false")
         };
-        let (status_tx, status_rx) = watch::channel(ServiceTask::initial_snapshot(reason, state));
         let (req_tx, req_rx) = mpsc::channel(16);
         if let Some(width) = self.attach {
             let mut lines = logs.subscribe();
@@ -323,12 +338,13 @@ impl Engine {
                 }
             });
         }
-        let task = ServiceTask::new(
+        let (task, status_rx) = ServiceTask::new(
             cfg.clone(),
             logs.clone(),
             self.ctx.clone(),
             req_rx,
-            status_tx,
+            rest,
+            reason.to_owned(),
         );
         let task = tokio::spawn(task.run());
         let wait = if should_start {
@@ -407,7 +423,7 @@ impl Engine {
         board.services = self
             .entries
             .iter()
-            .map(|e| (e.cfg.name.clone(), e.status.clone()))
+            .map(|e| (e.cfg.name.clone(), e.status.clone(), e.logs.clone()))
             .collect();
     }
 

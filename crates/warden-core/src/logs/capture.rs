@@ -85,7 +85,7 @@ fn settings(cfg: &LogConfig) -> FileSettings {
 }
 
 /// Open the sinks of `cfg`, reusing those of `old` whose path did not change.
-fn routes(cfg: &LogConfig, old: Option<&Routes>, reporter: &Reporter) -> std::io::Result<Routes> {
+fn routes(cfg: &LogConfig, old: Option<&Routes>, reporter: &Reporter) -> Routes {
     let s = settings(cfg);
     let reuse = |path: &std::path::Path| -> Option<Arc<Sink>> {
         let old = old?;
@@ -99,45 +99,48 @@ fn routes(cfg: &LogConfig, old: Option<&Routes>, reporter: &Reporter) -> std::io
     };
     let out = match reuse(&cfg.stdout) {
         Some(k) => k,
-        None => Sink::open(&cfg.stdout, s, Arc::clone(reporter))?,
+        None => Sink::open(&cfg.stdout, s, Arc::clone(reporter)),
     };
     let err = match &cfg.stderr {
         StderrTarget::Stdout => Arc::clone(&out),
         StderrTarget::File(p) if *p == cfg.stdout => Arc::clone(&out),
         StderrTarget::File(p) => match reuse(p) {
             Some(k) => k,
-            None => Sink::open(p, s, Arc::clone(reporter))?,
+            None => Sink::open(p, s, Arc::clone(reporter)),
         },
     };
-    Ok(Routes { out, err })
+    Routes { out, err }
 }
 
 impl ServiceLogs {
     /// Open (create) the service's log files per `cfg`; keep the last 1000 lines (at most
-    /// about 1 MiB) in memory.
-    pub fn open(
-        service: &str,
-        cfg: &LogConfig,
-        reporter: Reporter,
-    ) -> std::io::Result<Arc<ServiceLogs>> {
-        let routes = routes(cfg, None, &reporter)?;
-        Ok(Arc::new(ServiceLogs {
+    /// about 1 MiB) in memory. A file that cannot be opened is retried while its output is
+    /// held in memory (see [`ServiceLogs::problem`]).
+    pub fn open(service: &str, cfg: &LogConfig, reporter: Reporter) -> Arc<ServiceLogs> {
+        let routes = routes(cfg, None, &reporter);
+        Arc::new(ServiceLogs {
             service: service.to_owned(),
             encoding: Mutex::new(cfg.encoding.clone()),
             reporter,
             routes: Mutex::new(Arc::new(routes)),
             tail: Mutex::new(Tail::new(TAIL_LINES, TAIL_BYTES)),
             tx: OnceLock::new(),
-        }))
+        })
+    }
+
+    /// Why a log file of this service is not being written right now, if one is not:
+    /// `cannot open PATH: ...` or `cannot write PATH: ...`.
+    pub fn problem(&self) -> Option<String> {
+        let routes = Arc::clone(&lock(&self.routes));
+        routes.out.problem().or_else(|| routes.err.problem())
     }
 
     /// Apply a changed `[services.NAME.log]` (reload): later lines follow the new settings.
-    pub fn reconfigure(&self, cfg: &LogConfig) -> std::io::Result<()> {
+    pub fn reconfigure(&self, cfg: &LogConfig) {
         let mut current = lock(&self.routes);
-        let new = routes(cfg, Some(&current), &self.reporter)?;
+        let new = routes(cfg, Some(&current), &self.reporter);
         *current = Arc::new(new);
         lock(&self.encoding).clone_from(&cfg.encoding);
-        Ok(())
     }
 
     /// Drain `pipe` until EOF into this service's logs as `stream`.

@@ -54,6 +54,8 @@ struct SinkState {
 
 struct Failure {
     error: String,
+    /// The failure in a sentence, for `status`.
+    what: String,
     pending: Vec<u8>,
     dropped: u64,
 }
@@ -66,23 +68,33 @@ struct After {
 }
 
 impl Sink {
-    /// Open `path` for appending (creating it and its directory).
-    pub(crate) fn open(
-        path: &Path,
-        settings: FileSettings,
-        reporter: Reporter,
-    ) -> io::Result<Arc<Sink>> {
-        let file = open_append(path)?;
-        let size = file.metadata()?.len();
+    /// Open `path` for appending (creating it and its directory). A file that cannot be
+    /// opened does not stop the service: its output is held as after a failed write (up to
+    /// [`FAIL_BUFFER`] bytes), the file is retried, and [`Sink::problem`] says why.
+    pub(crate) fn open(path: &Path, settings: FileSettings, reporter: Reporter) -> Arc<Sink> {
+        let (file, size, failure) =
+            match open_append(path).and_then(|f| Ok((f.metadata()?.len(), f))) {
+                Ok((size, f)) => (Some(f), size, None),
+                Err(e) => (
+                    None,
+                    0,
+                    Some(Failure {
+                        error: e.to_string(),
+                        what: format!("cannot open {}: {e}", path.display()),
+                        pending: Vec::new(),
+                        dropped: 0,
+                    }),
+                ),
+            };
         let rotator = Arc::new(Rotator::new());
         let leftovers = rotator.adopt_leftovers(path);
         let sink = Arc::new(Sink {
             path: path.to_path_buf(),
             state: Mutex::new(SinkState {
-                file: Some(file),
+                file,
                 size,
                 settings,
-                failure: None,
+                failure,
                 retrying: false,
             }),
             rotator,
@@ -100,7 +112,12 @@ impl Sink {
                 );
             }
         }
-        Ok(sink)
+        sink
+    }
+
+    /// Why this file is not being written right now (`cannot open PATH: ...`), if it is not.
+    pub(crate) fn problem(&self) -> Option<String> {
+        lock(&self.state).failure.as_ref().map(|f| f.what.clone())
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -180,11 +197,15 @@ impl Sink {
         }
         if let Some(f) = &mut st.failure {
             buffer(f, data);
+            // A file that could not even be opened gets its retry timer with its first line.
+            after.start_timer = !st.retrying;
+            st.retrying = true;
             return;
         }
         if let Err((written, err)) = self.write_rotating(st, data, after) {
             let mut f = Failure {
                 error: err.to_string(),
+                what: format!("cannot write {}: {err}", self.path.display()),
                 pending: Vec::new(),
                 dropped: 0,
             };
@@ -215,6 +236,7 @@ impl Sink {
         let Some(f) = st.failure.take() else { return };
         let Failure {
             error,
+            what,
             pending: mut out,
             dropped,
         } = f;
@@ -244,6 +266,7 @@ impl Sink {
                 out.drain(..written);
                 st.failure = Some(Failure {
                     error,
+                    what,
                     pending: out,
                     dropped,
                 });
@@ -569,6 +592,7 @@ mod tests {
     fn buffer_keeps_whole_lines_then_counts_drops() {
         let mut f = Failure {
             error: String::new(),
+            what: String::new(),
             pending: vec![b'x'; FAIL_BUFFER - 5],
             dropped: 0,
         };
@@ -600,7 +624,7 @@ mod tests {
             compress: false,
             timestamps: false,
         };
-        let sink = Sink::open(&link, settings, Arc::new(|_: &str| {})).expect("open");
+        let sink = Sink::open(&link, settings, Arc::new(|_: &str| {}));
         assert_eq!(Arc::weak_count(&sink), 0, "no timer before a failure");
 
         sink.write(b"a\n");

@@ -148,3 +148,73 @@ pub fn kill_all_descendants() -> usize {
 pub async fn wait_no_children(timeout: Duration) -> bool {
     imp::wait_no_children(timeout).await
 }
+
+/// One graceful step of stopping a tree, portable: what `stop_signal` (Unix) and
+/// `stop_method` (Windows) configure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopStep {
+    /// Unix: this signal to the whole process group.
+    Signal(Signal),
+    /// Windows: `CTRL_C_EVENT` on the child's own console.
+    CtrlC,
+    /// Windows: `WM_CLOSE` to every top-level window of the tree.
+    WmClose,
+}
+
+/// What a [`StopStep`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The program was asked; give it time.
+    Applied,
+    /// The step cannot reach this program (no window, no console, not this OS): it takes no
+    /// time, the next step follows at once.
+    NotApplicable,
+}
+
+/// The graceful steps of a stop, in order: on Unix the stop signal; on Windows each step of
+/// `stop_method` before `terminate` (which is the kill that follows the steps anyway).
+pub fn stop_steps(stop_signal: Signal, stop_method: &[crate::model::StopMethod]) -> Vec<StopStep> {
+    use crate::model::StopMethod;
+    if cfg!(windows) {
+        stop_method
+            .iter()
+            .filter_map(|m| match m {
+                StopMethod::CtrlC => Some(StopStep::CtrlC),
+                StopMethod::WmClose => Some(StopStep::WmClose),
+                StopMethod::Terminate => None,
+            })
+            .collect()
+    } else {
+        vec![StopStep::Signal(stop_signal)]
+    }
+}
+
+impl Child {
+    /// Take one graceful step (see [`StopStep`]).
+    #[allow(clippy::unused_async)] // async on Windows, where a step may wait for a helper
+    pub async fn request_stop_step(&self, step: StopStep) -> std::io::Result<StepOutcome> {
+        #[cfg(unix)]
+        {
+            match step {
+                StopStep::Signal(sig) => self.signal(sig).map(|()| StepOutcome::Applied),
+                StopStep::CtrlC | StopStep::WmClose => Ok(StepOutcome::NotApplicable),
+            }
+        }
+        #[cfg(windows)]
+        {
+            use crate::model::StopMethod;
+            let method = match step {
+                StopStep::Signal(_) => return Ok(StepOutcome::NotApplicable),
+                StopStep::CtrlC => StopMethod::CtrlC,
+                StopStep::WmClose => StopMethod::WmClose,
+            };
+            // The Ctrl-C step waits for a short-lived helper process.
+            Ok(
+                match tokio::task::block_in_place(|| self.request_stop(method)) {
+                    Ok(()) => StepOutcome::Applied,
+                    Err(_) => StepOutcome::NotApplicable,
+                },
+            )
+        }
+    }
+}

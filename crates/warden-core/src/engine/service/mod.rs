@@ -1,0 +1,487 @@
+//! One task per service: it owns the child, decides on restarts, and answers requests.
+//!
+//! The task waits on everything at once (`select!`): the child's exit, a request, the end of
+//! a backoff delay. What to do after an exit is decided by the pure functions of
+//! [`crate::policy`]. Its state is one [`Phase`], whose variants carry their data; what it
+//! publishes ([`Snapshot`]) is derived from it after every change, never written beside it.
+
+mod snapshot;
+mod stop;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use self::snapshot::{Snapshot, View};
+use super::Ctx;
+use super::events::Level;
+use super::spawner::Proc;
+use crate::config::ServiceConfig;
+use crate::logs::ServiceLogs;
+use crate::model::Stream;
+use crate::policy::{self, AfterExit, RestartHistory, StartVerdict};
+use crate::process::{ExitStatus, SpawnSpec};
+use crate::proto::LastExit;
+use crate::util::{fmt_duration, rfc3339_ms};
+
+/// The answer to a request: `Err` carries the reason in words.
+pub type Reply = oneshot::Sender<Result<(), String>>;
+
+/// What the engine asks of a service task.
+pub enum Request {
+    /// Start it (by hand or at warden's start); resets the restart history.
+    Start(Reply),
+    /// Stop it; it stays stopped until started again.
+    Stop(Reply),
+    /// Stop it if it runs, then start it.
+    Restart(Reply),
+    /// Take a new config (reload). It restarts if it was running or waiting to restart.
+    Reconfigure(Box<ServiceConfig>, Reply),
+    /// Stop it and end the task.
+    Shutdown(Reply),
+}
+
+/// A running child and what belongs to its run.
+struct Run {
+    child: Box<dyn Proc>,
+    started: Instant,
+    pumps: Vec<JoinHandle<()>>,
+}
+
+/// Where a service rests when no process runs and nothing is scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rest {
+    Pending,
+    Stopped,
+    Exited,
+    Failed,
+}
+
+enum Phase {
+    Rest {
+        rest: Rest,
+        reason: String,
+    },
+    Running(Run),
+    /// The run is being ended by the task (its tree is owned by the stopping code).
+    Stopping {
+        pid: u32,
+        since: Instant,
+    },
+    Backoff {
+        until: Instant,
+        reason: String,
+    },
+}
+
+enum Event {
+    Exited(ExitStatus),
+    BackoffOver,
+    Request(Option<Request>),
+}
+
+/// Why a run ended by warden's hand.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StopKind {
+    /// Stopped by hand (or shutdown): rests in `stopped`.
+    Stop,
+    /// A restart follows at once.
+    Restart,
+}
+
+pub struct ServiceTask {
+    cfg: ServiceConfig,
+    logs: Arc<ServiceLogs>,
+    ctx: Arc<Ctx>,
+    rx: mpsc::Receiver<Request>,
+    status: watch::Sender<Snapshot>,
+    history: RestartHistory,
+    phase: Phase,
+    restarts: u32,
+    last_exit: Option<LastExit>,
+}
+
+impl ServiceTask {
+    /// A task resting in `rest` (with `reason`) until its first request. Returns the task and
+    /// the receiver of what it publishes.
+    pub fn new(
+        cfg: ServiceConfig,
+        logs: Arc<ServiceLogs>,
+        ctx: Arc<Ctx>,
+        rx: mpsc::Receiver<Request>,
+        rest: Rest,
+        reason: String,
+    ) -> (ServiceTask, watch::Receiver<Snapshot>) {
+        let phase = Phase::Rest { rest, reason };
+        let (status, status_rx) = watch::channel(Snapshot::new(view(&phase)));
+        let task = ServiceTask {
+            cfg,
+            logs,
+            ctx,
+            rx,
+            status,
+            history: RestartHistory::default(),
+            phase,
+            restarts: 0,
+            last_exit: None,
+        };
+        (task, status_rx)
+    }
+
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn emit(&self, level: Level, msg: &str) {
+        self.ctx.events.emit(&self.cfg.name, level, msg);
+    }
+
+    /// Enter `phase` and publish what it shows.
+    fn set(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.publish();
+    }
+
+    fn rest(&mut self, rest: Rest, reason: impl Into<String>) {
+        self.set(Phase::Rest {
+            rest,
+            reason: reason.into(),
+        });
+    }
+
+    fn publish(&self) {
+        self.status.send_replace(Snapshot {
+            view: view(&self.phase),
+            restarts: self.restarts,
+            last_exit: self.last_exit.clone(),
+        });
+    }
+
+    /// The task's life: wait on the child, the backoff timer and requests together.
+    pub async fn run(mut self) {
+        loop {
+            let event = match &mut self.phase {
+                Phase::Running(run) => tokio::select! {
+                    status = run.child.wait() => Event::Exited(status),
+                    req = self.rx.recv() => Event::Request(req),
+                },
+                Phase::Backoff { until, .. } => {
+                    let until = *until;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => Event::BackoffOver,
+                        req = self.rx.recv() => Event::Request(req),
+                    }
+                }
+                Phase::Rest { .. } | Phase::Stopping { .. } => Event::Request(self.rx.recv().await),
+            };
+            match event {
+                Event::Exited(status) => self.on_exit(status).await,
+                Event::BackoffOver => self.start(true),
+                Event::Request(None) => {
+                    self.stop(StopKind::Stop, "warden is shutting down").await;
+                    break;
+                }
+                Event::Request(Some(Request::Shutdown(reply))) => {
+                    self.stop(StopKind::Stop, "warden is shutting down").await;
+                    let _ = reply.send(Ok(()));
+                    break;
+                }
+                Event::Request(Some(req)) => self.handle(req).await,
+            }
+        }
+    }
+
+    async fn handle(&mut self, req: Request) {
+        match req {
+            Request::Start(reply) => {
+                let result = if let Phase::Running(_) = &self.phase {
+                    Ok(())
+                } else {
+                    self.history.reset();
+                    self.start(false);
+                    self.start_result()
+                };
+                let _ = reply.send(result);
+            }
+            Request::Stop(reply) => {
+                self.stop(StopKind::Stop, "stopped by hand").await;
+                let _ = reply.send(Ok(()));
+            }
+            Request::Restart(reply) => {
+                self.stop(StopKind::Restart, "restarting").await;
+                self.history.reset();
+                self.start(false);
+                let _ = reply.send(self.start_result());
+            }
+            Request::Reconfigure(cfg, reply) => {
+                let was_active = matches!(self.phase, Phase::Running(_) | Phase::Backoff { .. });
+                if was_active {
+                    self.stop(StopKind::Restart, "config changed").await;
+                }
+                self.logs.reconfigure(&cfg.log);
+                self.cfg = *cfg;
+                let result = if was_active {
+                    self.history.reset();
+                    self.start(false);
+                    self.start_result()
+                } else {
+                    Ok(())
+                };
+                let _ = reply.send(result);
+            }
+            Request::Shutdown(_) => unreachable!("handled by run"),
+        }
+    }
+
+    /// After a start attempt: `Err` with the reason if it did not end up running.
+    fn start_result(&self) -> Result<(), String> {
+        match &self.phase {
+            Phase::Running(_) => Ok(()),
+            other => Err(view(other)
+                .reason()
+                .map_or_else(|| "did not start".to_owned(), str::to_owned)),
+        }
+    }
+
+    fn spawn_spec(&self) -> SpawnSpec {
+        let (program, args) = self
+            .cfg
+            .command
+            .split_first()
+            .map_or_else(|| (String::new(), &[][..]), |(p, a)| (p.clone(), a));
+        let mut env = self.cfg.child_env();
+        env.push(("WARDEN_INSTANCE".into(), self.ctx.marker.clone().into()));
+        SpawnSpec {
+            program: program.into(),
+            args: args.iter().map(Into::into).collect(),
+            cwd: self.cfg.cwd.clone(),
+            clear_env: !self.cfg.inherit_env,
+            env,
+            capture_output: true,
+        }
+    }
+
+    /// Start the child now (the start limit permitting). `restart`: this start follows an
+    /// exit by the restart policy (it counts in `restarts`).
+    fn start(&mut self, restart: bool) {
+        let now = Instant::now();
+        if let StartVerdict::LimitHit { count, window } = self
+            .history
+            .record_start(self.cfg.start_limit, now.into_std())
+        {
+            let reason = format!(
+                "start limit reached: more than {count} starts within {}",
+                fmt_duration(window)
+            );
+            self.emit(Level::Bad, &format!("failed: {reason}"));
+            self.rest(Rest::Failed, reason);
+            return;
+        }
+        if restart {
+            self.restarts = self.restarts.saturating_add(1);
+        }
+        match self.ctx.spawner.spawn(&self.spawn_spec()) {
+            Ok(mut child) => {
+                let pid = child.pid();
+                let mut pumps = Vec::with_capacity(2);
+                if let Some(out) = child.take_stdout() {
+                    pumps.push(self.logs.pump(out, Stream::Out));
+                }
+                if let Some(err) = child.take_stderr() {
+                    pumps.push(self.logs.pump(err, Stream::Err));
+                }
+                if let Err(e) = self.ctx.state.save_group(&child.group_record(self.name())) {
+                    self.emit(
+                        Level::Warn,
+                        &format!("cannot record process group {pid} in the state dir: {e}"),
+                    );
+                }
+                self.emit(Level::Good, &format!("started (pid {pid})"));
+                self.set(Phase::Running(Run {
+                    child,
+                    started: now,
+                    pumps,
+                }));
+            }
+            Err(err) => {
+                let reason = format!("cannot start: {}", error_chain(&err));
+                self.emit(Level::Bad, &reason);
+                self.after_end(None, Duration::ZERO, reason);
+            }
+        }
+    }
+
+    /// The main process ended on its own.
+    async fn on_exit(&mut self, status: ExitStatus) {
+        let Phase::Running(run) = std::mem::replace(
+            &mut self.phase,
+            Phase::Rest {
+                rest: Rest::Exited,
+                reason: String::new(),
+            },
+        ) else {
+            return;
+        };
+        let ran = run.started.elapsed();
+        // What the program left behind in its group goes too, before any restart.
+        self.set(Phase::Stopping {
+            pid: run.child.pid(),
+            since: run.started,
+        });
+        self.end_tree(run, false).await;
+        self.last_exit = Some(last_exit(status, ran));
+        self.after_end(Some(status), ran, format!("exited with {status}"));
+    }
+
+    /// Decide and enter what follows the end of a run (`None`: the spawn failed).
+    fn after_end(&mut self, status: Option<ExitStatus>, ran: Duration, what: String) {
+        let decision = policy::after_exit(
+            self.cfg.restart,
+            &self.cfg.success_codes,
+            &self.cfg.backoff,
+            &mut self.history,
+            status,
+            ran,
+            fastrand::f64(),
+        );
+        let after = if status.is_some() {
+            format!(" after {}", fmt_duration(ran))
+        } else {
+            String::new()
+        };
+        match decision {
+            AfterExit::Restart { delay, attempt } => {
+                if status.is_some() {
+                    let level = if policy::is_success(&self.cfg.success_codes, status) {
+                        Level::Info
+                    } else {
+                        Level::Warn
+                    };
+                    self.emit(
+                        level,
+                        &format!(
+                            "{what}{after}; restarting in {} (attempt {attempt})",
+                            fmt_duration(delay)
+                        ),
+                    );
+                }
+                if delay.is_zero() {
+                    self.start(true);
+                } else {
+                    self.set(Phase::Backoff {
+                        until: deadline_after(delay),
+                        reason: what,
+                    });
+                }
+            }
+            AfterExit::Rest { failed } => {
+                let (rest, level) = if failed {
+                    (Rest::Failed, Level::Bad)
+                } else {
+                    (Rest::Exited, Level::Info)
+                };
+                if status.is_some() {
+                    self.emit(
+                        level,
+                        &format!(
+                            "{what}{after}; not restarted (restart = {})",
+                            self.cfg.restart.name()
+                        ),
+                    );
+                }
+                self.rest(rest, what);
+            }
+        }
+    }
+
+    /// Stop whatever runs or is scheduled. Rests in `stopped` with `reason` (a restart may
+    /// follow).
+    async fn stop(&mut self, kind: StopKind, reason: &str) {
+        let phase = std::mem::replace(
+            &mut self.phase,
+            Phase::Rest {
+                rest: Rest::Stopped,
+                reason: reason.to_owned(),
+            },
+        );
+        if let Phase::Running(run) = phase {
+            let pid = run.child.pid();
+            self.set(Phase::Stopping {
+                pid,
+                since: run.started,
+            });
+            let ran = run.started.elapsed();
+            let status = self.end_tree(run, true).await;
+            if kind == StopKind::Stop {
+                let how = status.map_or_else(String::new, |st| format!(", {st}"));
+                self.emit(
+                    Level::Info,
+                    &format!("stopped (pid {pid}{how}, ran {})", fmt_duration(ran)),
+                );
+            }
+            if let Some(st) = status {
+                self.last_exit = Some(last_exit(st, ran));
+            }
+        }
+        self.rest(Rest::Stopped, reason);
+    }
+}
+
+/// What a phase shows.
+fn view(phase: &Phase) -> View {
+    match phase {
+        Phase::Rest { rest, reason } => {
+            let reason = reason.clone();
+            match rest {
+                Rest::Pending => View::Pending { reason },
+                Rest::Stopped => View::Stopped { reason },
+                Rest::Exited => View::Exited { reason },
+                Rest::Failed => View::Failed { reason },
+            }
+        }
+        Phase::Running(run) => View::Running {
+            pid: run.child.pid(),
+            since: run.started,
+        },
+        Phase::Stopping { pid, since } => View::Stopping {
+            pid: *pid,
+            since: *since,
+        },
+        Phase::Backoff { until, reason } => View::Backoff {
+            until: *until,
+            reason: reason.clone(),
+        },
+    }
+}
+
+/// `now + delay`, saturating far in the future instead of overflowing.
+fn deadline_after(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
+fn last_exit(status: ExitStatus, ran: Duration) -> LastExit {
+    LastExit {
+        code: status.code(),
+        signal: status.signal(),
+        at: rfc3339_ms(SystemTime::now()),
+        ran_ms: ran.as_millis() as u64,
+    }
+}
+
+/// `err: cause: cause`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut src = err.source();
+    while let Some(e) = src {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        src = e.source();
+    }
+    s
+}
