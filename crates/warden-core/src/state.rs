@@ -7,6 +7,9 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+pub mod layout;
+
+use self::layout::Layout;
 use crate::process::GroupRecord;
 
 /// An error about a state file, naming the path.
@@ -87,7 +90,7 @@ impl StateDir {
     /// same dir gets [`StateError::AlreadyRunning`] with the first one's pid.
     pub fn lock(dir: &Path) -> Result<StateDir, StateError> {
         fs::create_dir_all(dir).map_err(io_err("cannot create state dir", dir))?;
-        let path = dir.join("warden.lock");
+        let path = Layout::new(dir).lock();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -118,7 +121,7 @@ impl StateDir {
             f.flush()
         };
         write_pid(&mut file).map_err(io_err("cannot write", &path))?;
-        let run = dir.join("run");
+        let run = Layout::new(dir).run_dir();
         fs::create_dir_all(&run).map_err(io_err("cannot create", &run))?;
         Ok(StateDir {
             dir: dir.to_path_buf(),
@@ -137,7 +140,7 @@ impl StateDir {
     }
 
     fn record_path(&self, service: &str) -> PathBuf {
-        self.dir.join("run").join(format!("svc-{service}.json"))
+        Layout::new(&self.dir).group_record(service)
     }
 
     /// Remember that `record`'s group runs (atomically replacing the previous record).
@@ -159,7 +162,7 @@ impl StateDir {
 
     /// The groups recorded by a previous warden (readable records only).
     pub fn recorded_groups(&self) -> Vec<GroupRecord> {
-        let Ok(entries) = fs::read_dir(self.dir.join("run")) else {
+        let Ok(entries) = fs::read_dir(Layout::new(&self.dir).run_dir()) else {
             return Vec::new();
         };
         entries
@@ -171,7 +174,7 @@ impl StateDir {
 
     /// Forget every recorded group.
     pub fn clear_all_groups(&self) {
-        if let Ok(entries) = fs::read_dir(self.dir.join("run")) {
+        if let Ok(entries) = fs::read_dir(Layout::new(&self.dir).run_dir()) {
             for e in entries.filter_map(Result::ok) {
                 let _ = fs::remove_file(e.path());
             }
@@ -180,7 +183,7 @@ impl StateDir {
 
     /// The services stopped by hand (they stay stopped across reloads and restarts of warden).
     pub fn hand_stopped(&self) -> Vec<String> {
-        fs::read(self.dir.join("stopped.json"))
+        fs::read(Layout::new(&self.dir).hand_stopped())
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
             .unwrap_or_default()
@@ -188,7 +191,7 @@ impl StateDir {
 
     pub fn save_hand_stopped(&self, names: &[String]) -> io::Result<()> {
         let data = serde_json::to_vec(names).map_err(io::Error::other)?;
-        write_atomic(&self.dir.join("stopped.json"), &data)
+        write_atomic(&Layout::new(&self.dir).hand_stopped(), &data)
     }
 }
 

@@ -1,15 +1,14 @@
 //! `warden`: turn any program into a reliable, long-running service.
 //!
-//! Exit codes (all commands): 0 done; 1 the operation failed; 2 usage or config error;
-//! 3 warden is not running.
+//! Exit codes (all commands): see [`exit`].
 
 mod cli;
 mod commands;
-mod endpoint;
+pub mod exit;
 mod os;
 mod render;
-mod supervisor;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -31,7 +30,17 @@ impl Failure {
 
     /// Exit 1: the operation failed.
     pub fn failed(message: impl Into<String>) -> Failure {
-        Failure::new(1, message)
+        Failure::new(exit::FAILED, message)
+    }
+
+    /// Exit 2: the command line or the config is wrong.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::new(exit::USAGE, message)
+    }
+
+    /// Exit 0 without a word: whoever read our output is gone (`warden check | true`).
+    pub fn reader_gone() -> Failure {
+        Failure::new(exit::OK, "")
     }
 }
 
@@ -47,7 +56,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
-                eprintln!("warden: {}", f.message);
+                // A closed stderr is no reason to panic.
+                let _ = writeln!(std::io::stderr(), "warden: {}", f.message);
             }
             ExitCode::from(f.code)
         }

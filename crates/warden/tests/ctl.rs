@@ -553,3 +553,91 @@ fn a_reload_that_turns_autostart_on_starts_the_service() {
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert_eq!(d.service("lazy")["state"], "running");
 }
+
+/// Run `warden ARGS -c warden.toml` with a stdout whose reader is already gone.
+fn run_with_closed_stdout(env: &Env, args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = Command::new(common::warden_bin())
+        .args(args)
+        .arg("-c")
+        .arg(env.config())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+// Issue 7, bug 2: `warden check | true` and friends died with a panic (SIGABRT in release).
+#[test]
+fn commands_exit_quietly_when_their_reader_is_gone() {
+    let env = Env::new(&(sleeper("a") + &sleeper("b")));
+    let o = run_with_closed_stdout(&env, &["check"]);
+    assert_eq!(o.status.code(), Some(0), "check: {}", out(&o));
+    assert!(o.stderr.is_empty(), "check: {}", out(&o));
+    let _d = Daemon::up(&env);
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["stop", "a"],
+        &["start", "a"],
+        &["restart", "a", "b"],
+        &["reload"],
+        &["logs", "a"],
+        &["down"],
+    ] {
+        let o = run_with_closed_stdout(&env, args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", out(&o));
+        assert!(o.stderr.is_empty(), "{args:?}: {}", out(&o));
+    }
+}
+
+// Issue 7, bug 3: a plain `warden status` without a warden.toml said it "has errors".
+#[test]
+fn status_without_a_config_file_says_it_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(common::warden_bin())
+        .arg("status")
+        .current_dir(dir.path())
+        .env_remove("WARDEN_CONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = assert_fails(&o, 3, "warden is not running");
+    assert!(
+        err.contains("warning: warden.toml does not exist;"),
+        "{err}"
+    );
+    assert!(!err.contains("has errors"), "{err}");
+}
+
+// Issue 7, bug 1: a service whose log file could not be opened vanished from warden.
+#[test]
+fn a_service_whose_log_file_cannot_be_opened_runs_and_shows_why() {
+    let env = Env::new(&format!(
+        "{}{}[services.badlog.log]\nstdout = \"notadir/x.log\"\n",
+        sleeper("good"),
+        sleeper("badlog")
+    ));
+    std::fs::write(env.path("notadir"), "a file where a dir should be").unwrap();
+    let d = Daemon::up(&env);
+    let badlog = d.service("badlog");
+    assert_eq!(badlog["state"], "running", "{badlog}");
+    let reason = badlog["reason"].as_str().unwrap();
+    assert!(reason.starts_with("log: cannot open "), "{reason}");
+    assert!(reason.contains("notadir/x.log"), "{reason}");
+    let o = env.run(&["stop", "badlog"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let o = env.run(&["start", "badlog"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    // Once the path works, the held output reaches the file.
+    std::fs::remove_file(env.path("notadir")).unwrap();
+    std::fs::create_dir(env.path("notadir")).unwrap();
+    wait_for("the log file to be written", WAIT, || {
+        let s = d.service("badlog");
+        s["reason"].is_null().then_some(())
+    });
+}

@@ -6,6 +6,7 @@
 //! both clients of it.
 
 pub mod events;
+mod reload;
 pub mod service;
 pub mod spawner;
 #[cfg(test)]
@@ -20,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use events::{Events, Level};
-use service::{Request, Rest, ServiceTask, Snapshot};
+use service::{Rest, ServiceTask, Snapshot};
 pub use spawner::{OsSpawner, Proc, Spawner};
 
 use crate::config::{self, Config, ConfigErrors, ProcessEnv, ServiceConfig};
@@ -109,7 +110,7 @@ fn write(board: &std::sync::RwLock<Board>) -> std::sync::RwLockWriteGuard<'_, Bo
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-enum Msg {
+enum Request {
     Act(Action, String, oneshot::Sender<Result<(), EngineError>>),
     Logs(
         String,
@@ -122,13 +123,13 @@ enum Msg {
 /// A cloneable way to drive the engine.
 #[derive(Clone)]
 pub struct Handle {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::Sender<Request>,
     board: Arc<std::sync::RwLock<Board>>,
     events: Events,
 }
 
 impl Handle {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Option<T> {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Option<T> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(make(tx)).await.ok()?;
         rx.await.ok()
@@ -143,20 +144,20 @@ impl Handle {
 
     /// Start, stop or restart one service; returns once it took effect.
     pub async fn act(&self, action: Action, name: &str) -> Result<(), EngineError> {
-        self.ask(|tx| Msg::Act(action, name.to_owned(), tx))
+        self.ask(|tx| Request::Act(action, name.to_owned(), tx))
             .await
             .unwrap_or(Err(EngineError::ShuttingDown))
     }
 
     pub async fn logs(&self, name: &str) -> Result<Arc<ServiceLogs>, EngineError> {
-        self.ask(|tx| Msg::Logs(name.to_owned(), tx))
+        self.ask(|tx| Request::Logs(name.to_owned(), tx))
             .await
             .unwrap_or(Err(EngineError::ShuttingDown))
     }
 
     /// Apply a new, already validated config.
     pub async fn apply(&self, config: Config) -> Option<ReloadReport> {
-        self.ask(|tx| Msg::Reload(Box::new(config), tx)).await
+        self.ask(|tx| Request::Reload(Box::new(config), tx)).await
     }
 
     /// Re-read the config file warden runs and apply what changed: the one reload path, for
@@ -194,13 +195,13 @@ impl Handle {
 
     /// Stop every service and end the engine; returns when all are stopped.
     pub async fn shutdown(&self) {
-        let _ = self.ask(Msg::Shutdown).await;
+        let _ = self.ask(Request::Shutdown).await;
     }
 }
 
 struct Entry {
     cfg: ServiceConfig,
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<service::Request>,
     status: watch::Receiver<Snapshot>,
     logs: Arc<ServiceLogs>,
     task: JoinHandle<()>,
@@ -350,7 +351,7 @@ impl Engine {
         let wait = if should_start {
             let (tx, rx) = oneshot::channel();
             // A fresh channel with room: this cannot fail.
-            let _ = req_tx.try_send(Request::Start(tx));
+            let _ = req_tx.try_send(service::Request::Start(tx));
             Some(rx)
         } else {
             None
@@ -376,10 +377,10 @@ impl Engine {
             })
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         while let Some(msg) = rx.recv().await {
             match msg {
-                Msg::Act(action, name, reply) => {
+                Request::Act(action, name, reply) => {
                     let result = self.act(action, &name);
                     match result {
                         Ok(rx) => {
@@ -398,14 +399,14 @@ impl Engine {
                         }
                     }
                 }
-                Msg::Logs(name, reply) => {
+                Request::Logs(name, reply) => {
                     let _ = reply.send(self.find(&name).map(|e| e.logs.clone()));
                 }
-                Msg::Reload(config, reply) => {
+                Request::Reload(config, reply) => {
                     let report = self.reload(*config).await;
                     let _ = reply.send(report);
                 }
-                Msg::Shutdown(reply) => {
+                Request::Shutdown(reply) => {
                     self.shutdown().await;
                     let _ = reply.send(());
                     return;
@@ -435,9 +436,9 @@ impl Engine {
         let entry = self.find(name)?;
         let (tx, rx) = oneshot::channel();
         let req = match action {
-            Action::Start => Request::Start(tx),
-            Action::Stop => Request::Stop(tx),
-            Action::Restart => Request::Restart(tx),
+            Action::Start => service::Request::Start(tx),
+            Action::Stop => service::Request::Stop(tx),
+            Action::Restart => service::Request::Restart(tx),
         };
         entry.tx.try_send(req).map_err(|_| EngineError::Failed {
             name: name.to_owned(),
@@ -464,91 +465,12 @@ impl Engine {
         }
     }
 
-    /// Apply `new` as a diff of the running config.
-    async fn reload(&mut self, new: Config) -> ReloadReport {
-        let mut report = ReloadReport::default();
-        let old_w = &self.config.warden;
-        let new_w = &new.warden;
-        if old_w.state_dir != new_w.state_dir {
-            report.needs_warden_restart.push("warden.state_dir".into());
-        }
-        if old_w.api != new_w.api || old_w.api_token != new_w.api_token {
-            report.needs_warden_restart.push("warden.api".into());
-        }
-        // Removed services stop first.
-        let mut waits = Vec::new();
-        let mut kept = Vec::new();
-        for entry in self.entries.drain(..) {
-            if new.service(&entry.cfg.name).is_some() {
-                kept.push(entry);
-            } else {
-                report.removed.push(entry.cfg.name.clone());
-                let (tx, rx) = oneshot::channel();
-                let _ = entry.tx.send(Request::Shutdown(tx)).await;
-                waits.push((entry, rx));
-            }
-        }
-        for (entry, rx) in waits {
-            let _ = rx.await;
-            let _ = entry.task.await;
-        }
-        self.entries = kept;
-        let mut pending = Vec::new();
-        for cfg in &new.services {
-            match self.entries.iter_mut().find(|e| e.cfg.name == cfg.name) {
-                Some(entry) if entry.cfg == *cfg => report.unchanged.push(cfg.name.clone()),
-                Some(entry) => {
-                    report.restarted.push(cfg.name.clone());
-                    // `autostart` turned on: the service should run now (unless stopped by hand).
-                    let turned_on = cfg.autostart
-                        && !entry.cfg.autostart
-                        && !self.hand_stopped.contains(&cfg.name);
-                    entry.cfg = cfg.clone();
-                    let (tx, rx) = oneshot::channel();
-                    let _ = entry
-                        .tx
-                        .send(Request::Reconfigure(Box::new(cfg.clone()), tx))
-                        .await;
-                    pending.push((cfg.name.clone(), rx));
-                    if turned_on {
-                        let (tx, rx) = oneshot::channel();
-                        let _ = entry.tx.send(Request::Start(tx)).await;
-                        pending.push((cfg.name.clone(), rx));
-                    }
-                }
-                None => {
-                    report.added.push(cfg.name.clone());
-                    if let Some(rx) = self.add_service(cfg.clone()) {
-                        pending.push((cfg.name.clone(), rx));
-                    }
-                }
-            }
-        }
-        for (name, rx) in pending {
-            if let Ok(Err(reason)) = rx.await {
-                report.errors.push(format!("{name}: {reason}"));
-            }
-        }
-        // Keep the config's order.
-        self.entries
-            .sort_by_key(|e| new.services.iter().position(|s| s.name == e.cfg.name));
-        let known: BTreeSet<String> = new.services.iter().map(|s| s.name.clone()).collect();
-        let before = self.hand_stopped.len();
-        self.hand_stopped.retain(|n| known.contains(n));
-        if self.hand_stopped.len() != before {
-            self.save_hand_stopped();
-        }
-        self.config = new;
-        self.publish();
-        report
-    }
-
     /// Stop every service (all at once) and wait for their tasks.
     async fn shutdown(&mut self) {
         let mut waits = Vec::new();
         for entry in self.entries.drain(..) {
             let (tx, rx) = oneshot::channel();
-            let _ = entry.tx.send(Request::Shutdown(tx)).await;
+            let _ = entry.tx.send(service::Request::Shutdown(tx)).await;
             waits.push((rx, entry.task));
         }
         for (rx, task) in waits {

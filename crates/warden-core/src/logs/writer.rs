@@ -88,6 +88,7 @@ impl Sink {
             };
         let rotator = Arc::new(Rotator::new());
         let leftovers = rotator.adopt_leftovers(path);
+        let failing = failure.is_some();
         let sink = Arc::new(Sink {
             path: path.to_path_buf(),
             state: Mutex::new(SinkState {
@@ -95,11 +96,15 @@ impl Sink {
                 size,
                 settings,
                 failure,
-                retrying: false,
+                retrying: failing,
             }),
             rotator,
             reporter,
         });
+        if failing {
+            // Retried even if the program never writes, so that `status` clears.
+            sink.start_retry_timer();
+        }
         if settings.compress {
             for temp in leftovers {
                 sink.rotator.enqueue(

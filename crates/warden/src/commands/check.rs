@@ -6,8 +6,8 @@ use crate::cli::ConfigArg;
 pub fn run(arg: &ConfigArg) -> Result<(), Failure> {
     let config = super::load_config(arg)?;
     let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-    println!(
-        "{}: OK, {} service{}{}",
+    super::say(&format!(
+        "{}: OK, {} service{}{}\n",
         config.path.display(),
         names.len(),
         if names.len() == 1 { "" } else { "s" },
@@ -16,6 +16,5 @@ pub fn run(arg: &ConfigArg) -> Result<(), Failure> {
         } else {
             format!(" ({})", names.join(", "))
         }
-    );
-    Ok(())
+    ))
 }

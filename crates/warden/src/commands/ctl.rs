@@ -2,7 +2,6 @@
 //! `status`, `start`, `stop`, `restart`, `logs`, `reload`.
 
 use std::fmt::Write as _;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use warden_core::api::client::{Client, ClientError};
@@ -13,7 +12,7 @@ use warden_core::proto::{ErrorDetail, FollowItem};
 
 use crate::Failure;
 use crate::cli::{ActArgs, ConfigArg, StreamArg, Target};
-use crate::endpoint::{self, Address};
+use warden_core::daemon::endpoint::{self, Address};
 
 /// The config of the warden to talk to. A config with errors still names its state dir
 /// well enough to find a running warden: fall back to the defaults next to the file.
@@ -26,10 +25,15 @@ fn target_config(target: &Target) -> Result<Config, Failure> {
             // default state dir.
             let fallback = config::load_str("", &path, &ProcessEnv)
                 .map_err(|_| super::config_failure(&errors))?;
-            eprintln!(
-                "warden: warning: {} has errors; looking for warden in its default state dir",
+            let what = if path.exists() {
+                "has errors"
+            } else {
+                "does not exist"
+            };
+            super::warn(&format!(
+                "warden: warning: {} {what}; looking for warden in its default state dir",
                 path.display()
-            );
+            ));
             Ok(fallback)
         }
     }
@@ -37,7 +41,7 @@ fn target_config(target: &Target) -> Result<Config, Failure> {
 
 fn not_running(addr: &Address) -> Failure {
     Failure::new(
-        3,
+        crate::exit::NOT_RUNNING,
         format!("warden is not running (nothing answers on {addr}); start it with `warden up -d`"),
     )
 }
@@ -48,8 +52,7 @@ async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
     let (addr, config) = match &target.instance {
         #[cfg(not(windows))]
         Some(_) => {
-            return Err(Failure::new(
-                2,
+            return Err(Failure::usage(
                 "-n/--instance names an installed Windows service; use -c FILE here",
             ));
         }
@@ -76,7 +79,7 @@ async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
 fn client_failure(e: &ClientError) -> Failure {
     match e {
         ClientError::NotRunning { path } => Failure::new(
-            3,
+            crate::exit::NOT_RUNNING,
             format!(
                 "warden is not running (nothing answers on {}); start it with `warden up -d`",
                 path.display()
@@ -90,7 +93,7 @@ fn client_failure(e: &ClientError) -> Failure {
 warden: {} error(s); nothing was changed",
                 errors.len()
             );
-            Failure::new(2, format!("config error\n{msg}"))
+            Failure::usage(format!("config error\n{msg}"))
         }
         ClientError::Api { body, .. } => match &body.detail {
             ErrorDetail::UnknownService { known } if !known.is_empty() => {
@@ -166,19 +169,20 @@ pub fn up_detached(arg: &ConfigArg) -> Result<(), Failure> {
                     String::from_utf8_lossy(text.get(start_offset as usize..).unwrap_or_default())
                         .into_owned();
                 return Err(Failure::new(
-                    status.code().map_or(1, |c| c.clamp(1, 255) as u8),
+                    status
+                        .code()
+                        .map_or(crate::exit::FAILED, |c| c.clamp(1, 255) as u8),
                     tail.trim().trim_start_matches("warden: ").to_owned(),
                 ));
             }
             if let Ok((mut c, _)) = connect(&target).await
                 && c.status(&[]).await.is_ok()
             {
-                println!(
-                    "warden is running (pid {}); its log: {}",
+                return super::say(&format!(
+                    "warden is running (pid {}); its log: {}\n",
                     child.id(),
                     log_path.display()
-                );
-                return Ok(());
+                ));
             }
             if Instant::now() > deadline {
                 return Err(Failure::failed(format!(
@@ -244,7 +248,9 @@ pub fn down(target: &Target) -> Result<(), Failure> {
         });
         match tokio::time::timeout(limit, waited).await {
             Ok(Ok(Ok(()))) => {
-                println!("warden (pid {pid}) stopped every service and exited");
+                super::say(&format!(
+                    "warden (pid {pid}) stopped every service and exited\n"
+                ))?;
                 Ok(())
             }
             Ok(Ok(Err(e))) => Err(Failure::failed(format!(
@@ -268,7 +274,6 @@ pub fn status(target: &Target, names: &[String], json: bool) -> Result<(), Failu
             .status(&names)
             .await
             .map_err(|e| client_failure(&e))?;
-        let mut out = std::io::stdout().lock();
         let text = if json {
             serde_json::to_string_pretty(&report).map_err(|e| Failure::failed(e.to_string()))?
                 + "\n"
@@ -276,8 +281,7 @@ pub fn status(target: &Target, names: &[String], json: bool) -> Result<(), Failu
             use std::io::IsTerminal;
             crate::render::status_table(&report, std::io::stdout().is_terminal())
         };
-        let _ = out.write_all(text.as_bytes());
-        Ok(())
+        super::say(&text)
     })
 }
 
@@ -291,7 +295,7 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
         return crate::os::scm_action(instance, action);
     }
     if args.names.is_empty() && !args.all {
-        return Err(Failure::new(2, "name the services to act on, or use --all"));
+        return Err(Failure::usage("name the services to act on, or use --all"));
     }
     block_on(async {
         let (mut client, _) = connect(&args.target).await?;
@@ -317,11 +321,11 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
                     } else {
                         s.state.as_str()
                     };
-                    println!("{name}: {verb}{pid}");
+                    super::say(&format!("{name}: {verb}{pid}\n"))?;
                 }
                 Err(e) => {
                     let f = client_failure(&e);
-                    eprintln!("warden: {name}: {}", f.message);
+                    super::warn(&format!("warden: {name}: {}", f.message));
                     failed.push((name.clone(), f));
                 }
             }
@@ -356,13 +360,12 @@ pub fn logs(
                 .logs(name, lines, stream)
                 .await
                 .map_err(|e| client_failure(&e))?;
-            let mut out = std::io::stdout().lock();
+            let mut text = String::new();
             for l in got {
-                if writeln!(out, "{}", l.line).is_err() {
-                    break; // a closed pipe (| head) is not an error
-                }
+                text.push_str(&l.line);
+                text.push('\n');
             }
-            return Ok(());
+            return super::say(&text);
         }
         let mut follower = client
             .follow_logs(name, lines, stream)
@@ -373,18 +376,14 @@ pub fn logs(
                 item = follower.next() => item.map_err(|e| client_failure(&e))?,
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             };
-            let mut out = std::io::stdout().lock();
-            let written = match item {
+            let text = match item {
                 None => return Ok(()),
-                Some(FollowItem::Line(l)) => writeln!(out, "{}", l.line),
-                Some(FollowItem::Dropped { dropped }) => writeln!(
-                    out,
-                    "[warden] {dropped} line(s) skipped: this reader fell behind"
-                ),
+                Some(FollowItem::Line(l)) => l.line + "\n",
+                Some(FollowItem::Dropped { dropped }) => {
+                    format!("[warden] {dropped} line(s) skipped: this reader fell behind\n")
+                }
             };
-            if written.and_then(|()| out.flush()).is_err() {
-                return Ok(());
-            }
+            super::say(&text)?;
         }
     })
 }
@@ -394,7 +393,7 @@ pub fn reload(target: &Target) -> Result<(), Failure> {
     block_on(async {
         let (mut client, _) = connect(target).await?;
         let report = client.reload().await.map_err(|e| client_failure(&e))?;
-        println!("reloaded: {}", report.summary());
+        super::say(&format!("reloaded: {}\n", report.summary()))?;
         if report.errors.is_empty() {
             Ok(())
         } else {
@@ -417,10 +416,9 @@ pub fn split_logs_n(
         } else if inst.is_none() {
             inst = Some(v.clone());
         } else {
-            return Err(Failure::new(
-                2,
-                format!("-n {v}: expected a number of lines (an instance is named already)"),
-            ));
+            return Err(Failure::usage(format!(
+                "-n {v}: expected a number of lines (an instance is named already)"
+            )));
         }
     }
     Ok((count.unwrap_or(100), inst))

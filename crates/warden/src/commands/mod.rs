@@ -78,7 +78,26 @@ pub fn config_failure(e: &ConfigErrors) -> Failure {
         e.errors.len()
     );
     // Each error line carries FILE:LINE:COL, so they are printed without the `warden:` prefix.
-    Failure::new(2, format!("config error in {}\n{msg}", e.file.display()))
+    Failure::usage(format!("config error in {}\n{msg}", e.file.display()))
+}
+
+/// Print `text` on stdout. Every command prints through here: a reader that went away
+/// (`warden check | true`, `| head`) ends the command quietly with exit 0, as ripgrep does,
+/// instead of a panic.
+pub fn say(text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::reader_gone()),
+        Err(e) => Err(Failure::failed(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Print `text` (a line) on stderr; a closed stderr is ignored.
+pub fn warn(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 /// `error: cause: cause`.

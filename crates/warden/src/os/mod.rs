@@ -15,12 +15,9 @@ pub use crate::cli::InstallArgs as InstallOptions;
 
 #[cfg(not(windows))]
 fn windows_only(what: &str) -> Failure {
-    Failure::new(
-        2,
-        format!(
-            "`warden {what}` manages Windows services; on this system run `warden up -d`, or start `warden up` from your init system (a systemd unit with ExecStart=warden up -c FILE)"
-        ),
-    )
+    Failure::usage(format!(
+        "`warden {what}` manages Windows services; on this system run `warden up -d`, or start `warden up` from your init system (a systemd unit with ExecStart=warden up -c FILE)"
+    ))
 }
 
 #[cfg(not(windows))]
@@ -45,9 +42,3 @@ pub fn ctrl_c(_pid: u32) -> Result<(), Failure> {
 
 #[cfg(windows)]
 pub use windows::{ctrl_c, install, scm_action, service_run, uninstall};
-
-/// The instance's endpoint name for an installed service (Windows), used by `-n NAME`.
-#[cfg_attr(not(windows), allow(dead_code))]
-pub fn instance_pipe_id(name: &str) -> String {
-    format!("svc-{name}")
-}

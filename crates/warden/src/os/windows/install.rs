@@ -116,12 +116,9 @@ fn check_name(name: &str) -> Result<(), Failure> {
     {
         Ok(())
     } else {
-        Err(Failure::new(
-            2,
-            format!(
-                "invalid service name \"{name}\": a service name may use only letters, digits, '_', '.' and '-'"
-            ),
-        ))
+        Err(Failure::usage(format!(
+            "invalid service name \"{name}\": a service name may use only letters, digits, '_', '.' and '-'"
+        )))
     }
 }
 
@@ -185,7 +182,7 @@ pub fn quick_config(name: &str, program: &Path, args: &[String], dir: &Path) -> 
 /// user's `PATH`).
 fn resolve_program(program: &str) -> Result<PathBuf, Failure> {
     let p = Path::new(program);
-    let not_found = || Failure::new(2, format!("program not found: {program}"));
+    let not_found = || Failure::usage(format!("program not found: {program}"));
     if p.components().count() > 1 || p.is_absolute() {
         let abs = std::path::absolute(p).map_err(|_| not_found())?;
         return if abs.is_file() {
@@ -261,18 +258,14 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
     check_name(name)?;
     match (&opts.config, opts.program.is_empty()) {
         (Some(_), false) => {
-            return Err(Failure::new(
-                2,
+            return Err(Failure::usage(
                 "give either -c FILE or the program after `--`, not both",
             ));
         }
         (None, true) => {
-            return Err(Failure::new(
-                2,
-                format!(
-                    "what should the service run? `warden install {name} -c FILE` or `warden install {name} -- PROGRAM ARGS...`"
-                ),
-            ));
+            return Err(Failure::usage(format!(
+                "what should the service run? `warden install {name} -c FILE` or `warden install {name} -- PROGRAM ARGS...`"
+            )));
         }
         _ => {}
     }
@@ -280,17 +273,13 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
     let password = match (&opts.password_file, account.needs_password()) {
         (Some(file), true) => Some(read_password(file)?),
         (None, true) => {
-            return Err(Failure::new(
-                2,
-                format!(
-                    "--user {}: a user account needs --password-file FILE",
-                    opts.user.as_deref().unwrap_or_default()
-                ),
-            ));
+            return Err(Failure::usage(format!(
+                "--user {}: a user account needs --password-file FILE",
+                opts.user.as_deref().unwrap_or_default()
+            )));
         }
         (Some(_), false) => {
-            return Err(Failure::new(
-                2,
+            return Err(Failure::usage(
                 "--password-file is only for a DOMAIN\\user account; built-in and virtual accounts have no password",
             ));
         }
@@ -315,7 +304,7 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
 
     let config_path = match &opts.config {
         Some(c) => {
-            std::path::absolute(c).map_err(|e| Failure::new(2, format!("{}: {e}", c.display())))?
+            std::path::absolute(c).map_err(|e| Failure::usage(format!("{}: {e}", c.display())))?
         }
         None => write_quick_config(name, &opts.program)?,
     };
@@ -469,13 +458,13 @@ fn grant_access(account: &Account, config: &Config) -> Result<(), Failure> {
 
 fn read_password(file: &Path) -> Result<String, Failure> {
     let text = std::fs::read_to_string(file)
-        .map_err(|e| Failure::new(2, format!("--password-file {}: {e}", file.display())))?;
+        .map_err(|e| Failure::usage(format!("--password-file {}: {e}", file.display())))?;
     Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 fn write_quick_config(name: &str, program: &[String]) -> Result<PathBuf, Failure> {
     let Some((prog, args)) = program.split_first() else {
-        return Err(Failure::new(2, "no program given after `--`"));
+        return Err(Failure::usage("no program given after `--`"));
     };
     let prog = resolve_program(prog)?;
     let dir = instance_dir(name);

@@ -57,9 +57,7 @@ pub fn failure(op: Op, command: &str, name: &str, code: Option<u32>, text: &str)
         (Op::Create, Some(ERROR_SERVICE_MARKED_FOR_DELETE)) => Failure::failed(format!(
             "service \"{name}\" is being deleted; close the programs that hold it open (services.msc) and try again"
         )),
-        (_, Some(ERROR_INVALID_NAME)) => {
-            Failure::new(2, format!("invalid service name \"{name}\""))
-        }
+        (_, Some(ERROR_INVALID_NAME)) => Failure::usage(format!("invalid service name \"{name}\"")),
         (Op::Open, Some(ERROR_SERVICE_DOES_NOT_EXIST)) => {
             Failure::failed(format!("service \"{name}\" is not installed"))
         }
@@ -171,14 +169,14 @@ pub fn scm_action(name: &str, action: Action) -> Result<(), Failure> {
             })?;
             reach(&service, ServiceState::Stopped, name)?;
         }
-        println!("service \"{name}\": stopped");
+        crate::commands::say(&format!("service \"{name}\": stopped\n"))?;
     }
     if matches!(action, Action::Start | Action::Restart) {
         service.start::<&str>(&[]).map_err(|e| {
             Failure::failed(format!("cannot start service \"{name}\": {}", describe(&e)))
         })?;
         reach(&service, ServiceState::Running, name)?;
-        println!("service \"{name}\": running");
+        crate::commands::say(&format!("service \"{name}\": running\n"))?;
     }
     Ok(())
 }

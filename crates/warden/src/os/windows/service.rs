@@ -8,10 +8,10 @@
 //!    advances the checkpoint every second while services start.
 //! 3. It loads the config (a config error ends in `STOPPED` with service-specific exit code
 //!    2, so the SCM's recovery actions apply), sends warden's own event lines to
-//!    `<state_dir>\warden.log`, and runs [`crate::supervisor::supervise`] on a tokio runtime.
+//!    `<state_dir>\warden.log`, and runs [`warden_core::daemon::supervise`] on a tokio runtime.
 //! 4. `on_ready` reports `RUNNING`, accepting `STOP`, `SHUTDOWN`, `PRESHUTDOWN` and `PARAMCHANGE`.
-//!    `STOP`, `SHUTDOWN` and `PRESHUTDOWN` become [`Ask::Stop`] (and `STOP_PENDING` at once),
-//!    `PARAMCHANGE` [`Ask::Reload`].
+//!    `STOP`, `SHUTDOWN` and `PRESHUTDOWN` become [`Request::Stop`] (and `STOP_PENDING` at once),
+//!    `PARAMCHANGE` [`Request::Reload`].
 //! 5. When the supervisor begins stopping on its own (the API's shutdown), `on_stopping`
 //!    reports `STOP_PENDING` too. While stopping, the same ticker advances the checkpoint
 //!    every second; every path, including a panic in the supervisor, ends in `STOPPED`.
@@ -41,7 +41,7 @@ use windows_sys::Win32::System::Console::{STD_ERROR_HANDLE, STD_OUTPUT_HANDLE, S
 use super::eventlog::{EventLevel, report_event};
 use super::scm;
 use crate::Failure;
-use crate::supervisor::{self, Ask, Options};
+use warden_core::daemon::{self, Options, Request};
 
 /// How long the SCM should wait between two checkpoints (they advance every second).
 const WAIT_HINT: Duration = Duration::from_secs(10);
@@ -203,8 +203,7 @@ pub fn run(name: &str, config: &Path) -> Result<(), Failure> {
     match service_dispatcher::start(name, ffi_service_main) {
         Ok(()) => Ok(()),
         Err(e) if scm::os_code(&e) == Some(ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) => {
-            Err(Failure::new(
-                2,
+            Err(Failure::usage(
                 "`warden service-run` is started by the Windows service manager (see `warden install`); to supervise in this console, run `warden up -c FILE`",
             ))
         }
@@ -263,17 +262,17 @@ fn service_main(_arguments: Vec<OsString>) {
 fn handle_control(
     control: ServiceControl,
     reporter: &Reporter,
-    tx: &mpsc::Sender<Ask>,
+    tx: &mpsc::Sender<Request>,
 ) -> ServiceControlHandlerResult {
     match control {
         ServiceControl::Stop | ServiceControl::Shutdown | ServiceControl::Preshutdown => {
             reporter.on(Event::Stop);
             // A full queue already holds a stop or reload; the supervisor sees it.
-            let _ = tx.try_send(Ask::Stop);
+            let _ = tx.try_send(Request::Stop);
             ServiceControlHandlerResult::NoError
         }
         ServiceControl::ParamChange => {
-            let _ = tx.try_send(Ask::Reload);
+            let _ = tx.try_send(Request::Reload);
             ServiceControlHandlerResult::NoError
         }
         ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
@@ -285,8 +284,8 @@ fn run_service(
     name: &str,
     config_path: &Path,
     reporter: &Arc<Reporter>,
-    tx: mpsc::Sender<Ask>,
-    rx: mpsc::Receiver<Ask>,
+    tx: mpsc::Sender<Request>,
+    rx: mpsc::Receiver<Request>,
 ) -> Result<(), Failure> {
     let config = match warden_core::config::load(config_path, &ProcessEnv) {
         Ok(c) => c,
@@ -317,8 +316,8 @@ async fn supervise(
     name: &str,
     config: Config,
     reporter: &Arc<Reporter>,
-    tx: mpsc::Sender<Ask>,
-    rx: mpsc::Receiver<Ask>,
+    tx: mpsc::Sender<Request>,
+    rx: mpsc::Receiver<Request>,
 ) -> Result<(), Failure> {
     // The checkpoint advances every second while starting and stopping (the supervisor
     // itself has no ticker: this is the SCM's need, so it lives here).
@@ -352,13 +351,15 @@ async fn supervise(
     };
     let opts = Options {
         attach: false,
-        asks: rx,
-        asks_tx: tx,
+        requests: rx,
+        requests_tx: tx,
         on_ready,
         instance: Some(name.to_owned()),
         on_stopping,
     };
-    let outcome = supervisor::supervise(config, opts).await;
+    let outcome = daemon::supervise(config, opts)
+        .await
+        .map_err(|e| Failure::failed(crate::commands::chain(&e)));
     ticker.abort();
     outcome
 }
@@ -427,7 +428,7 @@ mod tests {
 
     #[test]
     fn a_config_error_at_start_goes_straight_to_stopped_with_code_2() {
-        let outcome = Err(Failure::new(2, "config error"));
+        let outcome = Err(Failure::usage("config error"));
         let r = run(&[Event::Exited(exit_code(&outcome))]);
         assert_eq!(
             r,
@@ -499,7 +500,7 @@ mod tests {
             ServiceExitCode::ServiceSpecific(1)
         );
         assert_eq!(
-            exit_code(&Err(Failure::new(2, "x"))),
+            exit_code(&Err(Failure::usage("x"))),
             ServiceExitCode::ServiceSpecific(2)
         );
     }

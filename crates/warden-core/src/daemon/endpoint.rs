@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use warden_core::api::server::{self, ApiContext, ApiServer, ServeError};
-use warden_core::config::{Config, Secret};
-use warden_core::engine::Handle;
 
-use crate::Failure;
-use crate::supervisor::Ask;
+use super::{DaemonError, Request};
+use crate::api::server::{self, ApiContext, ApiServer, ServeError};
+use crate::config::{Config, Secret};
+use crate::engine::Handle;
+#[cfg(windows)]
+use crate::state::layout;
+use crate::state::layout::Layout;
 
 /// Where a warden's control endpoint is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +40,7 @@ pub fn address(config: &Config, instance: Option<&str>) -> Address {
     #[cfg(unix)]
     {
         let _ = instance;
-        Address::Socket(config.warden.state_dir.join("warden.sock"))
+        Address::Socket(Layout::new(&config.warden.state_dir).socket())
     }
     #[cfg(windows)]
     {
@@ -46,7 +48,7 @@ pub fn address(config: &Config, instance: Option<&str>) -> Address {
             Some(name) => instance_address(name),
             None => Address::Pipe(format!(
                 r"\\.\pipe\warden-{}",
-                warden_core::state::instance_marker(&config.path)
+                crate::state::instance_marker(&config.path)
             )),
         }
     }
@@ -57,7 +59,7 @@ pub fn address(config: &Config, instance: Option<&str>) -> Address {
 pub fn instance_address(name: &str) -> Address {
     Address::Pipe(format!(
         r"\\.\pipe\warden-{}",
-        crate::os::instance_pipe_id(name)
+        layout::instance_pipe_id(name)
     ))
 }
 
@@ -72,12 +74,12 @@ pub async fn serve(
     config: &Config,
     instance: Option<&str>,
     handle: Handle,
-    asks: mpsc::Sender<Ask>,
-) -> Result<Running, Failure> {
+    requests: mpsc::Sender<Request>,
+) -> Result<Running, DaemonError> {
     let (shutdown_tx, mut shutdown_rx) = mpsc::channel(1);
     let forward = tokio::spawn(async move {
         while shutdown_rx.recv().await.is_some() {
-            if asks.send(Ask::Stop).await.is_err() {
+            if requests.send(Request::Stop).await.is_err() {
                 break;
             }
         }
@@ -85,8 +87,7 @@ pub async fn serve(
     let ctx = Arc::new(ApiContext::new(handle, shutdown_tx));
     let mut servers = Vec::new();
     let addr = address(config, instance);
-    let local =
-        serve_local(&addr, ctx.clone()).map_err(|e| serve_failure(&addr.to_string(), &e))?;
+    let local = serve_local(&addr, ctx.clone()).map_err(|e| serve_failure(&addr.to_string(), e))?;
     servers.push(local);
     if let Some(api) = config.warden.api {
         let token = match &config.warden.api_token {
@@ -95,7 +96,7 @@ pub async fn serve(
         };
         let tcp = server::serve_tcp(api, token, ctx)
             .await
-            .map_err(|e| serve_failure(&api.to_string(), &e))?;
+            .map_err(|e| serve_failure(&api.to_string(), e))?;
         servers.push(tcp);
     }
     Ok(Running {
@@ -116,20 +117,22 @@ fn serve_local(addr: &Address, ctx: Arc<ApiContext>) -> Result<ApiServer, ServeE
     server::serve_pipe(name, ctx)
 }
 
-fn serve_failure(what: &str, e: &ServeError) -> Failure {
-    Failure::failed(format!(
-        "cannot serve the control API on {what}: {}",
-        crate::commands::chain(e)
-    ))
+fn serve_failure(what: &str, source: ServeError) -> DaemonError {
+    DaemonError::Serve {
+        what: what.to_owned(),
+        source,
+    }
 }
 
 /// A loopback `api` without a configured token still needs one: make a random one, kept in
 /// `<state_dir>/api.token` (readable by the owner only).
-fn generated_token(config: &Config) -> Result<Secret, Failure> {
-    let path = config.warden.state_dir.join("api.token");
-    let token = warden_core::util::random_token();
-    warden_core::state::write_private(&path, token.as_bytes())
-        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+fn generated_token(config: &Config) -> Result<Secret, DaemonError> {
+    let path = Layout::new(&config.warden.state_dir).api_token();
+    let token = crate::util::random_token();
+    crate::state::write_private(&path, token.as_bytes()).map_err(|source| DaemonError::Token {
+        path: path.clone(),
+        source,
+    })?;
     eprintln!("warden: the TCP API token is in {}", path.display());
     Ok(Secret(token))
 }

@@ -1,21 +1,47 @@
-//! The supervising loop shared by `warden up` (foreground or detached) and the Windows
-//! service mode: lock the state dir, end what a killed warden left, run the engine and the
-//! control endpoint, react to stop and reload requests, shut down within
+//! The life cycle of a running warden, shared by `warden up` (foreground or detached) and
+//! the Windows service mode: lock the state dir, end what a killed warden left, run the
+//! engine and the control endpoint, react to stop and reload requests, shut down within
 //! `shutdown_timeout`, and leave no process behind.
 
+pub mod endpoint;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use warden_core::config::Config;
-use warden_core::engine::{Engine, Events, Level};
-use warden_core::process;
-use warden_core::state::{StateDir, StateError};
 
-use crate::Failure;
+use crate::api::server::ServeError;
+use crate::config::Config;
+use crate::engine::{Engine, Events, Level};
+use crate::process;
+use crate::state::{StateDir, StateError};
 
-/// What the outside world asks of a running supervisor.
+/// Why warden could not supervise.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("already running (pid {pid})")]
+    AlreadyRunning { pid: String },
+    #[error(transparent)]
+    State(StateError),
+    #[error("cannot set up supervision")]
+    Setup(#[source] std::io::Error),
+    #[error("cannot serve the control API on {what}")]
+    Serve {
+        what: String,
+        #[source]
+        source: ServeError,
+    },
+    #[error("cannot write {}", path.display())]
+    Token {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the outside world asks of a running warden.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ask {
+pub enum Request {
     /// Stop every service and exit (a second one kills at once).
     Stop,
     /// Re-read the config and apply the difference.
@@ -27,9 +53,9 @@ pub struct Options {
     /// Print the services' output as `NAME | line`.
     pub attach: bool,
     /// Requests from outside (signals, the Windows SCM, the API's shutdown).
-    pub asks: mpsc::Receiver<Ask>,
+    pub requests: mpsc::Receiver<Request>,
     /// A sender for the same channel, handed to the control endpoint.
-    pub asks_tx: mpsc::Sender<Ask>,
+    pub requests_tx: mpsc::Sender<Request>,
     /// Called once every autostart service had its first start attempt.
     pub on_ready: Box<dyn FnOnce() + Send>,
     /// The Windows service name when running under the SCM (names the control pipe).
@@ -40,17 +66,18 @@ pub struct Options {
     pub on_stopping: Box<dyn FnOnce() + Send>,
 }
 
-pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure> {
+/// Supervise `config` until asked to stop (or the engine ends); returns once every process
+/// is gone and the state dir is released.
+pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonError> {
     let events = Events::detect();
     let state = match StateDir::lock(&config.warden.state_dir) {
         Ok(s) => s,
         Err(StateError::AlreadyRunning { pid }) => {
-            return Err(Failure::failed(format!("already running (pid {pid})")));
+            return Err(DaemonError::AlreadyRunning { pid });
         }
-        Err(e) => return Err(Failure::failed(crate::commands::chain(&e))),
+        Err(e) => return Err(DaemonError::State(e)),
     };
-    process::init_supervisor()
-        .map_err(|e| Failure::failed(format!("cannot set up supervision: {e}")))?;
+    process::init_supervisor().map_err(DaemonError::Setup)?;
     let leftovers = process::kill_leftovers(&state.recorded_groups(), &state.marker());
     if leftovers > 0 {
         events.emit(
@@ -79,11 +106,11 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
     let engine = Engine::new(config.clone(), state.clone(), events, kill_rx, opts.attach);
     let shutdown_timeout = engine.shutdown_timeout();
     let (handle, mut task, ready) = engine.spawn();
-    let server = match crate::endpoint::serve(
+    let server = match endpoint::serve(
         &config,
         opts.instance.as_deref(),
         handle.clone(),
-        opts.asks_tx.clone(),
+        opts.requests_tx.clone(),
     )
     .await
     {
@@ -108,12 +135,12 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
 
     loop {
         tokio::select! {
-            ask = opts.asks.recv() => match ask {
-                Some(Ask::Reload) => {
+            ask = opts.requests.recv() => match ask {
+                Some(Request::Reload) => {
                     // The outcome is logged by the engine; nobody waits for it here.
                     let _ = handle.reload().await;
                 }
-                Some(Ask::Stop) | None => break,
+                Some(Request::Stop) | None => break,
             },
             _ = &mut task => break,
         }
@@ -132,7 +159,7 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            ask = opts.asks.recv() => if matches!(ask, Some(Ask::Stop)) && !*kill_tx.borrow() {
+            ask = opts.requests.recv() => if matches!(ask, Some(Request::Stop)) && !*kill_tx.borrow() {
                 events.emit("warden", Level::Warn, "killing every service now");
                 let _ = kill_tx.send(true);
             },
@@ -165,9 +192,9 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), Failure>
     Ok(())
 }
 
-/// Forward warden's own signals as [`Ask`]s: SIGINT/SIGTERM stop, SIGHUP reloads (Unix);
+/// Forward warden's own signals as [`Request`]s: SIGINT/SIGTERM stop, SIGHUP reloads (Unix);
 /// Ctrl-C and the console's close stop (Windows).
-pub fn forward_signals(tx: mpsc::Sender<Ask>) -> std::io::Result<()> {
+pub fn forward_signals(tx: mpsc::Sender<Request>) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -177,9 +204,9 @@ pub fn forward_signals(tx: mpsc::Sender<Ask>) -> std::io::Result<()> {
         tokio::spawn(async move {
             loop {
                 let ask = tokio::select! {
-                    _ = int.recv() => Ask::Stop,
-                    _ = term.recv() => Ask::Stop,
-                    _ = hup.recv() => Ask::Reload,
+                    _ = int.recv() => Request::Stop,
+                    _ = term.recv() => Request::Stop,
+                    _ = hup.recv() => Request::Reload,
                 };
                 if tx.send(ask).await.is_err() {
                     break;
@@ -197,7 +224,7 @@ pub fn forward_signals(tx: mpsc::Sender<Ask>) -> std::io::Result<()> {
                     _ = ctrl_c.recv() => {},
                     _ = close.recv() => {},
                 }
-                if tx.send(Ask::Stop).await.is_err() {
+                if tx.send(Request::Stop).await.is_err() {
                     break;
                 }
             }
