@@ -14,9 +14,12 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::OnceCell;
 use tokio::time::{Instant, timeout};
+use warden_core::model::StopMethod;
 #[cfg(target_os = "linux")]
 use warden_core::process::GroupRecord;
-use warden_core::process::{self, Child, ExitStatus, Signal, SpawnError, SpawnSpec};
+use warden_core::process::{
+    self, Child, ExitStatus, Signal, SpawnError, SpawnSpec, StepOutcome, StopStep,
+};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -298,6 +301,52 @@ async fn signal_statuses_and_term_handlers() {
     assert_eq!(
         timeout(LONG, child.wait()).await.expect("exits"),
         ExitStatus::Signal(libc::SIGUSR1)
+    );
+}
+
+/// The portable stop on Unix: the steps are the stop signal alone, whatever `stop_method`
+/// says; the Windows steps do not apply and send nothing (a SIGINT would have ended the child
+/// before the SIGTERM reached its handler); the signal reaches the tree, and counts as applied
+/// once the tree is gone too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_steps_send_the_stop_signal_and_windows_steps_do_not_apply() {
+    let dir = temp_dir();
+    let args = ["--on-term-exit", "7"];
+    let (mut child, _cleanup) = start_ready(spec(dir.path(), &args).await, "ready").await;
+    for step in [StopStep::CtrlC, StopStep::WmClose] {
+        let outcome = timeout(LONG, child.apply_stop_step(step))
+            .await
+            .expect("at once");
+        assert_eq!(
+            outcome.expect("no error"),
+            StepOutcome::NotApplicable,
+            "{step}"
+        );
+    }
+    let steps = process::stop_steps(
+        Signal::Term,
+        &[
+            StopMethod::CtrlC,
+            StopMethod::WmClose,
+            StopMethod::Terminate,
+        ],
+    );
+    assert_eq!(steps, [StopStep::Signal(Signal::Term)]);
+    for step in steps {
+        let outcome = timeout(LONG, child.apply_stop_step(step))
+            .await
+            .expect("at once");
+        assert_eq!(outcome.expect("sent"), StepOutcome::Applied);
+    }
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Code(7)
+    );
+    assert!(child.wait_tree_gone(LONG).await);
+    let again = child.apply_stop_step(StopStep::Signal(Signal::Term)).await;
+    assert_eq!(
+        again.expect("a gone group is no error"),
+        StepOutcome::Applied
     );
 }
 

@@ -44,7 +44,7 @@
 //!
 //! `spawn.rs` starts a child, `reaper.rs` owns `waitpid`, `child.rs` is the [`Child`] handle,
 //! `tree.rs` signals and kills its tree (and sweeps leftovers), `pipe.rs` its output,
-//! `procfs.rs` reads `/proc` (Linux).
+//! `procfs.rs` reads `/proc` (Linux), `stop.rs` the graceful stop steps.
 
 mod child;
 mod pipe;
@@ -52,6 +52,7 @@ mod pipe;
 mod procfs;
 mod reaper;
 mod spawn;
+mod stop;
 mod tree;
 
 use std::io;
@@ -61,6 +62,7 @@ pub use child::Child;
 pub use pipe::OutputPipe;
 pub(super) use reaper::{init_supervisor, wait_no_children};
 pub(super) use spawn::spawn;
+pub(super) use stop::stop_steps;
 pub(super) use tree::{kill_all_descendants, kill_leftovers};
 
 use super::Signal;

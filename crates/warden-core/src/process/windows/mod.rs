@@ -28,12 +28,14 @@
 //!
 //! # Stopping
 //!
-//! [`Child::request_stop`] does one step of `stop_method`: `CtrlC` runs warden's own
-//! executable as `warden __ctrl-c PID` (see [`Child::ctrl_c_helper_main`]), which attaches
-//! to the child's console and raises `CTRL_C_EVENT` there, so warden never leaves its own
-//! console; `WmClose` posts `WM_CLOSE` to the top-level windows of the job's processes (as
-//! `taskkill` without `/F` does); `Terminate` ends the job.
-
+//! [`Child::apply_stop_step`] does one graceful step (`stop_method` but `terminate`, see
+//! [`stop_steps`]): `CtrlC` runs warden's own executable as `warden __ctrl-c PID` (see
+//! [`Child::ctrl_c_helper_main`]) and waits for it asynchronously; the helper attaches to the
+//! child's console and raises `CTRL_C_EVENT` there, so warden never leaves its own console.
+//! `WmClose` posts `WM_CLOSE` to the top-level windows of the job's processes (as `taskkill`
+//! without `/F` does). A step with nothing to act on (no console, no window) says so at once.
+//! [`Child::kill_tree`] (`terminate`) ends the job. [`Child::request_stop`] is the older,
+//! blocking form of one step.
 //!
 //! # Files
 //!
@@ -58,6 +60,7 @@ use windows_sys::Win32::System::Threading::{GetExitCodeProcess, WaitForSingleObj
 use job::Job;
 pub use pipe::OutputPipe;
 pub(super) use spawn::spawn;
+pub(super) use stop::stop_steps;
 use wait::ExitWatch;
 
 use super::{ExitStatus, GroupRecord, Signal};
@@ -111,7 +114,7 @@ impl Child {
 
     /// Windows has no signals: [`Signal::Kill`] terminates the job (the whole tree, exit
     /// code 1); any other signal is an [`io::ErrorKind::Unsupported`] error. Use
-    /// [`Child::request_stop`] for a graceful stop.
+    /// [`Child::apply_stop_step`] for a graceful stop.
     pub fn signal(&self, sig: Signal) -> io::Result<()> {
         match sig {
             Signal::Kill => self.kill_tree(),
