@@ -19,18 +19,29 @@ impl Proc {
     }
 }
 
+/// The fields of `/proc/PID/stat` warden reads, numbered as in `proc(5)` from 1.
+mod field {
+    /// The first field after the command name (field 2, in parentheses).
+    pub const FIRST_AFTER_COMM: usize = 3;
+    pub const STATE: usize = 3;
+    pub const PPID: usize = 4;
+    pub const PGRP: usize = 5;
+    /// Clock ticks since boot.
+    pub const START_TIME: usize = 22;
+}
+
 /// Parse `/proc/PID/stat`. The command name (field 2) is in parentheses and may contain
 /// spaces and parentheses: fields are counted after its *last* `)`.
 pub(super) fn parse_stat(pid: u32, text: &str) -> Option<Proc> {
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // fields[0] is field 3 (state); field N is fields[N - 3].
+    let get = |n: usize| fields.get(n - field::FIRST_AFTER_COMM).copied();
     Some(Proc {
         pid,
-        state: *fields.first()?.as_bytes().first()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        pgrp: fields.get(2)?.parse().ok()?,
-        start_time: fields.get(19)?.parse().ok()?,
+        state: *get(field::STATE)?.as_bytes().first()?,
+        ppid: get(field::PPID)?.parse().ok()?,
+        pgrp: get(field::PGRP)?.parse().ok()?,
+        start_time: get(field::START_TIME)?.parse().ok()?,
     })
 }
 

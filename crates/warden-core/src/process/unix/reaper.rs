@@ -119,16 +119,21 @@ fn decode_status(raw: libc::c_int) -> ExitStatus {
     }
 }
 
+/// The first re-check of [`wait_until`] when deaths may go unreported.
+const RECHECK_FIRST: Duration = Duration::from_millis(5);
+/// The longest time between two such re-checks.
+const RECHECK_MAX: Duration = Duration::from_millis(200);
+
 /// Wait until `done()` holds, re-checking after every reap batch, at most until `deadline`.
 /// When `event_driven` is false (some deaths are not reported to warden), also re-check with a
-/// backoff from 5 ms up to 200 ms.
+/// backoff from [`RECHECK_FIRST`] (5 ms), doubling up to [`RECHECK_MAX`] (200 ms).
 pub(super) async fn wait_until(
     deadline: Instant,
     event_driven: bool,
     mut done: impl FnMut() -> bool,
 ) -> bool {
     let mut rx = reaper().reaped.subscribe();
-    let mut backoff = Duration::from_millis(5);
+    let mut backoff = RECHECK_FIRST;
     loop {
         rx.borrow_and_update();
         if done() {
@@ -142,7 +147,7 @@ pub(super) async fn wait_until(
             deadline
         } else {
             let at = (now + backoff).min(deadline);
-            backoff = (backoff * 2).min(Duration::from_millis(200));
+            backoff = (backoff * 2).min(RECHECK_MAX);
             at
         };
         match tokio::time::timeout_at(wake, rx.changed()).await {

@@ -18,6 +18,11 @@ use super::tree::kill_group;
 use super::{INSTANCE_VAR, SERVICE_VAR, lock};
 use crate::process::{SpawnError, SpawnSpec};
 
+/// The exit code of a child that finds warden gone before its parent-death signal was set
+/// (127, as a shell's "could not run the command").
+#[cfg(target_os = "linux")]
+const EXIT_PARENT_GONE: libc::c_int = 127;
+
 /// Signals whose disposition a child gets back to default before `exec` (ignored signals
 /// survive `exec`; handled ones are reset by the kernel anyway).
 const RESET_SIGNALS: &[libc::c_int] = &[
@@ -131,7 +136,7 @@ fn child_setup(parent: libc::pid_t) -> io::Result<()> {
             }
             // If warden died between fork and prctl, the signal will never come: leave now.
             if libc::getppid() != parent {
-                libc::_exit(127);
+                libc::_exit(EXIT_PARENT_GONE);
             }
         }
         #[cfg(not(target_os = "linux"))]

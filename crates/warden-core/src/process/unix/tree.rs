@@ -14,6 +14,14 @@ use super::{INSTANCE_VAR, SERVICE_VAR};
 use super::{errno, lock, signal_number};
 use crate::process::{GroupRecord, Signal};
 
+/// How many times [`Child::kill_tree`] scans `/proc` for processes forked meanwhile.
+#[cfg(target_os = "linux")]
+const KILL_PASSES: usize = 3;
+
+/// init's pid: never signalled (and `kill(-1)` would mean every process).
+#[cfg(target_os = "linux")]
+const INIT_PID: u32 = 1;
+
 impl Child {
     /// Send `sig` to the whole process group (and, on Linux, to adopted orphans of this
     /// service: processes re-parented to warden whose environment carries this child's
@@ -45,7 +53,7 @@ impl Child {
         {
             // A process may fork while we scan: a few passes catch what was born meanwhile.
             let mut killed = HashSet::new();
-            for _ in 0..3 {
+            for _ in 0..KILL_PASSES {
                 let procs = procfs::all();
                 let mut roots: Vec<u32> = Vec::new();
                 if ours {
@@ -152,7 +160,7 @@ pub(super) fn kill_group(pgid: u32, signo: libc::c_int) -> io::Result<()> {
 /// `kill(pid, sig)`; `true` if it was sent.
 #[cfg(target_os = "linux")]
 fn kill_pid(pid: u32, signo: libc::c_int) -> bool {
-    if pid <= 1 {
+    if pid <= INIT_PID {
         return false;
     }
     // SAFETY: plain syscall on a positive pid.
@@ -181,7 +189,7 @@ pub(crate) fn kill_leftovers(records: &[GroupRecord], marker: &str) -> usize {
     let spared = |p: &procfs::Proc| p.is_zombie() || p.pid == me || ancestors.contains(&p.pid);
     let mut victims: Vec<u32> = Vec::new();
     for rec in records {
-        if rec.pgid <= 1 {
+        if rec.pgid <= INIT_PID {
             continue;
         }
         // A living leader with another start time: the pid was reused, the group is not ours.

@@ -20,6 +20,13 @@ use windows_sys::Win32::System::Threading::GetCurrentProcessId;
 
 use super::cmdline;
 
+/// One instance per pipe name: nobody else can connect to a service's output pipe.
+const PIPE_INSTANCES: u32 = 1;
+/// The size the system is asked to reserve for each direction of an output pipe.
+const PIPE_BUFFER_BYTES: u32 = 64 * 1024;
+/// The default time-out for `WaitNamedPipe` (0: the system's 50 ms); nobody waits on it.
+const PIPE_DEFAULT_TIMEOUT: u32 = 0;
+
 /// The read end of a child's stdout or stderr pipe (a named pipe opened for overlapped I/O
 /// on tokio's reactor). The end of the data (all the child's copies of the write end
 /// closed) reads as end of file.
@@ -60,10 +67,10 @@ pub(super) fn output_pipe() -> io::Result<(OutputPipe, OwnedHandle)> {
                 wide_name.as_ptr(),
                 PIPE_ACCESS_OUTBOUND | FILE_FLAG_FIRST_PIPE_INSTANCE,
                 mode,
-                1,
-                64 * 1024,
-                64 * 1024,
-                0,
+                PIPE_INSTANCES,
+                PIPE_BUFFER_BYTES,
+                PIPE_BUFFER_BYTES,
+                PIPE_DEFAULT_TIMEOUT,
                 std::ptr::null(),
             )
         }
