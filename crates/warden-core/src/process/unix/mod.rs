@@ -6,7 +6,9 @@
 //! `fork`). Between fork and exec the child calls `setsid()` (a new session and process group
 //! whose id is the child's pid), on Linux asks for `SIGKILL` when its parent dies
 //! (`PR_SET_PDEATHSIG`) and then checks that its parent is still warden, empties its signal
-//! mask and resets to default the signals a parent may have ignored (`SIGPIPE` above all).
+//! mask, resets to default the signals a parent may have ignored (`SIGPIPE` above all), and
+//! marks close-on-exec every descriptor but 0, 1 and 2, so that no descriptor warden inherited
+//! reaches a service.
 //!
 //! **Call [`spawn`] on a tokio worker thread or on the main thread, never inside
 //! `spawn_blocking`.** Linux delivers the parent-death signal when the *thread* that forked

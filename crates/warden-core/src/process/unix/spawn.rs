@@ -23,6 +23,14 @@ use crate::process::{SpawnError, SpawnSpec};
 #[cfg(target_os = "linux")]
 const EXIT_PARENT_GONE: libc::c_int = 127;
 
+/// The first descriptor a child does not keep open across `exec`: 0, 1 and 2 are its stdin,
+/// stdout and stderr.
+const FIRST_NON_STDIO_FD: libc::c_int = 3;
+
+/// Where the fallback of [`cloexec_all_but_stdio`] stops, whatever `RLIMIT_NOFILE` says (a
+/// limit of a million would cost a million `fcntl` calls per spawn).
+const CLOEXEC_LOOP_MAX_FD: libc::c_int = 1 << 16;
+
 /// Signals whose disposition a child gets back to default before `exec` (ignored signals
 /// survive `exec`; handled ones are reset by the kernel anyway).
 const RESET_SIGNALS: &[libc::c_int] = &[
@@ -70,9 +78,11 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
     }
     let parent = std::process::id() as libc::pid_t;
+    // Read here: `getrlimit` is not on the async-signal-safe list.
+    let fd_bound = fd_loop_bound();
     // SAFETY: the hook only makes async-signal-safe syscalls (see `child_setup`).
     unsafe {
-        cmd.pre_exec(move || child_setup(parent));
+        cmd.pre_exec(move || child_setup(parent, fd_bound));
     }
 
     // Holding the registry lock: the reaper cannot reap this child before it is registered,
@@ -116,7 +126,8 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
 }
 
 /// Runs in the child between fork and exec: async-signal-safe calls only, no allocation.
-fn child_setup(parent: libc::pid_t) -> io::Result<()> {
+/// `fd_bound`: see [`cloexec_all_but_stdio`].
+fn child_setup(parent: libc::pid_t, fd_bound: libc::c_int) -> io::Result<()> {
     // SAFETY: each call is an async-signal-safe syscall with valid arguments.
     unsafe {
         if libc::setsid() == -1 {
@@ -147,8 +158,56 @@ fn child_setup(parent: libc::pid_t) -> io::Result<()> {
         for &sig in RESET_SIGNALS {
             libc::signal(sig, libc::SIG_DFL);
         }
+        cloexec_all_but_stdio(fd_bound);
     }
     Ok(())
+}
+
+/// Mark every descriptor but 0, 1 and 2 close-on-exec, so that a service gets none of the
+/// descriptors warden inherited (warden's own are opened close-on-exec already). Marked,
+/// not closed: std's pipe that reports an `exec` failure to the parent must stay open until
+/// the `exec`.
+///
+/// Linux 5.11 and later: one `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`, through `syscall`
+/// (no libc wrapper needed). Elsewhere, or when the kernel refuses it: `fcntl(FD_CLOEXEC)`
+/// on each number from 3 below `fd_bound` (the soft `RLIMIT_NOFILE`, at most
+/// [`CLOEXEC_LOOP_MAX_FD`], read by the parent before the fork); a descriptor numbered above
+/// the limit (opened before it was lowered) is missed there. Both are async-signal-safe.
+///
+/// # Safety
+///
+/// Call it only in the child between fork and exec.
+unsafe fn cloexec_all_but_stdio(fd_bound: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a plain syscall with integer arguments.
+        let done = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                FIRST_NON_STDIO_FD as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        } == 0;
+        if done {
+            return;
+        }
+    }
+    for fd in FIRST_NON_STDIO_FD..fd_bound {
+        // SAFETY: fcntl on a number that may or may not be open (EBADF then, harmless).
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+/// The soft `RLIMIT_NOFILE`, at most [`CLOEXEC_LOOP_MAX_FD`] (that bound if it is unknown).
+fn fd_loop_bound() -> libc::c_int {
+    // SAFETY: an all-zero rlimit is a valid value; getrlimit fills it in.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        return CLOEXEC_LOOP_MAX_FD;
+    }
+    libc::c_int::try_from(lim.rlim_cur).map_or(CLOEXEC_LOOP_MAX_FD, |n| n.min(CLOEXEC_LOOP_MAX_FD))
 }
 
 /// Map a spawn failure to its cause: a missing program, a refused one, or an unusable cwd.
