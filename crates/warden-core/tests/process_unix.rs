@@ -14,9 +14,12 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::OnceCell;
 use tokio::time::{Instant, timeout};
+use warden_core::model::StopMethod;
 #[cfg(target_os = "linux")]
 use warden_core::process::GroupRecord;
-use warden_core::process::{self, Child, ExitStatus, Signal, SpawnError, SpawnSpec};
+use warden_core::process::{
+    self, Child, ExitStatus, Signal, SpawnError, SpawnSpec, StepOutcome, StopStep,
+};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -298,6 +301,52 @@ async fn signal_statuses_and_term_handlers() {
     assert_eq!(
         timeout(LONG, child.wait()).await.expect("exits"),
         ExitStatus::Signal(libc::SIGUSR1)
+    );
+}
+
+/// The portable stop on Unix: the steps are the stop signal alone, whatever `stop_method`
+/// says; the Windows steps do not apply and send nothing (a SIGINT would have ended the child
+/// before the SIGTERM reached its handler); the signal reaches the tree, and counts as applied
+/// once the tree is gone too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_steps_send_the_stop_signal_and_windows_steps_do_not_apply() {
+    let dir = temp_dir();
+    let args = ["--on-term-exit", "7"];
+    let (mut child, _cleanup) = start_ready(spec(dir.path(), &args).await, "ready").await;
+    for step in [StopStep::CtrlC, StopStep::WmClose] {
+        let outcome = timeout(LONG, child.apply_stop_step(step))
+            .await
+            .expect("at once");
+        assert_eq!(
+            outcome.expect("no error"),
+            StepOutcome::NotApplicable,
+            "{step}"
+        );
+    }
+    let steps = process::stop_steps(
+        Signal::Term,
+        &[
+            StopMethod::CtrlC,
+            StopMethod::WmClose,
+            StopMethod::Terminate,
+        ],
+    );
+    assert_eq!(steps, [StopStep::Signal(Signal::Term)]);
+    for step in steps {
+        let outcome = timeout(LONG, child.apply_stop_step(step))
+            .await
+            .expect("at once");
+        assert_eq!(outcome.expect("sent"), StepOutcome::Applied);
+    }
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Code(7)
+    );
+    assert!(child.wait_tree_gone(LONG).await);
+    let again = child.apply_stop_step(StopStep::Signal(Signal::Term)).await;
+    assert_eq!(
+        again.expect("a gone group is no error"),
+        StepOutcome::Applied
     );
 }
 
@@ -719,7 +768,7 @@ async fn kill_leftovers_checks_start_times_and_markers() {
 
 /// A spec running the ignored test `name` of this binary (which plays warden) in `dir`, told
 /// where test-child is.
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 async fn helper_spec(name: &str, dir: &Path) -> SpawnSpec {
     let exe = std::env::current_exe().expect("current exe");
     let args = [
@@ -737,7 +786,7 @@ async fn helper_spec(name: &str, dir: &Path) -> SpawnSpec {
 }
 
 /// Run the ignored test `name` of this binary in a child process; return its output.
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 async fn run_helper(name: &str) -> (ExitStatus, String) {
     let dir = temp_dir();
     let mut s = helper_spec(name, dir.path()).await;
@@ -746,13 +795,13 @@ async fn run_helper(name: &str) -> (ExitStatus, String) {
     (status, format!("{out}\n{err}"))
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 fn helper_enabled(name: &str) -> bool {
     std::env::var("WARDEN_TEST_HELPER").is_ok_and(|v| v == name)
 }
 
 /// In a helper: the test-child binary the parent test built.
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 fn helper_test_child() -> PathBuf {
     PathBuf::from(std::env::var_os("WARDEN_TEST_CHILD").expect("WARDEN_TEST_CHILD"))
 }
@@ -849,4 +898,70 @@ async fn helper_spawn_and_hang() {
     // Hang until killed.
     let status = child.wait().await;
     panic!("the child ended first: {status}");
+}
+
+/// Where the helper below opens descriptors without close-on-exec, as `warden up -d` may
+/// inherit them: the first free number from 7 (the one the hardening probe found) and from
+/// 200.
+#[cfg(unix)]
+const INHERITED_FDS_FROM: [i32; 2] = [7, 200];
+
+/// Issue 8, C.8: a file descriptor warden inherited (no close-on-exec) never reaches a
+/// service: the helper plays warden with such descriptors open, and its child lists its own.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fds_inherited_by_warden_do_not_leak_into_services() {
+    let (status, output) = run_helper("helper_fds_of_a_service").await;
+    assert_eq!(status, ExitStatus::Code(0), "helper failed:\n{output}");
+    assert!(
+        output.contains("helper_fds_of_a_service ... ok"),
+        "helper did not run:\n{output}"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper: run by fds_inherited_by_warden_do_not_leak_into_services"]
+async fn helper_fds_of_a_service() {
+    use std::os::fd::AsRawFd;
+
+    if !helper_enabled("helper_fds_of_a_service") {
+        return;
+    }
+    let null = std::fs::File::open("/dev/null").expect("open /dev/null");
+    let inherited = INHERITED_FDS_FROM.map(|from| {
+        // SAFETY: F_DUPFD makes a copy at the lowest free number >= `from`, without
+        // close-on-exec (unlike every descriptor std opens).
+        let fd = unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD, from) };
+        assert!(
+            fd >= from,
+            "F_DUPFD {from}: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: F_GETFD only reads the flags.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, 0, "fd {fd} is inheritable");
+        fd
+    });
+    let dir = temp_dir();
+    let mut s = spec_for(&helper_test_child(), dir.path(), &["--list-fds"]);
+    s.capture_output = true;
+    let (status, out, err) = run_to_end(&s).await;
+    assert_eq!(status, ExitStatus::Code(0), "test-child failed: {err}");
+    assert_eq!(
+        out.trim_end(),
+        "fds: 0 1 2",
+        "the service's open descriptors"
+    );
+    for fd in inherited {
+        // warden's own copies stay open: only the child's are closed at exec.
+        // SAFETY: as above.
+        assert_ne!(
+            unsafe { libc::fcntl(fd, libc::F_GETFD) },
+            -1,
+            "fd {fd} open"
+        );
+        // SAFETY: closing the copies this test made.
+        unsafe { libc::close(fd) };
+    }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use warden_core::config::StopMethod;
-use warden_core::process::{self, Child, ExitStatus, OutputPipe, Signal, SpawnError, SpawnSpec};
+use warden_core::process::{
+    self, Child, ExitStatus, OutputPipe, Signal, SpawnError, SpawnSpec, StepOutcome, StopStep,
+};
 
 /// Every wait in these tests is bounded by this (Wine starts processes slowly).
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -414,8 +416,12 @@ async fn signals_other_than_kill_are_unsupported() {
     for sig in [Signal::Term, Signal::Int, Signal::Hup] {
         let err = child.signal(sig).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+        let step = child.apply_stop_step(StopStep::Signal(sig)).await.unwrap();
+        assert_eq!(step, StepOutcome::NotApplicable);
     }
-    child.request_stop(StopMethod::Terminate).unwrap();
+    assert_eq!(child.exit_status(), None);
+    let kill = child.apply_stop_step(StopStep::Signal(Signal::Kill)).await;
+    assert_eq!(kill.unwrap(), StepOutcome::Applied);
     assert_eq!(wait(&mut child).await, ExitStatus::Code(1));
 }
 
@@ -510,26 +516,34 @@ async fn batch_file_terminated_does_not_hang() {
     let mut child = process::spawn(&spec(bat, &[], dir.path())).unwrap();
     let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
     line_starting(&mut lines, "started").await;
-    child.request_stop(StopMethod::Terminate).unwrap();
+    child.kill_tree().unwrap();
     assert_eq!(wait(&mut child).await, ExitStatus::Code(1));
     assert!(child.wait_tree_gone(DEADLINE).await);
 }
 
-/// `wchild MODE MARKER` is asked to stop with `method`: it writes `seen` to its marker
+/// Apply one stop step, within the deadline.
+async fn apply(child: &Child, step: StopStep) -> StepOutcome {
+    tokio::time::timeout(DEADLINE, child.apply_stop_step(step))
+        .await
+        .expect("the step ends in time")
+        .unwrap()
+}
+
+/// `wchild MODE MARKER` is asked to stop with `step`: it writes `seen` to its marker
 /// file and exits 0.
-async fn assert_graceful_stop(mode: &str, method: StopMethod, seen: &str) {
+async fn assert_graceful_stop(mode: &str, step: StopStep, seen: &str) {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("marker.txt");
     let mut child = process::spawn(&wspec(&[mode, marker.to_str().unwrap()], dir.path())).unwrap();
     let _lines = lines_after_ready(&mut child).await;
-    child.request_stop(method).unwrap();
+    assert_eq!(apply(&child, step).await, StepOutcome::Applied);
     assert_eq!(wait_for_file(&marker).await, seen);
     assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
 }
 
 #[tokio::test]
 async fn ctrl_c_stops_a_console_program() {
-    assert_graceful_stop("ctrlc", StopMethod::CtrlC, "got ctrl-c").await;
+    assert_graceful_stop("ctrlc", StopStep::CtrlC, "got ctrl-c").await;
 }
 
 #[tokio::test]
@@ -544,7 +558,7 @@ async fn ctrl_c_to_a_batch_file_does_not_hang_on_its_prompt() {
     let bat = write_bat(dir.path(), "ctrlc.bat", &body);
     let mut child = process::spawn(&spec(bat, &[], dir.path())).unwrap();
     let _lines = lines_after_ready(&mut child).await;
-    child.request_stop(StopMethod::CtrlC).unwrap();
+    assert_eq!(apply(&child, StopStep::CtrlC).await, StepOutcome::Applied);
     assert_eq!(wait_for_file(&marker).await, "got ctrl-c");
     // cmd asks "Terminate batch job (Y/N)?"; stdin is NUL, so it gets end of file and stops.
     wait(&mut child).await;
@@ -559,7 +573,7 @@ async fn ctrl_c_does_not_reach_other_services() {
     let mut two = process::spawn(&wspec(&["ctrlc", m2.to_str().unwrap()], dir.path())).unwrap();
     let _l1 = lines_after_ready(&mut one).await;
     let _l2 = lines_after_ready(&mut two).await;
-    one.request_stop(StopMethod::CtrlC).unwrap();
+    assert_eq!(apply(&one, StopStep::CtrlC).await, StepOutcome::Applied);
     assert_eq!(wait_for_file(&m1).await, "got ctrl-c");
     assert_eq!(wait(&mut one).await, ExitStatus::Code(0));
     // The other one got nothing and still runs.
@@ -571,21 +585,46 @@ async fn ctrl_c_does_not_reach_other_services() {
 
 #[tokio::test]
 async fn wm_close_stops_a_windowed_program() {
-    assert_graceful_stop("window", StopMethod::WmClose, "got wm_close").await;
+    assert_graceful_stop("window", StopStep::WmClose, "got wm_close").await;
 }
 
+/// A step that cannot apply says so at once (issue 9: it must take none of the stop's time),
+/// and nothing was sent.
 #[tokio::test]
-async fn wm_close_without_a_window_is_not_found() {
+async fn wm_close_without_a_window_does_not_apply() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = process::spawn(&wspec(&["sleep", "600000"], dir.path())).unwrap();
-    let err = child.request_stop(StopMethod::WmClose).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(
+        apply(&child, StopStep::WmClose).await,
+        StepOutcome::NotApplicable
+    );
+    assert_eq!(child.exit_status(), None);
     child.kill_tree().unwrap();
     assert_eq!(wait(&mut child).await, ExitStatus::Code(1));
-    // Nothing left: the graceful methods have nothing to do and succeed.
+    // Nothing left: the graceful steps have nothing to do and count as applied.
+    assert!(child.wait_tree_gone(DEADLINE).await);
+    assert_eq!(apply(&child, StopStep::WmClose).await, StepOutcome::Applied);
+    assert_eq!(apply(&child, StopStep::CtrlC).await, StepOutcome::Applied);
+}
+
+/// The blocking `request_stop(StopMethod)`, which the engine calls until it moves to
+/// `apply_stop_step`: the same steps, a missing window as a `NotFound` error.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_blocking_request_stop_keeps_its_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker.txt");
+    let mut child =
+        process::spawn(&wspec(&["ctrlc", marker.to_str().unwrap()], dir.path())).unwrap();
+    let _lines = lines_after_ready(&mut child).await;
+    let err = child.request_stop(StopMethod::WmClose).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    tokio::task::block_in_place(|| child.request_stop(StopMethod::CtrlC)).unwrap();
+    assert_eq!(wait_for_file(&marker).await, "got ctrl-c");
+    assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
     assert!(child.wait_tree_gone(DEADLINE).await);
     child.request_stop(StopMethod::WmClose).unwrap();
     child.request_stop(StopMethod::CtrlC).unwrap();
+    child.request_stop(StopMethod::Terminate).unwrap();
 }
 
 /// `kill_all_descendants` and `wait_no_children` act on every job of the process, so they

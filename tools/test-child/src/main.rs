@@ -25,18 +25,33 @@
 //! | `--invalid-utf8` | write the bytes `ff fe` and a newline |
 //! | `--env NAME` | write `NAME=value`, or `NAME unset` |
 //! | `--cwd` | write the current directory |
+//! | `--list-fds` | write `fds: 0 1 2…`, the file descriptors open in this process (Unix; it opens none to look) |
 //!
 //! Descendants started by `--spawn-grandchild` and `--double-fork` have their stdio on the null
 //! device, so they never keep a parent's pipe open.
 //!
 //! Exit codes: 0 when all flags are done; N from `--exit`, `--exit-after`, `--on-term-exit`;
-//! 2 for a usage error; 3 for an I/O error (a broken pipe exits 3 quietly).
+//! 2 for a usage error ([`EXIT_USAGE`]); 3 for an I/O error ([`EXIT_IO`]; a broken pipe exits
+//! 3 quietly).
 
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The exit code of a usage error.
+const EXIT_USAGE: u8 = 2;
+/// The exit code of an I/O error.
+const EXIT_IO: u8 = 3;
+/// The length of a `--lines`/`--flood` line until `--line-len`, newline included.
+const DEFAULT_LINE_LEN: usize = 100;
+/// The buffer `--flood` writes through.
+const FLOOD_BUFFER: usize = 1 << 20;
+/// How long a handshake with a descendant (its pid file) may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often that pid file is looked for.
+const HANDSHAKE_POLL: Duration = Duration::from_millis(2);
 
 /// Where output flags write.
 #[derive(Clone, Copy)]
@@ -71,13 +86,13 @@ fn main() -> ExitCode {
         Ok(Some(code)) => exit_now(code),
         Err(Failure::Usage(msg)) => {
             eprintln!("test-child: {msg}");
-            ExitCode::from(2)
+            ExitCode::from(EXIT_USAGE)
         }
         Err(Failure::Io(what, e)) => {
             if e.kind() != io::ErrorKind::BrokenPipe {
                 eprintln!("test-child: {what}: {e}");
             }
-            ExitCode::from(3)
+            ExitCode::from(EXIT_IO)
         }
     }
 }
@@ -92,7 +107,7 @@ fn exit_now(code: i32) -> ExitCode {
 fn run(args: &[OsString]) -> Result<Option<i32>, Failure> {
     let mut st = State {
         target: Target::Stdout,
-        line_len: 100,
+        line_len: DEFAULT_LINE_LEN,
         ignore_term: false,
         exit_pending: false,
     };
@@ -189,6 +204,15 @@ fn run(args: &[OsString]) -> Result<Option<i32>, Failure> {
                     std::env::current_dir().map_err(|e| Failure::Io("current dir".into(), e))?;
                 write_to(st.target, format!("{}\n", cwd.display()).as_bytes())?;
             }
+            "--list-fds" => {
+                let fds = sig::open_fds()?;
+                let mut line = String::from("fds:");
+                for fd in fds {
+                    line.push_str(&format!(" {fd}"));
+                }
+                line.push('\n');
+                write_to(st.target, line.as_bytes())?;
+            }
             other => return Err(Failure::Usage(format!("unknown flag {other}"))),
         }
     }
@@ -265,7 +289,7 @@ fn flood(target: Target, n: u64, len: usize) -> io::Result<()> {
         Target::Stdout => Box::new(io::stdout().lock()),
         Target::Stderr => Box::new(io::stderr().lock()),
     };
-    let mut w = io::BufWriter::with_capacity(1 << 20, sink);
+    let mut w = io::BufWriter::with_capacity(FLOOD_BUFFER, sink);
     for i in 1..=n {
         w.write_all(&numbered_line(i, len))?;
     }
@@ -346,7 +370,7 @@ fn double_fork(st: &State, pidfile: &Path) -> Result<(), Failure> {
 
 /// Poll for a file a descendant writes (a handshake, bounded to 20 s).
 fn wait_for_file(path: &Path) -> Result<(), Failure> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     while !path.exists() {
         if Instant::now() > deadline {
             return Err(Failure::Io(
@@ -354,7 +378,7 @@ fn wait_for_file(path: &Path) -> Result<(), Failure> {
                 io::ErrorKind::TimedOut.into(),
             ));
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(HANDSHAKE_POLL);
     }
     Ok(())
 }
@@ -368,6 +392,11 @@ mod sig {
     use std::sync::atomic::{AtomicI32, Ordering};
 
     use super::Failure;
+
+    /// What `--on-term-write` writes.
+    const TERM_NOTE: &[u8] = b"term";
+    /// The mode of the file `--on-term-write` creates.
+    const TERM_NOTE_MODE: libc::c_uint = 0o644;
 
     static TERM_EXIT: AtomicI32 = AtomicI32::new(0);
     static TERM_PATH: OnceLock<CString> = OnceLock::new();
@@ -405,10 +434,10 @@ mod sig {
                 let fd = libc::open(
                     path.as_ptr(),
                     libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
-                    0o644,
+                    TERM_NOTE_MODE,
                 );
                 if fd >= 0 {
-                    libc::write(fd, b"term".as_ptr().cast(), 4);
+                    libc::write(fd, TERM_NOTE.as_ptr().cast(), TERM_NOTE.len());
                     libc::close(fd);
                 }
             }
@@ -435,6 +464,28 @@ mod sig {
             libc::setsid();
         }
     }
+
+    /// The highest descriptor number `--list-fds` looks at, whatever the limit says.
+    const MAX_FDS_LISTED: libc::rlim_t = 1 << 16;
+
+    /// The file descriptors open in this process, probed with `fcntl(F_GETFD)` up to the
+    /// soft `RLIMIT_NOFILE` (so that looking opens none, as reading `/proc/self/fd` would).
+    #[allow(clippy::unnecessary_wraps, reason = "same signature as on Windows")]
+    pub fn open_fds() -> Result<Vec<i32>, Failure> {
+        // SAFETY: an all-zero rlimit is valid; getrlimit fills it in.
+        let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid out-pointer.
+        let limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } == 0 {
+            lim.rlim_cur.min(MAX_FDS_LISTED)
+        } else {
+            MAX_FDS_LISTED
+        };
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        // SAFETY: F_GETFD only reads the descriptor's flags; a closed one gives EBADF.
+        Ok((0..limit)
+            .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
+            .collect())
+    }
 }
 
 /// Signals do not exist on Windows: these flags are accepted and do nothing.
@@ -451,4 +502,8 @@ mod sig {
         Ok(())
     }
     pub fn setsid() {}
+
+    pub fn open_fds() -> Result<Vec<i32>, Failure> {
+        Err(Failure::Usage("--list-fds is for Unix".into()))
+    }
 }

@@ -106,6 +106,9 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
     let engine = Engine::new(config.clone(), state.clone(), events, kill_rx, opts.attach);
     let shutdown_timeout = engine.shutdown_timeout();
     let (handle, mut task, ready) = engine.spawn();
+    // Serve only once every autostart service had its first start attempt, so that the
+    // first `status` after `up -d` already shows their pids.
+    let _ = ready.await;
     let server = match endpoint::serve(
         &config,
         opts.instance.as_deref(),
@@ -121,7 +124,6 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
             return Err(f);
         }
     };
-    let _ = ready.await;
     (opts.on_ready)();
     events.emit(
         "warden",

@@ -87,7 +87,7 @@ impl Proc for Child {
         &self,
         step: process::StopStep,
     ) -> BoxFuture<'_, io::Result<process::StepOutcome>> {
-        Box::pin(Child::request_stop_step(self, step))
+        Box::pin(Child::apply_stop_step(self, step))
     }
 
     fn kill_tree(&self) -> io::Result<()> {

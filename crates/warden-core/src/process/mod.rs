@@ -1,8 +1,28 @@
 //! The portable process layer: spawn a child in its own process group (Unix) or Job Object
 //! (Windows), signal it, stop it gracefully, kill its whole tree, and wait for it.
 //!
-//! Nothing of `libc` or `windows-sys` appears in a public signature here. One file per OS
-//! implements the same functions.
+//! Nothing of `libc` or `windows-sys` appears in a public signature here. One folder per OS
+//! (`unix/`, `windows/`) implements the same functions, split by job.
+//!
+//! # Stopping a child gracefully, on any OS
+//!
+//! [`stop_steps`] turns a service's config into the graceful steps of its stop, in order, and
+//! [`Child::apply_stop_step`] applies one. Between steps the caller waits for the tree to go
+//! ([`Child::wait_tree_gone`]); after the last one it kills what is left
+//! ([`Child::kill_tree`]). A step that cannot apply to this tree says so
+//! ([`StepOutcome::NotApplicable`]) at once, so that it takes none of the stop's time:
+//!
+//! ```ignore
+//! for step in process::stop_steps(cfg.stop_signal, &cfg.stop_method) {
+//!     match child.apply_stop_step(step).await {
+//!         Ok(StepOutcome::Applied) => {}
+//!         Ok(StepOutcome::NotApplicable) => continue,
+//!         Err(e) => { warn!("cannot send {step}: {e}"); continue }
+//!     }
+//!     if child.wait_tree_gone(share).await { return Gone; }
+//! }
+//! child.kill_tree()?;
+//! ```
 //!
 //! On Unix, warden reaps its children itself (one `SIGCHLD` listener calling `waitpid(-1)`),
 //! so that processes re-parented to warden as a subreaper are reaped too. Never use
@@ -14,12 +34,58 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[cfg_attr(unix, path = "unix.rs")]
-#[cfg_attr(windows, path = "windows.rs")]
+#[cfg_attr(unix, path = "unix/mod.rs")]
+#[cfg_attr(windows, path = "windows/mod.rs")]
 mod imp;
 
 pub use crate::model::Signal;
+use crate::model::StopMethod;
 pub use imp::{Child, OutputPipe};
+
+/// One graceful step of a stop, the same type on every OS. [`stop_steps`] gives the steps a
+/// service's config asks for on this OS; [`Child::apply_stop_step`] applies one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopStep {
+    /// Send this signal to the whole tree (Unix: the process group and the adopted orphans,
+    /// as [`Child::signal`]). On Windows only [`Signal::Kill`] applies (it ends the job);
+    /// any other signal is [`StepOutcome::NotApplicable`].
+    Signal(Signal),
+    /// Windows: a console `CTRL_C_EVENT` on the child's own console, which every process of
+    /// the tree attached to it receives. Not applicable on Unix.
+    CtrlC,
+    /// Windows: `WM_CLOSE` posted to every top-level window of the tree's processes. Not
+    /// applicable on Unix.
+    WmClose,
+}
+
+impl fmt::Display for StopStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopStep::Signal(sig) => write!(f, "{sig}"),
+            StopStep::CtrlC => f.write_str("Ctrl-C"),
+            StopStep::WmClose => f.write_str("WM_CLOSE"),
+        }
+    }
+}
+
+/// What [`Child::apply_stop_step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The request was delivered, or nothing of the tree is left to deliver it to: wait for
+    /// the tree to go (a wait that returns at once when it is gone already).
+    Applied,
+    /// The step cannot apply to this tree (no window for `WM_CLOSE`, no console for Ctrl-C,
+    /// a step of another OS): nothing was sent, so the next step may follow at once.
+    NotApplicable,
+}
+
+/// The graceful steps of a stop for a service's config, in order, on this OS. Unix:
+/// `[Signal(stop_signal)]` (`stop_method` is a Windows setting). Windows: each step of
+/// `stop_method` but `terminate`, which is the kill that follows every graceful step
+/// (`stop_signal` is a Unix setting). An empty list means "kill at once".
+pub fn stop_steps(stop_signal: Signal, stop_method: &[StopMethod]) -> Vec<StopStep> {
+    imp::stop_steps(stop_signal, stop_method)
+}
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,72 +215,26 @@ pub async fn wait_no_children(timeout: Duration) -> bool {
     imp::wait_no_children(timeout).await
 }
 
-/// One graceful step of stopping a tree, portable: what `stop_signal` (Unix) and
-/// `stop_method` (Windows) configure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopStep {
-    /// Unix: this signal to the whole process group.
-    Signal(Signal),
-    /// Windows: `CTRL_C_EVENT` on the child's own console.
-    CtrlC,
-    /// Windows: `WM_CLOSE` to every top-level window of the tree.
-    WmClose,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// What a [`StopStep`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepOutcome {
-    /// The program was asked; give it time.
-    Applied,
-    /// The step cannot reach this program (no window, no console, not this OS): it takes no
-    /// time, the next step follows at once.
-    NotApplicable,
-}
-
-/// The graceful steps of a stop, in order: on Unix the stop signal; on Windows each step of
-/// `stop_method` before `terminate` (which is the kill that follows the steps anyway).
-pub fn stop_steps(stop_signal: Signal, stop_method: &[crate::model::StopMethod]) -> Vec<StopStep> {
-    use crate::model::StopMethod;
-    if cfg!(windows) {
-        stop_method
-            .iter()
-            .filter_map(|m| match m {
-                StopMethod::CtrlC => Some(StopStep::CtrlC),
-                StopMethod::WmClose => Some(StopStep::WmClose),
-                StopMethod::Terminate => None,
-            })
-            .collect()
-    } else {
-        vec![StopStep::Signal(stop_signal)]
+    #[test]
+    fn stop_steps_read_as_in_the_event_lines() {
+        assert_eq!(StopStep::Signal(Signal::Term).to_string(), "SIGTERM");
+        assert_eq!(StopStep::CtrlC.to_string(), "Ctrl-C");
+        assert_eq!(StopStep::WmClose.to_string(), "WM_CLOSE");
     }
-}
 
-impl Child {
-    /// Take one graceful step (see [`StopStep`]).
-    #[allow(clippy::unused_async)] // async on Windows, where a step may wait for a helper
-    pub async fn request_stop_step(&self, step: StopStep) -> std::io::Result<StepOutcome> {
-        #[cfg(unix)]
-        {
-            match step {
-                StopStep::Signal(sig) => self.signal(sig).map(|()| StepOutcome::Applied),
-                StopStep::CtrlC | StopStep::WmClose => Ok(StepOutcome::NotApplicable),
-            }
+    /// The engine awaits a step inside a spawned task: the future must be `Send`.
+    #[test]
+    fn a_stop_step_can_be_awaited_in_a_spawned_task() {
+        fn assert_send<T: Send>(_: &T) {}
+        // Only the future's type is checked; it is never polled.
+        fn check(child: &Child) {
+            let step = child.apply_stop_step(StopStep::CtrlC);
+            assert_send(&step);
         }
-        #[cfg(windows)]
-        {
-            use crate::model::StopMethod;
-            let method = match step {
-                StopStep::Signal(_) => return Ok(StepOutcome::NotApplicable),
-                StopStep::CtrlC => StopMethod::CtrlC,
-                StopStep::WmClose => StopMethod::WmClose,
-            };
-            // The Ctrl-C step waits for a short-lived helper process.
-            Ok(
-                match tokio::task::block_in_place(|| self.request_stop(method)) {
-                    Ok(()) => StepOutcome::Applied,
-                    Err(_) => StepOutcome::NotApplicable,
-                },
-            )
-        }
+        let _ = check;
     }
 }

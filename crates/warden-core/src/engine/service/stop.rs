@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{Level, Run, ServiceTask, error_chain};
 use crate::engine::spawner::Proc;
-use crate::process::{self, ExitStatus, StepOutcome, StopStep};
+use crate::process::{self, ExitStatus, StepOutcome};
 use crate::util::fmt_duration;
 
 /// How long a kill, a stop command's end and a pump's last line may take at most.
@@ -114,17 +114,10 @@ impl ServiceTask {
                     left -= 1;
                     continue;
                 }
-                Err(e) => {
-                    let what = match step {
-                        StopStep::Signal(sig) => sig.to_string(),
-                        StopStep::CtrlC => "Ctrl-C".to_owned(),
-                        StopStep::WmClose => "WM_CLOSE".to_owned(),
-                    };
-                    self.emit(
-                        Level::Warn,
-                        &format!("cannot send {what} to group {}: {e}", run.child.pid()),
-                    );
-                }
+                Err(e) => self.emit(
+                    Level::Warn,
+                    &format!("cannot send {step} to group {}: {e}", run.child.pid()),
+                ),
             }
             let share = deadline.saturating_duration_since(Instant::now()) / left.max(1) as u32;
             left -= 1;

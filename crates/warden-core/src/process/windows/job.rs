@@ -53,6 +53,14 @@ struct Monitor {
     next_key: AtomicUsize,
 }
 
+/// A new completion port is not tied to a file, so there is no key for one.
+const NO_COMPLETION_KEY: usize = 0;
+/// One thread (`warden-jobs`) reads the port.
+const PORT_THREADS: u32 = 1;
+/// The room added, beyond what the kernel reported, when a process id list is re-read
+/// (processes may start between two reads).
+const PID_LIST_SLACK: usize = 16;
+
 static MONITOR: LazyLock<io::Result<Monitor>> = LazyLock::new(Monitor::start);
 
 fn monitor() -> io::Result<&'static Monitor> {
@@ -73,8 +81,8 @@ impl Monitor {
             CreateIoCompletionPort(
                 windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE,
                 std::ptr::null_mut(),
-                0,
-                1,
+                NO_COMPLETION_KEY,
+                PORT_THREADS,
             )
         };
         if port.is_null() {
@@ -237,7 +245,7 @@ impl Job {
                     .map(|&p| p as u32)
                     .collect());
             }
-            capacity = assigned.max(capacity * 2) + 16;
+            capacity = assigned.max(capacity * 2) + PID_LIST_SLACK;
         }
     }
 

@@ -1,0 +1,102 @@
+//! [`Child`]: a spawned process and its process group; what it is, its output, its exit.
+//! Signalling and killing its tree are in `tree.rs`.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::pipe::OutputPipe;
+use super::reaper::{SUBREAPER, wait_until};
+use crate::process::{ExitStatus, GroupRecord};
+
+/// `WARDEN_INSTANCE` and `WARDEN_SERVICE` as given in the spawn environment: how an orphan that
+/// escaped the process group (a double-forked `setsid` daemon) is still known as this service's.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct ServiceTag {
+    pub(super) instance: Vec<u8>,
+    pub(super) service: Vec<u8>,
+}
+
+impl fmt::Debug for ServiceTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceTag")
+            .field("instance", &String::from_utf8_lossy(&self.instance))
+            .field("service", &String::from_utf8_lossy(&self.service))
+            .finish()
+    }
+}
+
+/// A child process and its process group (its own session too: `setsid`).
+#[derive(Debug)]
+pub struct Child {
+    pub(super) pid: u32,
+    pub(super) start_time: u64,
+    pub(super) status: watch::Receiver<Option<ExitStatus>>,
+    pub(super) stdout: Option<OutputPipe>,
+    pub(super) stderr: Option<OutputPipe>,
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(dead_code, reason = "orphans are matched through /proc")
+    )]
+    pub(super) tag: Option<ServiceTag>,
+}
+
+impl Child {
+    /// The pid of the main process (= its process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Its start time in the OS's unit, for [`GroupRecord`]: on Linux field 22 of
+    /// `/proc/PID/stat` (clock ticks since boot), read right after the fork; 0 elsewhere.
+    pub fn start_time(&self) -> u64 {
+        self.start_time
+    }
+
+    pub fn group_record(&self, service: &str) -> GroupRecord {
+        GroupRecord {
+            service: service.to_owned(),
+            pgid: self.pid,
+            start_time: self.start_time(),
+        }
+    }
+
+    pub fn take_stdout(&mut self) -> Option<OutputPipe> {
+        self.stdout.take()
+    }
+
+    pub fn take_stderr(&mut self) -> Option<OutputPipe> {
+        self.stderr.take()
+    }
+
+    /// Wait for the main process to exit. Cancel-safe; after the exit it returns the same
+    /// status again at once.
+    pub async fn wait(&mut self) -> ExitStatus {
+        if let Ok(status) = self.status.wait_for(Option::is_some).await
+            && let Some(status) = *status
+        {
+            return status;
+        }
+        // The reaper drops a sender only after giving it a status: unreachable, but never
+        // invent a status.
+        std::future::pending().await
+    }
+
+    /// Has the main process exited (and been reaped)?
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.status.borrow()
+    }
+
+    /// Wait until no process of this child's tree is left, at most `timeout`. `true` if
+    /// none is left. Re-checks after every reap (see the module docs for non-Linux).
+    pub async fn wait_tree_gone(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        wait_until(deadline, SUBREAPER.load(Ordering::Relaxed), || {
+            self.tree_gone()
+        })
+        .await
+    }
+}

@@ -1,0 +1,267 @@
+//! [`spawn`]: start a child in its own session and process group, registered with the reaper.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use tokio::sync::watch;
+
+use super::child::{Child, ServiceTag};
+use super::pipe::OutputPipe;
+#[cfg(target_os = "linux")]
+use super::procfs;
+use super::reaper::{ensure_reaper, reaper};
+use super::tree::kill_group;
+use super::{INSTANCE_VAR, SERVICE_VAR, lock};
+use crate::process::{SpawnError, SpawnSpec};
+
+/// The exit code of a child that finds warden gone before its parent-death signal was set
+/// (127, as a shell's "could not run the command").
+#[cfg(target_os = "linux")]
+const EXIT_PARENT_GONE: libc::c_int = 127;
+
+/// The first descriptor a child does not keep open across `exec`: 0, 1 and 2 are its stdin,
+/// stdout and stderr.
+const FIRST_NON_STDIO_FD: libc::c_int = 3;
+
+/// Where the fallback of [`cloexec_all_but_stdio`] stops, whatever `RLIMIT_NOFILE` says (a
+/// limit of a million would cost a million `fcntl` calls per spawn).
+const CLOEXEC_LOOP_MAX_FD: libc::c_int = 1 << 16;
+
+/// Signals whose disposition a child gets back to default before `exec` (ignored signals
+/// survive `exec`; handled ones are reset by the kernel anyway).
+const RESET_SIGNALS: &[libc::c_int] = &[
+    libc::SIGPIPE,
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGCHLD,
+    libc::SIGALRM,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGXFSZ,
+];
+
+/// Start a child in its own session and process group. See the module docs: call this on a
+/// tokio worker thread or the main thread, never inside `spawn_blocking` (Linux delivers the
+/// parent-death signal when the forking *thread* exits). Needs a tokio runtime (the output
+/// pipes register with its reactor); the reaper is started here if [`init_supervisor`] was not
+/// called.
+pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
+    let program = spec.program.to_string_lossy().into_owned();
+    if tokio::runtime::Handle::try_current().is_err() {
+        let source = io::Error::other("spawn must be called inside a tokio runtime");
+        return Err(SpawnError::Other { program, source });
+    }
+    if let Err(source) = ensure_reaper() {
+        return Err(SpawnError::Other { program, source });
+    }
+
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null());
+    if spec.clear_env {
+        cmd.env_clear();
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if spec.capture_output {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    } else {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    let parent = std::process::id() as libc::pid_t;
+    // Read here: `getrlimit` is not on the async-signal-safe list.
+    let fd_bound = fd_loop_bound();
+    // SAFETY: the hook only makes async-signal-safe syscalls (see `child_setup`).
+    unsafe {
+        cmd.pre_exec(move || child_setup(parent, fd_bound));
+    }
+
+    // Holding the registry lock: the reaper cannot reap this child before it is registered,
+    // nor steal the failed child std reaps itself on an exec error. (std's pipes are CLOEXEC.)
+    let mut live = lock(&reaper().live);
+    let mut std_child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            drop(live);
+            return Err(spawn_error(spec, program, e));
+        }
+    };
+    let pid = std_child.id();
+    let (tx, status) = watch::channel(None);
+    live.insert(pid, tx);
+    // Read before the lock is released: the pid cannot be reaped (hence reused) meanwhile.
+    let start_time = read_start_time(pid);
+    drop(live);
+
+    let stdout = std_child.stdout.take().map(|p| OutputPipe::new(p.into()));
+    let stderr = std_child.stderr.take().map(|p| OutputPipe::new(p.into()));
+    // Dropping std's Child neither waits nor kills: the reaper owns the exit status.
+    drop(std_child);
+    let (stdout, stderr) = match (stdout.transpose(), stderr.transpose()) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(source), _) | (_, Err(source)) => {
+            // Cannot hand out a child whose output nobody can read: end it. It gets reaped.
+            // The group certainly exists (unreaped leader), so an error here is impossible.
+            let _ = kill_group(pid, libc::SIGKILL);
+            return Err(SpawnError::Other { program, source });
+        }
+    };
+    Ok(Child {
+        pid,
+        start_time,
+        status,
+        stdout,
+        stderr,
+        tag: service_tag(spec),
+    })
+}
+
+/// Runs in the child between fork and exec: async-signal-safe calls only, no allocation.
+/// `fd_bound`: see [`cloexec_all_but_stdio`].
+fn child_setup(parent: libc::pid_t, fd_bound: libc::c_int) -> io::Result<()> {
+    // SAFETY: each call is an async-signal-safe syscall with valid arguments.
+    unsafe {
+        if libc::setsid() == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            ) == -1
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // If warden died between fork and prctl, the signal will never come: leave now.
+            if libc::getppid() != parent {
+                libc::_exit(EXIT_PARENT_GONE);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = parent;
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &raw const set, std::ptr::null_mut());
+        for &sig in RESET_SIGNALS {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        cloexec_all_but_stdio(fd_bound);
+    }
+    Ok(())
+}
+
+/// Mark every descriptor but 0, 1 and 2 close-on-exec, so that a service gets none of the
+/// descriptors warden inherited (warden's own are opened close-on-exec already). Marked,
+/// not closed: std's pipe that reports an `exec` failure to the parent must stay open until
+/// the `exec`.
+///
+/// Linux 5.11 and later: one `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`, through `syscall`
+/// (no libc wrapper needed). Elsewhere, or when the kernel refuses it: `fcntl(FD_CLOEXEC)`
+/// on each number from 3 below `fd_bound` (the soft `RLIMIT_NOFILE`, at most
+/// [`CLOEXEC_LOOP_MAX_FD`], read by the parent before the fork); a descriptor numbered above
+/// the limit (opened before it was lowered) is missed there. Both are async-signal-safe.
+///
+/// # Safety
+///
+/// Call it only in the child between fork and exec.
+unsafe fn cloexec_all_but_stdio(fd_bound: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a plain syscall with integer arguments.
+        let done = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                FIRST_NON_STDIO_FD as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        } == 0;
+        if done {
+            return;
+        }
+    }
+    for fd in FIRST_NON_STDIO_FD..fd_bound {
+        // SAFETY: fcntl on a number that may or may not be open (EBADF then, harmless).
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+/// The soft `RLIMIT_NOFILE`, at most [`CLOEXEC_LOOP_MAX_FD`] (that bound if it is unknown).
+fn fd_loop_bound() -> libc::c_int {
+    // SAFETY: an all-zero rlimit is a valid value; getrlimit fills it in.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        return CLOEXEC_LOOP_MAX_FD;
+    }
+    libc::c_int::try_from(lim.rlim_cur).map_or(CLOEXEC_LOOP_MAX_FD, |n| n.min(CLOEXEC_LOOP_MAX_FD))
+}
+
+/// Map a spawn failure to its cause: a missing program, a refused one, or an unusable cwd.
+fn spawn_error(spec: &SpawnSpec, program: String, source: io::Error) -> SpawnError {
+    let errno = source.raw_os_error();
+    if matches!(errno, Some(libc::ENOENT | libc::EACCES | libc::ENOTDIR))
+        && let Err(cwd_error) = check_cwd(&spec.cwd)
+    {
+        return SpawnError::BadCwd {
+            cwd: spec.cwd.clone(),
+            source: cwd_error,
+        };
+    }
+    match errno {
+        Some(libc::ENOENT) => SpawnError::NotFound { program, source },
+        Some(libc::EACCES) => SpawnError::PermissionDenied { program, source },
+        _ => SpawnError::Other { program, source },
+    }
+}
+
+/// Is `cwd` a directory we may enter?
+fn check_cwd(cwd: &Path) -> io::Result<()> {
+    if !std::fs::metadata(cwd)?.is_dir() {
+        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    let c = CString::new(cwd.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn service_tag(spec: &SpawnSpec) -> Option<ServiceTag> {
+    let find = |name: &[u8]| {
+        spec.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k.as_bytes() == name)
+            .map(|(_, v)| v.as_bytes().to_vec())
+    };
+    Some(ServiceTag {
+        instance: find(INSTANCE_VAR)?,
+        service: find(SERVICE_VAR)?,
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn read_start_time(pid: u32) -> u64 {
+    procfs::stat(pid).map_or(0, |p| p.start_time)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_start_time(_pid: u32) -> u64 {
+    0
+}

@@ -1,0 +1,208 @@
+//! The quick form, `warden install NAME -- PROGRAM ARGS...`: the generated config in
+//! `%ProgramData%\warden\NAME`, and the checks of the name and the program it needs.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::usage;
+use crate::Failure;
+
+/// The longest service name the SCM takes.
+const MAX_SERVICE_NAME: usize = 256;
+
+/// A service name warden accepts: what a config's service names may use (it is the name of
+/// the generated config's service, of its folder and of its control pipe).
+pub(super) fn check_name(name: &str) -> Result<(), Failure> {
+    if !name.is_empty()
+        && name.len() <= MAX_SERVICE_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "invalid service name \"{name}\": a service name may use only letters, digits, '_', '.' and '-'"
+        )))
+    }
+}
+
+/// `%ProgramData%` (`C:\ProgramData` if unset).
+fn program_data() -> PathBuf {
+    std::env::var_os("ProgramData").map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from)
+}
+
+/// `%ProgramData%\warden\NAME`: the quick form's config, logs and state.
+pub(super) fn instance_dir(name: &str) -> PathBuf {
+    program_data().join("warden").join(name)
+}
+
+/// A TOML basic string.
+fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The config of `warden install NAME -- PROGRAM ARGS...`: one service NAME running the
+/// program (absolute) in its folder, with logs and state under `dir`.
+pub fn quick_config(name: &str, program: &Path, args: &[String], dir: &Path) -> String {
+    let mut command = vec![toml_str(&program.to_string_lossy())];
+    command.extend(args.iter().map(|a| toml_str(a)));
+    let cwd = program.parent().unwrap_or(dir);
+    format!(
+        "# Written by `warden install {name}`; edit it, then `sc control {name} paramchange`\n\
+         # (or `warden reload -n {name}`) applies the change.\n\
+         \n\
+         [warden]\n\
+         log_dir = {}\n\
+         state_dir = {}\n\
+         \n\
+         [services.{name}]\n\
+         command = [{}]\n\
+         cwd = {}\n",
+        toml_str(&dir.join("logs").to_string_lossy()),
+        toml_str(&dir.join("state").to_string_lossy()),
+        command.join(", "),
+        toml_str(&cwd.to_string_lossy()),
+    )
+}
+
+/// The program of the quick form as an absolute path: a path as given (made absolute), a
+/// bare name searched in `PATH` with `PATHEXT` (the service will not have the installing
+/// user's `PATH`).
+fn resolve_program(program: &str) -> Result<PathBuf, Failure> {
+    let p = Path::new(program);
+    let not_found = || usage(format!("program not found: {program}"));
+    if p.components().count() > 1 || p.is_absolute() {
+        let abs = std::path::absolute(p).map_err(|_| not_found())?;
+        return if abs.is_file() {
+            Ok(abs)
+        } else {
+            Err(not_found())
+        };
+    }
+    let exts: Vec<String> = std::env::var("PATHEXT")
+        .unwrap_or_else(|_| ".COM;.EXE;.BAT;.CMD".to_owned())
+        .split(';')
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut dirs = vec![std::env::current_dir().unwrap_or_default()];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    for dir in dirs {
+        let plain = dir.join(p);
+        if p.extension().is_some() && plain.is_file() {
+            return Ok(plain);
+        }
+        for ext in &exts {
+            let mut name = OsString::from(p.as_os_str());
+            name.push(ext);
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(not_found())
+}
+
+pub(super) fn write_quick_config(name: &str, program: &[String]) -> Result<PathBuf, Failure> {
+    let Some((prog, args)) = program.split_first() else {
+        return Err(usage("no program given after `--`"));
+    };
+    let prog = resolve_program(prog)?;
+    let dir = instance_dir(name);
+    std::fs::create_dir_all(dir.join("logs"))
+        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join("warden.toml");
+    let text = quick_config(name, &prog, args, &dir);
+    // A partial file, then a rename: a failed write never leaves half a config.
+    let partial = dir.join("warden.toml.partial");
+    std::fs::write(&partial, text)
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use warden_core::config::{self, ProcessEnv};
+
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("sync").is_ok());
+        assert!(check_name("my-app_2.0").is_ok());
+        for bad in ["", "my app", r"a\b", "a/b"] {
+            assert_eq!(check_name(bad).expect_err(bad).code, 2);
+        }
+    }
+
+    #[test]
+    fn quick_config_is_a_valid_config() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("warden").join("sync");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let prog = tmp.path().join("bin dir").join("sync.exe");
+        std::fs::create_dir_all(tmp.path().join("bin dir")).expect("mkdir");
+        let text = quick_config(
+            "sync",
+            &prog,
+            &["--flag".into(), r#"quote " and \ back"#.into()],
+            &dir,
+        );
+        let path = dir.join("warden.toml");
+        std::fs::write(&path, &text).expect("write");
+        let config = config::load(&path, &ProcessEnv).expect("valid config");
+        assert_eq!(config.warden.log_dir, dir.join("logs"));
+        assert_eq!(config.warden.state_dir, dir.join("state"));
+        let svc = config.service("sync").expect("service");
+        assert_eq!(
+            svc.command,
+            [
+                prog.to_string_lossy().into_owned(),
+                "--flag".to_owned(),
+                r#"quote " and \ back"#.to_owned()
+            ]
+        );
+        assert_eq!(svc.cwd, tmp.path().join("bin dir"));
+    }
+
+    #[test]
+    fn quick_config_writes_windows_paths_escaped() {
+        let text = quick_config(
+            "sync",
+            Path::new(r"C:\Tools\sync.exe"),
+            &[],
+            Path::new(r"C:\ProgramData\warden\sync"),
+        );
+        assert!(
+            text.contains(r#"log_dir = "C:\\ProgramData\\warden\\sync\\logs""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"command = ["C:\\Tools\\sync.exe"]"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"cwd = "C:\\Tools""#), "{text}");
+    }
+}
