@@ -1,6 +1,25 @@
 //! Small helpers shared across modules.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+/// `now + d`, or the latest instant within reach when that overflows: never panics, unlike
+/// `Instant + Duration`.
+pub fn instant_after(now: Instant, d: Duration) -> Instant {
+    let mut d = d;
+    loop {
+        if let Some(t) = now.checked_add(d) {
+            return t;
+        }
+        // Halving ends at zero, and `now + 0` always fits.
+        d /= 2;
+    }
+}
+
+/// A tokio deadline `d` from now (see [`instant_after`]).
+pub fn deadline_in(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    tokio::time::Instant::from_std(instant_after(now.into_std(), d))
+}
 
 /// A short human duration: `250ms`, `1.2s`, `5m12s`, `2h03m`, `3d04h`.
 pub fn fmt_duration(d: Duration) -> String {

@@ -384,7 +384,7 @@ impl ServiceTask {
                 if delay.is_zero() {
                     self.start(true);
                 } else {
-                    let until = Instant::now() + delay;
+                    let until = crate::util::instant_after(Instant::now(), delay);
                     self.publish(|s| {
                         s.state = State::Backoff;
                         s.next_start = Some(until);

@@ -378,7 +378,7 @@ impl Child {
     /// Wait until no process of this child's tree is left, at most `timeout`. `true` if
     /// none is left. Re-checks after every reap (see the module docs for non-Linux).
     pub async fn wait_tree_gone(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::util::deadline_in(timeout);
         wait_until(deadline, SUBREAPER.load(Ordering::Relaxed), || {
             self.tree_gone()
         })
@@ -848,7 +848,7 @@ pub(super) fn kill_all_descendants() -> usize {
 
 /// `true` once warden has no child at all (`waitid` says `ECHILD`), at most `timeout`.
 pub(super) async fn wait_no_children(timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::util::deadline_in(timeout);
     if ensure_reaper().is_err() {
         // Nobody reaps: only the current state can be answered.
         return no_children_now();

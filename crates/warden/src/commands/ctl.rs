@@ -254,7 +254,10 @@ pub fn down(target: &Target) -> Result<(), Failure> {
         // warden holds the state dir's lock until it exits: waiting for the lock is waiting
         // for the exit.
         let lock = config.warden.state_dir.join("warden.lock");
-        let limit = config.warden.shutdown_timeout + Duration::from_secs(30);
+        let limit = config
+            .warden
+            .shutdown_timeout
+            .saturating_add(Duration::from_secs(30));
         let waited = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let f = std::fs::File::open(&lock)?;
             f.lock()?;

@@ -438,7 +438,10 @@ fn configure(
 /// How long Windows waits for warden at shutdown: its own `shutdown_timeout` plus 10 s to
 /// report and exit.
 pub fn preshutdown_timeout(config: &Config) -> Duration {
-    config.warden.shutdown_timeout + Duration::from_secs(10)
+    config
+        .warden
+        .shutdown_timeout
+        .saturating_add(Duration::from_secs(10))
 }
 
 /// Let a non-`LocalSystem` account read the config and write the logs and state.
