@@ -15,6 +15,8 @@ use crate::process::Signal;
 mod diag;
 mod dotenv;
 mod expand;
+mod files;
+mod limits;
 mod parse;
 mod reader;
 mod service;
