@@ -1,6 +1,50 @@
 //! Small helpers shared across modules.
 
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
+
+/// Open `path` with `opts` without following a symlink (or, on Windows, any reparse point)
+/// at its last component: in a directory another user could once write, a planted link must
+/// never send warden's writes elsewhere. Unix: `O_NOFOLLOW` (`extra_flags` are added, such as
+/// `O_NONBLOCK`); Windows: `FILE_FLAG_OPEN_REPARSE_POINT` opens the link itself, which is
+/// then refused.
+pub fn open_nofollow(opts: &mut OpenOptions, path: &Path, extra_flags: i32) -> io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | extra_flags);
+        opts.open(path).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                symlink_refused()
+            } else {
+                e
+            }
+        })
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
+        use windows_sys::Win32::Storage::FileSystem::{
+            FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_OPEN_REPARSE_POINT,
+        };
+        let _ = extra_flags;
+        opts.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+        let file = opts.open(path)?;
+        if file.metadata()?.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+            return Err(symlink_refused());
+        }
+        Ok(file)
+    }
+}
+
+fn symlink_refused() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "it is a symbolic link, which warden does not follow here",
+    )
+}
 
 /// `now + d`, or the latest instant within reach when that overflows: never panics, unlike
 /// `Instant + Duration`.
