@@ -3,7 +3,7 @@
 //! `Config`, then the policy functions), each in its own temp dir.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -264,7 +264,7 @@ fn socket_path_longer_than_sockaddr_un_is_rejected() {
 }
 
 #[cfg(unix)]
-fn mkfifo(path: &Path) {
+fn mkfifo(path: &std::path::Path) {
     let status = std::process::Command::new("mkfifo")
         .arg(path)
         .status()

@@ -67,7 +67,7 @@ pub fn load_str(text: &str, path: &Path, env: &dyn Env) -> Result<Config, Config
         diag: Diagnostics::new(path.to_path_buf(), text),
         env,
         dir: dir.clone(),
-        secret: false,
+        secret: None,
     };
     if text.len() as u64 > MAX_CONFIG_BYTES {
         let message = format!("the config is larger than {MAX_CONFIG_BYTES} bytes");
@@ -280,7 +280,7 @@ fn read_token(r: &mut Reader<'_>, section: Section<'_>) -> Option<Secret> {
         return None;
     }
     let (field, token) = if let Some(field) = inline {
-        (field, r.secret_string(field)?)
+        (field, r.secret_string(field, "api_token")?)
     } else {
         let field = file?;
         let path = r.path(field)?;

@@ -72,9 +72,9 @@ pub(super) struct Reader<'a> {
     pub env: &'a dyn Env,
     /// The config file's directory, absolute.
     pub dir: PathBuf,
-    /// The value being read is a secret (`env`, `api_token`): errors name its key and its
-    /// place, never the value or a part of it.
-    pub secret: bool,
+    /// The value being read is a secret (`env.KEY`, `api_token`, named here): errors name
+    /// its key and its place, never the value or a part of it.
+    pub secret: Option<String>,
 }
 
 impl Reader<'_> {
@@ -112,16 +112,19 @@ impl Reader<'_> {
         match expand(raw, self.env) {
             Ok(s) => Some(s),
             Err(e) => {
-                let message = if self.secret { e.message } else { e.shown() };
+                let message = match &self.secret {
+                    Some(key) => format!("{key}: {}", e.message),
+                    None => e.shown(),
+                };
                 self.error(pos, message, e.hint);
                 None
             }
         }
     }
 
-    /// A string value that is a secret, expanded: errors never show it.
-    pub(super) fn secret_string(&mut self, field: Field<'_>) -> Option<String> {
-        let was = std::mem::replace(&mut self.secret, true);
+    /// A string value that is a secret, expanded: errors name `key`, never the value.
+    pub(super) fn secret_string(&mut self, field: Field<'_>, key: &str) -> Option<String> {
+        let was = self.secret.replace(key.to_owned());
         let s = self.string(field);
         self.secret = was;
         s

@@ -217,7 +217,7 @@ fn read_env_value(r: &mut Reader<'_>, var: Field<'_>) -> Option<String> {
         );
         return None;
     }
-    let value = r.secret_string(var)?;
+    let value = r.secret_string(var, &format!("env.{key}"))?;
     if r.reject_nul(var.pos(), &format!("env.{key}"), &value) {
         return None;
     }
