@@ -127,7 +127,8 @@ fn serve_failure(what: &str, e: &ServeError) -> Failure {
 /// `<state_dir>/api.token` (readable by the owner only).
 fn generated_token(config: &Config) -> Result<Secret, Failure> {
     let path = config.warden.state_dir.join("api.token");
-    let token = warden_core::util::random_token();
+    let token = warden_core::util::random_token()
+        .map_err(|e| Failure::failed(format!("cannot make an API token: {e}")))?;
     warden_core::state::write_private(&path, token.as_bytes())
         .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
     eprintln!("warden: the TCP API token is in {}", path.display());
