@@ -118,6 +118,18 @@ fn deeply_nested_arrays_are_an_error_before_parsing() {
     assert_has(&errors.errors, 3, 49, "nest deeper than 32");
 }
 
+#[test]
+fn expansion_that_grows_past_1mib_is_an_error() {
+    let big = "x".repeat(64 << 10);
+    let env: BTreeMap<String, String> = [("BIG".to_owned(), big)].into();
+    let text = service(&format!("env = {{ V = \"{}\" }}\n", "${BIG}".repeat(20)));
+    let fx = Fixture::new();
+    let e = load_str(&text, &fx.config(), &env).expect_err("20 × 64 KiB is too long");
+    assert_has(&e.errors, 3, 13, "longer than 1048576 bytes once expanded");
+    let text = service(&format!("env = {{ V = \"{}\" }}\n", "${BIG}".repeat(15)));
+    load_str(&text, &fx.config(), &env).expect("15 × 64 KiB is fine");
+}
+
 // ---------------------------------------------------------------------------------------
 // Finding 2: huge durations and factors panicked in the backoff computation.
 

@@ -20,7 +20,7 @@
 //! not secret.
 
 use super::Env;
-use super::limits::MAX_EXPAND_DEPTH;
+use super::limits::{MAX_EXPAND_DEPTH, MAX_EXPANDED_BYTES};
 
 /// Why a string could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +109,12 @@ fn expand_at_depth(s: &str, env: &dyn Env, depth: usize) -> Result<String, Expan
                 )
             })?;
             out.push_str(&substitute(&r[..end], env, depth)?);
+            if out.len() > MAX_EXPANDED_BYTES {
+                return Err(ExpandError::new(
+                    format!("the value is longer than {MAX_EXPANDED_BYTES} bytes once expanded"),
+                    None,
+                ));
+            }
             rest = &r[end + 1..];
         } else {
             out.push('$');

@@ -57,6 +57,10 @@ pub(crate) const MAX_NAME_LEN: usize = 64;
 /// than any real config uses, and the expander recurses once per level.
 pub(crate) const MAX_EXPAND_DEPTH: usize = 32;
 
+/// One string value once expanded: `"${BIG}${BIG}..."` must not turn a 1 MiB config into
+/// gigabytes; no argument or environment value can be longer than `ARG_MAX` anyway.
+pub(crate) const MAX_EXPANDED_BYTES: usize = 1 << 20;
+
 /// How deep arrays and tables may nest in the file (counted before parsing): no key of a
 /// config is deeper than 4 levels; the bound keeps the parser's and the drop's recursion
 /// small (`toml_edit` itself stops at 80).
