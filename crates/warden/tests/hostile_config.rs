@@ -70,7 +70,7 @@ fn reload_of_a_hostile_config_is_refused_and_warden_stays_up() {
     let env = Env::new(&sleeper());
     let o = env.run(&["up", "-d"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    let _down = Down(&env);
+    let _down = Down(&env, sleeper());
     for (config, needle) in hostile() {
         env.write_config(&config);
         assert_fails(&env.run(&["reload"]), 2, needle);
@@ -90,11 +90,12 @@ fn reload_of_a_hostile_config_is_refused_and_warden_stays_up() {
     env.write_config(&sleeper());
 }
 
-/// `warden down` when the test ends.
-struct Down<'a>(&'a Env);
+/// `warden down` when the test ends, with a good config back in place (`down` reads it).
+struct Down<'a>(&'a Env, String);
 
 impl Drop for Down<'_> {
     fn drop(&mut self) {
+        self.0.write_config(&self.1);
         let _ = self.0.run(&["down"]);
     }
 }

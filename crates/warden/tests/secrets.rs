@@ -124,7 +124,7 @@ fn no_secret_in_any_message_of_any_config_error() {
     env.write_config(&good);
     let o = env.run(&["up", "-d"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    let _down = Down(&env);
+    let _down = Down(&env, good.clone());
     let o = env.run(&["status", "--json"]);
     assert_clean("status --json", &show(&o));
     let pid = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["warden"]["pid"]
@@ -187,11 +187,12 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// `warden down` when the test ends (the good config back first, so `down` finds it).
-struct Down<'a>(&'a Env);
+/// `warden down` when the test ends, with a good config back in place (`down` reads it).
+struct Down<'a>(&'a Env, String);
 
 impl Drop for Down<'_> {
     fn drop(&mut self) {
+        self.0.write_config(&self.1);
         let _ = self.0.run(&["down"]);
     }
 }
