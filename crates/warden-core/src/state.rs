@@ -45,9 +45,11 @@ const NONBLOCK: i32 = libc::O_NONBLOCK;
 const NONBLOCK: i32 = 0;
 
 /// Create `dir` and its missing parents (new ones with `mode` on Unix: 0700 for the state
-/// dir, 0750 for log dirs), then make sure that no other user can write it or any of its
-/// ancestors: each must be owned by warden's user or root, and writable by group or others
-/// only if sticky (like `/tmp`). Symlinks on the way are followed: they were written by
+/// dir, 0750 for log dirs), then make sure that no other user can write it: it must be owned
+/// by warden's user or root, and neither it nor any of its ancestors may be writable by group
+/// or others unless sticky (like `/tmp`). (An ancestor's owner is not checked: in a container
+/// `/` may belong to an unmapped user, and whoever owns a parent of the state dir can edit
+/// the config next to it anyway.) Symlinks on the way are followed: they were written by
 /// whoever wrote the config, and what they point to is what gets checked.
 pub fn secure_dir(dir: &Path, mode: u32) -> Result<(), StateError> {
     #[cfg(unix)]
@@ -59,8 +61,8 @@ pub fn secure_dir(dir: &Path, mode: u32) -> Result<(), StateError> {
             .create(dir)
             .map_err(io_err("cannot create", dir))?;
         let real = fs::canonicalize(dir).map_err(io_err("cannot resolve", dir))?;
-        for d in real.ancestors() {
-            check_dir(d)?;
+        for (i, d) in real.ancestors().enumerate() {
+            check_dir(d, i == 0)?;
         }
         Ok(())
     }
@@ -72,9 +74,10 @@ pub fn secure_dir(dir: &Path, mode: u32) -> Result<(), StateError> {
     }
 }
 
-/// One directory: owned by us or root, and not writable by others unless sticky.
+/// One directory: owned by us or root (if `check_owner`), and not writable by group or
+/// others unless sticky.
 #[cfg(unix)]
-fn check_dir(d: &Path) -> Result<(), StateError> {
+fn check_dir(d: &Path, check_owner: bool) -> Result<(), StateError> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(d).map_err(io_err("cannot inspect", d))?;
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -83,7 +86,7 @@ fn check_dir(d: &Path) -> Result<(), StateError> {
         path: d.to_path_buf(),
         why,
     };
-    if meta.uid() != me && meta.uid() != 0 {
+    if check_owner && meta.uid() != me && meta.uid() != 0 {
         return Err(unsafe_dir(format!(
             "owned by uid {}, neither warden's ({me}) nor root",
             meta.uid()

@@ -100,6 +100,26 @@ fn world_writable_state_dir_is_refused() {
 }
 
 #[test]
+fn state_dir_owned_by_another_user_is_refused() {
+    let t = tmp();
+    let state = t.path().join("state");
+    fs::create_dir(&state).expect("mkdir");
+    chmod(&state, 0o1777);
+    // Needs root (CAP_CHOWN), as warden's runs in CI do; otherwise nothing to show.
+    if std::os::unix::fs::chown(&state, Some(4242), None).is_err() {
+        eprintln!("skipped: cannot chown (not root)");
+        return;
+    }
+    match StateDir::lock(&state) {
+        Err(StateError::Unsafe { why, .. }) => {
+            assert!(why.contains("owned by uid 4242"), "{why}");
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("a dir owned by another user was accepted"),
+    }
+}
+
+#[test]
 fn sticky_dir_owned_by_warden_is_allowed() {
     // Like /tmp: sticky, world-writable, owned by root (or by warden's own user).
     let t = tmp();
