@@ -130,6 +130,19 @@ fn expansion_that_grows_past_1mib_is_an_error() {
     load_str(&text, &fx.config(), &env).expect("15 × 64 KiB is fine");
 }
 
+#[test]
+fn brackets_in_strings_and_comments_do_not_count_as_nesting() {
+    let many = "[{".repeat(100);
+    let text = format!(
+        "# {many}\n[services.web]\ncommand = [\"echo\", \"{many}\", '{many}', \"\\\"{many}\"]\n\
+         stop_command = \"\"\"\n{many}\"\"\" # {many}\n\
+         env = {{ A = '\'\'{many}\'\'' }}\n"
+    );
+    let fx = Fixture::new();
+    let config = fx.load(&text).expect("brackets inside strings are text");
+    assert_eq!(config.services[0].command[1], many);
+}
+
 // ---------------------------------------------------------------------------------------
 // Finding 2: huge durations and factors panicked in the backoff computation.
 
