@@ -60,17 +60,41 @@ pub fn secure_dir(dir: &Path, mode: u32) -> Result<(), StateError> {
             .mode(mode)
             .create(dir)
             .map_err(io_err("cannot create", dir))?;
-        let real = fs::canonicalize(dir).map_err(io_err("cannot resolve", dir))?;
-        for (i, d) in real.ancestors().enumerate() {
-            check_dir(d, i == 0)?;
-        }
-        Ok(())
+        check_dir_tree(dir)
     }
     #[cfg(not(unix))]
     {
         // Windows: the folders' ACLs decide (set by `warden install`); nothing to check here.
         let _ = mode;
         fs::create_dir_all(dir).map_err(io_err("cannot create", dir))
+    }
+}
+
+/// The checks of [`secure_dir`] without creating anything, for `warden check`: a dir that
+/// does not exist yet is judged by its nearest existing ancestor (whose owner is not
+/// checked: warden will create the rest).
+pub fn check_dir_tree(dir: &Path) -> Result<(), StateError> {
+    #[cfg(unix)]
+    {
+        let mut first = true;
+        let mut existing = dir;
+        while fs::metadata(existing).is_err() {
+            first = false;
+            match existing.parent() {
+                Some(p) if !p.as_os_str().is_empty() => existing = p,
+                _ => return Ok(()),
+            }
+        }
+        let real = fs::canonicalize(existing).map_err(io_err("cannot resolve", existing))?;
+        for (i, d) in real.ancestors().enumerate() {
+            check_dir(d, first && i == 0)?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
     }
 }
 

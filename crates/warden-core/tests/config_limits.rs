@@ -358,6 +358,34 @@ fn env_file_and_token_file_over_their_size_cap_are_errors() {
     assert_has(&errors, 5, 12, "it is larger than 1048576 bytes");
 }
 
+#[cfg(unix)]
+#[test]
+fn log_path_that_is_a_symlink_is_a_config_error() {
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.path("logs")).expect("mkdir");
+    std::os::unix::fs::symlink("/dev/stdout", fx.path("logs/out.log")).expect("symlink");
+    let errors = fx.errors(&service("log = { stdout = \"logs/out.log\" }\n"));
+    assert_has(&errors, 3, 18, "is a symbolic link, which warden never follows");
+}
+
+#[cfg(unix)]
+#[test]
+fn state_dir_and_log_dir_another_user_can_write_are_config_errors() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let open = fx.path("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let errors = fx.errors(&format!(
+        "[warden]\nstate_dir = \"open/state\"\nlog_dir = \"open/logs\"\n{}{}",
+        service(""),
+        "[services.two]\ncommand = \"true\"\n"
+    ));
+    assert_has(&errors, 2, 13, "writable by others (mode 777) and not sticky");
+    assert_has(&errors, 4, 11, "log.stdout: ");
+    assert_eq!(errors.len(), 2, "the shared log dir is reported once: {errors:?}");
+}
+
 #[test]
 fn invalid_utf8_config_names_line_and_column() {
     let fx = Fixture::new();

@@ -68,6 +68,7 @@ pub fn load_str(text: &str, path: &Path, env: &dyn Env) -> Result<Config, Config
         env,
         dir: dir.clone(),
         secret: None,
+        checked_dirs: std::collections::BTreeSet::new(),
     };
     if text.len() as u64 > MAX_CONFIG_BYTES {
         let message = format!("the config is larger than {MAX_CONFIG_BYTES} bytes");
@@ -178,11 +179,26 @@ fn read_root(r: &mut Reader<'_>, root: Section<'_>) -> (WardenSettings, Vec<supe
     };
     #[cfg(unix)]
     check_socket_path(r, root, &warden);
+    if let Err(e) = crate::state::check_dir_tree(&warden.state_dir) {
+        let pos = state_dir_pos(root);
+        r.error(pos, format!("state_dir: {e}"), None);
+    }
     let services = match root.field("services") {
         Some(field) => read_services(r, field, &warden),
         None => Vec::new(),
     };
     (warden, services)
+}
+
+/// Where to report a problem of the state dir: its key, else `[warden]`, else the start.
+fn state_dir_pos(root: Section<'_>) -> usize {
+    let section = root.field("warden");
+    section
+        .and_then(|w| w.item.as_table_like())
+        .and_then(|t| t.get_key_value("state_dir"))
+        .map(|(key, item)| Field { key, item }.pos())
+        .or_else(|| section.map(|f| f.key_pos()))
+        .unwrap_or(0)
 }
 
 /// The control socket `<state_dir>/warden.sock` must fit in a `sockaddr_un`, or `up` would
@@ -195,15 +211,8 @@ fn check_socket_path(r: &mut Reader<'_>, root: Section<'_>, warden: &WardenSetti
     if len <= MAX_SOCKET_PATH {
         return;
     }
-    let section = root.field("warden");
-    let pos = section
-        .and_then(|w| w.item.as_table_like())
-        .and_then(|t| t.get_key_value("state_dir"))
-        .map(|(key, item)| Field { key, item }.pos())
-        .or_else(|| section.map(|f| f.key_pos()))
-        .unwrap_or(0);
     r.error(
-        pos,
+        state_dir_pos(root),
         format!(
             "the control socket {} is {len} bytes long; a Unix socket path holds at most {MAX_SOCKET_PATH}",
             socket.display()

@@ -75,6 +75,8 @@ pub(super) struct Reader<'a> {
     /// The value being read is a secret (`env.KEY`, `api_token`, named here): errors name
     /// its key and its place, never the value or a part of it.
     pub secret: Option<String>,
+    /// The log dirs already checked (each is reported once, not once per service).
+    pub checked_dirs: std::collections::BTreeSet<PathBuf>,
 }
 
 impl Reader<'_> {

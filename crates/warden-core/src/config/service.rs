@@ -1,6 +1,7 @@
 //! One `[services.NAME]` table.
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ pub(super) fn read_service(
     let command = read_command(r, name, section, shell);
     let env_file = field("env_file").and_then(|f| r.path(f).map(|p| (f, p)));
     let env = read_env(r, name, field("env"), env_file.as_ref());
+    let log = read_log(r, name, field("log"), warden);
+    check_log_files(r, section.pos, field("log"), &log);
 
     ServiceConfig {
         name: name.to_owned(),
@@ -102,7 +105,43 @@ pub(super) fn read_service(
                     StopMethod::Terminate,
                 ]
             }),
-        log: read_log(r, name, field("log"), warden),
+        log,
+    }
+}
+
+/// What would make opening the log files fail at run time (and the service disappear):
+/// a log path that is a symlink (never followed), or a dir another user can write.
+fn check_log_files(
+    r: &mut Reader<'_>,
+    service_pos: usize,
+    field: Option<Field<'_>>,
+    log: &LogConfig,
+) {
+    let section = field.and_then(|f| f.item.as_table_like());
+    let mut files = vec![("stdout", &log.stdout)];
+    if let StderrTarget::File(p) = &log.stderr {
+        files.push(("stderr", p));
+    }
+    for (key, path) in files {
+        let pos = section
+            .and_then(|t| t.get_key_value(key))
+            .map_or(service_pos, |(key, item)| Field { key, item }.pos());
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            r.error(
+                pos,
+                format!(
+                    "log.{key}: \"{}\" is a symbolic link, which warden never follows for a log file",
+                    path.display()
+                ),
+                Some("name the real file; `warden up --attach` shows the output".into()),
+            );
+        }
+        if let Some(dir) = path.parent()
+            && r.checked_dirs.insert(dir.to_path_buf())
+            && let Err(e) = crate::state::check_dir_tree(dir)
+        {
+            r.error(pos, format!("log.{key}: {e}"), None);
+        }
     }
 }
 
