@@ -365,7 +365,12 @@ fn log_path_that_is_a_symlink_is_a_config_error() {
     std::fs::create_dir(fx.path("logs")).expect("mkdir");
     std::os::unix::fs::symlink("/dev/stdout", fx.path("logs/out.log")).expect("symlink");
     let errors = fx.errors(&service("log = { stdout = \"logs/out.log\" }\n"));
-    assert_has(&errors, 3, 18, "is a symbolic link, which warden never follows");
+    assert_has(
+        &errors,
+        3,
+        18,
+        "is a symbolic link, which warden never follows",
+    );
 }
 
 #[cfg(unix)]
@@ -381,9 +386,18 @@ fn state_dir_and_log_dir_another_user_can_write_are_config_errors() {
         service(""),
         "[services.two]\ncommand = \"true\"\n"
     ));
-    assert_has(&errors, 2, 13, "writable by others (mode 777) and not sticky");
+    assert_has(
+        &errors,
+        2,
+        13,
+        "writable by others (mode 777) and not sticky",
+    );
     assert_has(&errors, 4, 11, "log.stdout: ");
-    assert_eq!(errors.len(), 2, "the shared log dir is reported once: {errors:?}");
+    assert_eq!(
+        errors.len(),
+        2,
+        "the shared log dir is reported once: {errors:?}"
+    );
 }
 
 #[test]
