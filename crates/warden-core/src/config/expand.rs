@@ -17,7 +17,8 @@
 //!
 //! Errors never quote the string being expanded (it may be a secret): an invalid reference
 //! is quoted only in [`ExpandError::detail`], which the caller shows for values that are
-//! not secret.
+//! not secret. The one exception is the `message` of `${VAR:?message}`, which its author
+//! wrote to be shown.
 
 use super::Env;
 use super::limits::{MAX_EXPAND_DEPTH, MAX_EXPANDED_BYTES};
