@@ -16,6 +16,8 @@ pub use crate::model::{RestartPolicy, Signal, StopMethod};
 mod diag;
 mod dotenv;
 mod expand;
+mod files;
+mod limits;
 mod parse;
 mod reader;
 mod service;

@@ -31,6 +31,8 @@ pub enum DaemonError {
         #[source]
         source: ServeError,
     },
+    #[error("cannot make an API token")]
+    Random(#[source] std::io::Error),
     #[error("cannot write {}", path.display())]
     Token {
         path: PathBuf,
