@@ -33,10 +33,13 @@ const SERVICE_KEYS: &[&str] = &[
     "start_limit",
     "stop_signal",
     "stop_timeout",
+    "min_uptime",
     "stop_command",
     "stop_method",
     "log",
 ];
+/// `min_uptime` by default: supervisord's `startsecs`.
+const DEFAULT_MIN_UPTIME: Duration = Duration::from_secs(1);
 const BACKOFF_KEYS: &[&str] = &["initial", "max", "factor", "jitter", "reset_after"];
 const START_LIMIT_KEYS: &[&str] = &["count", "window"];
 const LOG_KEYS: &[&str] = &[
@@ -95,6 +98,9 @@ pub(super) fn read_service(
         stop_timeout: field("stop_timeout")
             .and_then(|f| r.duration(f, MAX_TIMEOUT))
             .unwrap_or(Duration::from_secs(10)),
+        min_uptime: field("min_uptime")
+            .and_then(|f| r.duration(f, MAX_TIMEOUT))
+            .unwrap_or(DEFAULT_MIN_UPTIME),
         stop_command: field("stop_command").and_then(|f| r.argv(f)),
         stop_method: field("stop_method")
             .and_then(|f| read_stop_method(r, f))

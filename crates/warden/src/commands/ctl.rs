@@ -320,7 +320,12 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
                 }
                 Err(e) => {
                     let f = client_failure(&e);
-                    super::warn(&format!("warden: {name}: {}", f.message));
+                    // The API's message may name the service already ("web: cannot start").
+                    let msg = f
+                        .message
+                        .strip_prefix(&format!("{name}: "))
+                        .unwrap_or(&f.message);
+                    super::warn(&format!("warden: {name}: {msg}"));
                     failed.push((name.clone(), f));
                 }
             }

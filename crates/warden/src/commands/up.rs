@@ -16,6 +16,7 @@ pub fn run(arg: &ConfigArg, attach: bool) -> Result<(), Failure> {
             .map_err(|e| Failure::failed(format!("cannot listen for signals: {e}")))?;
         let opts = Options {
             attach,
+            interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
             requests: rx,
             requests_tx: tx,
             on_ready: Box::new(|| {}),

@@ -350,6 +350,7 @@ async fn supervise(
     };
     let opts = Options {
         attach: false,
+        interactive: false,
         requests: rx,
         requests_tx: tx,
         on_ready,
