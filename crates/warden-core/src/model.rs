@@ -76,6 +76,58 @@ impl RestartPolicy {
     }
 }
 
+/// What an exit of the main process leads to, per exit code (`exit_actions`, like NSSM's
+/// `AppExit`). It overrides `restart` and `success_codes` for that code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitAction {
+    /// Restart, with the backoff and start limit of the restart policy.
+    Restart,
+    /// Stay exited.
+    Exit,
+    /// Stop every service and end warden with a failure code, so that the service manager
+    /// above warden (the SCM's recovery, systemd's `Restart=`, a container runtime) sees it.
+    StopWarden,
+}
+
+impl ExitAction {
+    /// The config name: `"restart"`, `"exit"`, `"stop-warden"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitAction::Restart => "restart",
+            ExitAction::Exit => "exit",
+            ExitAction::StopWarden => "stop-warden",
+        }
+    }
+}
+
+/// `exit_actions = { 0 = "exit", 2 = "stop-warden", default = "restart" }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExitActions {
+    /// Per exit code.
+    pub codes: Vec<(i32, ExitAction)>,
+    /// For every other code, and for a death by signal.
+    pub default: Option<ExitAction>,
+}
+
+impl ExitActions {
+    /// The action for an exit with `code` (`None`: killed by a signal); `None` when the
+    /// restart policy decides.
+    pub fn for_code(&self, code: Option<i32>) -> Option<ExitAction> {
+        code.and_then(|c| self.codes.iter().find(|(k, _)| *k == c).map(|(_, a)| *a))
+            .or(self.default)
+    }
+}
+
+/// What warden does once no service will run again (`[warden] when_all_ended`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WhenAllEnded {
+    /// Keep running (and answering) with nothing to supervise.
+    #[default]
+    Keep,
+    /// Stop: warden exits (a Windows service stops), with a failure code if any failed.
+    Stop,
+}
+
 /// One graceful step of stopping a process on Windows (`stop_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopMethod {

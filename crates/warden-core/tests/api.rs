@@ -62,6 +62,7 @@ fn service(name: &str, dir: &Path) -> ServiceConfig {
         autostart: false,
         restart: RestartPolicy::Never,
         success_codes: vec![0],
+        exit_actions: warden_core::config::ExitActions::default(),
         backoff: Backoff::default(),
         start_limit: None,
         stop_signal: Signal::Term,
@@ -117,6 +118,7 @@ impl Live {
                 shutdown_timeout: Duration::from_secs(5),
                 api: None,
                 api_token: None,
+                when_all_ended: warden_core::config::WhenAllEnded::Keep,
             },
             services: names.iter().map(|n| service(n, &root)).collect(),
         };

@@ -620,3 +620,62 @@ compress = true
         "consecutive lines across the compressed files: {numbers:?}"
     );
 }
+
+// Issue 9: `exit_actions = { N = "stop-warden" }` ends warden with a failure code.
+#[test]
+fn an_exit_action_stop_warden_ends_warden_with_a_failure() {
+    let env = Env::new(&format!(
+        r#"
+[services.tool]
+command = [{tc}, "--sleep", "200ms", "--exit", "2"]
+exit_actions = {{ 2 = "stop-warden" }}
+
+[services.other]
+command = [{tc}, "--ready-file", "other.pid", "--sleep", "forever"]
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&[]);
+    let other = env.wait_pid("other.pid");
+    assert_eq!(w.wait_exit(WAIT), Some(1), "{}", w.stderr());
+    let err = w.stderr();
+    assert!(
+        err.contains("exit_actions: stop-warden: stopping warden"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warden: tool exited with code 2; its exit_actions stop warden"),
+        "{err}"
+    );
+    assert!(!alive(other), "the other service was stopped too");
+}
+
+// Issue 9: `when_all_ended = "stop"` ends warden once no service will run again.
+#[test]
+fn when_all_ended_stop_exits_0_after_one_shot_jobs_succeed_and_1_if_one_failed() {
+    for (code, want) in [(0, 0), (3, 1)] {
+        let env = Env::new(&format!(
+            r#"
+[warden]
+when_all_ended = "stop"
+
+[services.job]
+command = [{tc}, "--sleep", "100ms", "--exit", "{code}"]
+restart = "never"
+
+[services.job2]
+command = [{tc}, "--exit", "0"]
+restart = "never"
+"#,
+            tc = tc()
+        ));
+        let mut w = env.up(&[]);
+        assert_eq!(w.wait_exit(WAIT), Some(want), "code {code}: {}", w.stderr());
+        assert!(
+            w.stderr()
+                .contains("every service ended (when_all_ended = \"stop\")"),
+            "{}",
+            w.stderr()
+        );
+    }
+}

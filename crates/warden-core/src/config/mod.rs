@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::logs::{LogConfig, StderrTarget};
-pub use crate::model::{RestartPolicy, Signal, StopMethod};
+pub use crate::model::{ExitAction, ExitActions, RestartPolicy, Signal, StopMethod, WhenAllEnded};
 
 mod diag;
 mod dotenv;
@@ -77,6 +77,8 @@ pub struct WardenSettings {
     pub api: Option<SocketAddr>,
     /// The bearer token for `api`: from `api_token`, or read (trimmed) from `api_token_file`.
     pub api_token: Option<Secret>,
+    /// Default `keep`.
+    pub when_all_ended: WhenAllEnded,
 }
 
 /// A secret string that never prints itself.
@@ -109,6 +111,8 @@ pub struct ServiceConfig {
     pub restart: RestartPolicy,
     /// Default `[0]`.
     pub success_codes: Vec<i32>,
+    /// Per exit code, overriding `restart` and `success_codes`; default none.
+    pub exit_actions: ExitActions,
     pub backoff: Backoff,
     pub start_limit: Option<StartLimit>,
     /// Default TERM.

@@ -15,6 +15,7 @@ use super::limits::{
 use super::reader::{Field, Reader, Section};
 use super::service::read_service;
 use super::{Config, ConfigError, ConfigErrors, Env, Secret, WardenSettings};
+use crate::model::WhenAllEnded;
 
 const TOP_KEYS: &[&str] = &["warden", "services"];
 const WARDEN_KEYS: &[&str] = &[
@@ -24,6 +25,7 @@ const WARDEN_KEYS: &[&str] = &[
     "api",
     "api_token",
     "api_token_file",
+    "when_all_ended",
 ];
 
 /// Read, parse, validate and expand the config file at `path`.
@@ -228,6 +230,7 @@ fn default_warden(r: &Reader<'_>) -> WardenSettings {
         shutdown_timeout: Duration::from_secs(60),
         api: None,
         api_token: None,
+        when_all_ended: WhenAllEnded::Keep,
     }
 }
 
@@ -245,6 +248,19 @@ fn read_warden(r: &mut Reader<'_>, section: Section<'_>) -> WardenSettings {
         .and_then(|f| r.duration(f, MAX_TIMEOUT))
     {
         w.shutdown_timeout = d;
+    }
+    if let Some(f) = section.field("when_all_ended")
+        && let Some(s) = r.string(f)
+    {
+        match s.as_str() {
+            "keep" => w.when_all_ended = WhenAllEnded::Keep,
+            "stop" => w.when_all_ended = WhenAllEnded::Stop,
+            _ => r.error(
+                f.pos(),
+                format!("when_all_ended: expected \"keep\" or \"stop\", found \"{s}\""),
+                None,
+            ),
+        }
     }
     w.api_token = read_token(r, section);
     let api_field = section.field("api");

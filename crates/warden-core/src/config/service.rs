@@ -17,7 +17,7 @@ use super::{
     Backoff, LogConfig, RestartPolicy, ServiceConfig, StartLimit, StderrTarget, StopMethod,
     WardenSettings,
 };
-use crate::model::Signal;
+use crate::model::{ExitAction, ExitActions, Signal};
 
 const SERVICE_KEYS: &[&str] = &[
     "command",
@@ -29,6 +29,7 @@ const SERVICE_KEYS: &[&str] = &[
     "autostart",
     "restart",
     "success_codes",
+    "exit_actions",
     "backoff",
     "start_limit",
     "stop_signal",
@@ -88,6 +89,9 @@ pub(super) fn read_service(
         success_codes: field("success_codes")
             .and_then(|f| read_codes(r, f))
             .unwrap_or_else(|| vec![0]),
+        exit_actions: field("exit_actions")
+            .and_then(|f| read_exit_actions(r, f))
+            .unwrap_or_default(),
         backoff: field("backoff")
             .and_then(|f| read_backoff(r, f))
             .unwrap_or_default(),
@@ -320,6 +324,48 @@ fn read_restart(r: &mut Reader<'_>, field: Field<'_>) -> Option<RestartPolicy> {
         }
     };
     Some(policy)
+}
+
+/// `exit_actions = { 0 = "exit", 2 = "stop-warden", default = "restart" }`.
+fn read_exit_actions(r: &mut Reader<'_>, field: Field<'_>) -> Option<ExitActions> {
+    const ACTIONS: &[&str] = &["restart", "exit", "stop-warden"];
+    let section = r.section(field)?;
+    let mut actions = ExitActions::default();
+    for f in section.fields() {
+        let Some(word) = r.string(f) else { continue };
+        let action = match word.as_str() {
+            "restart" => ExitAction::Restart,
+            "exit" => ExitAction::Exit,
+            "stop-warden" => ExitAction::StopWarden,
+            _ => {
+                let hint = choice_hint(&word, ACTIONS);
+                r.error(
+                    f.pos(),
+                    format!("exit_actions.{}: unknown action \"{word}\"", f.name()),
+                    Some(hint),
+                );
+                continue;
+            }
+        };
+        if f.name() == "default" {
+            actions.default = Some(action);
+        } else if let Ok(code) = f.name().parse::<i32>() {
+            actions.codes.push((code, action));
+        } else {
+            r.error(
+                f.key_pos(),
+                format!(
+                    "exit_actions: \"{}\" is neither an exit code nor \"default\"",
+                    f.name()
+                ),
+                Some(
+                    "exit_actions = { 0 = \"exit\", 2 = \"stop-warden\", default = \"restart\" }"
+                        .into(),
+                ),
+            );
+        }
+    }
+    Some(actions)
 }
 
 fn read_codes(r: &mut Reader<'_>, field: Field<'_>) -> Option<Vec<i32>> {

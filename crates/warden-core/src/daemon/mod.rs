@@ -31,6 +31,9 @@ pub enum DaemonError {
         #[source]
         source: ServeError,
     },
+    /// A service's `exit_actions` stopped warden, or every service ended and some failed.
+    #[error("{0}")]
+    Finished(crate::engine::Finish),
     #[error("cannot make an API token")]
     Random(#[source] std::io::Error),
     #[error("cannot write {}", path.display())]
@@ -139,6 +142,7 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
         ),
     );
 
+    let mut finished = None;
     loop {
         tokio::select! {
             ask = opts.requests.recv() => match ask {
@@ -148,6 +152,12 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
                 }
                 Some(Request::Stop) | None => break,
             },
+            finish = handle.finished() => {
+                let level = if finish.failed() { Level::Bad } else { Level::Info };
+                events.emit("warden", level, &finish.to_string());
+                finished = Some(finish);
+                break;
+            }
             _ = &mut task => break,
         }
     }
@@ -199,7 +209,10 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
     events.emit("warden", Level::Info, "all services stopped");
     // Only now may the next warden (or a waiting `warden down`) take the state dir.
     drop(state);
-    Ok(())
+    match finished {
+        Some(f) if f.failed() => Err(DaemonError::Finished(f)),
+        _ => Ok(()),
+    }
 }
 
 /// Forward warden's own signals as [`Request`]s: SIGINT/SIGTERM stop, SIGHUP reloads (Unix);

@@ -21,10 +21,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use events::{Events, Level};
-use service::{Rest, ServiceTask, Snapshot};
+use service::{Rest, ServiceTask, Snapshot, View};
 pub use spawner::{OsSpawner, Proc, Spawner};
 
-use crate::config::{self, Config, ConfigErrors, ProcessEnv, ServiceConfig};
+use crate::config::{self, Config, ConfigErrors, ProcessEnv, ServiceConfig, WhenAllEnded};
 use crate::logs::ServiceLogs;
 pub use crate::proto::{Action, ReloadReport};
 use crate::proto::{StatusReport, WardenInfo};
@@ -41,6 +41,54 @@ pub struct Ctx {
     pub kill_now: watch::Receiver<bool>,
     /// Starts every process (the OS, or a fake in the engine's unit tests).
     pub spawner: Arc<dyn Spawner>,
+    /// What a task tells the engine about itself.
+    pub notices: mpsc::UnboundedSender<Notice>,
+}
+
+/// What a service task tells the engine on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// It came to rest (exited, failed) by itself: maybe no service will run again.
+    Rested,
+    /// Its exit asks to stop warden (`exit_actions`).
+    StopWarden { service: String, reason: String },
+}
+
+/// Why warden should end without being asked (see [`Handle::finished`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// `exit_actions` said `stop-warden` for this exit.
+    StopWarden { service: String, reason: String },
+    /// `when_all_ended = "stop"`: no service will run again; these failed.
+    AllEnded { failed: Vec<String> },
+}
+
+impl Finish {
+    /// A failure for the service manager above warden?
+    pub fn failed(&self) -> bool {
+        match self {
+            Finish::StopWarden { .. } => true,
+            Finish::AllEnded { failed } => !failed.is_empty(),
+        }
+    }
+}
+
+impl std::fmt::Display for Finish {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finish::StopWarden { service, reason } => {
+                write!(f, "{service} {reason}; its exit_actions stop warden")
+            }
+            Finish::AllEnded { failed } if failed.is_empty() => {
+                f.write_str("every service ended (when_all_ended = \"stop\")")
+            }
+            Finish::AllEnded { failed } => write!(
+                f,
+                "every service ended (when_all_ended = \"stop\"); failed: {}",
+                failed.join(", ")
+            ),
+        }
+    }
 }
 
 /// An error of an engine operation, in words for the user.
@@ -126,6 +174,7 @@ pub struct Handle {
     tx: mpsc::Sender<Request>,
     board: Arc<std::sync::RwLock<Board>>,
     events: Events,
+    finish: watch::Receiver<Option<Finish>>,
 }
 
 impl Handle {
@@ -193,6 +242,17 @@ impl Handle {
         }
     }
 
+    /// Resolves once warden should end on its own (`exit_actions`, `when_all_ended`); never
+    /// otherwise.
+    pub async fn finished(&self) -> Finish {
+        let mut rx = self.finish.clone();
+        let finish = rx.wait_for(Option::is_some).await.map(|f| f.clone());
+        match finish {
+            Ok(Some(f)) => f,
+            _ => std::future::pending().await,
+        }
+    }
+
     /// Stop every service and end the engine; returns when all are stopped.
     pub async fn shutdown(&self) {
         let _ = self.ask(Request::Shutdown).await;
@@ -216,6 +276,10 @@ pub struct Engine {
     board: Arc<std::sync::RwLock<Board>>,
     /// With `--attach`: the width of the name column.
     attach: Option<usize>,
+    /// The tasks' notices, taken by the loop.
+    notices: Option<mpsc::UnboundedReceiver<Notice>>,
+    /// Set once warden should end on its own.
+    finish: watch::Sender<Option<Finish>>,
 }
 
 impl Engine {
@@ -229,6 +293,7 @@ impl Engine {
         attach: bool,
     ) -> Engine {
         let marker = state.marker();
+        let (notices_tx, notices_rx) = mpsc::unbounded_channel();
         let hand_stopped = state.hand_stopped().into_iter().collect();
         let width = config
             .services
@@ -243,7 +308,10 @@ impl Engine {
                 marker,
                 kill_now,
                 spawner: Arc::new(OsSpawner),
+                notices: notices_tx,
             }),
+            notices: Some(notices_rx),
+            finish: watch::Sender::new(None),
             board: Arc::new(std::sync::RwLock::new(Board {
                 config: config.path.display().to_string(),
                 config_path: config.path.clone(),
@@ -268,6 +336,7 @@ impl Engine {
             marker: ctx.marker.clone(),
             kill_now: ctx.kill_now.clone(),
             spawner,
+            notices: ctx.notices.clone(),
         });
         self
     }
@@ -279,6 +348,7 @@ impl Engine {
         let (ready_tx, ready_rx) = oneshot::channel();
         let board = self.board.clone();
         let events = self.ctx.events;
+        let finish = self.finish.subscribe();
         let task = tokio::spawn(async move {
             let services = self.config.services.clone();
             let mut waits = Vec::new();
@@ -293,7 +363,16 @@ impl Engine {
             let _ = ready_tx.send(());
             self.run(rx).await;
         });
-        (Handle { tx, board, events }, task, ready_rx)
+        (
+            Handle {
+                tx,
+                board,
+                events,
+                finish,
+            },
+            task,
+            ready_rx,
+        )
     }
 
     /// Create the task of a service; start it if it should run. Returns the start's reply.
@@ -378,7 +457,23 @@ impl Engine {
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
-        while let Some(msg) = rx.recv().await {
+        let mut notices = self.notices.take();
+        loop {
+            let msg = tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => msg,
+                    None => break,
+                },
+                Some(notice) = async {
+                    match notices.as_mut() {
+                        Some(n) => n.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.on_notice(notice);
+                    continue;
+                }
+            };
             match msg {
                 Request::Act(action, name, reply) => {
                     let result = self.act(action, &name);
@@ -414,6 +509,44 @@ impl Engine {
             }
         }
         self.shutdown().await;
+    }
+
+    /// A service came to rest on its own, or asked warden to stop: decide whether warden
+    /// ends (`exit_actions = "stop-warden"`, `when_all_ended = "stop"`).
+    fn on_notice(&mut self, notice: Notice) {
+        let finish = match notice {
+            Notice::StopWarden { service, reason } => Finish::StopWarden { service, reason },
+            Notice::Rested => {
+                if self.config.warden.when_all_ended != WhenAllEnded::Stop {
+                    return;
+                }
+                let mut failed = Vec::new();
+                for e in &self.entries {
+                    let snapshot = e.status.borrow();
+                    match &snapshot.view {
+                        View::Stopped { .. } => {}
+                        View::Failed { .. } => failed.push(e.cfg.name.clone()),
+                        View::Exited { .. } => {
+                            let ok = snapshot.last_exit.as_ref().is_some_and(|l| {
+                                l.code.is_some_and(|c| e.cfg.success_codes.contains(&c))
+                            });
+                            if !ok {
+                                failed.push(e.cfg.name.clone());
+                            }
+                        }
+                        _ => return, // it will run (again)
+                    }
+                }
+                Finish::AllEnded { failed }
+            }
+        };
+        self.finish.send_if_modified(|f| {
+            if f.is_some() {
+                return false; // the first reason stands
+            }
+            *f = Some(finish);
+            true
+        });
     }
 
     /// Publish the current services (in config order) for `status`.

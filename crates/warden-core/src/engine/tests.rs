@@ -976,3 +976,99 @@ async fn a_restart_reports_the_old_process_stopped() {
         r.events()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 9: exit_actions and when_all_ended
+
+#[tokio::test(start_paused = true)]
+async fn exit_actions_exit_keeps_a_code_exited_under_restart_always() {
+    let r = rig(&svc("a", "pa", "exit_actions = { 0 = \"exit\" }")).await;
+    r.fake.exit(r.fake.last_pid("pa"), ExitStatus::Code(0));
+    let s = r.until_state("a", State::Exited).await;
+    assert_eq!(s.reason.as_deref(), Some("exited with code 0"));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(r.fake.pids("pa").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn exit_actions_restart_restarts_under_restart_never() {
+    let r = rig(&svc(
+        "a",
+        "pa",
+        "restart = \"never\"\nexit_actions = { default = \"restart\" }",
+    ))
+    .await;
+    r.fake.exit(r.fake.last_pid("pa"), ExitStatus::Code(5));
+    r.until_spawned("pa", 2).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn exit_actions_stop_warden_finishes_the_engine_with_a_failure() {
+    let r = rig(&(svc("a", "pa", "exit_actions = { 2 = \"stop-warden\" }") + &svc("b", "pb", "")))
+        .await;
+    r.fake.exit(r.fake.last_pid("pa"), ExitStatus::Code(3));
+    r.until_spawned("pa", 2).await; // another code: the policy restarts it
+    let handle = r.handle.clone();
+    let finished = tokio::spawn(async move { handle.finished().await });
+    r.fake.exit(r.fake.last_pid("pa"), ExitStatus::Code(2));
+    let finish = finished.await.unwrap();
+    assert_eq!(
+        finish,
+        super::Finish::StopWarden {
+            service: "a".into(),
+            reason: "exited with code 2".into()
+        }
+    );
+    assert!(finish.failed());
+    assert_eq!(r.status("a").await.state, State::Exited);
+    assert!(r.has_event("exit_actions: stop-warden: stopping warden"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_all_ended_stop_finishes_once_no_service_will_run_again() {
+    let toml = format!(
+        "[warden]\nwhen_all_ended = \"stop\"\n{}{}",
+        svc("job", "pj", "restart = \"never\""),
+        svc(
+            "flaky",
+            "pf",
+            "restart = \"on-failure\"\nstart_limit = { count = 1, window = \"1h\" }"
+        )
+    );
+    let r = rig(&toml).await;
+    let handle = r.handle.clone();
+    let mut finished = tokio::spawn(async move { handle.finished().await });
+    r.fake.exit(r.fake.last_pid("pj"), ExitStatus::Code(0));
+    r.until_state("job", State::Exited).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        futures_poll(&mut finished).await.is_none(),
+        "flaky still runs: warden keeps going"
+    );
+    r.fake.exit(r.fake.last_pid("pf"), CRASH);
+    let finish = finished.await.unwrap();
+    assert_eq!(
+        finish,
+        super::Finish::AllEnded {
+            failed: vec!["flaky".into()]
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_all_ended_keep_never_finishes() {
+    let r = rig(&svc("job", "pj", "restart = \"never\"")).await;
+    r.fake.exit(r.fake.last_pid("pj"), ExitStatus::Code(0));
+    r.until_state("job", State::Exited).await;
+    let waited = tokio::time::timeout(Duration::from_secs(60), r.handle.finished()).await;
+    assert!(waited.is_err(), "the default keeps warden running");
+}
+
+/// Poll a task once without waiting: `Some` if it finished.
+async fn futures_poll<T>(task: &mut JoinHandle<T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        r = task => Some(r.unwrap()),
+        () = tokio::task::yield_now() => None,
+    }
+}

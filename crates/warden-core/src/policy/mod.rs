@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::config::{Backoff, RestartPolicy, StartLimit};
+use crate::model::{ExitAction, ExitActions};
 use crate::process::ExitStatus;
 
 /// Does `policy` want a restart after the main process ended with `status`?
@@ -116,6 +117,38 @@ pub enum AfterExit {
     /// The policy does not restart: the service rests in `exited`, or in `failed` when the
     /// program could not even be started.
     Rest { failed: bool },
+    /// `exit_actions` says `stop-warden` for this exit: every service stops, warden ends
+    /// with a failure code.
+    StopWarden,
+}
+
+/// Decide what follows a run: `exit_actions` for this exit code first, then the restart
+/// policy (see [`after_exit`]). A spawn error (`status` `None`) is not an exit: only the
+/// policy decides it.
+#[allow(clippy::too_many_arguments)]
+pub fn after_exit_with(
+    exit_actions: &ExitActions,
+    policy: RestartPolicy,
+    success_codes: &[i32],
+    backoff: &Backoff,
+    history: &mut RestartHistory,
+    status: Option<ExitStatus>,
+    ran: Duration,
+    r: f64,
+) -> AfterExit {
+    let action = status.and_then(|s| exit_actions.for_code(s.code()));
+    let policy = match action {
+        None => policy,
+        Some(ExitAction::Restart) => RestartPolicy::Always,
+        Some(ExitAction::Exit) => RestartPolicy::Never,
+        Some(ExitAction::StopWarden) => {
+            if ran >= backoff.reset_after {
+                history.consecutive = 0;
+            }
+            return AfterExit::StopWarden;
+        }
+    };
+    after_exit(policy, success_codes, backoff, history, status, ran, r)
 }
 
 /// Decide what follows a run that ended with `status` (None: the spawn failed) after
@@ -147,6 +180,61 @@ pub fn after_exit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_actions_override_the_policy_per_code() {
+        let actions = ExitActions {
+            codes: vec![(0, ExitAction::Exit), (2, ExitAction::StopWarden)],
+            default: Some(ExitAction::Restart),
+        };
+        let b = Backoff::default();
+        let mut h = RestartHistory::default();
+        let mut d = |policy, status| {
+            after_exit_with(&actions, policy, &[0], &b, &mut h, status, ms(10), 0.5)
+        };
+        assert_eq!(
+            d(RestartPolicy::Always, Some(ExitStatus::Code(0))),
+            AfterExit::Rest { failed: false },
+            "0 = exit, though restart = always"
+        );
+        assert_eq!(
+            d(RestartPolicy::Always, Some(ExitStatus::Code(2))),
+            AfterExit::StopWarden
+        );
+        assert!(
+            matches!(
+                d(RestartPolicy::Never, Some(ExitStatus::Code(7))),
+                AfterExit::Restart { .. }
+            ),
+            "default = restart, though restart = never"
+        );
+        assert!(
+            matches!(
+                d(RestartPolicy::Never, Some(ExitStatus::Signal(9))),
+                AfterExit::Restart { .. }
+            ),
+            "a signal takes the default"
+        );
+        assert_eq!(
+            d(RestartPolicy::Never, None),
+            AfterExit::Rest { failed: true },
+            "a spawn error is no exit: the policy decides"
+        );
+        let none = ExitActions::default();
+        assert_eq!(
+            after_exit_with(
+                &none,
+                RestartPolicy::Never,
+                &[0],
+                &b,
+                &mut RestartHistory::default(),
+                Some(ExitStatus::Code(2)),
+                ms(10),
+                0.5
+            ),
+            AfterExit::Rest { failed: false }
+        );
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use self::snapshot::{Snapshot, View};
-use super::Ctx;
 use super::events::Level;
 use super::spawner::Proc;
+use super::{Ctx, Notice};
 use crate::config::ServiceConfig;
 use crate::logs::ServiceLogs;
 use crate::model::Stream;
@@ -152,6 +152,14 @@ impl ServiceTask {
     fn set(&mut self, phase: Phase) {
         self.phase = phase;
         self.publish();
+        if let Phase::Rest {
+            rest: Rest::Exited | Rest::Failed,
+            ..
+        } = self.phase
+        {
+            // Maybe no service will run again (`when_all_ended`).
+            let _ = self.ctx.notices.send(Notice::Rested);
+        }
         let settled = !matches!(self.phase, Phase::Starting(_) | Phase::Stopping { .. });
         if settled && !self.waiting.is_empty() {
             let result = self.start_result();
@@ -386,7 +394,8 @@ impl ServiceTask {
 
     /// Decide and enter what follows the end of a run (`None`: the spawn failed).
     fn after_end(&mut self, status: Option<ExitStatus>, ran: Duration, what: String) {
-        let decision = policy::after_exit(
+        let decision = policy::after_exit_with(
+            &self.cfg.exit_actions,
             self.cfg.restart,
             &self.cfg.success_codes,
             &self.cfg.backoff,
@@ -441,6 +450,17 @@ impl ServiceTask {
                     );
                 }
                 self.rest(rest, what);
+            }
+            AfterExit::StopWarden => {
+                self.emit(
+                    Level::Bad,
+                    &format!("{what}{after}; exit_actions: stop-warden: stopping warden"),
+                );
+                let _ = self.ctx.notices.send(Notice::StopWarden {
+                    service: self.cfg.name.clone(),
+                    reason: what.clone(),
+                });
+                self.rest(Rest::Exited, what);
             }
         }
     }
