@@ -129,7 +129,7 @@ impl Target {
                         Ok(pipe) => return handshake(pipe).await,
                         // ERROR_PIPE_BUSY: every instance is taken; another comes soon.
                         Err(e)
-                            if e.raw_os_error() == Some(231)
+                            if crate::api::transport::pipe::all_instances_busy(&e)
                                 && pause < std::time::Duration::from_secs(2) =>
                         {
                             tokio::time::sleep(pause).await;
