@@ -1276,3 +1276,77 @@ async fn api_yaml_describes_every_route_and_shape() {
     let v = live.get("/v1/nowhere").await.json();
     assert_eq!(keys(&v), shape("Error"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Hardening (issue 8)
+
+fn fake_ctx() -> Arc<ApiContext> {
+    let backend = Arc::new(Fake {
+        logs: Arc::new(FakeLogs {
+            tail: Vec::new(),
+            live: broadcast::channel(1).0,
+        }),
+    });
+    Arc::new(ApiContext::with_backend(backend, mpsc::channel(1).0))
+}
+
+/// E.13: auth schemes are case-insensitive (RFC 9110 11.1): `bearer`, `BEARER` work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e13_lowercase_bearer_is_accepted() {
+    let server = serve_tcp(
+        "127.0.0.1:0".parse().expect("addr"),
+        Secret("tok-e13".into()),
+        fake_ctx(),
+    )
+    .await
+    .expect("serve");
+    let addr = server.local_addr().expect("tcp addr");
+    for auth in [
+        "Authorization: bearer tok-e13\r\n",
+        "Authorization: BEARER tok-e13\r\n",
+        "Authorization: bEaReR  tok-e13\r\n",
+    ] {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let a = exchange(stream, &request_bytes("GET", "/v1/status", auth)).await;
+        assert_eq!(a.status, 200, "{auth:?}");
+    }
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let a = exchange(
+        stream,
+        &request_bytes("GET", "/v1/status", "Authorization: bearer nope\r\n"),
+    )
+    .await;
+    assert_eq!(a.status, 401);
+}
+
+/// C.7 (client): a socket file of another user is not trusted, even if it answers. Needs
+/// root (to give the file away); `peer_allowed` is unit-tested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c7_the_client_refuses_a_socket_of_another_user() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fake = fake_server(4);
+    Client::connect(&fake.socket)
+        .await
+        .expect("root's own socket is trusted")
+        .status(&[])
+        .await
+        .expect("status");
+    std::os::unix::fs::lchown(&fake.socket, Some(65534), Some(65534)).expect("chown");
+    let err = Client::connect(&fake.socket)
+        .await
+        .err()
+        .expect("a socket of uid 65534 is refused");
+    assert!(
+        matches!(&err, ClientError::Untrusted { path, owner: 65534, own: 0 } if *path == fake.socket),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&fake.socket.display().to_string()) && msg.contains("uid 65534"),
+        "{msg}"
+    );
+}

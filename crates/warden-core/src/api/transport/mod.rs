@@ -119,14 +119,19 @@ pub fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
     equal
 }
 
-/// Whether an `Authorization` header value carries `token`.
+/// Whether an `Authorization` header value carries `token`: `Bearer <token>`, the scheme in
+/// any case and followed by one or more spaces (RFC 9110, 11.1 and 11.4).
 pub fn bearer_matches(authorization: Option<&[u8]>, token: &Secret) -> bool {
     let Some(value) = authorization else {
         return false;
     };
-    let Some(given) = value.strip_prefix(b"Bearer ") else {
+    let Some((scheme, rest)) = value.split_at_checked(6) else {
         return false;
     };
+    if !scheme.eq_ignore_ascii_case(b"bearer") || rest.first() != Some(&b' ') {
+        return false;
+    }
+    let given = rest.trim_ascii_start();
     constant_time_eq(token.0.as_bytes(), given)
 }
 
@@ -149,6 +154,35 @@ mod tests {
         assert!(!constant_time_eq(b"s3cret", b"s3crets"));
         assert!(!constant_time_eq(b"s3cret", b""));
         assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let token = Secret("tok".into());
+        for ok in [
+            "Bearer tok",
+            "bearer tok",
+            "BEARER tok",
+            "bEaReR tok",
+            "Bearer   tok",
+        ] {
+            assert!(bearer_matches(Some(ok.as_bytes()), &token), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Bearertok",
+            "Bearer tok2",
+            "Basic tok",
+            "tok",
+            "Bearer\ttok",
+            "Bearer to",
+            "XBearer tok",
+        ] {
+            assert!(!bearer_matches(Some(bad.as_bytes()), &token), "{bad:?}");
+        }
+        assert!(!bearer_matches(None, &token));
     }
 
     #[test]
