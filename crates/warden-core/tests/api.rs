@@ -15,7 +15,8 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{broadcast, mpsc, watch};
 use warden_core::api::client::{Client, ClientError};
 use warden_core::api::server::{
-    ApiContext, ApiServer, Backend, BoxFuture, LogSource, ROUTES, ServeError, serve_tcp, serve_unix,
+    ApiContext, ApiServer, Backend, BoxFuture, HEADER_TIMEOUT, LogSource, ROUTES, ServeError,
+    serve_tcp, serve_unix,
 };
 use warden_core::config::{
     Backoff, Config, LogConfig, RestartPolicy, Secret, ServiceConfig, StderrTarget, StopMethod,
@@ -1349,4 +1350,116 @@ async fn c7_the_client_refuses_a_socket_of_another_user() {
         msg.contains(&fake.socket.display().to_string()) && msg.contains("uid 65534"),
         "{msg}"
     );
+}
+
+/// E.12: what the HTTP layer refuses (malformed, oversized, late heads) is answered with a
+/// JSON `error` like every other 4xx; HEAD is answered like GET, without a body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e12_answers_of_the_http_layer_carry_a_json_error() {
+    let fake = fake_server(4);
+    let ask = |raw: Vec<u8>| {
+        let socket = fake.socket.clone();
+        async move {
+            let stream = within("connect", UnixStream::connect(&socket))
+                .await
+                .expect("connect");
+            exchange(stream, &raw).await
+        }
+    };
+    for raw in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET /v1/status HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        b"GET /v1/status HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        b"GET /v1/status HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"GET /v1/status HTTP/7.0\r\n\r\n",
+    ] {
+        let a = ask(raw.to_vec()).await;
+        assert_eq!(a.status, 400, "{:?}", String::from_utf8_lossy(raw));
+        assert_eq!(a.header("content-type"), Some("application/json"));
+        assert!(a.error().contains("malformed"), "{}", a.error());
+    }
+    let big = format!(
+        "GET /v1/status HTTP/1.1\r\nHost: warden\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(40_000)
+    );
+    let a = ask(big.into_bytes()).await;
+    assert_eq!(a.status, 431);
+    assert!(a.error().contains("larger than"), "{}", a.error());
+    let many = "X-Many: v\r\n".repeat(200);
+    let a = ask(format!("GET /v1/status HTTP/1.1\r\n{many}\r\n").into_bytes()).await;
+    assert_eq!(a.status, 431);
+    a.error();
+
+    // HEAD: the headers GET would get, no body (RFC 9110 9.3.2 forbids one).
+    let a = ask(request_bytes("HEAD", "/v1/status", "")).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    assert!(a.body.is_empty());
+    let a = ask(request_bytes("HEAD", "/v1/reload", "")).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.header("allow"), Some("POST"));
+    assert_eq!(a.header("content-type"), Some("application/json"));
+
+    // A head that never completes: 408 with a JSON error after the head timeout.
+    let mut stream = UnixStream::connect(&fake.socket).await.expect("connect");
+    let started = Instant::now();
+    stream.write_all(b"GET /v1/sta").await.expect("write");
+    let mut raw = Vec::new();
+    within("the 408", stream.read_to_end(&mut raw))
+        .await
+        .expect("read");
+    let a = parse_answer(&raw);
+    assert_eq!(a.status, 408);
+    assert!(a.error().contains("did not arrive"), "{}", a.error());
+    let waited = started.elapsed();
+    assert!(
+        waited + Duration::from_millis(50) >= HEADER_TIMEOUT,
+        "{waited:?}"
+    );
+}
+
+/// B.6: more idle connections without a token than the server has places for do not lock an
+/// authorized client out; the idle ones that make room are told why, with a JSON 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b6_idle_connections_without_a_token_do_not_lock_out_an_authorized_client() {
+    let server = serve_tcp(
+        "127.0.0.1:0".parse().expect("addr"),
+        Secret("tok-b6".into()),
+        fake_ctx(),
+    )
+    .await
+    .expect("serve");
+    let addr = server.local_addr().expect("tcp addr");
+    let mut idle = Vec::new();
+    for _ in 0..600 {
+        idle.push(
+            within("connect", TcpStream::connect(addr))
+                .await
+                .expect("connect"),
+        );
+    }
+    let started = Instant::now();
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let a = exchange(
+        stream,
+        &request_bytes("GET", "/v1/status", "Authorization: Bearer tok-b6\r\n"),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The oldest idle connection made room, and was told so.
+    let a = exchange(idle.remove(0), b"").await;
+    assert_eq!(a.status, 503);
+    assert!(a.error().contains("try again"), "{}", a.error());
+    // One that asks without a token is answered at once.
+    let a = exchange(
+        idle.pop().expect("one"),
+        &request_bytes("GET", "/v1/status", ""),
+    )
+    .await;
+    assert_eq!(a.status, 401);
 }

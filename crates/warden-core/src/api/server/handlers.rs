@@ -16,33 +16,11 @@ use super::follow::{FOLLOW_BUFFER, follow_task, line_json};
 use super::query::{BadQuery, parse_query, validate_query};
 use super::routes::{Route, RouteError, route};
 use super::{ApiContext, DEFAULT_TAIL, HEADER_TIMEOUT, MAX_BODY};
-use crate::api::transport::bearer_matches;
-use crate::config::Secret;
 use crate::engine::ReloadError;
 use crate::model::Stream;
 use crate::proto::{Action, ErrorBody, LogsResponse, ServiceStatus, ShutdownAnswer};
 
-pub(super) async fn handle(
-    req: Request<Incoming>,
-    ctx: Arc<ApiContext>,
-    token: Option<&Secret>,
-) -> Resp {
-    if let Some(token) = token
-        && !bearer_matches(
-            req.headers()
-                .get(header::AUTHORIZATION)
-                .map(HeaderValue::as_bytes),
-            token,
-        )
-    {
-        let mut resp = error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (Authorization: Bearer <token>)",
-        );
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return resp;
-    }
+pub(super) async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>) -> Resp {
     let route = match route(req.method(), req.uri().path()) {
         Ok(r) => r,
         Err(RouteError::NotFound) => {

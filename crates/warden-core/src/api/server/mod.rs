@@ -38,16 +38,19 @@ mod body;
 mod connection;
 mod follow;
 mod handlers;
+mod head;
 mod query;
 mod routes;
 
 pub use connection::{serve_connection, serve_forbidden};
+pub use head::MAX_HEAD;
 pub use routes::ROUTES;
 
 /// The largest request body accepted (no endpoint takes a body today).
 pub const MAX_BODY: usize = 64 * 1024;
-/// How long a client may take to send a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a request's head (and then its body, if any): long
+/// enough for any real client, short enough that a slow one holds its place briefly.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// `n` of `GET .../logs` when not given.
 pub const DEFAULT_TAIL: usize = 100;
 
@@ -228,7 +231,8 @@ where
     L: Accept,
     L::Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    tokio::spawn(transport::accept_loop(listener, move |conn, peer| {
-        connection::serve(conn, ctx.clone(), peer)
-    }))
+    tokio::spawn(transport::accept_loop(
+        listener,
+        move |conn, peer, waiting| connection::serve(conn, ctx.clone(), peer, waiting),
+    ))
 }

@@ -44,7 +44,8 @@ pub(super) fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
         },
         _ => return Err(RouteError::NotFound),
     };
-    if method.as_str() == allow {
+    // HEAD is answered wherever GET is, like GET without the body (RFC 9110, 9.3.2).
+    if method.as_str() == allow || (allow == "GET" && method == Method::HEAD) {
         Ok(route)
     } else {
         Err(RouteError::Method(allow))
@@ -121,6 +122,11 @@ mod tests {
         assert_eq!(route(&post, "/v1/reload"), Ok(Route::Reload));
         assert_eq!(route(&post, "/v1/shutdown"), Ok(Route::Shutdown));
         assert_eq!(route(&post, "/v1/status"), Err(RouteError::Method("GET")));
+        assert_eq!(route(&Method::HEAD, "/v1/status"), Ok(Route::Status));
+        assert_eq!(
+            route(&Method::HEAD, "/v1/reload"),
+            Err(RouteError::Method("POST"))
+        );
         assert_eq!(
             route(&get, "/v1/services/web/stop"),
             Err(RouteError::Method("POST"))

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Secret;
 
+mod admission;
 #[cfg(windows)]
 pub mod pipe;
 pub mod tcp;
@@ -38,8 +39,13 @@ pub enum ServeError {
     },
 }
 
-/// Connections served at once per listener; more are closed at once.
-pub const MAX_CONNECTIONS: usize = 512;
+pub use admission::{Admission, Full, MAX_SERVING, MAX_WAITING, Serving, Waiting};
+
+/// Connections served at once per listener (the serving pool of [`Admission`]).
+pub const MAX_CONNECTIONS: usize = MAX_SERVING;
+/// Connection tasks per listener at most: both pools and those being closed (an evicted
+/// connection is answered before it goes). One more is closed at once.
+const MAX_TASKS: usize = MAX_WAITING + MAX_SERVING + 256;
 
 /// Who is on the other end of a connection, as far as its transport can tell.
 #[derive(Clone)]
@@ -62,21 +68,22 @@ pub trait Accept: Send + 'static {
 }
 
 /// Accept connections until the task is aborted; each one is served by `serve_one` on a task
-/// of its own, at most [`MAX_CONNECTIONS`] at once (more are closed at once). An error of
-/// one connection concerns that client only (it hung up, sent garbage) and is dropped.
+/// of its own, with its place in the waiting pool of the listener's [`Admission`]. An error
+/// of one connection concerns that client only (it hung up, sent garbage) and is dropped.
 pub async fn accept_loop<L, F, Fut, E>(mut listener: L, mut serve_one: F)
 where
     L: Accept,
-    F: FnMut(L::Conn, Peer) -> Fut,
+    F: FnMut(L::Conn, Peer, Waiting) -> Fut,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
 {
+    let admission = Admission::new();
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((conn, peer)) => {
-                    if conns.len() < MAX_CONNECTIONS {
-                        let served = serve_one(conn, peer);
+                    if conns.len() < MAX_TASKS {
+                        let served = serve_one(conn, peer, admission.arrive());
                         conns.spawn(async move {
                             let _ = served.await;
                         });
