@@ -57,7 +57,15 @@ where
 {
     if let Some((head, _)) = request_head(&mut io, Admission::new().arrive()).await {
         let head_only = head.method == Method::HEAD;
-        answer(&mut io, head_only, StatusCode::FORBIDDEN, FORBIDDEN, &[]).await;
+        answer(
+            &mut io,
+            head_only,
+            StatusCode::FORBIDDEN,
+            FORBIDDEN,
+            &[],
+            Linger::Yes,
+        )
+        .await;
     }
     Ok(())
 }
@@ -71,7 +79,7 @@ where
         read = tokio::time::timeout(HEADER_TIMEOUT, read_head(&mut *io)) => read,
         () = waiting.evicted() => {
             let msg = "too many connections are waiting to send their request; try again";
-            answer(io, false, StatusCode::SERVICE_UNAVAILABLE, msg, &[]).await;
+            answer(io, false, StatusCode::SERVICE_UNAVAILABLE, msg, &[], Linger::No).await;
             return None;
         }
     };
@@ -79,7 +87,7 @@ where
         Ok(Ok(head)) => Some((head, waiting)),
         Ok(Err(HeadError::Gone)) => None,
         Ok(Err(e)) => {
-            answer(io, false, e.status(), &e.message(), &[]).await;
+            answer(io, false, e.status(), &e.message(), &[], Linger::Yes).await;
             None
         }
         Err(_) => {
@@ -87,7 +95,15 @@ where
                 "the request head did not arrive within {}s",
                 HEADER_TIMEOUT.as_secs()
             );
-            answer(io, false, StatusCode::REQUEST_TIMEOUT, &msg, &[]).await;
+            answer(
+                io,
+                false,
+                StatusCode::REQUEST_TIMEOUT,
+                &msg,
+                &[],
+                Linger::No,
+            )
+            .await;
             None
         }
     }
@@ -110,7 +126,15 @@ where
     match &peer {
         Peer::Trusted => {}
         Peer::Refused => {
-            answer(&mut io, head_only, StatusCode::FORBIDDEN, FORBIDDEN, &[]).await;
+            answer(
+                &mut io,
+                head_only,
+                StatusCode::FORBIDDEN,
+                FORBIDDEN,
+                &[],
+                Linger::Yes,
+            )
+            .await;
             return Ok(());
         }
         Peer::Bearer(token) => {
@@ -122,6 +146,7 @@ where
                     StatusCode::UNAUTHORIZED,
                     UNAUTHORIZED,
                     &auth,
+                    Linger::Yes,
                 )
                 .await;
                 return Ok(());
@@ -136,6 +161,7 @@ where
             StatusCode::SERVICE_UNAVAILABLE,
             &msg,
             &[],
+            Linger::Yes,
         )
         .await;
         return Ok(());
@@ -163,6 +189,7 @@ async fn answer<I>(
     status: StatusCode,
     message: &str,
     extra: &[(&str, &str)],
+    linger: Linger,
 ) where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -191,11 +218,21 @@ async fn answer<I>(
         io.shutdown().await
     })
     .await;
-    if matches!(sent, Ok(Ok(()))) {
+    if matches!(sent, Ok(Ok(()))) && linger == Linger::Yes {
         let mut sink = tokio::io::sink();
         let mut rest = (&mut *io).take(LINGER_BYTES);
         let _ = tokio::time::timeout(LINGER, tokio::io::copy(&mut rest, &mut sink)).await;
     }
+}
+
+/// Whether the client may have sent more than was read (a body, the rest of a head too
+/// large): then closing at once could reset the connection before the client read the
+/// answer, so read on a little first. Not for a client that sent nothing or only part of a
+/// head, all of it read: it is closed at once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Linger {
+    Yes,
+    No,
 }
 
 /// A connection with bytes already read from it put back in front.

@@ -1,8 +1,19 @@
 //! Follow streams (`logs?follow=true`): the backlog, then every new line, as NDJSON.
+//!
+//! Each follower has a byte budget ([`FOLLOW_BUDGET`]): what its task holds (the chunk being
+//! built and the live lines waiting behind it) and what is queued for its connection. A
+//! follower that reads slower than the service writes never makes warden hold more: the
+//! lines it cannot take now stay in the service's in-memory tail, which the task reads
+//! again when there is room, and what the tail lost meanwhile is reported as
+//! `{"dropped": N}`. Nothing here depends on the allocator giving memory back: every buffer
+//! is bounded, and all of it goes with the follower.
+
+use std::collections::VecDeque;
+use std::sync::Weak;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::sync::mpsc;
 
 use super::LogSource;
@@ -11,8 +22,20 @@ use crate::model::Stream;
 use crate::proto::{FollowItem, LogLineJson};
 use crate::util::rfc3339_ms;
 
-/// Chunks buffered between a follow stream's task and its connection.
-pub(super) const FOLLOW_BUFFER: usize = 64;
+/// NDJSON gathered into one chunk before it is handed to the connection (a line longer than
+/// this is one chunk of its own).
+pub const FOLLOW_CHUNK: usize = 16 << 10;
+/// Chunks queued between a follow stream's task and its connection.
+pub(super) const FOLLOW_QUEUE: usize = 1;
+/// Live lines (raw bytes) a follower's task keeps while its chunk is full; older ones are
+/// read back from the tail later.
+const PENDING_BYTES: usize = FOLLOW_CHUNK;
+/// What one follower may make warden hold, about (plus one line of each kind): the chunk
+/// being built, the live lines behind it, and the queue to its connection. The HTTP
+/// library's write buffer adds at most its own bound (`max_buf_size`).
+pub const FOLLOW_BUDGET: usize = FOLLOW_CHUNK + PENDING_BYTES + FOLLOW_QUEUE * FOLLOW_CHUNK;
+/// Live lines taken from the broadcast in one go before the task looks at its connection.
+const DRAIN_BATCH: usize = 256;
 
 /// One line of output as the API sends it.
 pub(super) fn line_json(l: &LogLine) -> LogLineJson {
@@ -24,95 +47,101 @@ pub(super) fn line_json(l: &LogLine) -> LogLineJson {
     }
 }
 
-fn ndjson(item: &impl Serialize) -> Bytes {
+fn ndjson(item: &impl Serialize) -> Vec<u8> {
     let mut data = serde_json::to_vec(item).unwrap_or_default();
     data.push(b'\n');
-    data.into()
+    data
 }
 
-/// The task behind a follow stream: the backlog, then every new line of `filter`'s stream,
-/// as NDJSON chunks into `out`. A reader that falls behind never slows the service: the
-/// broadcast drops lines for it; the task then refills what it missed from the in-memory
-/// tail (`recover`, held weakly so a removed service still ends the stream), and only lines
-/// the tail no longer holds are reported as `{"dropped": N}`. Ends when the reader hangs up
-/// (`out` closes) or the service's logs go away.
+/// The task behind a follow stream: `backlog`, then every line after `start_after` (the
+/// tail's, then live ones) of `filter`'s stream, as NDJSON chunks into `out`. A reader that
+/// falls behind never slows the service and never costs more than [`FOLLOW_BUDGET`]: the
+/// task keeps draining the broadcast, keeps only the newest live lines, and refills the
+/// rest from the in-memory tail (`recover`, held weakly so a removed service still ends the
+/// stream); only lines the tail no longer holds are reported as `{"dropped": N}`. Without
+/// `recover`, lost lines are counted from the broadcast's lag. Ends when the reader hangs
+/// up (`out` closes) or the service's logs go away.
 pub(super) async fn follow_task(
     backlog: Vec<LogLine>,
     start_after: Option<u64>,
     mut live: broadcast::Receiver<LogLine>,
     filter: Option<Stream>,
     out: mpsc::Sender<Bytes>,
-    recover: Option<std::sync::Weak<dyn LogSource>>,
+    recover: Option<Weak<dyn LogSource>>,
 ) {
-    let mut follow = Follow {
+    let mut f = Follow {
         last: backlog.last().map(|l| l.seq).max(start_after),
         filter,
         chunk: Vec::new(),
+        pending: VecDeque::new(),
+        pending_bytes: 0,
+        // With a tail to read from, start by reading it: lines may have come since the
+        // caller looked.
+        behind: recover.is_some(),
+        lost: 0,
     };
     for line in &backlog {
-        follow.push(line);
-        if follow.chunk.len() >= FOLLOW_CHUNK && !follow.flush(&out).await {
+        f.push(line);
+        if f.chunk.len() >= FOLLOW_CHUNK && !f.flush(&out).await {
             return;
         }
     }
-    if !follow.flush(&out).await {
-        return;
-    }
+    drop(backlog);
     loop {
-        let first = tokio::select! {
-            () = out.closed() => return,
-            r = live.recv() => r,
-        };
-        // Take whatever else is already there too, so a burst travels in few chunks.
-        let mut next = Some(first);
-        while let Some(received) = next.take() {
-            match received {
-                Ok(line) => follow.take(&line),
-                Err(RecvError::Lagged(n)) => {
-                    let Some(source) = recover.as_ref().and_then(std::sync::Weak::upgrade) else {
-                        if recover.is_some() {
-                            return;
-                        }
-                        follow
-                            .chunk
-                            .extend_from_slice(&ndjson(&FollowItem::Dropped { dropped: n }));
-                        break;
-                    };
-                    let missed = source.tail(usize::MAX, None);
-                    drop(source);
-                    follow.refill(&missed, n);
-                }
-                Err(RecvError::Closed) => {
-                    let _ = follow.flush(&out).await;
+        // Take what the broadcast holds now, so a burst travels in few chunks.
+        for _ in 0..DRAIN_BATCH {
+            match live.try_recv() {
+                Ok(line) => f.live(line),
+                Err(TryRecvError::Lagged(n)) => f.lagged(n),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => {
+                    let _ = f.flush(&out).await;
                     return;
                 }
             }
-            if follow.chunk.len() < FOLLOW_CHUNK {
-                next = match live.try_recv() {
-                    Ok(l) => Some(Ok(l)),
-                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                        Some(Err(RecvError::Lagged(n)))
-                    }
-                    Err(broadcast::error::TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-                    Err(broadcast::error::TryRecvError::Empty) => None,
-                };
-            }
         }
-        if !follow.flush(&out).await {
-            return;
+        let ready = !f.chunk.is_empty() || f.behind || !f.pending.is_empty();
+        tokio::select! {
+            biased;
+            () = out.closed() => return,
+            permit = out.reserve(), if ready => {
+                let Ok(permit) = permit else { return };
+                if f.chunk.is_empty() && !f.fill(recover.as_ref()) {
+                    return;
+                }
+                if !f.chunk.is_empty() {
+                    permit.send(Bytes::from(std::mem::take(&mut f.chunk)));
+                }
+            }
+            // While the reader does not take more, lines still leave the broadcast: a
+            // stalled follower holds no slot of it.
+            received = live.recv() => match received {
+                Ok(line) => f.live(line),
+                Err(RecvError::Lagged(n)) => f.lagged(n),
+                Err(RecvError::Closed) => {
+                    let _ = f.flush(&out).await;
+                    return;
+                }
+            },
         }
     }
 }
 
-/// Flush a follow chunk at about this size.
-const FOLLOW_CHUNK: usize = 64 << 10;
-
-/// The state of one follow stream: the last sequence number sent (or skipped by the filter)
-/// and the chunk being built.
+/// The state of one follow stream.
 struct Follow {
+    /// The last sequence number sent (or skipped by the filter, or counted as dropped).
     last: Option<u64>,
     filter: Option<Stream>,
+    /// NDJSON not yet handed on.
     chunk: Vec<u8>,
+    /// Live lines that came while `chunk` was full, oldest first.
+    pending: VecDeque<LogLine>,
+    pending_bytes: usize,
+    /// Lines between `last` and the first pending one (or the newest) may be missing: read
+    /// them from the tail before sending more.
+    behind: bool,
+    /// Without a tail to read from: lines lost since the last report.
+    lost: u64,
 }
 
 impl Follow {
@@ -123,31 +152,112 @@ impl Follow {
         }
     }
 
-    /// A live line: skip what was sent already.
-    fn take(&mut self, line: &LogLine) {
-        if self.last.is_none_or(|s| line.seq > s) {
-            self.push(line);
+    /// Whether `line` is after what was sent.
+    fn is_new(&self, line: &LogLine) -> bool {
+        self.last.is_none_or(|s| line.seq > s)
+    }
+
+    fn dropped(&mut self, n: u64) {
+        if n > 0 {
+            self.chunk
+                .extend_from_slice(&ndjson(&FollowItem::Dropped { dropped: n }));
         }
     }
 
-    /// After a lag of `n` lines: send what the tail still holds; report what it lost.
-    fn refill(&mut self, tail: &[LogLine], n: u64) {
-        let missed: Vec<&LogLine> = tail
-            .iter()
-            .filter(|l| self.last.is_none_or(|s| l.seq > s))
-            .collect();
-        // Sequence numbers start at 0 for each service.
+    /// A live line: sent with the chunk if there is room and nothing waits before it; kept
+    /// among the pending ones otherwise (the oldest of those go, the tail has them).
+    fn live(&mut self, line: LogLine) {
+        if !self.is_new(&line) {
+            return;
+        }
+        if !self.behind && self.pending.is_empty() && self.chunk.len() < FOLLOW_CHUNK {
+            self.push(&line);
+            return;
+        }
+        self.pending_bytes += line.bytes.len();
+        self.pending.push_back(line);
+        while self.pending_bytes > PENDING_BYTES && self.pending.len() > 1 {
+            if let Some(old) = self.pending.pop_front() {
+                self.pending_bytes -= old.bytes.len();
+                self.behind = true;
+                if self.filter.is_none_or(|f| f == old.stream) {
+                    // Counted only without a tail; a refill starts the count anew.
+                    self.lost += 1;
+                }
+            }
+        }
+    }
+
+    /// The broadcast lost `n` lines for this follower.
+    fn lagged(&mut self, n: u64) {
+        self.behind = true;
+        self.lost += n;
+    }
+
+    /// Fill the empty chunk: what the tail holds after `last` (if behind), then the pending
+    /// lines, up to [`FOLLOW_CHUNK`]. `false`: the service's logs are gone.
+    fn fill(&mut self, recover: Option<&Weak<dyn LogSource>>) -> bool {
+        if self.behind {
+            // The first line we still have, if any: the tail is read up to it.
+            let upto = self.pending.front().map(|l| l.seq);
+            if let Some(weak) = recover {
+                let Some(source) = weak.upgrade() else {
+                    return false;
+                };
+                self.refill(source.as_ref(), upto);
+            } else {
+                let lost = std::mem::take(&mut self.lost);
+                self.dropped(lost);
+                self.behind = false;
+            }
+        }
+        while self.chunk.len() < FOLLOW_CHUNK && !self.behind {
+            let Some(line) = self.pending.pop_front() else {
+                break;
+            };
+            self.pending_bytes -= line.bytes.len();
+            if self.is_new(&line) {
+                self.push(&line);
+            }
+        }
+        true
+    }
+
+    /// Send the tail's lines after `last` and before `upto` (all of them without `upto`),
+    /// as many as fit; report the ones it no longer holds. Stays behind if they did not
+    /// all fit. The copy of the tail is dropped before the next await, so at most one per
+    /// worker thread exists at a time, whatever the number of followers.
+    fn refill(&mut self, source: &dyn LogSource, upto: Option<u64>) {
+        self.lost = 0;
+        let newest = source.tail(1, None).last().map(|l| l.seq);
+        // Sequence numbers start at 0 for each service. The tail gives its last lines: ask
+        // for every one up to the newest, and skip those at or after `upto`.
         let expected = self.last.map_or(0, |s| s + 1);
-        let gap = missed
-            .first()
-            .map_or(n, |first| first.seq.saturating_sub(expected));
-        if gap > 0 {
-            self.chunk
-                .extend_from_slice(&ndjson(&FollowItem::Dropped { dropped: gap }));
+        let want = newest.map_or(0, |n| (n + 1).saturating_sub(expected));
+        if want > 0 {
+            let lines = source.tail(usize::try_from(want).unwrap_or(usize::MAX), None);
+            for line in &lines {
+                if !self.is_new(line) || upto.is_some_and(|u| line.seq >= u) {
+                    continue;
+                }
+                if self.chunk.len() >= FOLLOW_CHUNK {
+                    // No room for the rest now: they stay in the tail.
+                    return;
+                }
+                let expected = self.last.map_or(0, |s| s + 1);
+                self.dropped(line.seq.saturating_sub(expected));
+                self.push(line);
+            }
         }
-        for l in missed {
-            self.push(l);
+        // Whatever is still missing before the first pending line is gone.
+        if let Some(u) = upto {
+            let expected = self.last.map_or(0, |s| s + 1);
+            if u > expected {
+                self.dropped(u - expected);
+                self.last = Some(u - 1);
+            }
         }
+        self.behind = false;
     }
 
     /// Send the chunk; `false` when the reader hung up.

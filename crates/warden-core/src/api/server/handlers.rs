@@ -12,10 +12,10 @@ use super::body::{
     ApiBody, BodyKind, Resp, engine_error, error, json_response, respond, shutting_down,
     unknown_service,
 };
-use super::follow::{FOLLOW_BUFFER, follow_task, line_json};
+use super::follow::{FOLLOW_QUEUE, follow_task, line_json};
 use super::query::{BadQuery, parse_query, validate_query};
 use super::routes::{Route, RouteError, route};
-use super::{ApiContext, DEFAULT_TAIL, HEADER_TIMEOUT, MAX_BODY};
+use super::{ApiContext, DEFAULT_TAIL, HEADER_TIMEOUT, MAX_BODY, MAX_FOLLOWERS};
 use crate::engine::ReloadError;
 use crate::model::Stream;
 use crate::proto::{Action, ErrorBody, LogsResponse, ServiceStatus, ShutdownAnswer};
@@ -172,26 +172,30 @@ async fn logs(
         let lines = source.tail(n, stream).iter().map(line_json).collect();
         return json_response(StatusCode::OK, &LogsResponse { lines });
     }
+    let Ok(permit) = ctx.followers.clone().try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{MAX_FOLLOWERS} log streams are open already; try again later"),
+        );
+    };
     // Subscribe before reading the tail so no line falls between them; duplicates are
     // skipped by their sequence number.
     let live = source.subscribe();
-    // Every line up to here is in the backlog or was left out of it on purpose (older than
-    // the last `n`, or of the other stream): a refill after a lag must not send it. Read
-    // before the backlog: a line written after this read is live, so it is never skipped.
-    let start_after = source.tail(1, None).last().map(|l| l.seq);
-    let backlog = source.tail(n, stream);
+    // The backlog is not copied for the task: it reads it from the tail, a chunk at a time,
+    // from the first of the last `n` lines on (with n = 0: after the newest line). Lines
+    // of the other stream are skipped by the filter.
+    let start_after = match source.tail(n, stream).first() {
+        Some(first) => first.seq.checked_sub(1),
+        None => source.tail(1, None).last().map(|l| l.seq),
+    };
     // Hold the logs only weakly: when the service goes away, the stream ends.
     let recover = Arc::downgrade(&source);
     drop(source);
-    let (tx, rx) = mpsc::channel(FOLLOW_BUFFER);
-    tokio::spawn(follow_task(
-        backlog,
-        start_after,
-        live,
-        stream,
-        tx,
-        Some(recover),
-    ));
+    let (tx, rx) = mpsc::channel(FOLLOW_QUEUE);
+    tokio::spawn(async move {
+        follow_task(Vec::new(), start_after, live, stream, tx, Some(recover)).await;
+        drop(permit);
+    });
     respond(
         StatusCode::OK,
         "application/x-ndjson",
@@ -199,7 +203,6 @@ async fn logs(
     )
 }
 
-/// One line of output as the API sends it.
 async fn reload(ctx: &ApiContext) -> Resp {
     match ctx.backend.reload().await {
         Ok(report) => json_response(StatusCode::OK, &report),

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::transport::{self, Accept};
@@ -43,6 +43,7 @@ mod query;
 mod routes;
 
 pub use connection::{serve_connection, serve_forbidden};
+pub use follow::{FOLLOW_BUDGET, FOLLOW_CHUNK};
 pub use head::MAX_HEAD;
 pub use routes::ROUTES;
 
@@ -51,6 +52,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// How long a client may take to send a request's head (and then its body, if any): long
 /// enough for any real client, short enough that a slow one holds its place briefly.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Log streams (`logs?follow=true`) open at once, over all listeners; one more gets 503.
+/// Each costs at most about [`FOLLOW_BUDGET`] of memory.
+pub const MAX_FOLLOWERS: usize = 256;
 /// `n` of `GET .../logs` when not given.
 pub const DEFAULT_TAIL: usize = 100;
 
@@ -112,6 +116,8 @@ impl Backend for Handle {
 pub struct ApiContext {
     backend: Arc<dyn Backend>,
     shutdown: mpsc::Sender<()>,
+    /// One permit per open log stream.
+    followers: Arc<Semaphore>,
 }
 
 impl ApiContext {
@@ -123,7 +129,11 @@ impl ApiContext {
 
     /// Like [`ApiContext::new`] over any [`Backend`] (tests use fakes).
     pub fn with_backend(backend: Arc<dyn Backend>, shutdown: mpsc::Sender<()>) -> ApiContext {
-        ApiContext { backend, shutdown }
+        ApiContext {
+            backend,
+            shutdown,
+            followers: Arc::new(Semaphore::new(MAX_FOLLOWERS)),
+        }
     }
 }
 
