@@ -30,10 +30,17 @@ pub(super) const FOLLOW_QUEUE: usize = 1;
 /// Live lines (raw bytes) a follower's task keeps while its chunk is full; older ones are
 /// read back from the tail later.
 const PENDING_BYTES: usize = FOLLOW_CHUNK;
+/// Lines read back from the tail and kept to be sent (raw bytes): one copy of the tail is
+/// made per this much sent.
+const REFILL_KEEP: usize = 64 << 10;
+/// Past its backlog, a follower more lines behind than this skips to the newest ones.
+const REFILL_LINES: u64 = 64;
 /// What one follower may make warden hold, about (plus one line of each kind): the chunk
-/// being built, the live lines behind it, and the queue to its connection. The HTTP
-/// library's write buffer adds at most its own bound (`max_buf_size`).
-pub const FOLLOW_BUDGET: usize = FOLLOW_CHUNK + PENDING_BYTES + FOLLOW_QUEUE * FOLLOW_CHUNK;
+/// being built, the live lines behind it, the lines read back from the tail, and the queue
+/// to its connection. The HTTP library's write buffer adds at most its own bound
+/// (`max_buf_size`).
+pub const FOLLOW_BUDGET: usize =
+    FOLLOW_CHUNK + PENDING_BYTES + REFILL_KEEP + FOLLOW_QUEUE * FOLLOW_CHUNK;
 /// Live lines taken from the broadcast in one go before the task looks at its connection.
 const DRAIN_BATCH: usize = 256;
 
@@ -73,12 +80,18 @@ pub(super) async fn follow_task(
         last: backlog.last().map(|l| l.seq).max(start_after),
         filter,
         chunk: Vec::new(),
+        refilled: VecDeque::new(),
+        refilled_bytes: 0,
         pending: VecDeque::new(),
         pending_bytes: 0,
         // With a tail to read from, start by reading it: lines may have come since the
         // caller looked.
         behind: recover.is_some(),
         lost: 0,
+        backlog_end: recover
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .and_then(|s| s.tail(1, None).last().map(|l| l.seq)),
     };
     for line in &backlog {
         f.push(line);
@@ -100,7 +113,8 @@ pub(super) async fn follow_task(
                 }
             }
         }
-        let ready = !f.chunk.is_empty() || f.behind || !f.pending.is_empty();
+        let ready =
+            !f.chunk.is_empty() || f.behind || !f.pending.is_empty() || !f.refilled.is_empty();
         tokio::select! {
             biased;
             () = out.closed() => return,
@@ -134,6 +148,9 @@ struct Follow {
     filter: Option<Stream>,
     /// NDJSON not yet handed on.
     chunk: Vec<u8>,
+    /// Lines read back from the tail, not yet sent, oldest first.
+    refilled: VecDeque<LogLine>,
+    refilled_bytes: usize,
     /// Live lines that came while `chunk` was full, oldest first.
     pending: VecDeque<LogLine>,
     pending_bytes: usize,
@@ -142,6 +159,8 @@ struct Follow {
     behind: bool,
     /// Without a tail to read from: lines lost since the last report.
     lost: u64,
+    /// The newest line when the stream began: up to it, every line the tail holds is sent.
+    backlog_end: Option<u64>,
 }
 
 impl Follow {
@@ -194,67 +213,95 @@ impl Follow {
         self.lost += n;
     }
 
-    /// Fill the empty chunk: what the tail holds after `last` (if behind), then the pending
-    /// lines, up to [`FOLLOW_CHUNK`]. `false`: the service's logs are gone.
+    /// Fill the empty chunk, in order: the lines read back from the tail before, more from
+    /// the tail (if behind), then the pending live lines; up to [`FOLLOW_CHUNK`]. `false`:
+    /// the service's logs are gone.
     fn fill(&mut self, recover: Option<&Weak<dyn LogSource>>) -> bool {
-        if self.behind {
-            // The first line we still have, if any: the tail is read up to it.
-            let upto = self.pending.front().map(|l| l.seq);
+        self.take_refilled();
+        if self.behind && self.refilled.is_empty() && self.chunk.len() < FOLLOW_CHUNK {
             if let Some(weak) = recover {
                 let Some(source) = weak.upgrade() else {
                     return false;
                 };
+                // The tail is read up to the first live line still kept, if any.
+                let upto = self.pending.front().map(|l| l.seq);
                 self.refill(source.as_ref(), upto);
+                drop(source);
+                self.take_refilled();
             } else {
                 let lost = std::mem::take(&mut self.lost);
                 self.dropped(lost);
                 self.behind = false;
             }
         }
-        while self.chunk.len() < FOLLOW_CHUNK && !self.behind {
+        while self.chunk.len() < FOLLOW_CHUNK && !self.behind && self.refilled.is_empty() {
             let Some(line) = self.pending.pop_front() else {
                 break;
             };
             self.pending_bytes -= line.bytes.len();
             if self.is_new(&line) {
+                if recover.is_some() {
+                    // Lines before it that neither the tail nor the broadcast had.
+                    self.gap_before(&line);
+                }
                 self.push(&line);
             }
         }
         true
     }
 
-    /// Send the tail's lines after `last` and before `upto` (all of them without `upto`),
-    /// as many as fit; report the ones it no longer holds. Stays behind if they did not
-    /// all fit. The copy of the tail is dropped before the next await, so at most one per
-    /// worker thread exists at a time, whatever the number of followers.
+    /// Report the lines missing between the last one sent and `line`.
+    fn gap_before(&mut self, line: &LogLine) {
+        // Sequence numbers start at 0 for each service.
+        let expected = self.last.map_or(0, |s| s + 1);
+        self.dropped(line.seq.saturating_sub(expected));
+    }
+
+    /// Move lines read back from the tail into the chunk, as many as fit.
+    fn take_refilled(&mut self) {
+        while self.chunk.len() < FOLLOW_CHUNK {
+            let Some(line) = self.refilled.pop_front() else {
+                break;
+            };
+            self.refilled_bytes -= line.bytes.len();
+            if self.is_new(&line) {
+                self.gap_before(&line);
+                self.push(&line);
+            }
+        }
+    }
+
+    /// Read back from the tail the lines after `last` and before `upto` (all of them
+    /// without `upto`): the oldest [`REFILL_KEEP`] bytes of them are kept to be sent, the
+    /// rest stays in the tail for the next time (then still behind). The copy of the tail
+    /// is dropped before the next await, so at most one per worker thread exists at a time,
+    /// whatever the number of followers; it is made once per [`REFILL_KEEP`] bytes sent.
     fn refill(&mut self, source: &dyn LogSource, upto: Option<u64>) {
         self.lost = 0;
         let newest = source.tail(1, None).last().map(|l| l.seq);
         // Sequence numbers start at 0 for each service. The tail gives its last lines: ask
-        // for every one up to the newest, and skip those at or after `upto`.
+        // for every one after `last` up to the newest.
         let expected = self.last.map_or(0, |s| s + 1);
-        let want = newest.map_or(0, |n| (n + 1).saturating_sub(expected));
+        let mut want = newest.map_or(0, |n| (n + 1).saturating_sub(expected));
+        // Past the backlog, a follower this far behind is skipped forward to the newest
+        // lines: reading all it missed from the tail would cost a copy of the tail for each
+        // chunk it takes.
+        let in_backlog = self.backlog_end.is_some_and(|end| expected <= end);
+        if !in_backlog {
+            // The lines skipped are reported as dropped before the first one sent.
+            want = want.min(REFILL_LINES);
+        }
         if want > 0 {
             let lines = source.tail(usize::try_from(want).unwrap_or(usize::MAX), None);
-            for line in &lines {
-                if !self.is_new(line) || upto.is_some_and(|u| line.seq >= u) {
+            for line in lines {
+                if !self.is_new(&line) || upto.is_some_and(|u| line.seq >= u) {
                     continue;
                 }
-                if self.chunk.len() >= FOLLOW_CHUNK {
-                    // No room for the rest now: they stay in the tail.
+                if self.refilled_bytes >= REFILL_KEEP {
                     return;
                 }
-                let expected = self.last.map_or(0, |s| s + 1);
-                self.dropped(line.seq.saturating_sub(expected));
-                self.push(line);
-            }
-        }
-        // Whatever is still missing before the first pending line is gone.
-        if let Some(u) = upto {
-            let expected = self.last.map_or(0, |s| s + 1);
-            if u > expected {
-                self.dropped(u - expected);
-                self.last = Some(u - 1);
+                self.refilled_bytes += line.bytes.len();
+                self.refilled.push_back(line);
             }
         }
         self.behind = false;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
 /// Connections of one listener waiting for their request head.
-pub const MAX_WAITING: usize = 256;
+pub const MAX_WAITING: usize = 4096;
 /// Connections of one listener serving a request (most are short; a log follow is long).
 pub const MAX_SERVING: usize = 512;
 
@@ -77,6 +77,16 @@ impl Admission {
             evicted: rx,
             pools: self.inner.clone(),
         }
+    }
+
+    /// Evict the oldest waiting connection (to free its file descriptor when there are no
+    /// more); `false` if none waits.
+    pub fn evict_oldest(&self) -> bool {
+        let oldest = lock(&self.inner).waiting.pop_first();
+        oldest.is_some_and(|(_, tx)| {
+            let _ = tx.send(());
+            true
+        })
     }
 
     /// How many connections wait and how many are served now.

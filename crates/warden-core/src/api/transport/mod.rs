@@ -43,9 +43,10 @@ pub use admission::{Admission, Full, MAX_SERVING, MAX_WAITING, Serving, Waiting}
 
 /// Connections served at once per listener (the serving pool of [`Admission`]).
 pub const MAX_CONNECTIONS: usize = MAX_SERVING;
-/// Connection tasks per listener at most: both pools and those being closed (an evicted
-/// connection is answered before it goes). One more is closed at once.
-const MAX_TASKS: usize = MAX_WAITING + MAX_SERVING + 256;
+/// Connection tasks per listener at most: both pools and those being answered and closed
+/// (an evicted or refused connection is told why before it goes, within a few seconds).
+/// A last resort against a burst faster than that: one more is closed at once.
+const MAX_TASKS: usize = MAX_WAITING + MAX_SERVING + 2048;
 
 /// Who is on the other end of a connection, as far as its transport can tell.
 #[derive(Clone)]
@@ -89,7 +90,7 @@ where
                         });
                     }
                 }
-                Err(e) => accept_failed(&e).await,
+                Err(e) => accept_failed(&e, &admission).await,
             },
             Some(_) = conns.join_next() => {}
         }
@@ -97,17 +98,20 @@ where
 }
 
 /// After a failed `accept`: an error of that one connection is skipped at once. Any other
-/// (out of file descriptors or handles) has no event that tells when it is over, so wait a
-/// little before accepting again rather than spin.
-async fn accept_failed(e: &io::Error) {
-    if !matches!(
+/// (out of file descriptors or handles) has no event that tells when it is over: the oldest
+/// connection still waiting for its request is evicted to free one, or, if none waits,
+/// the loop waits a little before accepting again rather than spin.
+async fn accept_failed(e: &io::Error, admission: &Admission) {
+    if matches!(
         e.kind(),
         io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     ) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        return;
     }
+    let pause = if admission.evict_oldest() { 10 } else { 100 };
+    tokio::time::sleep(Duration::from_millis(pause)).await;
 }
 
 /// Compare two secrets in time that depends only on their lengths: the bytes are xor-folded
