@@ -1879,3 +1879,51 @@ async fn b6_a_thousand_hostile_clients_of_each_kind_do_not_slow_status() {
         peak / MIB
     );
 }
+
+/// E.11: the spec says `n` is any integer >= 0; a huge one was 400, now it means "all".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e11_a_huge_n_is_clamped_not_refused() {
+    let fake = fake_server(4);
+    let a = unix_request(
+        &fake.socket,
+        "GET",
+        "/v1/services/web/logs?n=99165581001148894230842703872",
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json()["lines"].as_array().expect("lines").len(), 3);
+}
+
+/// E.11: `docs/api.yaml` is YAML that a YAML parser reads: no plain scalar holds `": "`
+/// (the bug: `description: Each as "FILE:LINE:COL: message"` unquoted). The full check
+/// with an OpenAPI validator is `tools/api-check.sh`.
+#[test]
+fn e11_api_yaml_has_no_unquoted_colon_in_a_plain_scalar() {
+    let yaml =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.yaml"))
+            .expect("docs/api.yaml");
+    // Inside a block scalar (`key: |` or `key: >-`), text is text.
+    let mut block: Option<usize> = None;
+    for (i, line) in yaml.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(b) = block {
+            if line.trim().is_empty() || indent > b {
+                continue;
+            }
+            block = None;
+        }
+        let Some((_, value)) = line.trim_start().split_once(": ") else {
+            continue;
+        };
+        if value.starts_with(['|', '>']) {
+            block = Some(indent);
+            continue;
+        }
+        let plain = !value.starts_with(['"', '\'', '[', '{']);
+        assert!(
+            !(plain && value.contains(": ")),
+            "docs/api.yaml:{}: a plain value with \": \": {line}",
+            i + 1
+        );
+    }
+}

@@ -35,6 +35,16 @@ pub(super) struct Query {
     pub(super) follow: Option<bool>,
 }
 
+/// A number of lines: any integer ≥ 0 (as the spec says), one too large for this machine
+/// meaning "all" (`usize::MAX`).
+fn parse_count(v: &str) -> Result<usize, BadQuery> {
+    let digits = v.strip_prefix('+').unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadQuery(format!("n={v:?}: expected a number of lines")));
+    }
+    Ok(digits.parse().unwrap_or(usize::MAX))
+}
+
 fn parse_bool(key: &str, v: &str) -> Result<bool, BadQuery> {
     match v {
         "true" | "1" => Ok(true),
@@ -74,12 +84,7 @@ pub(super) fn validate_query(
             "name" => q.names.push(v),
             "wait" => q.wait = Some(parse_bool(&k, &v)?),
             "follow" => q.follow = Some(parse_bool(&k, &v)?),
-            "n" => {
-                q.n = Some(
-                    v.parse()
-                        .map_err(|_| BadQuery(format!("n={v:?}: expected a number of lines")))?,
-                );
-            }
+            "n" => q.n = Some(parse_count(&v)?),
             "stream" => {
                 q.stream = Some(match v.as_str() {
                     "out" => Stream::Out,
@@ -111,6 +116,14 @@ mod tests {
             (Some(5), Some(Stream::Err), Some(true))
         );
         assert!(q(&logs, "n=-1").is_err());
+        assert!(q(&logs, "n=").is_err());
+        assert!(q(&logs, "n=1.5").is_err());
+        assert_eq!(
+            q(&logs, "n=99165581001148894230842703872").expect("huge").n,
+            Some(usize::MAX),
+            "E.11: any integer >= 0 is valid; a huge one means all"
+        );
+        assert_eq!(q(&logs, "n=%2B7").expect("plus").n, Some(7));
         assert!(q(&logs, "n=abc").is_err());
         assert!(q(&logs, "stream=both").is_err());
         assert!(q(&logs, "follow=yes").is_err());
