@@ -1896,7 +1896,7 @@ async fn e11_a_huge_n_is_clamped_not_refused() {
 
 /// E.11: `docs/api.yaml` is YAML that a YAML parser reads: no plain scalar holds `": "`
 /// (the bug: `description: Each as "FILE:LINE:COL: message"` unquoted). The full check
-/// with an OpenAPI validator is `tools/api-check.sh`.
+/// with an `OpenAPI` validator is `tools/api-check.sh`.
 #[test]
 fn e11_api_yaml_has_no_unquoted_colon_in_a_plain_scalar() {
     let yaml =
