@@ -57,7 +57,12 @@ impl HeadError {
 /// The buffer grows with what arrives, so an idle connection costs little.
 pub(super) async fn read_head<I: AsyncRead + Unpin>(io: &mut I) -> Result<Head, HeadError> {
     let mut bytes: Vec<u8> = Vec::with_capacity(1024);
+    // The head is parsed when its first line is complete (to refuse garbage at once) and
+    // when it ends (an empty line), not after every read: a client sending a byte at a time
+    // costs a scan of each byte, not of the whole head each time.
+    let mut first_line_checked = false;
     loop {
+        let old = bytes.len();
         if bytes.len() == bytes.capacity() {
             bytes.reserve(bytes.capacity().min(MAX_HEAD + 1 - bytes.len()).max(1));
         }
@@ -68,8 +73,13 @@ pub(super) async fn read_head<I: AsyncRead + Unpin>(io: &mut I) -> Result<Head, 
             Ok(0) | Err(_) => return Err(HeadError::Gone),
             Ok(_) => {}
         }
-        if let Some(head) = parse(&bytes)? {
-            return Ok(Head { bytes, ..head });
+        let new = &bytes[old.saturating_sub(3)..];
+        let ended = new.windows(2).any(|w| w == b"\n\n") || new.windows(3).any(|w| w == b"\n\r\n");
+        if ended || (!first_line_checked && bytes[old..].contains(&b'\n')) {
+            first_line_checked = true;
+            if let Some(head) = parse(&bytes)? {
+                return Ok(Head { bytes, ..head });
+            }
         }
         if bytes.len() > MAX_HEAD {
             return Err(HeadError::TooLarge);
@@ -183,5 +193,39 @@ mod tests {
         assert!(io.len() >= MAX_HEAD * 2, "stopped reading at the limit");
         let mut closed = &b"GET / HT"[..];
         assert_eq!(read_head(&mut closed).await.err(), Some(HeadError::Gone));
+    }
+
+    /// One byte per read: the head is found at its end, and garbage at the first newline.
+    #[tokio::test]
+    async fn a_head_sent_a_byte_at_a_time_is_read() {
+        let raw = b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut io = tokio_test_reader(raw);
+        let head = read_head(&mut io).await.expect("a head");
+        assert_eq!(head.bytes, raw);
+        let mut io = tokio_test_reader(b"\x16\x03\x01 garbage\nmore garbage never ending");
+        assert!(matches!(
+            read_head(&mut io).await,
+            Err(HeadError::Malformed(_))
+        ));
+    }
+
+    /// A reader that hands out one byte per read.
+    fn tokio_test_reader(data: &[u8]) -> impl AsyncRead + Unpin {
+        struct OneByte(Vec<u8>, usize);
+        impl AsyncRead for OneByte {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                if self.1 < self.0.len() {
+                    let b = self.0[self.1];
+                    buf.put_slice(&[b]);
+                    self.1 += 1;
+                }
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        OneByte(data.to_vec(), 0)
     }
 }

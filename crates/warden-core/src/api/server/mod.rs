@@ -223,12 +223,13 @@ pub fn serve_pipe(name: &str, ctx: Arc<ApiContext>) -> Result<ApiServer, ServeEr
 }
 
 /// Serve the API on TCP at `addr`; every request must carry `Authorization: Bearer <token>`.
+#[allow(clippy::unused_async)] // async as it always was: the daemon awaits it
 pub async fn serve_tcp(
     addr: SocketAddr,
     token: Secret,
     ctx: Arc<ApiContext>,
 ) -> Result<ApiServer, ServeError> {
-    let (listener, local) = transport::tcp::bind(addr, token).await?;
+    let (listener, local) = transport::tcp::bind(addr, token)?;
     Ok(ApiServer {
         task: spawn_listener(listener, ctx),
         endpoint: Endpoint::Tcp(local),

@@ -26,8 +26,7 @@ pub struct Listener {
 
 /// Listen on `addr`; returns the listener and its address (with the port the OS chose for
 /// port 0).
-#[allow(clippy::unused_async)] // async: binding may become so (and callers await it)
-pub async fn bind(addr: SocketAddr, token: Secret) -> Result<(Listener, SocketAddr), ServeError> {
+pub fn bind(addr: SocketAddr, token: Secret) -> Result<(Listener, SocketAddr), ServeError> {
     if token.0.is_empty() {
         return Err(ServeError::EmptyToken);
     }
