@@ -11,17 +11,17 @@
 //!    `Connection: close`, so that every request head passes step 1.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::body::BodyKind;
+use super::conn_io::ConnIo;
 use super::handlers::handle;
 use super::head::{Head, HeadError, MAX_HEAD, read_head};
 use super::{ApiContext, HEADER_TIMEOUT};
@@ -166,16 +166,25 @@ where
         .await;
         return Ok(());
     };
+    let io = ConnIo::new(head.bytes, io);
+    let streaming = io.streaming_flag();
     let svc = service_fn(move |req| {
-        let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(handle(req, ctx).await) }
+        let (ctx, streaming) = (ctx.clone(), streaming.clone());
+        async move {
+            let resp = handle(req, ctx).await;
+            if matches!(resp.body().0, BodyKind::Stream(_)) {
+                // A follow stream: its memory is bounded by its budget; a reader may pause.
+                streaming.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok::<_, Infallible>(resp)
+        }
     });
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEAD * 2)
         .keep_alive(false)
-        .serve_connection(TokioIo::new(Prefixed::new(head.bytes, io)), svc)
+        .serve_connection(TokioIo::new(io), svc)
         .await;
     drop(serving);
     served
@@ -233,68 +242,4 @@ async fn answer<I>(
 enum Linger {
     Yes,
     No,
-}
-
-/// A connection with bytes already read from it put back in front.
-struct Prefixed<I> {
-    prefix: Vec<u8>,
-    pos: usize,
-    io: I,
-}
-
-impl<I> Prefixed<I> {
-    fn new(prefix: Vec<u8>, io: I) -> Prefixed<I> {
-        Prefixed { prefix, pos: 0, io }
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let me = self.get_mut();
-        if me.pos < me.prefix.len() {
-            let n = buf.remaining().min(me.prefix.len() - me.pos);
-            buf.put_slice(&me.prefix[me.pos..me.pos + n]);
-            me.pos += n;
-            if me.pos == me.prefix.len() {
-                me.prefix = Vec::new();
-                me.pos = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut me.io).poll_read(cx, buf)
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
 }

@@ -35,6 +35,7 @@ use crate::model::Stream;
 use crate::proto::{Action, ReloadReport, StatusReport};
 
 mod body;
+mod conn_io;
 mod connection;
 mod follow;
 mod handlers;
@@ -42,6 +43,7 @@ mod head;
 mod query;
 mod routes;
 
+pub use conn_io::WRITE_STALL;
 pub use connection::{serve_connection, serve_forbidden};
 pub use follow::{FOLLOW_BUDGET, FOLLOW_CHUNK};
 pub use head::MAX_HEAD;
