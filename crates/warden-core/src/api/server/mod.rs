@@ -6,14 +6,19 @@
 //! `Authorization: Bearer <token>`). Any other transport plugs in through
 //! [`serve_connection`], which takes any `AsyncRead + AsyncWrite` connection.
 //!
-//! Each connection is its own task, request bodies are bounded, headers must arrive within
-//! [`HEADER_TIMEOUT`], so no client can block another or crash warden. `docs/api.yaml`
-//! describes every path.
+//! Every client's cost is bounded: the request head within [`HEADER_TIMEOUT`] and
+//! [`MAX_HEAD`] bytes, read by warden itself so every refusal is a JSON error; two pools of
+//! connections per listener (waiting for their head, served; see
+//! [`transport`](super::transport)); request bodies of [`MAX_BODY`]; a write that stalls
+//! for [`WRITE_STALL`]; at most [`MAX_FOLLOWERS`] log streams of [`FOLLOW_BUDGET`] each.
+//! `docs/api.yaml` describes every path and limit.
 //!
 //! The server drives the engine through the [`Backend`] trait, implemented by
-//! [`engine::Handle`](crate::engine::Handle); tests may plug in a fake. The files:
+//! [`engine::Handle`](crate::engine::Handle); tests may plug in a fake. The files, in the
+//! order a request meets them: `connection` (one connection: the limits, then HTTP),
+//! `head` (the request head), `conn_io` (what the HTTP library reads and writes through),
 //! `routes` (the route table), `query` (query strings), `handlers` (one per route),
-//! `follow` (log streams), `body` (the answers), `connection` (HTTP over one connection).
+//! `follow` (log streams), `body` (the answers).
 
 use std::future::Future;
 use std::net::SocketAddr;
