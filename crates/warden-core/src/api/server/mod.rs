@@ -2,14 +2,14 @@
 //!
 //! It is served on a Unix socket in the state dir ([`serve_unix`]: mode 0600, and only a peer
 //! with warden's own uid or root gets an answer other than 403), on a Windows named pipe
-//! ([`serve_pipe`]), and optionally on TCP ([`serve_tcp`]: every request needs
+//! (`serve_pipe`), and optionally on TCP ([`serve_tcp`]: every request needs
 //! `Authorization: Bearer <token>`). Any other transport plugs in through
 //! [`serve_connection`], which takes any `AsyncRead + AsyncWrite` connection.
 //!
 //! Every client's cost is bounded: the request head within [`HEADER_TIMEOUT`] and
 //! [`MAX_HEAD`] bytes, read by warden itself so every refusal is a JSON error; two pools of
 //! connections per listener (waiting for their head, served; see
-//! [`transport`](super::transport)); request bodies of [`MAX_BODY`]; a write that stalls
+//! [`super::transport`]); request bodies of [`MAX_BODY`]; a write that stalls
 //! for [`WRITE_STALL`]; at most [`MAX_FOLLOWERS`] log streams of [`FOLLOW_BUDGET`] each.
 //! `docs/api.yaml` describes every path and limit.
 //!

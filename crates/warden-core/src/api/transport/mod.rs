@@ -1,5 +1,5 @@
 //! The transports of the control API: a Unix socket ([`unix`]), TCP ([`tcp`]) and a Windows
-//! named pipe ([`pipe`]), each a listener behind the one [`Accept`] trait, served by the one
+//! named pipe (`pipe`), each a listener behind the one [`Accept`] trait, served by the one
 //! [`accept_loop`]. Each accepted connection comes with its [`Peer`]: what the transport
 //! knows about who is on the other end (checked by the OS, refused, or to be checked by its
 //! bearer token). The HTTP on top is [`super::server`]'s business.
