@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{broadcast, mpsc, watch};
 use warden_core::api::client::{Client, ClientError};
 use warden_core::api::server::{
-    ApiContext, ApiServer, Backend, BoxFuture, LogSource, ROUTES, ServeError, serve_tcp, serve_unix,
+    ApiContext, ApiServer, Backend, BoxFuture, HEADER_TIMEOUT, LogSource, ROUTES, ServeError,
+    serve_tcp, serve_unix,
 };
+use warden_core::api::transport::MAX_WAITING;
 use warden_core::config::{
     Backoff, Config, LogConfig, RestartPolicy, Secret, ServiceConfig, StderrTarget, StopMethod,
     WardenSettings,
@@ -1279,4 +1281,653 @@ async fn api_yaml_describes_every_route_and_shape() {
     assert_eq!(keys(&v), shape("UnknownService"));
     let v = live.get("/v1/nowhere").await.json();
     assert_eq!(keys(&v), shape("Error"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Hardening (issue 8)
+
+fn fake_ctx() -> Arc<ApiContext> {
+    let backend = Arc::new(Fake {
+        logs: Arc::new(FakeLogs {
+            tail: Vec::new(),
+            live: broadcast::channel(1).0,
+        }),
+    });
+    Arc::new(ApiContext::with_backend(backend, mpsc::channel(1).0))
+}
+
+/// E.13: auth schemes are case-insensitive (RFC 9110 11.1): `bearer`, `BEARER` work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e13_lowercase_bearer_is_accepted() {
+    let server = serve_tcp(
+        "127.0.0.1:0".parse().expect("addr"),
+        Secret("tok-e13".into()),
+        fake_ctx(),
+    )
+    .await
+    .expect("serve");
+    let addr = server.local_addr().expect("tcp addr");
+    for auth in [
+        "Authorization: bearer tok-e13\r\n",
+        "Authorization: BEARER tok-e13\r\n",
+        "Authorization: bEaReR  tok-e13\r\n",
+    ] {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let a = exchange(stream, &request_bytes("GET", "/v1/status", auth)).await;
+        assert_eq!(a.status, 200, "{auth:?}");
+    }
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let a = exchange(
+        stream,
+        &request_bytes("GET", "/v1/status", "Authorization: bearer nope\r\n"),
+    )
+    .await;
+    assert_eq!(a.status, 401);
+}
+
+/// C.7 (client): a socket file of another user is not trusted, even if it answers. Needs
+/// root (to give the file away); `peer_allowed` is unit-tested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c7_the_client_refuses_a_socket_of_another_user() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fake = fake_server(4);
+    Client::connect(&fake.socket)
+        .await
+        .expect("root's own socket is trusted")
+        .status(&[])
+        .await
+        .expect("status");
+    std::os::unix::fs::lchown(&fake.socket, Some(65534), Some(65534)).expect("chown");
+    let err = Client::connect(&fake.socket)
+        .await
+        .err()
+        .expect("a socket of uid 65534 is refused");
+    assert!(
+        matches!(&err, ClientError::Untrusted { path, owner: 65534, own: 0 } if *path == fake.socket),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&fake.socket.display().to_string()) && msg.contains("uid 65534"),
+        "{msg}"
+    );
+}
+
+/// E.12: what the HTTP layer refuses (malformed, oversized, late heads) is answered with a
+/// JSON `error` like every other 4xx; HEAD is answered like GET, without a body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e12_answers_of_the_http_layer_carry_a_json_error() {
+    let fake = fake_server(4);
+    let ask = |raw: Vec<u8>| {
+        let socket = fake.socket.clone();
+        async move {
+            let stream = within("connect", UnixStream::connect(&socket))
+                .await
+                .expect("connect");
+            exchange(stream, &raw).await
+        }
+    };
+    for raw in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET /v1/status HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        b"GET /v1/status HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        b"GET /v1/status HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"GET /v1/status HTTP/7.0\r\n\r\n",
+    ] {
+        let a = ask(raw.to_vec()).await;
+        assert_eq!(a.status, 400, "{:?}", String::from_utf8_lossy(raw));
+        assert_eq!(a.header("content-type"), Some("application/json"));
+        assert!(a.error().contains("malformed"), "{}", a.error());
+    }
+    let big = format!(
+        "GET /v1/status HTTP/1.1\r\nHost: warden\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(40_000)
+    );
+    let a = ask(big.into_bytes()).await;
+    assert_eq!(a.status, 431);
+    assert!(a.error().contains("larger than"), "{}", a.error());
+    let many = "X-Many: v\r\n".repeat(200);
+    let a = ask(format!("GET /v1/status HTTP/1.1\r\n{many}\r\n").into_bytes()).await;
+    assert_eq!(a.status, 431);
+    a.error();
+
+    // HEAD: the headers GET would get, no body (RFC 9110 9.3.2 forbids one).
+    let a = ask(request_bytes("HEAD", "/v1/status", "")).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    assert!(a.body.is_empty());
+    let a = ask(request_bytes("HEAD", "/v1/reload", "")).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.header("allow"), Some("POST"));
+    assert_eq!(a.header("content-type"), Some("application/json"));
+
+    // A head that never completes: 408 with a JSON error after the head timeout.
+    let mut stream = UnixStream::connect(&fake.socket).await.expect("connect");
+    let started = Instant::now();
+    stream.write_all(b"GET /v1/sta").await.expect("write");
+    let mut raw = Vec::new();
+    within("the 408", stream.read_to_end(&mut raw))
+        .await
+        .expect("read");
+    let a = parse_answer(&raw);
+    assert_eq!(a.status, 408);
+    assert!(a.error().contains("did not arrive"), "{}", a.error());
+    let waited = started.elapsed();
+    assert!(
+        waited + Duration::from_millis(50) >= HEADER_TIMEOUT,
+        "{waited:?}"
+    );
+}
+
+/// B.6: more idle connections without a token than the server has places for do not lock an
+/// authorized client out; the idle ones that make room are told why, with a JSON 503.
+/// (Before: at 512 connections, every new one was closed unanswered.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b6_idle_connections_without_a_token_do_not_lock_out_an_authorized_client() {
+    let _turn = LOAD_TURN.lock().await;
+    let server = serve_tcp(
+        "127.0.0.1:0".parse().expect("addr"),
+        Secret("tok-b6".into()),
+        fake_ctx(),
+    )
+    .await
+    .expect("serve");
+    let addr = server.local_addr().expect("tcp addr");
+    raise_nofile(2 * MAX_WAITING as u64 + 1024);
+    let mut idle = Vec::new();
+    // More than the old limit of all connections (512), and than the waiting pool.
+    for _ in 0..MAX_WAITING + 10 {
+        idle.push(
+            within("connect", TcpStream::connect(addr))
+                .await
+                .expect("connect"),
+        );
+    }
+    let started = Instant::now();
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let a = exchange(
+        stream,
+        &request_bytes("GET", "/v1/status", "Authorization: Bearer tok-b6\r\n"),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The oldest idle connection made room, and was told so.
+    let a = exchange(idle.remove(0), b"").await;
+    assert_eq!(a.status, 503);
+    assert!(a.error().contains("try again"), "{}", a.error());
+    // One that asks without a token is answered at once.
+    let a = exchange(
+        idle.pop().expect("one"),
+        &request_bytes("GET", "/v1/status", ""),
+    )
+    .await;
+    assert_eq!(a.status, 401);
+}
+
+// ---------------------------------------------------------------------------------------
+// Load: the server in a child process, the clients here
+//
+// The child is this test binary, run again for `load_server_child` only: the same library
+// code as the real `warden` (an engine with a real service, the API on TCP and a Unix
+// socket), in a process of its own, so that its RSS is the server's alone. (The real binary
+// is another crate's and is not built for warden-core's tests.)
+
+const LOAD_CHILD: &str = "WARDEN_API_LOAD_CHILD";
+const LOAD_SCRIPT: &str = "WARDEN_API_LOAD_SCRIPT";
+const LOAD_TOKEN: &str = "tok-load-7c1e";
+/// About 700 lines of 2,000 bytes (plus a newline) a second: 1.4 MB/s, to each follower.
+const FLOOD: &str = "l=$(printf '%02000d' 0); while :; do \
+    for i in 1 2 3 4 5 6 7 8 9 10; do echo \"$l\"; done; sleep 0.01; done";
+
+/// The server half of the load tests (they run it in a child process); without its
+/// environment variable it does nothing.
+#[test]
+#[ignore = "the server half of the load tests, which run it in a child process"]
+fn load_server_child() {
+    let Ok(dir) = std::env::var(LOAD_CHILD) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let root = PathBuf::from(dir);
+        std::fs::create_dir_all(root.join("logs")).expect("log dir");
+        let script = std::env::var(LOAD_SCRIPT).unwrap_or_else(|_| FLOOD.to_owned());
+        let mut flood = service("flood", &root);
+        flood.command = vec!["/bin/sh".into(), "-c".into(), script];
+        flood.autostart = true;
+        let config = Config {
+            path: root.join("warden.toml"),
+            dir: root.clone(),
+            warden: WardenSettings {
+                log_dir: root.join("logs"),
+                state_dir: root.join("state"),
+                shutdown_timeout: Duration::from_secs(5),
+                api: None,
+                api_token: None,
+            },
+            services: vec![flood],
+        };
+        let state = Arc::new(StateDir::lock(&config.warden.state_dir).expect("state dir"));
+        let (_kill, kill_rx) = watch::channel(false);
+        let events = Events {
+            color: false,
+            timestamps: false,
+        };
+        let (handle, _task, ready) = Engine::new(config, state, events, kill_rx, false).spawn();
+        within("engine ready", ready).await.expect("engine started");
+        let ctx = Arc::new(ApiContext::new(handle, mpsc::channel(1).0));
+        let tcp = serve_tcp(
+            "127.0.0.1:0".parse().expect("addr"),
+            Secret(LOAD_TOKEN.into()),
+            ctx.clone(),
+        )
+        .await
+        .expect("serve tcp");
+        let _unix = serve_unix(&root.join("warden.sock"), ctx).expect("serve unix");
+        println!("READY {}", tcp.local_addr().expect("addr"));
+        // The parent kills this process (and it dies with the parent); a bound anyway.
+        tokio::time::sleep(Duration::from_secs(180)).await;
+    });
+}
+
+/// The load tests take turns: each measures latency and memory under a load of its own.
+static LOAD_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct LoadServer {
+    dir: tempfile::TempDir,
+    child: warden_core::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl LoadServer {
+    /// The server, its service running `script` (default [`FLOOD`]).
+    async fn start(script: Option<&str>) -> LoadServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Through warden's own spawn: its reaper owns waitpid in this process.
+        let spec = warden_core::process::SpawnSpec {
+            program: std::env::current_exe().expect("test binary").into(),
+            args: [
+                "--exact",
+                "load_server_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ]
+            .iter()
+            .map(Into::into)
+            .collect(),
+            cwd: dir.path().to_owned(),
+            clear_env: false,
+            env: [(LOAD_CHILD.into(), dir.path().as_os_str().to_owned())]
+                .into_iter()
+                .chain(script.map(|s| (LOAD_SCRIPT.into(), s.into())))
+                .collect(),
+            capture_output: true,
+        };
+        let mut child = warden_core::process::spawn(&spec).expect("run the server child");
+        let stdout = child.take_stdout().expect("stdout");
+        let mut stderr = child.take_stderr().expect("stderr");
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+        });
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let addr = within("the child to listen", async {
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .expect("read")
+                    .expect("the child ended before it listened");
+                // libtest prints `test load_server_child ... ` first, on the same line.
+                if let Some((_, addr)) = line.split_once("READY ") {
+                    return addr.trim().parse().expect("an address");
+                }
+            }
+        })
+        .await;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        LoadServer { dir, child, addr }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("warden.sock")
+    }
+
+    /// The child's resident memory, in bytes.
+    fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.pid()))
+            .expect("the child's status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kb * 1024
+    }
+
+    /// An authorized `GET /v1/status` on a new connection: its status and how long it took.
+    async fn status(&self) -> (u16, Duration) {
+        let started = Instant::now();
+        let stream = within("connect", TcpStream::connect(self.addr))
+            .await
+            .expect("connect");
+        let auth = format!("Authorization: Bearer {LOAD_TOKEN}\r\n");
+        let a = exchange(stream, &request_bytes("GET", "/v1/status", &auth)).await;
+        (a.status, started.elapsed())
+    }
+}
+
+impl Drop for LoadServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill_tree();
+    }
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Follow `flood` over TCP and count: returns a task's handle that yields the highest
+/// sequence number seen so far through `seen`.
+fn count_lines(
+    addr: std::net::SocketAddr,
+) -> (
+    Arc<std::sync::atomic::AtomicU64>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let out = seen.clone();
+    let task = tokio::spawn(async move {
+        let client = Client::connect_tcp(addr, Secret(LOAD_TOKEN.into()))
+            .await
+            .expect("client");
+        let mut follower = client.follow_logs("flood", 0, None).await.expect("follow");
+        while let Ok(Some(item)) = follower.next().await {
+            if let FollowItem::Line(l) = item {
+                out.fetch_max(l.seq, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    (seen, task)
+}
+
+/// Wait until the counting follower saw line `seq`, sampling the child's RSS on the way;
+/// returns the highest RSS seen.
+async fn run_until(server: &LoadServer, seen: &std::sync::atomic::AtomicU64, seq: u64) -> u64 {
+    let mut peak = server.rss();
+    let deadline = Instant::now() + 6 * WAIT;
+    loop {
+        let now = seen.load(std::sync::atomic::Ordering::Relaxed);
+        if now >= seq {
+            return peak.max(server.rss());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for line {seq} of the flood; at {now}; RSS peak {} MiB",
+            peak / MIB
+        );
+        peak = peak.max(server.rss());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// B.5: 100 followers that never read, on a service printing 2 KB lines (1.4 MB/s):
+/// the server's memory stays within 32 MiB of what it was before them (each follower may
+/// cost about `FOLLOW_BUDGET` plus the HTTP library's write buffer, some 80 KiB; before the
+/// fix each held up to 64 chunks of 64 KiB), and comes back when they leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b5_stalled_followers_do_not_grow_warden_memory() {
+    let _turn = LOAD_TURN.lock().await;
+    let server = LoadServer::start(None).await;
+    let (seen, reader) = count_lines(server.addr);
+    let warm = run_until(&server, &seen, 1_000).await;
+    let before = server.rss();
+    let mut stalled = Vec::new();
+    for _ in 0..100 {
+        let mut s = UnixStream::connect(server.socket()).await.expect("connect");
+        s.write_all(&request_bytes(
+            "GET",
+            "/v1/services/flood/logs?n=1000&follow=true",
+            "",
+        ))
+        .await
+        .expect("write");
+        stalled.push(s);
+    }
+    // 6 MB more output: far more than every buffer between warden and a follower holds.
+    let start = seen.load(std::sync::atomic::Ordering::Relaxed);
+    let peak = run_until(&server, &seen, start + 3_000).await;
+    eprintln!(
+        "RSS warm {} MiB, before {} MiB, peak {} MiB",
+        warm / MIB,
+        before / MIB,
+        peak / MIB
+    );
+    assert!(
+        peak < before + 32 * MIB,
+        "100 stalled followers grew warden from {} MiB to {} MiB",
+        before / MIB,
+        peak / MIB
+    );
+    drop(stalled);
+    let after = run_until(&server, &seen, start + 3_500).await;
+    assert!(after < before + 20 * MIB, "after: {} MiB", after / MIB);
+    reader.abort();
+}
+
+/// Let this process (and the server child, which inherits it) have `n` open files.
+fn raise_nofile(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim), 0);
+        if lim.rlim_cur < n {
+            lim.rlim_cur = n.min(lim.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim), 0);
+        }
+    }
+    assert!(
+        lim.rlim_cur >= n,
+        "RLIMIT_NOFILE is {} (hard); {n} needed",
+        lim.rlim_max
+    );
+}
+
+/// Connects without a token and sends nothing; when the server closes the connection
+/// (to make room, or at the head timeout), comes back a second later.
+async fn idle_client(addr: std::net::SocketAddr, connected: Arc<std::sync::atomic::AtomicUsize>) {
+    let mut first = true;
+    loop {
+        let c = TcpStream::connect(addr).await;
+        if let Err(e) = &c {
+            eprintln!("DEBUG idle connect: {e}");
+        }
+        if let Ok(mut s) = c {
+            if std::mem::take(&mut first) {
+                connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Slowloris: a request head, one header line every half second, never the end; comes
+/// back a second after the server closes it.
+async fn slow_client(addr: std::net::SocketAddr, connected: Arc<std::sync::atomic::AtomicUsize>) {
+    let mut first = true;
+    loop {
+        if let Ok(mut s) = TcpStream::connect(addr).await {
+            if std::mem::take(&mut first) {
+                connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let mut buf = [0u8; 512];
+            if s.write_all(b"GET /v1/status HTTP/1.1\r\nHost: w\r\n")
+                .await
+                .is_ok()
+            {
+                loop {
+                    tokio::select! {
+                        _ = s.read(&mut buf) => break,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {
+                            if s.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// An authorized follower that never reads a byte and never leaves.
+async fn stalled_follower(
+    addr: std::net::SocketAddr,
+    connected: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let auth = format!("Authorization: Bearer {LOAD_TOKEN}\r\n");
+    let request = request_bytes("GET", "/v1/services/flood/logs?n=1000&follow=true", &auth);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(addr).await
+            && s.write_all(&request).await.is_ok()
+        {
+            connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// B.6 and B.5 together: 1,000 idle connections without a token, 1,000 slowloris clients
+/// and 1,000 followers that never read, all at once, the first two kinds coming back a
+/// second after they are closed. An authorized `status` keeps answering fast, and the
+/// server's memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b6_a_thousand_hostile_clients_of_each_kind_do_not_slow_status() {
+    let _turn = LOAD_TURN.lock().await;
+    raise_nofile(8192);
+    // 100 lines of 200 bytes a second: the followers' backlog (1,000 lines) fills what the
+    // OS buffers for each, so they are stalled from the start. (The cost of a flood to
+    // stalled followers is `b5_...`'s business; encoding it 256 times over would only
+    // measure how fast this debug build is.)
+    let server = LoadServer::start(Some(
+        "l=$(printf '%0200d' 0); while :; do echo \"$l\"; sleep 0.01; done",
+    ))
+    .await;
+    let (seen, reader) = count_lines(server.addr);
+    run_until(&server, &seen, 100).await;
+    let before = server.rss();
+    let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut hostile = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        hostile.spawn(idle_client(server.addr, connected.clone()));
+        hostile.spawn(slow_client(server.addr, connected.clone()));
+        hostile.spawn(stalled_follower(server.addr, connected.clone()));
+    }
+    let deadline = Instant::now() + 3 * WAIT;
+    while connected.load(std::sync::atomic::Ordering::Relaxed) < 3000 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} hostile clients got in",
+            connected.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Some 8 seconds under attack: past the head timeout, so slowloris clients come back.
+    let mut times = Vec::new();
+    let mut peak = server.rss();
+    for _ in 0..80 {
+        let (status, took) = server.status().await;
+        assert_eq!(status, 200);
+        times.push(took);
+        peak = peak.max(server.rss());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hostile.abort_all();
+    reader.abort();
+    times.sort();
+    let median = times[times.len() / 2];
+    let p90 = times[times.len() * 9 / 10];
+    let worst = times[times.len() - 1];
+    eprintln!(
+        "status under attack: median {median:?}, p90 {p90:?}, worst {worst:?}; RSS before {} MiB, peak {} MiB",
+        before / MIB,
+        peak / MIB
+    );
+    // The target is 100 ms. This debug build shares 2 CPUs with 3,000 hostile clients (and,
+    // in CI, with other builds): the median must meet it, the rest get some slack.
+    assert!(median < Duration::from_millis(100), "median {median:?}");
+    assert!(p90 < Duration::from_millis(500), "p90 {p90:?}");
+    assert!(worst < Duration::from_secs(5), "worst {worst:?}");
+    assert!(
+        peak < before + 64 * MIB,
+        "from {} MiB to {} MiB",
+        before / MIB,
+        peak / MIB
+    );
+}
+
+/// E.11: the spec says `n` is any integer >= 0; a huge one was 400, now it means "all".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e11_a_huge_n_is_clamped_not_refused() {
+    let fake = fake_server(4);
+    let a = unix_request(
+        &fake.socket,
+        "GET",
+        "/v1/services/web/logs?n=99165581001148894230842703872",
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json()["lines"].as_array().expect("lines").len(), 3);
+}
+
+/// E.11: `docs/api.yaml` is YAML that a YAML parser reads: no plain scalar holds `": "`
+/// (the bug: `description: Each as "FILE:LINE:COL: message"` unquoted). The full check
+/// with an `OpenAPI` validator is `tools/api-check.sh`.
+#[test]
+fn e11_api_yaml_has_no_unquoted_colon_in_a_plain_scalar() {
+    let yaml =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.yaml"))
+            .expect("docs/api.yaml");
+    // Inside a block scalar (`key: |` or `key: >-`), text is text.
+    let mut block: Option<usize> = None;
+    for (i, line) in yaml.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(b) = block {
+            if line.trim().is_empty() || indent > b {
+                continue;
+            }
+            block = None;
+        }
+        let Some((_, value)) = line.trim_start().split_once(": ") else {
+            continue;
+        };
+        if value.starts_with(['|', '>']) {
+            block = Some(indent);
+            continue;
+        }
+        let plain = !value.starts_with(['"', '\'', '[', '{']);
+        assert!(
+            !(plain && value.contains(": ")),
+            "docs/api.yaml:{}: a plain value with \": \": {line}",
+            i + 1
+        );
+    }
 }

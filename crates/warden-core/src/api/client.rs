@@ -49,6 +49,13 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// The socket, or the process serving it, belongs to another user: its answers could be
+    /// anyone's, so it is not asked anything.
+    #[error(
+        "refusing to use {}: it belongs to uid {owner}, neither you (uid {own}) nor root",
+        path.display()
+    )]
+    Untrusted { path: PathBuf, owner: u32, own: u32 },
     #[error("the connection to warden failed")]
     Http(#[from] hyper::Error),
     /// warden answered with an error status.
@@ -102,12 +109,41 @@ where
     Ok((sender, task))
 }
 
+/// Before trusting a Unix socket's answers: the socket file (not following a symlink) and
+/// the process that listens on it must both be the current user's or root's. Otherwise
+/// another user could have put a server of theirs in warden's place.
+#[cfg(unix)]
+#[allow(clippy::result_large_err)] // the same error type as every call of the client
+fn trust_socket(path: &Path, stream: &tokio::net::UnixStream) -> Result<(), ClientError> {
+    use std::os::unix::fs::MetadataExt;
+    let own = crate::api::transport::unix::own_uid();
+    let connect_err = |source| ClientError::Connect {
+        what: path.display().to_string(),
+        source,
+    };
+    let file_owner = std::fs::symlink_metadata(path).map_err(connect_err)?.uid();
+    let server = stream.peer_cred().map_err(connect_err)?.uid();
+    for owner in [file_owner, server] {
+        if !crate::api::transport::peer_allowed(owner, own) {
+            return Err(ClientError::Untrusted {
+                path: path.to_owned(),
+                owner,
+                own,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Target {
     async fn open(&self) -> Result<(SendRequest<Empty<Bytes>>, JoinHandle<()>), ClientError> {
         match self {
             #[cfg(unix)]
             Target::Unix(path) => match tokio::net::UnixStream::connect(path).await {
-                Ok(stream) => handshake(stream).await,
+                Ok(stream) => {
+                    trust_socket(path, &stream)?;
+                    handshake(stream).await
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -129,7 +165,7 @@ impl Target {
                         Ok(pipe) => return handshake(pipe).await,
                         // ERROR_PIPE_BUSY: every instance is taken; another comes soon.
                         Err(e)
-                            if e.raw_os_error() == Some(231)
+                            if crate::api::transport::pipe::all_instances_busy(&e)
                                 && pause < std::time::Duration::from_secs(2) =>
                         {
                             tokio::time::sleep(pause).await;

@@ -1,7 +1,10 @@
-//! The control API: the HTTP server over the engine, and the client the CLI uses. The JSON
-//! contract itself is [`crate::proto`].
+//! The control API: the HTTP server over the engine ([`server`]), the transports it is
+//! served on ([`transport`]), and the client the CLI uses ([`client`]). The JSON contract
+//! itself is [`crate::proto`].
 
 pub mod client;
-#[cfg(windows)]
-pub mod pipe;
 pub mod server;
+pub mod transport;
+
+#[cfg(windows)]
+pub use transport::pipe;

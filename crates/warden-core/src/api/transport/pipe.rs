@@ -4,7 +4,6 @@
 
 use std::ffi::c_void;
 use std::io;
-use std::sync::Arc;
 
 use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, LocalFree};
@@ -17,7 +16,7 @@ use windows_sys::Win32::Security::{
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
-use super::server::{Accept, ApiContext, accept_loop, serve_connection};
+use super::{Accept, Peer, ServeError};
 
 /// The SDDL of the pipe: protected DACL, full access for SYSTEM, Administrators and `user`.
 pub fn pipe_sddl(user_sid: &str) -> String {
@@ -134,46 +133,76 @@ fn create(name: &str, first: bool, sd: &Descriptor) -> io::Result<NamedPipeServe
     }
 }
 
-/// The pipe's name and the instance that waits for the next client.
-struct PipeListener {
+/// The pipe's name and the instance that waits for the next client. Its peers are
+/// [`Peer::Trusted`]: the DACL let them in.
+pub struct Listener {
     name: String,
     sd: Descriptor,
     server: NamedPipeServer,
 }
 
-impl Accept for PipeListener {
+impl Accept for Listener {
     type Conn = NamedPipeServer;
 
     /// A connected instance. A new instance takes the waiting one's place first, so a client
     /// always finds the name. If it cannot be created (out of handles), the error goes to
     /// the accept loop, which waits a little; the instance stays connected and is handed out
     /// on the next try.
-    async fn accept(&mut self) -> io::Result<NamedPipeServer> {
+    async fn accept(&mut self) -> io::Result<(NamedPipeServer, Peer)> {
         loop {
             let connected = self.server.connect().await;
             let next = create(&self.name, false, &self.sd)?;
             let client = std::mem::replace(&mut self.server, next);
             // An error: that client left before it was connected; wait for the next one.
             if connected.is_ok() {
-                return Ok(client);
+                return Ok((client, Peer::Trusted));
             }
         }
     }
 }
 
-/// Create the first instance now (so a name in use is an error at once), then accept
-/// clients on a task until it is aborted.
-pub(super) fn bind(name: &str, ctx: Arc<ApiContext>) -> io::Result<tokio::task::JoinHandle<()>> {
-    let sd = descriptor(&pipe_sddl(&current_user_sid()?))?;
-    let server = create(name, true, &sd)?;
-    let listener = PipeListener {
+/// `ERROR_ACCESS_DENIED`: the name exists and is not ours.
+const ERROR_ACCESS_DENIED: i32 = 5;
+/// `ERROR_PIPE_BUSY`: every instance of the name is taken.
+pub const ERROR_PIPE_BUSY: i32 = 231;
+
+/// Whether an error of creating a pipe instance means another process owns the name.
+fn name_taken(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(ERROR_ACCESS_DENIED | ERROR_PIPE_BUSY)
+    )
+}
+
+/// Whether an error of opening a pipe (as a client) means every instance is busy, so
+/// another one comes soon.
+pub fn all_instances_busy(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(ERROR_PIPE_BUSY)
+}
+
+/// Create the first instance of `name` now, so a name in use is an error at once
+/// ([`ServeError::AlreadyListening`]).
+pub fn bind(name: &str) -> Result<Listener, ServeError> {
+    let io_err = |source| ServeError::Io {
+        op: "cannot create the pipe",
+        what: name.to_owned(),
+        source,
+    };
+    let sd = descriptor(&pipe_sddl(&current_user_sid().map_err(io_err)?)).map_err(io_err)?;
+    let server = create(name, true, &sd).map_err(|e| {
+        if name_taken(&e) {
+            ServeError::AlreadyListening {
+                path: std::path::PathBuf::from(name),
+            }
+        } else {
+            io_err(e)
+        }
+    })?;
+    Ok(Listener {
         name: name.to_owned(),
         sd,
         server,
-    };
-    Ok(tokio::spawn(accept_loop(listener, move |client| {
-        serve_connection(client, ctx.clone())
-    })))
+    })
 }
 
 #[cfg(test)]
