@@ -1517,6 +1517,7 @@ fn load_server_child() {
                 shutdown_timeout: Duration::from_secs(5),
                 api: None,
                 api_token: None,
+                when_all_ended: warden_core::config::WhenAllEnded::Keep,
             },
             services: vec![flood],
         };
@@ -1525,6 +1526,7 @@ fn load_server_child() {
         let events = Events {
             color: false,
             timestamps: false,
+            record: None,
         };
         let (handle, _task, ready) = Engine::new(config, state, events, kill_rx, false).spawn();
         within("engine ready", ready).await.expect("engine started");
