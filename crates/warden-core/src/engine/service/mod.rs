@@ -23,7 +23,7 @@ use crate::config::ServiceConfig;
 use crate::logs::ServiceLogs;
 use crate::model::Stream;
 use crate::policy::{self, AfterExit, RestartHistory, StartVerdict};
-use crate::process::{ExitStatus, SpawnSpec};
+use crate::process::{ExitStatus, Output, SpawnSpec};
 use crate::proto::LastExit;
 use crate::util::{fmt_duration, rfc3339_ms};
 
@@ -260,7 +260,11 @@ impl ServiceTask {
             cwd: self.cfg.cwd.clone(),
             clear_env: !self.cfg.inherit_env,
             env,
-            capture_output: true,
+            output: if self.cfg.log.joined() {
+                Output::Joined
+            } else {
+                Output::Separate
+            },
         }
     }
 
