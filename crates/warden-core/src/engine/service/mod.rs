@@ -21,7 +21,6 @@ use super::events::Level;
 use super::spawner::Proc;
 use crate::config::ServiceConfig;
 use crate::logs::ServiceLogs;
-use crate::model::Stream;
 use crate::policy::{self, AfterExit, RestartHistory, StartVerdict};
 use crate::process::{ExitStatus, Output, SpawnSpec};
 use crate::proto::LastExit;
@@ -290,13 +289,9 @@ impl ServiceTask {
         match self.ctx.spawner.spawn(&self.spawn_spec()) {
             Ok(mut child) => {
                 let pid = child.pid();
-                let mut pumps = Vec::with_capacity(2);
-                if let Some(out) = child.take_stdout() {
-                    pumps.push(self.logs.pump(out, Stream::Out));
-                }
-                if let Some(err) = child.take_stderr() {
-                    pumps.push(self.logs.pump(err, Stream::Err));
-                }
+                // One task reads both pipes, fairly (see `ServiceLogs::pump_pair`).
+                let (out, err) = (child.take_stdout(), child.take_stderr());
+                let pumps = vec![self.logs.pump_pair(out, err)];
                 if let Err(e) = self.ctx.state.save_group(&child.group_record(self.name())) {
                     self.emit(
                         Level::Warn,
