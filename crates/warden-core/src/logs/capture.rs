@@ -13,14 +13,16 @@
 //!
 //! The kernel keeps no order between two pipes: when the pump wakes, each holds what the
 //! program wrote to it since the last read, and nothing says how those writes interleaved.
-//! The pump works in *rounds*: it waits until either pipe has data, reads it, then reads
-//! what the other holds at that moment without waiting. Lines of the two streams read in
-//! the same round are given their sequence numbers one line of each in turn (starting with
-//! the stream read first), and while both are busy neither reads a bigger chunk than the
-//! other, so neither runs ahead by whole buffers. A program that alternates stdout and
-//! stderr is shown alternating, up to the lines it writes between the two reads of a round
-//! (the test `alternating_streams_stay_interleaved_in_the_tail` measures it). A stream that
-//! floods alone still reads up to 1 MiB at a time. For the exact order, a service sets
+//! The pump works in *rounds*: it waits until either pipe has data, reads it, then at once
+//! (before any work on the data) reads what the other holds at that moment without waiting;
+//! the process layer's Unix pipe reads the pipe itself then, not the reactor's last word on
+//! it, which may be a turn old. Lines of the two streams read in the same round are given
+//! their sequence numbers one line of each in turn (starting with the stream read first),
+//! and while both are busy both read chunks of the same size, so neither runs ahead of the
+//! other by whole buffers. A program that alternates stdout and stderr is shown alternating,
+//! up to the lines it writes between the two reads of a round (the end-to-end test
+//! `alternating_streams_stay_interleaved_in_the_tail` bounds the longest run). A stream
+//! that floods alone still reads up to 1 MiB at a time. For the exact order, a service sets
 //! `stderr = "stdout"`: its child gets one pipe for both streams.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -213,29 +215,33 @@ impl ServiceLogs {
             // A round: wait for either pipe, then take what the other holds without waiting.
             // Biased: when both are ready at once nothing tells which was written first;
             // stdout's lines then lead the round, so that a fixed order is kept.
-            let first = tokio::select! {
+            let (first, result, limit) = tokio::select! {
                 biased;
-                r = out.read(out_limit), if out.is_open() => {
-                    self.after_read(&mut out, r);
-                    Stream::Out
-                }
-                r = err.read(err_limit), if err.is_open() => {
-                    self.after_read(&mut err, r);
-                    Stream::Err
-                }
+                r = out.read(out_limit), if out.is_open() => (Stream::Out, r, out_limit),
+                r = err.read(err_limit), if err.is_open() => (Stream::Err, r, err_limit),
                 else => break,
             };
-            let (other, limit) = match first {
-                Stream::Out => (&mut err, err_limit),
-                Stream::Err => (&mut out, out_limit),
+            // Then, at once (before any work on what was read, so that the program writes as
+            // little as possible in between), what the other pipe holds at this moment. A
+            // pipe of the process layer reads the pipe itself here, not the reactor's last
+            // word on it.
+            let (first_r, other_r, other_limit) = match first {
+                Stream::Out => (&mut out, &mut err, err_limit),
+                Stream::Err => (&mut err, &mut out, out_limit),
             };
-            other.busy = false;
-            if other.is_open() {
+            other_r.busy = false;
+            let other_result = if other_r.is_open() {
                 tokio::select! {
                     biased;
-                    r = other.read(limit) => self.after_read(other, r),
-                    () = std::future::ready(()) => {}
+                    r = other_r.read(other_limit) => Some(r),
+                    () = std::future::ready(()) => None,
                 }
+            } else {
+                None
+            };
+            self.after_read(first_r, limit, result);
+            if let Some(r) = other_result {
+                self.after_read(other_r, other_limit, r);
             }
             let (o, e) = (&out.text[..out.ready], &err.text[..err.ready]);
             match (o.is_empty(), e.is_empty()) {
@@ -253,11 +259,11 @@ impl ServiceLogs {
     }
 
     /// Account for one read of `r`: cut its lines, or finish the stream at its end.
-    fn after_read<R>(&self, r: &mut Reader<R>, result: std::io::Result<usize>) {
+    fn after_read<R>(&self, r: &mut Reader<R>, limit: usize, result: std::io::Result<usize>) {
         match result {
             Ok(0) => r.finish(),
             Ok(n) => {
-                if r.take_in(n) && !r.cut_reported {
+                if r.take_in(n, limit) && !r.cut_reported {
                     r.cut_reported = true;
                     (self.reporter)(&format!(
                         "a line of {} of {} is longer than {LINE_MAX} bytes: cut",
@@ -414,12 +420,14 @@ impl<R> Reader<R> {
         self.pipe.is_some()
     }
 
-    /// The size of the next read. While the other pipe is busy too, neither reads more than
-    /// the other would: equal shares, so that neither stream runs ahead by whole buffers.
-    /// Alone, a flooding stream reads up to [`READ_MAX`] at a time.
+    /// The size of the next read. While the other pipe is busy too, both may read the larger
+    /// of their two sizes: equal shares, so that neither stream runs ahead of the other by
+    /// whole buffers (a backlog of both is read in equal parts), and a flood is never slowed
+    /// by a stream that writes a line now and then. Alone, a stream reads its own size, up to
+    /// [`READ_MAX`].
     fn limit<S>(&self, other: &Reader<S>) -> usize {
         if other.busy && other.is_open() {
-            self.want.min(other.want)
+            self.want.max(other.want)
         } else {
             self.want
         }
@@ -445,9 +453,10 @@ impl<R> Reader<R> {
         pipe.take(limit as u64).read_buf(input).await
     }
 
-    /// `n` bytes were read (at most `limit`, see [`Reader::limit`]): decode them, find the
-    /// whole lines, size the next read. Returns whether a line over [`LINE_MAX`] was cut.
-    fn take_in(&mut self, n: usize) -> bool {
+    /// `n` bytes were read by a read of at most `limit` (see [`Reader::limit`]): decode them,
+    /// find the whole lines, size the next read. Returns whether a line over [`LINE_MAX`] was
+    /// cut.
+    fn take_in(&mut self, n: usize, limit: usize) -> bool {
         self.busy = true;
         let new = match self.decoder.as_mut() {
             Some(d) => {
@@ -468,10 +477,11 @@ impl<R> Reader<R> {
             }
             None => {}
         }
-        // The size of the next read follows the raw bytes of this one.
-        if n >= self.want {
-            self.want = (2 * self.want).min(READ_MAX);
-        } else if n < self.want / 4 {
+        // The size of the next read follows the raw bytes of this one: a full read doubles
+        // it, a read of less than a quarter means output slowed down.
+        if n >= limit {
+            self.want = (2 * limit).min(READ_MAX);
+        } else if n < limit / 4 {
             self.want = READ_MIN;
         }
         cut
@@ -490,12 +500,14 @@ impl<R> Reader<R> {
         }
     }
 
-    /// The ready lines were delivered. Returns whether this reader is idle (nothing held, and
-    /// its next read small), in which case it gave its memory back.
+    /// The ready lines were delivered. Returns whether this reader is idle (nothing held,
+    /// nothing read this round, its next read small), in which case it gave its memory back.
+    /// (A reader that gets a line every round keeps its buffer, even one sized by the other
+    /// stream's flood: its untouched pages cost nothing, freeing it each round would.)
     fn consume(&mut self) -> bool {
         self.text.drain(..self.ready);
         self.ready = 0;
-        let idle = self.text.is_empty() && self.want == READ_MIN;
+        let idle = self.text.is_empty() && !self.busy && self.want == READ_MIN;
         if idle {
             for v in [&mut self.text, &mut self.raw] {
                 if v.capacity() > READ_MIN {
