@@ -420,13 +420,13 @@ impl<R> Reader<R> {
         self.pipe.is_some()
     }
 
-    /// The size of the next read. While the other pipe is busy too, both may read the larger
-    /// of their two sizes: equal shares, so that neither stream runs ahead of the other by
-    /// whole buffers (a backlog of both is read in equal parts), and a flood is never slowed
-    /// by a stream that writes a line now and then. Alone, a stream reads its own size, up to
-    /// [`READ_MAX`].
+    /// The size of the next read. While both pipes are busy, both may read the larger of
+    /// their two sizes: equal shares, so that neither stream runs ahead of the other by whole
+    /// buffers (a backlog of both is read in equal parts), and a flood is never slowed by a
+    /// stream that writes a line now and then. Otherwise a stream reads its own size, up to
+    /// [`READ_MAX`] (an idle one keeps its small buffer while the other floods).
     fn limit<S>(&self, other: &Reader<S>) -> usize {
-        if other.busy && other.is_open() {
+        if self.busy && other.busy && other.is_open() {
             self.want.max(other.want)
         } else {
             self.want
@@ -500,14 +500,13 @@ impl<R> Reader<R> {
         }
     }
 
-    /// The ready lines were delivered. Returns whether this reader is idle (nothing held,
-    /// nothing read this round, its next read small), in which case it gave its memory back.
-    /// (A reader that gets a line every round keeps its buffer, even one sized by the other
-    /// stream's flood: its untouched pages cost nothing, freeing it each round would.)
+    /// The ready lines were delivered. Returns whether this reader is idle (nothing held, its
+    /// output slowed down to small reads), in which case it gives its memory back at once: a
+    /// service that goes quiet after a burst keeps no big buffer.
     fn consume(&mut self) -> bool {
         self.text.drain(..self.ready);
         self.ready = 0;
-        let idle = self.text.is_empty() && !self.busy && self.want == READ_MIN;
+        let idle = self.text.is_empty() && self.want == READ_MIN;
         if idle {
             for v in [&mut self.text, &mut self.raw] {
                 if v.capacity() > READ_MIN {
