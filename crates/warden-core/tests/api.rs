@@ -768,7 +768,7 @@ async fn another_user_gets_403() {
         cwd: std::env::temp_dir(),
         clear_env: false,
         env: Vec::new(),
-        capture_output: true,
+        output: warden_core::process::Output::Separate,
     };
     let mut child = warden_core::process::spawn(&spec).expect("run curl");
     let mut stdout = child.take_stdout().expect("stdout");

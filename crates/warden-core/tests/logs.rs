@@ -253,7 +253,8 @@ async fn stderr_into_stdout_file_never_interleaves_within_a_line() {
     let (logs, _) = open(&cfg);
     let (ow, or) = tokio::io::duplex(4096);
     let (ew, er) = tokio::io::duplex(4096);
-    let pumps = [logs.pump(or, Stream::Out), logs.pump(er, Stream::Err)];
+    // One pump over both pipes, as the engine starts it.
+    let pumps = [logs.pump_pair(Some(or), Some(er))];
     // Each writer sends its lines in odd-sized pieces so lines straddle reads.
     let writer = |name: &'static str, piece: usize| {
         move |mut w: tokio::io::DuplexStream| async move {
@@ -294,6 +295,52 @@ async fn stderr_into_stdout_file_never_interleaves_within_a_line() {
     let tail = logs.tail(100, None);
     assert!(tail.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     assert_eq!(tail.last().map(|l| l.seq), Some(2 * N as u64 - 1));
+}
+
+/// Lines both pipes held when the pump read them (one round) get their sequence numbers one
+/// of each in turn, stdout first; each file gets its own stream's in order, and a file that
+/// both streams share gets the interleaved order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_read_from_both_pipes_in_one_round_are_interleaved() {
+    for shared in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = config(dir.path());
+        if shared {
+            cfg.stderr = StderrTarget::Stdout;
+        }
+        let (logs, _) = open(&cfg);
+        let (mut ow, or) = tokio::io::duplex(1024);
+        let (mut ew, er) = tokio::io::duplex(1024);
+        // Written before the pump exists: its first round finds both pipes full.
+        ow.write_all(b"o1\no2\no3\no4\n").await.expect("write");
+        ew.write_all(b"e1\ne2\n").await.expect("write");
+        drop((ow, ew));
+        join(logs.pump_pair(Some(or), Some(er))).await;
+        let got: Vec<String> = logs
+            .tail(100, None)
+            .iter()
+            .map(|l| format!("{}:{}", l.seq, String::from_utf8_lossy(&l.bytes)))
+            .collect();
+        assert_eq!(got, ["0:o1", "1:e1", "2:o2", "3:e2", "4:o3", "5:o4"]);
+        let streams: Vec<Stream> = logs.tail(100, None).iter().map(|l| l.stream).collect();
+        assert_eq!(
+            streams,
+            [
+                Stream::Out,
+                Stream::Err,
+                Stream::Out,
+                Stream::Err,
+                Stream::Out,
+                Stream::Out
+            ]
+        );
+        if shared {
+            assert_eq!(read(&cfg.stdout), b"o1\ne1\no2\ne2\no3\no4\n");
+        } else {
+            assert_eq!(read(&cfg.stdout), b"o1\no2\no3\no4\n");
+            assert_eq!(read(&dir.path().join("svc.err.log")), b"e1\ne2\n");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

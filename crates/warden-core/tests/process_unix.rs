@@ -18,7 +18,7 @@ use warden_core::model::StopMethod;
 #[cfg(target_os = "linux")]
 use warden_core::process::GroupRecord;
 use warden_core::process::{
-    self, Child, ExitStatus, Signal, SpawnError, SpawnSpec, StepOutcome, StopStep,
+    self, Child, ExitStatus, Output, Signal, SpawnError, SpawnSpec, StepOutcome, StopStep,
 };
 
 const LONG: Duration = Duration::from_secs(20);
@@ -41,7 +41,7 @@ async fn test_child() -> &'static Path {
             cwd: root.clone(),
             clear_env: false,
             env: Vec::new(),
-            capture_output: true,
+            output: Output::Separate,
         };
         let (status, out, err) = run_to_end(&spec).await;
         assert_eq!(
@@ -90,7 +90,7 @@ fn spec_for(program: &Path, dir: &Path, args: &[&str]) -> SpawnSpec {
         cwd: dir.to_owned(),
         clear_env: false,
         env: Vec::new(),
-        capture_output: false,
+        output: Output::Null,
     }
 }
 
@@ -581,7 +581,11 @@ async fn many_concurrent_spawns_get_their_own_status() {
             };
             let spec = SpawnSpec {
                 args: args.into_iter().map(OsString::from).collect(),
-                capture_output: i % 3 == 0,
+                output: if i % 3 == 0 {
+                    Output::Separate
+                } else {
+                    Output::Null
+                },
                 ..spec
             };
             let mut child = process::spawn(&spec).expect("spawn");
@@ -614,7 +618,7 @@ async fn output_pipes_are_readable() {
         ],
     )
     .await;
-    s.capture_output = true;
+    s.output = Output::Separate;
     let mut child = process::spawn(&s).expect("spawn");
     let (out, err) = read_both(&mut child).await;
     assert_eq!(
@@ -639,7 +643,7 @@ async fn output_pipes_are_readable() {
 
     // Throughput: a flood of 20 MB is drained completely.
     let mut s = spec(dir.path(), &["--flood", "200000"]).await;
-    s.capture_output = true;
+    s.output = Output::Separate;
     let mut child = process::spawn(&s).expect("spawn");
     let (out, err) = read_both(&mut child).await;
     assert_eq!(
@@ -666,7 +670,7 @@ async fn environment_and_cwd_are_applied() {
     let mut s = spec(dir.path(), &["--env", "FOO", "--env", "HOME", "--cwd"]).await;
     s.clear_env = true;
     s.env.push(("FOO".into(), "bar".into()));
-    s.capture_output = true;
+    s.output = Output::Separate;
     let (status, out, err) = run_to_end(&s).await;
     assert_eq!(status, ExitStatus::Code(0), "{err}");
     let cwd = dir.path().canonicalize().expect("canonical");
@@ -675,7 +679,7 @@ async fn environment_and_cwd_are_applied() {
     // Without clear_env, warden's environment is inherited and overridden.
     let mut s = spec(dir.path(), &["--env", "PATH", "--env", "FOO"]).await;
     s.env.push(("FOO".into(), "baz".into()));
-    s.capture_output = true;
+    s.output = Output::Separate;
     let (status, out, err) = run_to_end(&s).await;
     assert_eq!(status, ExitStatus::Code(0), "{err}");
     assert!(out.starts_with("PATH="), "{out}");
@@ -790,7 +794,7 @@ async fn helper_spec(name: &str, dir: &Path) -> SpawnSpec {
 async fn run_helper(name: &str) -> (ExitStatus, String) {
     let dir = temp_dir();
     let mut s = helper_spec(name, dir.path()).await;
-    s.capture_output = true;
+    s.output = Output::Separate;
     let (status, out, err) = run_to_end(&s).await;
     (status, format!("{out}\n{err}"))
 }
@@ -945,7 +949,7 @@ async fn helper_fds_of_a_service() {
     });
     let dir = temp_dir();
     let mut s = spec_for(&helper_test_child(), dir.path(), &["--list-fds"]);
-    s.capture_output = true;
+    s.output = Output::Separate;
     let (status, out, err) = run_to_end(&s).await;
     assert_eq!(status, ExitStatus::Code(0), "test-child failed: {err}");
     assert_eq!(
@@ -963,5 +967,55 @@ async fn helper_fds_of_a_service() {
         );
         // SAFETY: closing the copies this test made.
         unsafe { libc::close(fd) };
+    }
+}
+
+/// `Output::Joined`: descriptors 1 and 2 of the child are the same pipe (one inode), warden
+/// gets one read end only, and the bytes come in the program's own order.
+#[tokio::test]
+async fn joined_output_gives_the_child_one_pipe_as_stdout_and_stderr() {
+    use std::fmt::Write as _;
+    let dir = temp_dir();
+    let mut s = spec(dir.path(), &["--alternate", "500"]).await;
+    s.output = Output::Joined;
+    let mut child = process::spawn(&s).expect("spawn");
+    assert!(child.take_stderr().is_none(), "one pipe only");
+    let mut stdout = child.take_stdout().expect("the joined pipe");
+    let mut out = String::new();
+    timeout(LONG, stdout.read_to_string(&mut out))
+        .await
+        .expect("output ends in time")
+        .expect("read the pipe");
+    assert_eq!(
+        timeout(LONG, child.wait()).await.expect("exits"),
+        ExitStatus::Code(0)
+    );
+    let expected = (1..=500).fold(String::new(), |mut s, i| {
+        let _ = writeln!(s, "out-{i}\nerr-{i}");
+        s
+    });
+    assert_eq!(out, expected, "the program's own order");
+
+    // The kernel's view: both descriptors name the same pipe.
+    #[cfg(target_os = "linux")]
+    {
+        let script = "readlink /proc/self/fd/1; readlink /proc/self/fd/2 >&2";
+        let mut s = spec_for(Path::new("/bin/sh"), dir.path(), &["-c", script]);
+        s.output = Output::Joined;
+        let mut child = process::spawn(&s).expect("spawn sh");
+        let mut out = String::new();
+        let mut stdout = child.take_stdout().expect("the joined pipe");
+        timeout(LONG, stdout.read_to_string(&mut out))
+            .await
+            .expect("output ends in time")
+            .expect("read the pipe");
+        assert_eq!(
+            timeout(LONG, child.wait()).await.expect("exits"),
+            ExitStatus::Code(0)
+        );
+        let names: Vec<&str> = out.lines().collect();
+        assert_eq!(names.len(), 2, "{out}");
+        assert!(names[0].starts_with("pipe:["), "{out}");
+        assert_eq!(names[0], names[1], "fd 1 and fd 2 are one pipe");
     }
 }

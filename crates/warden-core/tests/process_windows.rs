@@ -13,7 +13,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use warden_core::config::StopMethod;
 use warden_core::process::{
-    self, Child, ExitStatus, OutputPipe, Signal, SpawnError, SpawnSpec, StepOutcome, StopStep,
+    self, Child, ExitStatus, Output, OutputPipe, Signal, SpawnError, SpawnSpec, StepOutcome,
+    StopStep,
 };
 
 /// Every wait in these tests is bounded by this (Wine starts processes slowly).
@@ -50,7 +51,7 @@ fn spec(program: impl Into<OsString>, args: &[&str], cwd: &Path) -> SpawnSpec {
         cwd: cwd.to_owned(),
         clear_env: false,
         env: Vec::new(),
-        capture_output: true,
+        output: Output::Separate,
     }
 }
 
@@ -311,11 +312,28 @@ async fn spawn_errors_are_classified() {
 async fn output_not_captured_gives_no_pipes() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = wspec(&["echo", "x"], dir.path());
-    s.capture_output = false;
+    s.output = Output::Null;
     let mut child = process::spawn(&s).unwrap();
     assert!(child.take_stdout().is_none());
     assert!(child.take_stderr().is_none());
     assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
+}
+
+/// `Output::Joined`: one pipe is both the child's stdout and stderr, so what warden reads has
+/// the program's own order (`wchild echo` writes its words to stdout, then `err` to stderr,
+/// each with `WriteFile` at once), and there is no second pipe.
+#[tokio::test]
+async fn joined_output_is_one_pipe_in_the_programs_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let mut s = wspec(&["echo", "out", &round.to_string()], dir.path());
+        s.output = Output::Joined;
+        let mut child = process::spawn(&s).unwrap();
+        assert!(child.take_stderr().is_none(), "one pipe only");
+        let out = read_to_string(child.take_stdout().unwrap()).await;
+        assert_eq!(out, format!("out {round}\nerr\n"));
+        assert_eq!(wait(&mut child).await, ExitStatus::Code(0));
+    }
 }
 
 /// Regression: a pipe end inherited by a process spawned at the same moment by another

@@ -146,13 +146,14 @@ pub enum Command {
     Stop(ActArgs),
     /// Restart services.
     Restart(ActArgs),
-    /// Show the last lines of a service's output, and follow it with -f.
+    /// Show the last lines of a service's output (or of every service's, each line prefixed
+    /// `NAME |`), and follow it with -f.
     Logs {
         #[arg(short = 'c', long = "config", value_name = "FILE")]
         config: Option<PathBuf>,
-        /// The service
+        /// The service [default: every service, merged by time]
         #[arg(value_name = "NAME")]
-        name: String,
+        name: Option<String>,
         /// How many lines [default: 100]; a value that is not a number names an installed
         /// instance, as for the other commands (`warden logs -n sync sync -f`)
         #[arg(short = 'n', value_name = "N|INSTANCE")]
@@ -166,9 +167,13 @@ pub enum Command {
         /// Keep printing new lines until Ctrl-C
         #[arg(short = 'f', long)]
         follow: bool,
-        /// Only one stream
+        /// Only one stream (a service with `stderr = "stdout"` has only `out`)
         #[arg(long, value_enum)]
         stream: Option<StreamArg>,
+        /// Start each line with the time warden read it (RFC 3339 UTC, milliseconds),
+        /// whatever `log.timestamps` says for the file
+        #[arg(long)]
+        timestamps: bool,
     },
     /// Re-read the config and apply the difference; a bad config changes nothing (exit 2).
     Reload {

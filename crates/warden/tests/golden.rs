@@ -819,8 +819,10 @@ command = [{tc}, "--sleep", "forever"]
     s.run(&["logs", "quiet"], Out::Text);
     s.run(&["logs", "nope"], Out::Text);
     s.run(&["logs", "nope", "-f"], Out::Text);
+    s.note("every service (one stream here: the order across services is a race)");
+    s.run(&["logs", "--stream", "err"], Out::Text);
+    s.run(&["logs", "--stream", "err", "-n", "2"], Out::Text);
     s.note("usage errors");
-    s.run(&["logs"], Out::Text);
     s.run(&["logs", "talk", "-n", "a", "-n", "b"], Out::Text);
     s.run(&["logs", "talk", "--stream", "both"], Out::Text);
     s.finish("logs");

@@ -21,6 +21,7 @@
 //! | `--line-len L` | length of the next `--lines`/`--flood` lines, newline included (default 100) |
 //! | `--lines N` | write N numbered lines `line 000000001 xxxx…`, one write per line |
 //! | `--flood N` | same lines, as fast as possible, through a 1 MiB buffer |
+//! | `--alternate N` | write `out-1` to stdout, `err-1` to stderr, `out-2`, … up to `err-N`, one write (flushed) per line |
 //! | `--no-newline TEXT` | write TEXT without a newline |
 //! | `--invalid-utf8` | write the bytes `ff fe` and a newline |
 //! | `--env NAME` | write `NAME=value`, or `NAME unset` |
@@ -188,6 +189,13 @@ fn run(args: &[OsString]) -> Result<Option<i32>, Failure> {
             "--flood" => {
                 let n: u64 = parse_num(value("a count")?)?;
                 flood(st.target, n, st.line_len)?;
+            }
+            "--alternate" => {
+                let n: u64 = parse_num(value("a count")?)?;
+                for i in 1..=n {
+                    write_to(Target::Stdout, format!("out-{i}\n").as_bytes())?;
+                    write_to(Target::Stderr, format!("err-{i}\n").as_bytes())?;
+                }
             }
             "--no-newline" => write_to(st.target, value("a text")?.as_encoded_bytes())?,
             "--invalid-utf8" => write_to(st.target, b"\xff\xfe\n")?,

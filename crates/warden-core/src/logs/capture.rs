@@ -1,12 +1,29 @@
-//! The service's logs and the pumps that feed them.
+//! The service's logs and the pump that feeds them.
 //!
-//! A pump reads its pipe in chunks (512 bytes growing to 1 MiB while reads fill the buffer,
-//! back to 512 bytes when output slows down), finds the last newline of each chunk and hands
-//! everything before it to the file in one write, then to the in-memory tail in one copy.
-//! Per-line work happens only for timestamps and for live subscribers. A partial line stays
+//! One task reads both pipes of a child (a joined child has one). A pipe is read in chunks
+//! (512 bytes growing to 1 MiB while reads fill the buffer, back to 512 bytes when output
+//! slows down); the last newline of each chunk is found and everything before it goes to the
+//! file in one write, then to the in-memory tail in one copy. Per-line work happens only for
+//! timestamps, for live subscribers, and while both streams are busy. A partial line stays
 //! in the pump until its newline arrives (or EOF), so two streams sharing a file never mix
 //! within a line. With `log.encoding`, each read is transcoded to UTF-8 before lines are
 //! cut; the buffer sizes follow the raw bytes read.
+//!
+//! # Fairness between stdout and stderr
+//!
+//! The kernel keeps no order between two pipes: when the pump wakes, each holds what the
+//! program wrote to it since the last read, and nothing says how those writes interleaved.
+//! The pump works in *rounds*: it waits until either pipe has data, reads it, then at once
+//! (before any work on the data) reads what the other holds at that moment without waiting;
+//! the process layer's Unix pipe reads the pipe itself then, not the reactor's last word on
+//! it, which may be a turn old. Lines of the two streams read in the same round are given
+//! their sequence numbers one line of each in turn (starting with the stream read first),
+//! and while both are busy both read chunks of the same size, so neither runs ahead of the
+//! other by whole buffers. A program that alternates stdout and stderr is shown alternating,
+//! up to the lines it writes between the two reads of a round (the end-to-end test
+//! `alternating_streams_stay_interleaved_in_the_tail` bounds the longest run). A stream
+//! that floods alone still reads up to 1 MiB at a time. For the exact order, a service sets
+//! `stderr = "stdout"`: its child gets one pipe for both streams.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::SystemTime;
@@ -148,8 +165,20 @@ impl ServiceLogs {
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
+        match stream {
+            Stream::Out => self.pump_pair(Some(pipe), None),
+            Stream::Err => self.pump_pair(None, Some(pipe)),
+        }
+    }
+
+    /// Drain a child's stdout and stderr (either may be absent) until EOF, in one task that
+    /// reads the two pipes fairly (see the module docs): the task ends when both are done.
+    pub fn pump_pair<R>(self: &Arc<Self>, stdout: Option<R>, stderr: Option<R>) -> JoinHandle<()>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
         let me = Arc::clone(self);
-        tokio::spawn(async move { me.run_pump(pipe, stream).await })
+        tokio::spawn(async move { me.run_pumps(stdout, stderr).await })
     }
 
     /// The last `n` lines, oldest first, of one stream or both.
@@ -173,98 +202,125 @@ impl ServiceLogs {
         })
     }
 
-    async fn run_pump<R>(&self, mut pipe: R, stream: Stream)
+    async fn run_pumps<R>(&self, stdout: Option<R>, stderr: Option<R>)
     where
         R: AsyncRead + Unpin,
     {
-        let mut decoder = self.decoder(stream);
-        // Text not yet delivered: the start of a line whose newline has not arrived.
-        let mut text: Vec<u8> = Vec::new();
-        // With a decoder, reads land here and are decoded onto `text`; without one, reads
-        // land in `text` directly.
-        let mut raw: Vec<u8> = Vec::new();
+        let decoder = |pipe: &Option<R>, stream| pipe.as_ref().and_then(|_| self.decoder(stream));
+        let mut out = Reader::new(Stream::Out, decoder(&stdout, Stream::Out), stdout);
+        let mut err = Reader::new(Stream::Err, decoder(&stderr, Stream::Err), stderr);
         let mut scratch: Vec<u8> = Vec::new();
-        let mut cut_reported = false;
         loop {
-            let input = if decoder.is_some() {
-                &mut raw
-            } else {
-                &mut text
+            let (out_limit, err_limit) = (out.limit(&err), err.limit(&out));
+            // A round: wait for either pipe, then take what the other holds without waiting.
+            // Biased: when both are ready at once nothing tells which was written first;
+            // stdout's lines then lead the round, so that a fixed order is kept.
+            let (first, result, limit) = tokio::select! {
+                biased;
+                r = out.read(out_limit), if out.is_open() => (Stream::Out, r, out_limit),
+                r = err.read(err_limit), if err.is_open() => (Stream::Err, r, err_limit),
+                else => break,
             };
-            if input.len() == input.capacity() {
-                input.reserve_exact(input.capacity().max(READ_MIN));
+            // Then, at once (before any work on what was read, so that the program writes as
+            // little as possible in between), what the other pipe holds at this moment. A
+            // pipe of the process layer reads the pipe itself here, not the reactor's last
+            // word on it.
+            let (first_r, other_r, other_limit) = match first {
+                Stream::Out => (&mut out, &mut err, err_limit),
+                Stream::Err => (&mut err, &mut out, out_limit),
+            };
+            other_r.busy = false;
+            let other_result = if other_r.is_open() {
+                tokio::select! {
+                    biased;
+                    r = other_r.read(other_limit) => Some(r),
+                    () = std::future::ready(()) => None,
+                }
+            } else {
+                None
+            };
+            self.after_read(first_r, limit, result);
+            if let Some(r) = other_result {
+                self.after_read(other_r, other_limit, r);
             }
-            let spare = input.capacity() - input.len();
-            let n = match pipe.read_buf(input).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
+            let (o, e) = (&out.text[..out.ready], &err.text[..err.ready]);
+            match (o.is_empty(), e.is_empty()) {
+                (true, true) => {}
+                (false, true) => self.deliver(o, Stream::Out, &mut scratch),
+                (true, false) => self.deliver(e, Stream::Err, &mut scratch),
+                (false, false) => self.deliver_both(o, e, first, &mut scratch),
+            }
+            // Both, always: each drains what was delivered.
+            let (out_idle, err_idle) = (out.consume(), err.consume());
+            if out_idle && err_idle && scratch.capacity() > READ_MIN {
+                scratch = Vec::new();
+            }
+        }
+    }
+
+    /// Account for one read of `r`: cut its lines, or finish the stream at its end.
+    fn after_read<R>(&self, r: &mut Reader<R>, limit: usize, result: std::io::Result<usize>) {
+        match result {
+            Ok(0) => r.finish(),
+            Ok(n) => {
+                if r.take_in(n, limit) && !r.cut_reported {
+                    r.cut_reported = true;
                     (self.reporter)(&format!(
-                        "reading {} of {} failed: {e}",
-                        stream_name(stream),
+                        "a line of {} of {} is longer than {LINE_MAX} bytes: cut",
+                        stream_name(r.stream),
                         self.service
                     ));
-                    break;
-                }
-            };
-            let filled = n == spare;
-            let new = match decoder.as_mut() {
-                Some(d) => {
-                    let new = text.len();
-                    d.decode(&raw, &mut text);
-                    raw.clear();
-                    new
-                }
-                None => text.len() - n,
-            };
-            match scan::rfind_nl(&text[new..]) {
-                Some(i) => {
-                    let end = new + i + 1;
-                    self.deliver(&text[..end], stream, &mut scratch);
-                    text.drain(..end);
-                }
-                None if text.len() >= LINE_MAX => {
-                    if !cut_reported {
-                        cut_reported = true;
-                        (self.reporter)(&format!(
-                            "a line of {} of {} is longer than {LINE_MAX} bytes: cut",
-                            stream_name(stream),
-                            self.service
-                        ));
-                    }
-                    text.push(b'\n');
-                    self.deliver(&text, stream, &mut scratch);
-                    text.clear();
-                }
-                None => {}
-            }
-            // The size of the next read follows the raw bytes of this one.
-            let input = if decoder.is_some() {
-                &mut raw
-            } else {
-                &mut text
-            };
-            let cap = input.capacity();
-            if filled && cap < READ_MAX {
-                // The read filled the buffer: more is waiting. Double it.
-                input.reserve_exact(2 * cap - input.len());
-            } else if n < cap / 4 {
-                // Output slowed down: give the memory back while idle.
-                scratch.clear();
-                for v in [&mut text, &mut raw, &mut scratch] {
-                    if v.is_empty() && v.capacity() > READ_MIN {
-                        *v = Vec::new();
-                    }
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                (self.reporter)(&format!(
+                    "reading {} of {} failed: {e}",
+                    stream_name(r.stream),
+                    self.service
+                ));
+                r.finish();
+            }
         }
-        if let Some(d) = decoder.as_mut() {
-            d.finish(&mut text);
+    }
+
+    /// Whole lines of both streams that arrived in the same round: each file gets its own
+    /// in one write; the tail, the followers (and a file the two share) get them
+    /// interleaved one line at a time, starting with `first`, the stream read first.
+    fn deliver_both(&self, out: &[u8], err: &[u8], first: Stream, scratch: &mut Vec<u8>) {
+        let at = SystemTime::now();
+        let routes = Arc::clone(&lock(&self.routes));
+        let pieces = interleave(out, err, first);
+        if Arc::ptr_eq(&routes.out, &routes.err) {
+            let ts = routes.out.timestamps().then(|| timestamp(at));
+            scratch.clear();
+            for (_, piece) in &pieces {
+                append_lines(scratch, piece, ts.as_ref());
+            }
+            routes.out.write(scratch);
+        } else {
+            write_sink(&routes.out, out, at, scratch);
+            write_sink(&routes.err, err, at, scratch);
         }
-        if !text.is_empty() {
-            text.push(b'\n');
-            self.deliver(&text, stream, &mut scratch);
+        let mut tail = lock(&self.tail);
+        for (stream, piece) in pieces {
+            let first_seq = tail.push(stream, at, piece);
+            self.publish(first_seq, stream, at, piece);
+        }
+    }
+
+    /// Send the lines of `data` to live subscribers, if there are any.
+    fn publish(&self, first_seq: u64, stream: Stream, at: SystemTime, data: &[u8]) {
+        if let Some(tx) = self.tx.get().filter(|tx| tx.receiver_count() > 0) {
+            for (i, line) in scan::lines(data).enumerate() {
+                // A send fails only when every receiver is gone: nothing to do then.
+                let _ = tx.send(LogLine {
+                    seq: first_seq + i as u64,
+                    stream,
+                    at,
+                    bytes: line.to_vec(),
+                });
+            }
         }
     }
 
@@ -272,33 +328,193 @@ impl ServiceLogs {
     fn deliver(&self, data: &[u8], stream: Stream, scratch: &mut Vec<u8>) {
         let at = SystemTime::now();
         let routes = Arc::clone(&lock(&self.routes));
-        let sink = routes.sink(stream);
-        if sink.timestamps() {
-            let ts = timestamp(at);
-            scratch.clear();
-            scratch.reserve(data.len() + ts.len() * (data.len() / 16 + 1));
-            for line in scan::lines(data) {
-                scratch.extend_from_slice(&ts);
-                scratch.extend_from_slice(line);
-                scratch.push(b'\n');
-            }
-            sink.write(scratch);
-        } else {
-            sink.write(data);
-        }
+        write_sink(routes.sink(stream), data, at, scratch);
         let mut tail = lock(&self.tail);
         let first = tail.push(stream, at, data);
-        if let Some(tx) = self.tx.get().filter(|tx| tx.receiver_count() > 0) {
-            for (i, line) in scan::lines(data).enumerate() {
-                // A send fails only when every receiver is gone: nothing to do then.
-                let _ = tx.send(LogLine {
-                    seq: first + i as u64,
-                    stream,
-                    at,
-                    bytes: line.to_vec(),
-                });
+        self.publish(first, stream, at, data);
+    }
+}
+
+/// Write whole lines to a file, each prefixed with the time if the file wants it.
+fn write_sink(sink: &Arc<Sink>, data: &[u8], at: SystemTime, scratch: &mut Vec<u8>) {
+    if sink.timestamps() {
+        scratch.clear();
+        append_lines(scratch, data, Some(&timestamp(at)));
+        sink.write(scratch);
+    } else {
+        sink.write(data);
+    }
+}
+
+/// Append whole lines to `buf`, each after `ts` if given.
+fn append_lines(buf: &mut Vec<u8>, data: &[u8], ts: Option<&[u8; 25]>) {
+    let Some(ts) = ts else {
+        buf.extend_from_slice(data);
+        return;
+    };
+    buf.reserve(data.len() + ts.len() * (data.len() / 16 + 1));
+    for line in scan::lines(data) {
+        buf.extend_from_slice(ts);
+        buf.extend_from_slice(line);
+        buf.push(b'\n');
+    }
+}
+
+/// The lines of two chunks of whole lines, one of each in turn (starting with `first`'s),
+/// then the rest of the longer one in one piece.
+fn interleave<'a>(out: &'a [u8], err: &'a [u8], first: Stream) -> Vec<(Stream, &'a [u8])> {
+    let (mut a, mut b) = match first {
+        Stream::Out => ((Stream::Out, out), (Stream::Err, err)),
+        Stream::Err => ((Stream::Err, err), (Stream::Out, out)),
+    };
+    let mut pieces = Vec::new();
+    loop {
+        if a.1.is_empty() || b.1.is_empty() {
+            pieces.extend([a, b].into_iter().filter(|p| !p.1.is_empty()));
+            return pieces;
+        }
+        let end = scan::find_nl(a.1).map_or(a.1.len(), |i| i + 1);
+        pieces.push((a.0, &a.1[..end]));
+        a.1 = &a.1[end..];
+        std::mem::swap(&mut a, &mut b);
+    }
+}
+
+/// One pipe of a pump: its buffers, the size of its next read, the lines ready to deliver.
+struct Reader<R> {
+    stream: Stream,
+    /// `None` once it reached its end (or failed).
+    pipe: Option<R>,
+    decoder: Option<Decoder>,
+    /// Text not yet delivered: whole lines in `text[..ready]`, then the start of a line whose
+    /// newline has not arrived.
+    text: Vec<u8>,
+    ready: usize,
+    /// With a decoder, reads land here and are decoded onto `text`; without one, reads land
+    /// in `text` directly.
+    raw: Vec<u8>,
+    /// The size of the next read: [`READ_MIN`] doubling up to [`READ_MAX`] while reads fill
+    /// it, back to [`READ_MIN`] when output slows down.
+    want: usize,
+    /// Its last read in a round brought bytes.
+    busy: bool,
+    cut_reported: bool,
+}
+
+impl<R> Reader<R> {
+    fn new(stream: Stream, decoder: Option<Decoder>, pipe: Option<R>) -> Reader<R> {
+        Reader {
+            stream,
+            pipe,
+            decoder,
+            text: Vec::new(),
+            ready: 0,
+            raw: Vec::new(),
+            want: READ_MIN,
+            busy: false,
+            cut_reported: false,
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.pipe.is_some()
+    }
+
+    /// The size of the next read. While both pipes are busy, both may read the larger of
+    /// their two sizes: equal shares, so that neither stream runs ahead of the other by whole
+    /// buffers (a backlog of both is read in equal parts), and a flood is never slowed by a
+    /// stream that writes a line now and then. Otherwise a stream reads its own size, up to
+    /// [`READ_MAX`] (an idle one keeps its small buffer while the other floods).
+    fn limit<S>(&self, other: &Reader<S>) -> usize {
+        if self.busy && other.busy && other.is_open() {
+            self.want.max(other.want)
+        } else {
+            self.want
+        }
+    }
+
+    /// Read at most `limit` bytes; `Ok(0)` at the end. Cancel-safe: nothing is read unless it
+    /// completes.
+    async fn read(&mut self, limit: usize) -> std::io::Result<usize>
+    where
+        R: AsyncRead + Unpin,
+    {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return Ok(0);
+        };
+        let input = if self.decoder.is_some() {
+            &mut self.raw
+        } else {
+            &mut self.text
+        };
+        if input.capacity() - input.len() < limit {
+            input.reserve_exact(limit);
+        }
+        pipe.take(limit as u64).read_buf(input).await
+    }
+
+    /// `n` bytes were read by a read of at most `limit` (see [`Reader::limit`]): decode them,
+    /// find the whole lines, size the next read. Returns whether a line over [`LINE_MAX`] was
+    /// cut.
+    fn take_in(&mut self, n: usize, limit: usize) -> bool {
+        self.busy = true;
+        let new = match self.decoder.as_mut() {
+            Some(d) => {
+                let new = self.text.len();
+                d.decode(&self.raw, &mut self.text);
+                self.raw.clear();
+                new
+            }
+            None => self.text.len() - n,
+        };
+        let mut cut = false;
+        match scan::rfind_nl(&self.text[new..]) {
+            Some(i) => self.ready = new + i + 1,
+            None if self.text.len() >= LINE_MAX => {
+                self.text.push(b'\n');
+                self.ready = self.text.len();
+                cut = true;
+            }
+            None => {}
+        }
+        // The size of the next read follows the raw bytes of this one: a full read doubles
+        // it, a read of less than a quarter means output slowed down.
+        if n >= limit {
+            self.want = (2 * limit).min(READ_MAX);
+        } else if n < limit / 4 {
+            self.want = READ_MIN;
+        }
+        cut
+    }
+
+    /// The end of the pipe: a last line without newline becomes ready.
+    fn finish(&mut self) {
+        self.pipe = None;
+        self.busy = false;
+        if let Some(d) = self.decoder.as_mut() {
+            d.finish(&mut self.text);
+        }
+        if self.text.len() > self.ready {
+            self.text.push(b'\n');
+            self.ready = self.text.len();
+        }
+    }
+
+    /// The ready lines were delivered. Returns whether this reader is idle (nothing held, its
+    /// output slowed down to small reads), in which case it gives its memory back at once: a
+    /// service that goes quiet after a burst keeps no big buffer.
+    fn consume(&mut self) -> bool {
+        self.text.drain(..self.ready);
+        self.ready = 0;
+        let idle = self.text.is_empty() && self.want == READ_MIN;
+        if idle {
+            for v in [&mut self.text, &mut self.raw] {
+                if v.capacity() > READ_MIN {
+                    *v = Vec::new();
+                }
             }
         }
+        idle
     }
 }
 

@@ -28,3 +28,15 @@ pub struct LogConfig {
     /// output is transcoded to UTF-8. `None` (or `"utf-8"`) passes bytes unchanged.
     pub encoding: Option<String>,
 }
+
+impl LogConfig {
+    /// stderr goes into the stdout file (`stderr = "stdout"`, or the same path): the child
+    /// then gets one pipe for both streams, so that the file has the program's own order
+    /// (its lines are all labelled `out`).
+    pub fn joined(&self) -> bool {
+        match &self.stderr {
+            StderrTarget::Stdout => true,
+            StderrTarget::File(p) => *p == self.stdout,
+        }
+    }
+}

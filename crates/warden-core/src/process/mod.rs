@@ -135,9 +135,24 @@ pub struct SpawnSpec {
     pub clear_env: bool,
     /// Set (or override) these variables.
     pub env: Vec<(OsString, OsString)>,
-    /// Pipe stdout and stderr to warden (`true`) or send them to the null device (`false`).
-    /// stdin is always the null device.
-    pub capture_output: bool,
+    /// Where stdout and stderr go. stdin is always the null device.
+    pub output: Output,
+}
+
+/// Where a child's stdout and stderr go (its stdin is always the null device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Both to the null device: [`Child::take_stdout`] and [`Child::take_stderr`] give
+    /// `None`.
+    Null,
+    /// A pipe each, read through [`Child::take_stdout`] and [`Child::take_stderr`]. The order
+    /// of lines *across* the two pipes is lost: the reader only sees what each one holds.
+    Separate,
+    /// One pipe for both, read through [`Child::take_stdout`] ([`Child::take_stderr`] gives
+    /// `None`): the child's stdout and stderr are the same pipe (Unix: descriptors 1 and 2
+    /// are copies of one write end; Windows: one handle is both `hStdOutput` and
+    /// `hStdError`), so the reader gets the bytes in the order the program wrote them.
+    Joined,
 }
 
 /// Why a spawn failed; `Display` names the program and the cause.

@@ -1,5 +1,5 @@
 //! The commands that talk to a running warden over its control endpoint: `up -d`, `down`,
-//! `status`, `start`, `stop`, `restart`, `logs`, `reload`.
+//! `status`, `start`, `stop`, `restart`, `reload` (and what `logs` shares with them).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 use warden_core::api::client::{Client, ClientError};
 use warden_core::config::{self, Config, ProcessEnv};
 use warden_core::engine::Action;
-use warden_core::logs::Stream;
-use warden_core::proto::{ErrorDetail, FollowItem};
+use warden_core::proto::ErrorDetail;
 
 use crate::Failure;
-use crate::cli::{ActArgs, ConfigArg, StreamArg, Target};
+use crate::cli::{ActArgs, ConfigArg, Target};
 use warden_core::daemon::endpoint::{self, Address};
 
 /// The config of the warden to talk to. A config with errors still names its state dir
@@ -48,7 +47,7 @@ fn not_running(addr: &Address) -> Failure {
 
 /// Connect to the warden of `target`; also returns its config (`None` for an installed
 /// instance, which is found by its name alone).
-async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
+pub(super) async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
     let (addr, config) = match &target.instance {
         #[cfg(not(windows))]
         Some(_) => {
@@ -76,7 +75,7 @@ async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
     }
 }
 
-fn client_failure(e: &ClientError) -> Failure {
+pub(super) fn client_failure(e: &ClientError) -> Failure {
     match e {
         ClientError::NotRunning { path } => Failure::new(
             crate::exit::NOT_RUNNING,
@@ -108,7 +107,9 @@ warden: {} error(s); nothing was changed",
     }
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+pub(super) fn block_on<T>(
+    f: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
     super::runtime()?.block_on(f)
 }
 
@@ -337,53 +338,6 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
                 "{n} of {} service(s) failed",
                 names.len()
             ))),
-        }
-    })
-}
-
-/// `warden logs NAME [-n N] [-f] [--stream out|err]`.
-pub fn logs(
-    target: &Target,
-    name: &str,
-    lines: usize,
-    follow: bool,
-    stream: Option<StreamArg>,
-) -> Result<(), Failure> {
-    let stream = stream.map(|s| match s {
-        StreamArg::Out => Stream::Out,
-        StreamArg::Err => Stream::Err,
-    });
-    block_on(async {
-        let (mut client, _) = connect(target).await?;
-        if !follow {
-            let got = client
-                .logs(name, lines, stream)
-                .await
-                .map_err(|e| client_failure(&e))?;
-            let mut text = String::new();
-            for l in got {
-                text.push_str(&l.line);
-                text.push('\n');
-            }
-            return super::say(&text);
-        }
-        let mut follower = client
-            .follow_logs(name, lines, stream)
-            .await
-            .map_err(|e| client_failure(&e))?;
-        loop {
-            let item = tokio::select! {
-                item = follower.next() => item.map_err(|e| client_failure(&e))?,
-                _ = tokio::signal::ctrl_c() => return Ok(()),
-            };
-            let text = match item {
-                None => return Ok(()),
-                Some(FollowItem::Line(l)) => l.line + "\n",
-                Some(FollowItem::Dropped { dropped }) => {
-                    format!("[warden] {dropped} line(s) skipped: this reader fell behind\n")
-                }
-            };
-            super::say(&text)?;
         }
     })
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod ctl;
+mod logs;
 mod up;
 
 use std::fmt::Write as _;
@@ -42,10 +43,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             instance,
             follow,
             stream,
+            timestamps,
         } => {
             let (lines, instance) = ctl::split_logs_n(&n, lines, instance)?;
             let target = crate::cli::Target { config, instance };
-            ctl::logs(&target, &name, lines, follow, stream)
+            let args = logs::LogsArgs {
+                name,
+                lines,
+                follow,
+                stream,
+                timestamps,
+            };
+            logs::run(&target, &args)
         }
         Command::Reload { target } => ctl::reload(&target),
         Command::Install(args) => crate::os::install(&args),

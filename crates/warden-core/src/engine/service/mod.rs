@@ -21,9 +21,8 @@ use super::spawner::Proc;
 use super::{Ctx, Notice};
 use crate::config::ServiceConfig;
 use crate::logs::ServiceLogs;
-use crate::model::Stream;
 use crate::policy::{self, AfterExit, RestartHistory, StartVerdict};
-use crate::process::{ExitStatus, SpawnSpec};
+use crate::process::{ExitStatus, Output, SpawnSpec};
 use crate::proto::LastExit;
 use crate::util::{fmt_duration, rfc3339_ms};
 
@@ -306,7 +305,11 @@ impl ServiceTask {
             cwd: self.cfg.cwd.clone(),
             clear_env: !self.cfg.inherit_env,
             env,
-            capture_output: true,
+            output: if self.cfg.log.joined() {
+                Output::Joined
+            } else {
+                Output::Separate
+            },
         }
     }
 
@@ -332,13 +335,9 @@ impl ServiceTask {
         match self.ctx.spawner.spawn(&self.spawn_spec()) {
             Ok(mut child) => {
                 let pid = child.pid();
-                let mut pumps = Vec::with_capacity(2);
-                if let Some(out) = child.take_stdout() {
-                    pumps.push(self.logs.pump(out, Stream::Out));
-                }
-                if let Some(err) = child.take_stderr() {
-                    pumps.push(self.logs.pump(err, Stream::Err));
-                }
+                // One task reads both pipes, fairly (see `ServiceLogs::pump_pair`).
+                let (out, err) = (child.take_stdout(), child.take_stderr());
+                let pumps = vec![self.logs.pump_pair(out, err)];
                 if let Err(e) = self.ctx.state.save_group(&child.group_record(self.name())) {
                     self.emit(
                         Level::Warn,

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{Level, Run, ServiceTask, error_chain};
 use crate::engine::spawner::Proc;
-use crate::process::{self, ExitStatus, StepOutcome};
+use crate::process::{self, ExitStatus, Output, StepOutcome};
 use crate::util::fmt_duration;
 
 /// How long a kill, a stop command's end and a pump's last line may take at most.
@@ -89,7 +89,7 @@ impl ServiceTask {
             }
             spec.env
                 .push(("WARDEN_PID".into(), run.child.pid().to_string().into()));
-            spec.capture_output = false;
+            spec.output = Output::Null;
             match self.ctx.spawner.spawn(&spec) {
                 Ok(c) => {
                     let gone = wait_gone_or_kill_now(&mut run.child, timeout, kill_now).await;

@@ -8,7 +8,9 @@
 //! (`PR_SET_PDEATHSIG`) and then checks that its parent is still warden, empties its signal
 //! mask, resets to default the signals a parent may have ignored (`SIGPIPE` above all), and
 //! marks close-on-exec every descriptor but 0, 1 and 2, so that no descriptor warden inherited
-//! reaches a service.
+//! reaches a service. With [`Output::Joined`](crate::process::Output::Joined), 1 and 2 are
+//! both copies of one pipe's write end (std `dup2`s them), so the program's own order of
+//! stdout and stderr writes is what warden reads.
 //!
 //! **Call [`spawn`] on a tokio worker thread or on the main thread, never inside
 //! `spawn_blocking`.** Linux delivers the parent-death signal when the *thread* that forked

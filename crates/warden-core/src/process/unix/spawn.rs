@@ -16,7 +16,7 @@ use super::procfs;
 use super::reaper::{ensure_reaper, reaper};
 use super::tree::kill_group;
 use super::{INSTANCE_VAR, SERVICE_VAR, lock};
-use crate::process::{SpawnError, SpawnSpec};
+use crate::process::{Output, SpawnError, SpawnSpec};
 
 /// The exit code of a child that finds warden gone before its parent-death signal was set
 /// (127, as a shell's "could not run the command").
@@ -72,10 +72,27 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         cmd.env_clear();
     }
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    if spec.capture_output {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    } else {
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    // With `Joined`, the read end of the one pipe whose write end is both 1 and 2.
+    let mut joined = None;
+    match spec.output {
+        Output::Null => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        Output::Separate => {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        Output::Joined => {
+            // Both ends close-on-exec: no other child can inherit them. The child gets its
+            // descriptors 1 and 2 by `dup2` of the write end (and of its copy).
+            let pipe = io::pipe().and_then(|(r, w)| Ok((r, w.try_clone()?, w)));
+            let (reader, writer, writer_copy) = match pipe {
+                Ok(p) => p,
+                Err(source) => return Err(SpawnError::Other { program, source }),
+            };
+            cmd.stdout(Stdio::from(writer))
+                .stderr(Stdio::from(writer_copy));
+            joined = Some(reader);
+        }
     }
     let parent = std::process::id() as libc::pid_t;
     // Read here: `getrlimit` is not on the async-signal-safe list.
@@ -101,8 +118,14 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     // Read before the lock is released: the pid cannot be reaped (hence reused) meanwhile.
     let start_time = read_start_time(pid);
     drop(live);
+    // Our copies of a joined pipe's write end: the reader sees end of file once the child's
+    // copies are closed.
+    drop(cmd);
 
-    let stdout = std_child.stdout.take().map(|p| OutputPipe::new(p.into()));
+    let stdout = match joined {
+        Some(reader) => Some(OutputPipe::new(reader.into())),
+        None => std_child.stdout.take().map(|p| OutputPipe::new(p.into())),
+    };
     let stderr = std_child.stderr.take().map(|p| OutputPipe::new(p.into()));
     // Dropping std's Child neither waits nor kills: the reaper owns the exit status.
     drop(std_child);

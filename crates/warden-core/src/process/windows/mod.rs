@@ -8,7 +8,9 @@
 //!    CREATE_UNICODE_ENVIRONMENT`: the child gets a console of its own with no window (so a
 //!    `CTRL_C_EVENT` sent to that console reaches this service's tree only, never warden or
 //!    another service), stdin is `NUL` (which also answers cmd's "Terminate batch job
-//!    (Y/N)?"), stdout and stderr are pipes. Only those three handles are inherited
+//!    (Y/N)?"), stdout and stderr are pipes (with
+//!    [`Output::Joined`](crate::process::Output::Joined), one pipe whose write handle is
+//!    both `hStdOutput` and `hStdError`). Only those handles are inherited
 //!    (`PROC_THREAD_ATTRIBUTE_HANDLE_LIST`, and a lock around the window in which they are
 //!    inheritable).
 //! 3. The suspended child is put in a fresh Job Object with

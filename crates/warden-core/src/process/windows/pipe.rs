@@ -1,4 +1,5 @@
-//! [`OutputPipe`]: the read end of a child's stdout or stderr, and how the pair is made.
+//! [`OutputPipe`]: the read end of a child's stdout or stderr (or of both, when one pipe is
+//! given as both handles), and how the pair of ends is made.
 
 use std::ffi::OsStr;
 use std::io;
@@ -47,7 +48,8 @@ impl AsyncRead for OutputPipe {
     }
 }
 
-/// A pipe for one output stream: our end reads asynchronously (overlapped, on tokio's
+/// A pipe for one output stream, or for both (the caller passes the child's end as
+/// `hStdOutput` and `hStdError`): our end reads asynchronously (overlapped, on tokio's
 /// reactor), the child's end is a plain synchronous handle, as programs expect of their
 /// stdout. A named pipe with a unique name, one instance, local clients only.
 pub(super) fn output_pipe() -> io::Result<(OutputPipe, OwnedHandle)> {

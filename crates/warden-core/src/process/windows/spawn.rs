@@ -27,7 +27,7 @@ use super::job::Job;
 use super::pipe::output_pipe;
 use super::wait::ExitWatch;
 use super::{Child, TERMINATED_EXIT_CODE, cmdline};
-use crate::process::{SpawnError, SpawnSpec};
+use crate::process::{Output, SpawnError, SpawnSpec};
 
 /// Serialises the window in which a spawn's child-side handles are inheritable, so that no
 /// other spawn of this process can inherit them (belt and braces with the handle list,
@@ -43,7 +43,8 @@ pub(super) struct RawSpawn<'a> {
     pub(super) flags: PROCESS_CREATION_FLAGS,
     pub(super) stdin: OwnedHandle,
     pub(super) stdout: OwnedHandle,
-    pub(super) stderr: OwnedHandle,
+    /// `None`: the very handle of `stdout` is the child's stderr too (one pipe for both).
+    pub(super) stderr: Option<OwnedHandle>,
 }
 
 pub(super) struct Started {
@@ -110,17 +111,18 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     };
     let env_block = cmdline::env_block(&env).map_err(other)?;
 
-    let (stdout, stdout_theirs, stderr, stderr_theirs) = if spec.capture_output {
-        let (ours_out, theirs_out) = output_pipe().map_err(other)?;
-        let (ours_err, theirs_err) = output_pipe().map_err(other)?;
-        (Some(ours_out), theirs_out, Some(ours_err), theirs_err)
-    } else {
-        (
-            None,
-            open_nul(GENERIC_WRITE).map_err(other)?,
-            None,
-            open_nul(GENERIC_WRITE).map_err(other)?,
-        )
+    let (stdout, stdout_theirs, stderr, stderr_theirs) = match spec.output {
+        Output::Separate => {
+            let (ours_out, theirs_out) = output_pipe().map_err(other)?;
+            let (ours_err, theirs_err) = output_pipe().map_err(other)?;
+            (Some(ours_out), theirs_out, Some(ours_err), Some(theirs_err))
+        }
+        Output::Joined => {
+            // One pipe; its write end is both hStdOutput and hStdError.
+            let (ours, theirs) = output_pipe().map_err(other)?;
+            (Some(ours), theirs, None, None)
+        }
+        Output::Null => (None, open_nul(GENERIC_WRITE).map_err(other)?, None, None),
     };
 
     let started = spawn_raw(RawSpawn {
@@ -174,10 +176,17 @@ pub(super) fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
         .transpose()?;
     let mut command_line = spec.command_line;
 
+    let stderr = spec
+        .stderr
+        .as_ref()
+        .map_or_else(|| spec.stdout.as_raw_handle(), AsRawHandle::as_raw_handle);
     // The handles the child inherits, each once (the list refuses duplicates).
     let mut inherit: Vec<HANDLE> = Vec::with_capacity(3);
-    for h in [&spec.stdin, &spec.stdout, &spec.stderr] {
-        let raw = h.as_raw_handle();
+    for raw in [
+        spec.stdin.as_raw_handle(),
+        spec.stdout.as_raw_handle(),
+        stderr,
+    ] {
         if !inherit.contains(&raw) {
             inherit.push(raw);
         }
@@ -190,7 +199,7 @@ pub(super) fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
     info.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
     info.StartupInfo.hStdInput = spec.stdin.as_raw_handle();
     info.StartupInfo.hStdOutput = spec.stdout.as_raw_handle();
-    info.StartupInfo.hStdError = spec.stderr.as_raw_handle();
+    info.StartupInfo.hStdError = stderr;
     info.lpAttributeList = attributes.as_ptr();
     // SAFETY: as above.
     let mut pi: PROCESS_INFORMATION = unsafe { std::mem::zeroed() };

@@ -233,7 +233,7 @@ impl CtrlCHelper {
             flags: DETACHED_PROCESS,
             stdin: open_nul(GENERIC_READ)?,
             stdout: open_nul(GENERIC_WRITE)?,
-            stderr: open_nul(GENERIC_WRITE)?,
+            stderr: None,
         })?;
         let exit = ExitWatch::new(&started.process)?;
         Ok(CtrlCHelper {
