@@ -1577,7 +1577,7 @@ impl LoadServer {
                 .into_iter()
                 .chain(script.map(|s| (LOAD_SCRIPT.into(), s.into())))
                 .collect(),
-            capture_output: true,
+            output: warden_core::process::Output::Separate,
         };
         let mut child = warden_core::process::spawn(&spec).expect("run the server child");
         let stdout = child.take_stdout().expect("stdout");
