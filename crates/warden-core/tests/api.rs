@@ -118,6 +118,7 @@ impl Live {
                 api_token: None,
             },
             services: names.iter().map(|n| service(n, &root)).collect(),
+            warnings: Vec::new(),
         };
         let state = Arc::new(StateDir::lock(&config.warden.state_dir).expect("state dir"));
         let (kill, kill_rx) = watch::channel(false);

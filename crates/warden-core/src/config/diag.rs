@@ -3,13 +3,14 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use super::ConfigError;
+use super::{ConfigError, ConfigWarning};
 
 /// Every error found so far, with what is needed to turn byte offsets into lines and columns.
 pub(super) struct Diagnostics<'a> {
     file: PathBuf,
     src: &'a str,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
 }
 
 impl<'a> Diagnostics<'a> {
@@ -18,19 +19,31 @@ impl<'a> Diagnostics<'a> {
             file,
             src,
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
     /// Record an error at byte offset `at` of the source.
     pub(super) fn error(&mut self, at: usize, message: impl Into<String>, hint: Option<String>) {
+        let e = self.at(at, message.into(), hint);
+        self.errors.push(e);
+    }
+
+    /// Record a warning at byte offset `at`: a problem that leaves the config valid.
+    pub(super) fn warning(&mut self, at: usize, message: String, hint: Option<String>) {
+        let w = self.at(at, message, hint);
+        self.warnings.push(w);
+    }
+
+    fn at(&self, at: usize, message: String, hint: Option<String>) -> ConfigError {
         let (line, col) = line_col(self.src, at);
-        self.errors.push(ConfigError {
+        ConfigError {
             file: self.file.clone(),
             line,
             col,
-            message: message.into(),
+            message,
             hint,
-        });
+        }
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -41,6 +54,13 @@ impl<'a> Diagnostics<'a> {
     pub(super) fn into_errors(mut self) -> Vec<ConfigError> {
         self.errors.sort_by_key(|e| (e.line, e.col));
         self.errors
+    }
+
+    /// The warnings in file order.
+    pub(super) fn take_warnings(&mut self) -> Vec<ConfigWarning> {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        warnings.sort_by_key(|e| (e.line, e.col));
+        warnings.into_iter().map(ConfigWarning).collect()
     }
 }
 
