@@ -64,6 +64,30 @@ impl<'a> Diagnostics<'a> {
     }
 }
 
+/// The keys of other supervisors that warden names differently: (their key, warden's key,
+/// whose key it is). A hint is given only where warden's key exists in the table being read,
+/// so an entry whose warden key has not landed yet stays dormant: add entries freely.
+pub(super) const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
+    ("autorestart", "restart", "supervisord"),
+    ("startsecs", "min_uptime", "supervisord"),
+    ("stopwaitsecs", "stop_timeout", "supervisord"),
+    ("environment", "env", "supervisord"),
+    ("directory", "cwd", "supervisord"),
+    ("pidfile", "pid_file", "supervisord"),
+    ("max_memory_restart", "memory_max", "PM2"),
+];
+
+/// `did you mean "restart"? ("autorestart" is supervisord's name for it)` for a known key of
+/// another tool whose warden key is one of `allowed`.
+pub(super) fn foreign_key_hint(word: &str, allowed: &[&str]) -> Option<String> {
+    FOREIGN_KEYS
+        .iter()
+        .find(|(foreign, ours, _)| foreign.eq_ignore_ascii_case(word) && allowed.contains(ours))
+        .map(|(_, ours, tool)| {
+            format!("did you mean \"{ours}\"? \"{word}\" is {tool}'s name for it")
+        })
+}
+
 /// The start of a span, or 0 when there is none.
 pub(super) fn start(span: Option<Range<usize>>) -> usize {
     span.map_or(0, |s| s.start)

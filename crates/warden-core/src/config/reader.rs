@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml_edit::{Item, Key, TableLike, Value};
 
 use super::Env;
-use super::diag::{Diagnostics, did_you_mean, start};
+use super::diag::{Diagnostics, did_you_mean, foreign_key_hint, start};
 use super::expand::expand;
 use super::programs::{Programs, Rules};
 use super::units::{parse_duration, parse_size};
@@ -100,7 +100,8 @@ impl Reader<'_> {
             if allowed.contains(&field.name()) {
                 continue;
             }
-            let hint = did_you_mean(field.name(), allowed)
+            let hint = foreign_key_hint(field.name(), allowed)
+                .or_else(|| did_you_mean(field.name(), allowed))
                 .or_else(|| Some(format!("expected one of: {}", allowed.join(", "))));
             self.error(
                 field.key_pos(),

@@ -1248,3 +1248,65 @@ fn the_real_lookup_needs_a_regular_executable_file() {
     assert_at(w[1], 6, 1, "command: program \"bin\" is not found on PATH");
     assert_at(w[2], 9, 1, "command: program \"./nothing\" does not exist");
 }
+
+// ---------------------------------------------------------------------------------------
+// Hints for other tools' keys
+
+#[test]
+fn other_tools_keys_hint_at_warden_s_own() {
+    let fx = Fixture::new();
+    for (foreign, ours) in [
+        ("autorestart", "restart"),
+        ("stopwaitsecs", "stop_timeout"),
+        ("environment", "env"),
+        ("directory", "cwd"),
+    ] {
+        let errors = fx.errors(&format!(
+            "[services.web]\ncommand = \"/bin/sh\"\n{foreign} = 1\n"
+        ));
+        assert_eq!(errors.len(), 1, "{}", list(&errors));
+        assert_at(&errors[0], 3, 1, &format!("unknown key \"{foreign}\""));
+        assert_eq!(
+            errors[0].hint.as_deref(),
+            Some(
+                format!("did you mean \"{ours}\"? \"{foreign}\" is supervisord's name for it")
+                    .as_str()
+            ),
+        );
+    }
+}
+
+/// An entry of the table hints only at a key the parser knows: `min_uptime`, `pid_file` and
+/// `memory_max` do not exist yet, so `startsecs`, `pidfile` and `max_memory_restart` get the
+/// ordinary hint until they land.
+#[test]
+fn a_foreign_key_hints_only_at_a_key_that_exists() {
+    let fx = Fixture::new();
+    for (foreign, ours, _) in diag::FOREIGN_KEYS {
+        let errors = fx.errors(&format!(
+            "[services.web]\ncommand = \"/bin/sh\"\n{foreign} = 1\n"
+        ));
+        let hint = errors[0].hint.clone().unwrap_or_default();
+        let known = service_keys().iter().any(|k| k == ours);
+        assert_eq!(
+            hint.contains(&format!("did you mean \"{ours}\"?")),
+            known,
+            "{foreign} -> {ours}: {hint}"
+        );
+    }
+    // Outside a service, `environment` is not `env`'s place: no such hint.
+    let e = fx.error("[warden]\nenvironment = 1\n");
+    assert!(!e.hint.unwrap_or_default().contains("\"env\""));
+}
+
+/// The keys of `[services.NAME]`, read from the error for a key that is near none of them.
+fn service_keys() -> Vec<String> {
+    let fx = Fixture::new();
+    let e = fx.error("[services.web]\ncommand = \"/bin/sh\"\nzzzzzzzzzzzzzzzz = 1\n");
+    e.hint
+        .unwrap_or_default()
+        .trim_start_matches("expected one of: ")
+        .split(", ")
+        .map(str::to_owned)
+        .collect()
+}
