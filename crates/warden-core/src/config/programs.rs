@@ -183,7 +183,7 @@ pub(super) fn resolve(
     match rules {
         Rules::Unix { default_path } => {
             if program.contains('/') {
-                let file = cwd.join(program);
+                let file = join(cwd, program);
                 return match programs.probe(&file) {
                     Probe::Executable => Ok(file),
                     Probe::Missing => Err(Problem::Missing(file)),
@@ -196,9 +196,9 @@ pub(super) fn resolve(
             let mut denied = None;
             for dir in path.unwrap_or(default_path).split(':') {
                 let file = if dir.is_empty() {
-                    cwd.join(program)
+                    join(cwd, program)
                 } else {
-                    cwd.join(dir).join(program)
+                    join(cwd, Path::new(dir).join(program))
                 };
                 match programs.probe(&file) {
                     Probe::Executable => return Ok(file),
@@ -237,7 +237,7 @@ pub(super) fn resolve(
                 }
             };
             if has_dir {
-                let file = with_exe(cwd.join(program));
+                let file = with_exe(join(cwd, program));
                 return match programs.probe(&file) {
                     Probe::Executable | Probe::NotExecutable => runnable(file),
                     Probe::Missing => Err(Problem::Missing(file)),
@@ -341,12 +341,19 @@ fn describe(
                 format!("{searched}{extra}; give the full path, or set PATH in env"),
             )
         }
-        Problem::Missing(file) => (
-            format!("{key}: {what} does not exist{}", at(program, file)),
-            "a relative program is taken from the service's cwd".to_owned(),
-        ),
+        Problem::Missing(file) => {
+            let at = at(program, file);
+            // A relative program: say where it was looked for.
+            let hint = (!at.is_empty())
+                .then(|| "a relative program is taken from the service's cwd".to_owned());
+            return Finding {
+                key,
+                message: format!("{key}: {what} does not exist{at}"),
+                hint,
+            };
+        }
         Problem::NotAFile(file) => (
-            format!("{key}: {what} is not a file{}", at(program, file)),
+            format!("{key}: {what}{} is not a file", at(program, file)),
             "name the program itself".to_owned(),
         ),
         Problem::NotExecutable(file) => {
@@ -356,7 +363,7 @@ fn describe(
                 format!("chmod +x {}", file.display())
             };
             (
-                format!("{key}: {what} is not executable{}", at(program, file)),
+                format!("{key}: {what}{} is not executable", at(program, file)),
                 hint,
             )
         }
@@ -368,13 +375,18 @@ fn describe(
     }
 }
 
-/// ` (at FILE)`, unless `program` already says it.
+/// ` at FILE`, unless `program` already says it.
 fn at(program: &str, file: &Path) -> String {
     if Path::new(program) == file {
         String::new()
     } else {
-        format!(" (at {})", file.display())
+        format!(" at {}", file.display())
     }
+}
+
+/// `cwd/program` without its `.` components (`/srv/./run` is `/srv/run`).
+fn join(cwd: &Path, program: impl AsRef<Path>) -> PathBuf {
+    cwd.join(program).components().collect()
 }
 
 #[cfg(test)]
@@ -490,9 +502,9 @@ mod tests {
         let found = check_service(&service(&["./run.sh"]), &env(&[]), &UNIX, &fs);
         assert_eq!(
             found[0].message,
-            "command: program \"./run.sh\" is not executable (at /srv/app/./run.sh)"
+            "command: program \"./run.sh\" at /srv/app/run.sh is not executable"
         );
-        assert_eq!(found[0].hint.as_deref(), Some("chmod +x /srv/app/./run.sh"));
+        assert_eq!(found[0].hint.as_deref(), Some("chmod +x /srv/app/run.sh"));
     }
 
     #[test]
@@ -503,7 +515,7 @@ mod tests {
         ]);
         assert_eq!(
             resolve("./bin", Path::new("/srv/app"), None, &UNIX, &fs),
-            Err(Problem::NotAFile(PathBuf::from("/srv/app/./bin")))
+            Err(Problem::NotAFile(PathBuf::from("/srv/app/bin")))
         );
         assert_eq!(
             resolve("bin", Path::new("/srv/app"), Some("/a"), &UNIX, &fs),
@@ -538,8 +550,19 @@ mod tests {
         let found = check_service(&svc, &env(&[]), &UNIX, &fs);
         assert_eq!(
             found[0].message,
-            "command: program \"bin/api\" does not exist (at /elsewhere/bin/api)"
+            "command: program \"bin/api\" does not exist at /elsewhere/bin/api"
         );
+        assert_eq!(
+            found[0].hint.as_deref(),
+            Some("a relative program is taken from the service's cwd")
+        );
+        // An absolute one needs no hint.
+        let found = check_service(&service(&["/opt/api"]), &env(&[]), &UNIX, &Fake::new(&[]));
+        assert_eq!(
+            found[0].message,
+            "command: program \"/opt/api\" does not exist"
+        );
+        assert_eq!(found[0].hint, None);
         // An empty or relative PATH entry is relative to the cwd too.
         let fs = Fake::new(&[("/srv/app/tools/t", Probe::Executable)]);
         assert_eq!(

@@ -1208,7 +1208,7 @@ fn a_missing_program_is_a_warning_at_the_command_key() {
     assert_eq!(
         config.warnings[0].to_string(),
         format!(
-            "{}:3:3: warning: command: program \"/opt/web/run\" does not exist (a relative program is taken from the service's cwd)",
+            "{}:3:3: warning: command: program \"/opt/web/run\" does not exist",
             fx.path().display()
         )
     );
@@ -1240,10 +1240,10 @@ fn the_real_lookup_needs_a_regular_executable_file() {
     let config = fx.ok(text);
     let w: Vec<&ConfigError> = config.warnings.iter().map(|w| &w.0).collect();
     assert_eq!(w.len(), 3, "{:?}", config.warnings);
-    assert_at(w[0], 2, 1, "command: program \"./plain\" is not executable");
+    assert_at(w[0], 2, 1, "command: program \"./plain\" at ");
     assert_eq!(
         w[0].hint.as_deref(),
-        Some(format!("chmod +x {}", fx.dir().join("./plain").display()).as_str())
+        Some(format!("chmod +x {}", fx.dir().join("plain").display()).as_str())
     );
     assert_at(w[1], 6, 1, "command: program \"bin\" is not found on PATH");
     assert_at(w[2], 9, 1, "command: program \"./nothing\" does not exist");
