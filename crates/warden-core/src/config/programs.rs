@@ -63,6 +63,7 @@ pub(super) enum Rules {
     /// `execvp`: a name with a `/` is taken relative to the child's `cwd`; a bare name is
     /// searched in each `PATH` entry (an empty entry, or a relative one, is relative to the
     /// `cwd`); without a `PATH`, in the C library's default.
+    #[cfg_attr(not(unix), allow(dead_code))] // built on Unix; unit-tested everywhere
     Unix { default_path: &'static str },
     /// warden's Windows spawner: a name with a directory part is relative to the `cwd`; a bare
     /// name is searched in `PATH`, then in `system_dirs`; a name without an extension gets
