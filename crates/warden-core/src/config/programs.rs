@@ -432,7 +432,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("warden.toml");
         let config =
-            super::super::parse::load_text(&text, &path, &BTreeMap::new(), &Fake::new(&[]))
+            crate::config::parse::load_text(&text, &path, &BTreeMap::new(), &Fake::new(&[]))
                 .expect("valid config");
         let mut svc = config.services.into_iter().next().expect("one service");
         svc.cwd = PathBuf::from("/srv/app");
