@@ -77,7 +77,7 @@ pub(super) const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
     ("max_memory_restart", "memory_max", "PM2"),
 ];
 
-/// `did you mean "restart"? ("autorestart" is supervisord's name for it)` for a known key of
+/// `did you mean "restart"? "autorestart" is supervisord's name for it` for a known key of
 /// another tool whose warden key is one of `allowed`.
 pub(super) fn foreign_key_hint(word: &str, allowed: &[&str]) -> Option<String> {
     FOREIGN_KEYS

@@ -66,8 +66,9 @@ pub fn load_config(arg: &ConfigArg) -> Result<Config, Failure> {
     config::load(&path, &ProcessEnv).map_err(|e| config_failure(&e))
 }
 
-/// A config with errors, for a command that would have acted on it (`up`, `reload`,
-/// `install`): every error, then `warden: N error(s); nothing was changed`.
+/// A config with errors, for a command that would have acted on it (`up`, `up -d`,
+/// `install`, the Windows service): every error, then `warden: N error(s); nothing was
+/// changed`.
 pub fn config_failure(e: &ConfigErrors) -> Failure {
     errors_failure(e, "; nothing was changed")
 }
