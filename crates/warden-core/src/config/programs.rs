@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::limits::MAX_PATH_SEARCH;
 use super::{Env, ServiceConfig};
 
 /// What is at a path.
@@ -164,6 +165,9 @@ fn child_path(svc: &ServiceConfig, env: &dyn Env, rules: &Rules) -> (Option<Stri
 pub(super) enum Problem {
     /// A bare name that no directory of the search holds.
     NotOnPath,
+    /// The `PATH` has more than [`MAX_PATH_SEARCH`] entries and none of those holds it: the
+    /// rest is not searched, so nothing can be said.
+    Unknown,
     /// A name with a directory part: nothing at this path.
     Missing(PathBuf),
     /// A directory or another file that cannot be run.
@@ -195,7 +199,8 @@ pub(super) fn resolve(
             // Like `execvp`: the first executable file wins; a file without permission is
             // remembered (EACCES) and the search goes on.
             let mut denied = None;
-            for dir in path.unwrap_or(default_path).split(':') {
+            let mut dirs = path.unwrap_or(default_path).split(':');
+            for dir in dirs.by_ref().take(MAX_PATH_SEARCH) {
                 let file = if dir.is_empty() {
                     join(cwd, program)
                 } else {
@@ -209,7 +214,11 @@ pub(super) fn resolve(
                     Probe::Missing | Probe::NotAFile => {}
                 }
             }
-            Err(denied.map_or(Problem::NotOnPath, Problem::NotExecutable))
+            match denied {
+                Some(file) => Err(Problem::NotExecutable(file)),
+                None if dirs.next().is_some() => Err(Problem::Unknown),
+                None => Err(Problem::NotOnPath),
+            }
         }
         Rules::Windows {
             system_dirs,
@@ -246,14 +255,18 @@ pub(super) fn resolve(
                 };
             }
             // As the spawner: the first regular file of PATH, then the system dirs.
-            let dirs = path
+            let mut entries = path
                 .into_iter()
                 .flat_map(|p| p.split(';'))
                 .map(|d| d.trim().trim_matches('"'))
-                .filter(|d| !d.is_empty())
+                .filter(|d| !d.is_empty());
+            let dirs = entries
+                .by_ref()
+                .take(MAX_PATH_SEARCH)
                 .map(PathBuf::from)
-                .chain(system_dirs.iter().cloned());
-            for dir in dirs {
+                .collect::<Vec<_>>();
+            let truncated = entries.next().is_some();
+            for dir in dirs.iter().chain(system_dirs) {
                 let file = with_exe(dir.join(program));
                 if matches!(
                     programs.probe(&file),
@@ -262,7 +275,11 @@ pub(super) fn resolve(
                     return runnable(file);
                 }
             }
-            Err(Problem::NotOnPath)
+            Err(if truncated {
+                Problem::Unknown
+            } else {
+                Problem::NotOnPath
+            })
         }
     }
 }
@@ -294,8 +311,9 @@ pub(super) fn check_service(
         let Some(program) = argv.and_then(|a| a.first()) else {
             continue;
         };
-        let Err(problem) = resolve(program, &svc.cwd, path.as_deref(), rules, programs) else {
-            continue;
+        let problem = match resolve(program, &svc.cwd, path.as_deref(), rules, programs) {
+            Ok(_) | Err(Problem::Unknown) => continue,
+            Err(problem) => problem,
         };
         let shell = key == "command" && svc.shell;
         findings.push(describe(key, program, shell, &problem, from, rules));
@@ -318,7 +336,7 @@ fn describe(
     };
     let windows = rules.windows_like();
     let (message, hint) = match problem {
-        Problem::NotOnPath => {
+        Problem::NotOnPath | Problem::Unknown => {
             let searched = match (from, rules) {
                 (PathFrom::Service, _) => "searched the PATH of the service's env".to_owned(),
                 (PathFrom::Warden, _) => "searched the PATH warden passes on".to_owned(),
@@ -506,6 +524,31 @@ mod tests {
             "command: program \"./run.sh\" at /srv/app/run.sh is not executable"
         );
         assert_eq!(found[0].hint.as_deref(), Some("chmod +x /srv/app/run.sh"));
+    }
+
+    #[test]
+    fn a_huge_path_is_searched_only_so_far_and_then_not_warned_about() {
+        let fs = Fake::new(&[("/d/tool", Probe::Executable)]);
+        let huge = ":".repeat(1 << 20);
+        assert_eq!(
+            resolve("tool", Path::new("/"), Some(&huge), &UNIX, &fs),
+            Err(Problem::Unknown)
+        );
+        let mut svc = service(&["tool"]);
+        svc.env.insert("PATH".into(), huge.clone());
+        assert_eq!(check_service(&svc, &env(&[]), &UNIX, &fs), vec![]);
+        let rules = Rules::windows(&env(&[("SystemRoot", "/win")]));
+        let huge = "x;".repeat(1 << 19);
+        assert_eq!(
+            resolve("tool", Path::new("/"), Some(&huge), &rules, &fs),
+            Err(Problem::Unknown)
+        );
+        // Within the bound, a found program is found.
+        let near = format!("{}/d", ":".repeat(MAX_PATH_SEARCH - 1));
+        assert_eq!(
+            resolve("tool", Path::new("/"), Some(&near), &UNIX, &fs),
+            Ok(PathBuf::from("/d/tool"))
+        );
     }
 
     #[test]
