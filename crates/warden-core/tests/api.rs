@@ -123,6 +123,7 @@ impl Live {
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
             },
             services: names.iter().map(|n| service(n, &root)).collect(),
+            warnings: Vec::new(),
         };
         let state = Arc::new(StateDir::lock(&config.warden.state_dir).expect("state dir"));
         let (kill, kill_rx) = watch::channel(false);
@@ -1520,6 +1521,7 @@ fn load_server_child() {
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
             },
             services: vec![flood],
+            warnings: Vec::new(),
         };
         let state = Arc::new(StateDir::lock(&config.warden.state_dir).expect("state dir"));
         let (_kill, kill_rx) = watch::channel(false);

@@ -108,10 +108,13 @@ pub struct InstallArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the config: exit 0 with a summary, or 2 listing every error.
+    /// Validate the config: exit 0 with a summary (and any warnings), or 2 listing every error.
     Check {
         #[command(flatten)]
         config: ConfigArg,
+        /// Treat warnings (a program not found) as errors: exit 2.
+        #[arg(long)]
+        strict: bool,
     },
     /// Supervise the services (in the foreground; Ctrl-C stops them all gracefully).
     Up {

@@ -98,3 +98,152 @@ fn the_example_config_passes() {
         show(&o)
     );
 }
+
+const MISSING: &str = "warden-test-surely-missing-program";
+
+#[test]
+fn a_missing_program_is_a_warning_with_its_place_and_exit_0() {
+    let env = Env::new(&format!(
+        "[services.web]\nrestart = \"never\"\ncommand = \"{MISSING} --port 80\"\nstop_command = [\"{MISSING}-stop\"]\n"
+    ));
+    let o = env.run(&["check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let file = env.config().display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{file}:3:1: warning: command: program \"{MISSING}\" is not found on PATH ("
+        )),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:4:1: warning: stop_command: program \"{MISSING}-stop\" is not found on PATH"
+        )),
+        "{}",
+        show(&o)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("OK, 1 service (web); 2 warnings"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
+fn strict_turns_warnings_into_errors() {
+    let env = Env::new(&format!("[services.web]\ncommand = [\"{MISSING}\"]\n"));
+    let o = env.run(&["check", "--strict"]);
+    let err = assert_fails(
+        &o,
+        2,
+        "warden: 1 error(s) (warnings are errors with --strict)",
+    );
+    let file = env.config().display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{file}:2:1: command: program \"{MISSING}\" is not found on PATH"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("nothing was changed"), "{err}");
+    // Without warnings, --strict passes.
+    env.write_config("[services.web]\ncommand = [\"sh\", \"-c\", \"true\"]\n");
+    let o = env.run(&["check", "--strict"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(o.stderr.is_empty(), "{}", show(&o));
+}
+
+#[test]
+fn check_ends_with_the_count_of_errors_as_it_changes_nothing() {
+    let err = check_fails("[services.api]\ncomand = [\"x\"]\n", "warden: 2 error(s)");
+    assert_eq!(err.lines().last(), Some("warden: 2 error(s)"), "{err}");
+    assert!(!err.contains("nothing was changed"), "{err}");
+}
+
+#[test]
+fn an_unknown_key_of_supervisord_hints_at_warden_s_own() {
+    let err = check_fails(
+        "[services.api]\ncommand = [\"sh\"]\nautorestart = true\n",
+        ":3:1: unknown key \"autorestart\" in [services.api]",
+    );
+    assert!(
+        err.contains("(did you mean \"restart\"? \"autorestart\" is supervisord's name for it)"),
+        "{err}"
+    );
+}
+
+/// `warden down` when the test ends.
+#[cfg(unix)]
+struct Down<'a>(&'a Env);
+
+#[cfg(unix)]
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["down"]);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn reload_with_a_missing_program_still_reloads_and_shows_the_warning() {
+    let sleeper = format!(
+        "[services.a]\ncommand = [{}, \"--sleep\", \"forever\"]\n",
+        common::tc()
+    );
+    let env = Env::new(&sleeper);
+    let o = env.run(&["up", "-d"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let _down = Down(&env);
+    env.write_config(&format!(
+        "{sleeper}[services.ghost]\ncommand = [\"{MISSING}\"]\nautostart = false\n"
+    ));
+    let o = env.run(&["reload"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("reloaded: added ghost; 1 unchanged"),
+        "{}",
+        show(&o)
+    );
+    let file = env.config().display().to_string();
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!(
+            "{file}:4:1: warning: command: program \"{MISSING}\" is not found on PATH"
+        )),
+        "{}",
+        show(&o)
+    );
+    let o = env.run(&["status", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("\"ghost\""),
+        "{}",
+        show(&o)
+    );
+    // warden's own log has it too.
+    let log = env.read(".warden/warden.log");
+    assert!(
+        log.contains(&format!("[warden] {file}:4:1: warning: command: program")),
+        "{log}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn up_prints_the_warning_as_a_warden_event_and_starts_the_rest() {
+    let env = Env::new(&format!(
+        "[services.a]\ncommand = [{}, \"--sleep\", \"forever\"]\n[services.ghost]\ncommand = [\"{MISSING}\"]\nrestart = \"never\"\n",
+        common::tc()
+    ));
+    let mut w = env.up(&[]);
+    let file = env.config().display().to_string();
+    let err = w.wait_stderr("[warden] supervising");
+    assert!(
+        err.contains(&format!(
+            "[warden] {file}:4:1: warning: command: program \"{MISSING}\" is not found on PATH"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("[a] started"), "{err}");
+}

@@ -676,6 +676,26 @@ fn check_ok_summaries() {
     s.finish("check_ok");
 }
 
+/// A program that is not there: a warning at its key, an error with `--strict`.
+#[test]
+fn check_warnings() {
+    let mut s = Session::new(concat!(
+        "[services.api]\n",
+        "command = [\"warden-golden-surely-missing\", \"--port\", \"80\"]\n",
+        "stop_command = \"./stop.sh now\"\n",
+        "[services.job]\n",
+        "cwd = \"jobs\"\n",
+        "command = \"./run\"\n",
+        "[services.ok]\n",
+        "command = \"true\"\n",
+    ));
+    std::fs::create_dir(s.env.path("jobs")).unwrap();
+    std::fs::write(s.env.path("jobs/run"), "#!/bin/sh\n").unwrap();
+    s.run(&["check"], Out::Text);
+    s.run(&["check", "--strict"], Out::Text);
+    s.finish("check_warnings");
+}
+
 #[test]
 fn check_errors() {
     let mut s = Session::new(concat!(

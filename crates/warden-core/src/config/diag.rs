@@ -3,13 +3,14 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use super::ConfigError;
+use super::{ConfigError, ConfigWarning};
 
 /// Every error found so far, with what is needed to turn byte offsets into lines and columns.
 pub(super) struct Diagnostics<'a> {
     file: PathBuf,
     src: &'a str,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
 }
 
 impl<'a> Diagnostics<'a> {
@@ -18,19 +19,31 @@ impl<'a> Diagnostics<'a> {
             file,
             src,
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
     /// Record an error at byte offset `at` of the source.
     pub(super) fn error(&mut self, at: usize, message: impl Into<String>, hint: Option<String>) {
+        let e = self.at(at, message.into(), hint);
+        self.errors.push(e);
+    }
+
+    /// Record a warning at byte offset `at`: a problem that leaves the config valid.
+    pub(super) fn warning(&mut self, at: usize, message: String, hint: Option<String>) {
+        let w = self.at(at, message, hint);
+        self.warnings.push(w);
+    }
+
+    fn at(&self, at: usize, message: String, hint: Option<String>) -> ConfigError {
         let (line, col) = line_col(self.src, at);
-        self.errors.push(ConfigError {
+        ConfigError {
             file: self.file.clone(),
             line,
             col,
-            message: message.into(),
+            message,
             hint,
-        });
+        }
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -42,6 +55,37 @@ impl<'a> Diagnostics<'a> {
         self.errors.sort_by_key(|e| (e.line, e.col));
         self.errors
     }
+
+    /// The warnings in file order.
+    pub(super) fn take_warnings(&mut self) -> Vec<ConfigWarning> {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        warnings.sort_by_key(|e| (e.line, e.col));
+        warnings.into_iter().map(ConfigWarning).collect()
+    }
+}
+
+/// The keys of other supervisors that warden names differently: (their key, warden's key,
+/// whose key it is). A hint is given only where warden's key exists in the table being read,
+/// so an entry whose warden key has not landed yet stays dormant: add entries freely.
+pub(super) const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
+    ("autorestart", "restart", "supervisord"),
+    ("startsecs", "min_uptime", "supervisord"),
+    ("stopwaitsecs", "stop_timeout", "supervisord"),
+    ("environment", "env", "supervisord"),
+    ("directory", "cwd", "supervisord"),
+    ("pidfile", "pid_file", "supervisord"),
+    ("max_memory_restart", "memory_max", "PM2"),
+];
+
+/// `did you mean "restart"? "autorestart" is supervisord's name for it` for a known key of
+/// another tool whose warden key is one of `allowed`.
+pub(super) fn foreign_key_hint(word: &str, allowed: &[&str]) -> Option<String> {
+    FOREIGN_KEYS
+        .iter()
+        .find(|(foreign, ours, _)| foreign.eq_ignore_ascii_case(word) && allowed.contains(ours))
+        .map(|(_, ours, tool)| {
+            format!("did you mean \"{ours}\"? \"{word}\" is {tool}'s name for it")
+        })
 }
 
 /// The start of a span, or 0 when there is none.

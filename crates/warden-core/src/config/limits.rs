@@ -70,3 +70,8 @@ pub(crate) const MAX_TOML_DEPTH: usize = 32;
 /// and the BSDs, including the terminating NUL.
 #[cfg(unix)]
 pub(crate) const MAX_SOCKET_PATH: usize = if cfg!(target_os = "linux") { 107 } else { 103 };
+
+/// The `PATH` entries searched for a program's warning: a real `PATH` has a few dozen, and a
+/// hostile one (1 MiB of `:`) must not turn a load into a million `stat` calls per service.
+/// A program not found within them is not warned about: warden cannot tell.
+pub(crate) const MAX_PATH_SEARCH: usize = 1_024;

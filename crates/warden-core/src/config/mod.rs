@@ -2,7 +2,9 @@
 //! every path is absolute and every duration and size is a number.
 //!
 //! Errors are collected, never returned one at a time: [`load`] reports every problem of a
-//! file at once, each with its file, line and column ([`ConfigErrors`]).
+//! file at once, each with its file, line and column ([`ConfigErrors`]). A valid config may
+//! still carry warnings ([`Config::warnings`]): problems that do not stop warden from running
+//! it, such as a program that is not there (yet).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -19,6 +21,7 @@ mod expand;
 mod files;
 mod limits;
 mod parse;
+mod programs;
 mod reader;
 mod service;
 #[cfg(test)]
@@ -56,6 +59,10 @@ pub struct Config {
     pub warden: WardenSettings,
     /// Services in the order the file lists them.
     pub services: Vec<ServiceConfig>,
+    /// What is wrong but does not make the config invalid, in file order: a `command` or
+    /// `stop_command` whose program is not found where the child will look for it. `check`
+    /// prints them (`--strict` makes them errors); `up` and `reload` print them and go on.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl Config {
@@ -186,24 +193,38 @@ pub struct ConfigError {
     pub hint: Option<String>,
 }
 
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl ConfigError {
+    /// `FILE:LINE:COL: ` (or `FILE: ` without a place), then `label`, the message and the
+    /// hint in parentheses.
+    fn write(&self, f: &mut std::fmt::Formatter<'_>, label: &str) -> std::fmt::Result {
         if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)?;
+            write!(f, "{}: ", self.file.display())?;
         } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.col,
-                self.message
-            )?;
+            write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.col)?;
         }
+        write!(f, "{label}{}", self.message)?;
         if let Some(hint) = &self.hint {
             write!(f, " ({hint})")?;
         }
         Ok(())
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.write(f, "")
+    }
+}
+
+/// A problem that leaves the config valid, with its place like an error. It prints as
+/// `FILE:LINE:COL: warning: MESSAGE (HINT)`; `.0` is the same problem as an error (for
+/// `check --strict`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning(pub ConfigError);
+
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.write(f, "warning: ")
     }
 }
 

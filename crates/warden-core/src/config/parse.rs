@@ -12,6 +12,7 @@ use super::files::{read_capped, read_capped_text};
 use super::limits::{
     MAX_CONFIG_BYTES, MAX_NAME_LEN, MAX_TIMEOUT, MAX_TOKEN_FILE_BYTES, MAX_TOML_DEPTH,
 };
+use super::programs::{FsPrograms, Programs, Rules};
 use super::reader::{Field, Reader, Section};
 use super::service::read_service;
 use super::{Config, ConfigError, ConfigErrors, Env, Secret, WardenSettings};
@@ -61,6 +62,16 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
 
 /// Like [`load`], from text; `path` names the file in errors and anchors relative paths.
 pub fn load_str(text: &str, path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    load_text(text, path, env, &FsPrograms)
+}
+
+/// [`load_str`] with its own lookup of which programs exist (tests pass a table).
+pub(super) fn load_text(
+    text: &str,
+    path: &Path,
+    env: &dyn Env,
+    programs: &dyn Programs,
+) -> Result<Config, ConfigErrors> {
     let abs_path = absolute(path);
     let dir = abs_path
         .parent()
@@ -71,6 +82,8 @@ pub fn load_str(text: &str, path: &Path, env: &dyn Env) -> Result<Config, Config
         dir: dir.clone(),
         secret: None,
         checked_dirs: std::collections::BTreeSet::new(),
+        programs,
+        rules: Rules::host(env),
     };
     if text.len() as u64 > MAX_CONFIG_BYTES {
         let message = format!("the config is larger than {MAX_CONFIG_BYTES} bytes");
@@ -94,6 +107,7 @@ pub fn load_str(text: &str, path: &Path, env: &dyn Env) -> Result<Config, Config
                 dir,
                 warden,
                 services,
+                warnings: reader.diag.take_warnings(),
             }
         }
         Err(e) => {

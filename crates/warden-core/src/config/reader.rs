@@ -8,8 +8,9 @@ use std::time::Duration;
 use toml_edit::{Item, Key, TableLike, Value};
 
 use super::Env;
-use super::diag::{Diagnostics, did_you_mean, start};
+use super::diag::{Diagnostics, did_you_mean, foreign_key_hint, start};
 use super::expand::expand;
+use super::programs::{Programs, Rules};
 use super::units::{parse_duration, parse_size};
 
 pub(super) const DURATION_EXPECTED: &str = "expected a duration like \"30s\" or \"250ms\"";
@@ -77,11 +78,20 @@ pub(super) struct Reader<'a> {
     pub secret: Option<String>,
     /// The log dirs already checked (each is reported once, not once per service).
     pub checked_dirs: std::collections::BTreeSet<PathBuf>,
+    /// Which programs exist, for the warnings about `command` and `stop_command`.
+    pub programs: &'a dyn Programs,
+    /// How the OS finds a program.
+    pub rules: Rules,
 }
 
 impl Reader<'_> {
     pub(super) fn error(&mut self, at: usize, message: impl Into<String>, hint: Option<String>) {
         self.diag.error(at, message, hint);
+    }
+
+    /// A problem that leaves the config valid (see [`super::Config::warnings`]).
+    pub(super) fn warning(&mut self, at: usize, message: String, hint: Option<String>) {
+        self.diag.warning(at, message, hint);
     }
 
     /// Report every key of `section` that is not in `allowed`.
@@ -90,7 +100,8 @@ impl Reader<'_> {
             if allowed.contains(&field.name()) {
                 continue;
             }
-            let hint = did_you_mean(field.name(), allowed)
+            let hint = foreign_key_hint(field.name(), allowed)
+                .or_else(|| did_you_mean(field.name(), allowed))
                 .or_else(|| Some(format!("expected one of: {}", allowed.join(", "))));
             self.error(
                 field.key_pos(),

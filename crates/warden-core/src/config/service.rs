@@ -5,7 +5,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::dotenv;
 use super::files::read_capped_text;
 use super::limits::{
     MAX_BACKOFF_FACTOR, MAX_ENV_FILE_BYTES, MAX_KEEP, MAX_LOG_SIZE, MAX_START_LIMIT_COUNT,
@@ -17,6 +16,7 @@ use super::{
     Backoff, LogConfig, RestartPolicy, ServiceConfig, StartLimit, StderrTarget, StopMethod,
     WardenSettings,
 };
+use super::{dotenv, programs};
 use crate::model::{ExitAction, ExitActions, Signal};
 
 const SERVICE_KEYS: &[&str] = &[
@@ -72,7 +72,7 @@ pub(super) fn read_service(
     let log = read_log(r, name, field("log"), warden);
     check_log_files(r, section.pos, field("log"), &log);
 
-    ServiceConfig {
+    let service = ServiceConfig {
         name: name.to_owned(),
         command,
         shell,
@@ -116,7 +116,12 @@ pub(super) fn read_service(
                 ]
             }),
         log,
+    };
+    for finding in programs::check_service(&service, r.env, &r.rules, r.programs) {
+        let pos = field(finding.key).map_or(section.pos, |f| f.key_pos());
+        r.warning(pos, finding.message, finding.hint);
     }
+    service
 }
 
 /// What would make opening the log files fail at run time (and the service disappear):

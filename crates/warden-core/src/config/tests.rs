@@ -1166,3 +1166,147 @@ fn edit_distance_counts_swaps_as_one() {
     assert_eq!(closest("resatrt", &["restart", "cwd"]), Some("restart"));
     assert_eq!(closest("xyz", &["restart", "cwd"]), None);
 }
+
+// ---------------------------------------------------------------------------------------
+// Warnings: a program that is not there
+
+/// Every path holds an executable, except those listed as missing.
+struct AllBut(Vec<PathBuf>);
+
+impl programs::Programs for AllBut {
+    fn probe(&self, path: &Path) -> programs::Probe {
+        if self.0.iter().any(|p| p == path) {
+            programs::Probe::Missing
+        } else {
+            programs::Probe::Executable
+        }
+    }
+}
+
+#[test]
+fn a_missing_program_is_a_warning_at_the_command_key() {
+    let fx = Fixture::new();
+    let text = "[services.web]\nrestart = \"never\"\n  command = [\"/opt/web/run\", \"-v\"]\nstop_command = \"/opt/web/stop now\"\n[services.ok]\ncommand = \"/opt/ok\"\n";
+    let missing = AllBut(vec!["/opt/web/run".into(), "/opt/web/stop".into()]);
+    let config = parse::load_text(text, &fx.path(), &BTreeMap::new(), &missing)
+        .expect("a warning leaves the config valid");
+    assert_eq!(config.services.len(), 2);
+    let w: Vec<&ConfigError> = config.warnings.iter().map(|w| &w.0).collect();
+    assert_eq!(w.len(), 2, "{:?}", config.warnings);
+    assert_at(
+        w[0],
+        3,
+        3,
+        "command: program \"/opt/web/run\" does not exist",
+    );
+    assert_at(
+        w[1],
+        4,
+        1,
+        "stop_command: program \"/opt/web/stop\" does not exist",
+    );
+    assert_eq!(
+        config.warnings[0].to_string(),
+        format!(
+            "{}:3:3: warning: command: program \"/opt/web/run\" does not exist",
+            fx.path().display()
+        )
+    );
+}
+
+#[test]
+fn a_config_with_errors_carries_no_warnings_but_its_errors() {
+    let fx = Fixture::new();
+    let text = "[services.web]\ncommand = \"/opt/none\"\nstop_timeout = \"soon\"\n";
+    let missing = AllBut(vec!["/opt/none".into()]);
+    let e = parse::load_text(text, &fx.path(), &BTreeMap::new(), &missing)
+        .expect_err("stop_timeout is an error");
+    assert_eq!(e.errors.len(), 1, "{}", render(&e));
+    assert_at(&e.errors[0], 3, 16, "stop_timeout");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_real_lookup_needs_a_regular_executable_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fx = Fixture::new();
+    fx.write("plain", "#!/bin/sh\n");
+    let exe = fx.write("exe", "#!/bin/sh\n");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::create_dir(fx.dir().join("bin")).expect("mkdir");
+    let text = "[services.a]\ncommand = \"./plain\"\n[services.b]\ncommand = \"./exe\"\n\
+                [services.c]\ncommand = \"bin\"\nenv = { PATH = \".\" }\n\
+                [services.d]\ncommand = \"./nothing\"\n[services.e]\ncommand = \"exe\"\nenv = { PATH = \"/nonexistent:.\" }\n";
+    let config = fx.ok(text);
+    let w: Vec<&ConfigError> = config.warnings.iter().map(|w| &w.0).collect();
+    assert_eq!(w.len(), 3, "{:?}", config.warnings);
+    assert_at(w[0], 2, 1, "command: program \"./plain\" at ");
+    assert_eq!(
+        w[0].hint.as_deref(),
+        Some(format!("chmod +x {}", fx.dir().join("plain").display()).as_str())
+    );
+    assert_at(w[1], 6, 1, "command: program \"bin\" is not found on PATH");
+    assert_at(w[2], 9, 1, "command: program \"./nothing\" does not exist");
+}
+
+// ---------------------------------------------------------------------------------------
+// Hints for other tools' keys
+
+#[test]
+fn other_tools_keys_hint_at_warden_s_own() {
+    let fx = Fixture::new();
+    for (foreign, ours) in [
+        ("autorestart", "restart"),
+        ("stopwaitsecs", "stop_timeout"),
+        ("environment", "env"),
+        ("directory", "cwd"),
+    ] {
+        let errors = fx.errors(&format!(
+            "[services.web]\ncommand = \"/bin/sh\"\n{foreign} = 1\n"
+        ));
+        assert_eq!(errors.len(), 1, "{}", list(&errors));
+        assert_at(&errors[0], 3, 1, &format!("unknown key \"{foreign}\""));
+        assert_eq!(
+            errors[0].hint.as_deref(),
+            Some(
+                format!("did you mean \"{ours}\"? \"{foreign}\" is supervisord's name for it")
+                    .as_str()
+            ),
+        );
+    }
+}
+
+/// An entry of the table hints only at a key the parser knows: `min_uptime`, `pid_file` and
+/// `memory_max` do not exist yet, so `startsecs`, `pidfile` and `max_memory_restart` get the
+/// ordinary hint until they land.
+#[test]
+fn a_foreign_key_hints_only_at_a_key_that_exists() {
+    let fx = Fixture::new();
+    for (foreign, ours, _) in diag::FOREIGN_KEYS {
+        let errors = fx.errors(&format!(
+            "[services.web]\ncommand = \"/bin/sh\"\n{foreign} = 1\n"
+        ));
+        let hint = errors[0].hint.clone().unwrap_or_default();
+        let known = service_keys().iter().any(|k| k == ours);
+        assert_eq!(
+            hint.contains(&format!("did you mean \"{ours}\"?")),
+            known,
+            "{foreign} -> {ours}: {hint}"
+        );
+    }
+    // Outside a service, `environment` is not `env`'s place: no such hint.
+    let e = fx.error("[warden]\nenvironment = 1\n");
+    assert!(!e.hint.unwrap_or_default().contains("\"env\""));
+}
+
+/// The keys of `[services.NAME]`, read from the error for a key that is near none of them.
+fn service_keys() -> Vec<String> {
+    let fx = Fixture::new();
+    let e = fx.error("[services.web]\ncommand = \"/bin/sh\"\nzzzzzzzzzzzzzzzz = 1\n");
+    e.hint
+        .unwrap_or_default()
+        .trim_start_matches("expected one of: ")
+        .split(", ")
+        .map(str::to_owned)
+        .collect()
+}

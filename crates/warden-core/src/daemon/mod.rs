@@ -94,6 +94,11 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
         );
     }
     state.clear_all_groups();
+    // What `warden check` warns about (a program not found): said once, then every service
+    // starts anyway and shows its own reason.
+    for w in &config.warnings {
+        events.emit("warden", Level::Warn, &w.to_string());
+    }
     if let Err(e) = std::fs::create_dir_all(&config.warden.log_dir) {
         events.emit(
             "warden",

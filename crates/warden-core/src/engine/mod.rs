@@ -211,7 +211,8 @@ impl Handle {
 
     /// Re-read the config file warden runs and apply what changed: the one reload path, for
     /// `POST /v1/reload`, SIGHUP and the Windows service's reload alike. A config with errors
-    /// changes nothing. Either way the outcome goes to warden's log.
+    /// changes nothing; its warnings (a program not found) change nothing about that, and
+    /// travel in the report. Either way the outcome goes to warden's log.
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let path = read(&self.board).config_path.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&path, &ProcessEnv))
@@ -231,7 +232,12 @@ impl Handle {
                 Err(ReloadError::Config(errors))
             }
             Ok(new) => {
-                let report = self.apply(new).await.ok_or(ReloadError::ShuttingDown)?;
+                let warnings: Vec<String> = new.warnings.iter().map(ToString::to_string).collect();
+                for w in &warnings {
+                    events.emit("warden", Level::Warn, w);
+                }
+                let mut report = self.apply(new).await.ok_or(ReloadError::ShuttingDown)?;
+                report.warnings = warnings;
                 events.emit(
                     "warden",
                     Level::Info,

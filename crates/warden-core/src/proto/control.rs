@@ -44,6 +44,10 @@ pub struct ReloadReport {
     pub needs_warden_restart: Vec<String>,
     /// Services whose (re)start failed, with the reason.
     pub errors: Vec<String>,
+    /// What is wrong with the new config but did not stop the reload (a program not found),
+    /// one `FILE:LINE:COL: warning: ...` line each. Empty in an older warden's answer.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl ReloadReport {

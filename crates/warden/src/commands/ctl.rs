@@ -128,6 +128,7 @@ pub fn up_detached(arg: &ConfigArg) -> Result<(), Failure> {
                 .map_or_else(|_| "?".into(), |s| s.warden.pid.to_string());
             return Err(Failure::failed(format!("already running (pid {pid})")));
         }
+        super::warn_all(&config);
         let fail = |e: warden_core::state::StateError| Failure::failed(super::chain(&e));
         warden_core::state::secure_dir(&config.warden.state_dir, 0o700).map_err(fail)?;
         let log_path = config.warden.state_dir.join("warden.log");
@@ -347,6 +348,10 @@ pub fn reload(target: &Target) -> Result<(), Failure> {
     block_on(async {
         let (mut client, _) = connect(target).await?;
         let report = client.reload().await.map_err(|e| client_failure(&e))?;
+        // The warnings as warden saw them: the PATH that counts is the one it passes on.
+        for w in &report.warnings {
+            super::warn(w);
+        }
         super::say(&format!("reloaded: {}\n", report.summary()))?;
         if report.errors.is_empty() {
             Ok(())

@@ -15,7 +15,7 @@ use crate::cli::{Cli, Command, ConfigArg};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Check { config } => check::run(&config),
+        Command::Check { config, strict } => check::run(&config, strict),
         Command::Up {
             config,
             attach,
@@ -75,19 +75,30 @@ pub fn load_config(arg: &ConfigArg) -> Result<Config, Failure> {
     config::load(&path, &ProcessEnv).map_err(|e| config_failure(&e))
 }
 
+/// A config with errors, for a command that would have acted on it (`up`, `up -d`,
+/// `install`, the Windows service): every error, then `warden: N error(s); nothing was
+/// changed`.
 pub fn config_failure(e: &ConfigErrors) -> Failure {
+    errors_failure(e, "; nothing was changed")
+}
+
+/// Every error of `e` on its own line, then `warden: N error(s)` and `tail`.
+pub fn errors_failure(e: &ConfigErrors, tail: &str) -> Failure {
     let mut msg = String::new();
     for err in &e.errors {
         msg.push_str(&err.to_string());
         msg.push('\n');
     }
-    let _ = write!(
-        msg,
-        "warden: {} error(s); nothing was changed",
-        e.errors.len()
-    );
+    let _ = write!(msg, "warden: {} error(s){tail}", e.errors.len());
     // Each error line carries FILE:LINE:COL, so they are printed without the `warden:` prefix.
     Failure::usage(format!("config error in {}\n{msg}", e.file.display()))
+}
+
+/// Print each warning of `config` on stderr, as `FILE:LINE:COL: warning: ...`.
+pub fn warn_all(config: &Config) {
+    for w in &config.warnings {
+        warn(&w.to_string());
+    }
 }
 
 /// Print `text` on stdout. Every command prints through here: a reader that went away

@@ -37,9 +37,13 @@ fn usage(message: impl Into<String>) -> Failure {
 /// How long `--now` waits for `RUNNING` and `uninstall` for `STOPPED`.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Load and validate a config: exit 2 with every error, as `warden check`.
+/// Load and validate a config: exit 2 with every error, as `warden check`; its warnings (a
+/// program not found) are printed and do not stop the install.
 fn load(path: &Path) -> Result<Config, Failure> {
-    config::load(path, &ProcessEnv).map_err(|e| crate::commands::config_failure(&e))
+    let config =
+        config::load(path, &ProcessEnv).map_err(|e| crate::commands::config_failure(&e))?;
+    crate::commands::warn_all(&config);
+    Ok(config)
 }
 
 pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
