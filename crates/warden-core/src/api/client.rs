@@ -157,6 +157,11 @@ impl Target {
                     let _ = stream.set_nodelay(true);
                     handshake(stream).await
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    Err(ClientError::NotRunning {
+                        path: PathBuf::from(addr.to_string()),
+                    })
+                }
                 Err(source) => Err(ClientError::Connect {
                     what: addr.to_string(),
                     source,
@@ -287,6 +292,33 @@ impl Client {
             "service status",
         )
         .await
+    }
+
+    /// `GET /v1/services/{name}/config`: its settings as written (no secret).
+    pub async fn service_config(
+        &mut self,
+        name: &str,
+    ) -> Result<super::config_view::ServiceConfigView, ClientError> {
+        let path = format!("/v1/services/{}/config", encode(name));
+        let (status, body) = self.send(Method::GET, &path).await?;
+        if status == StatusCode::UNPROCESSABLE_ENTITY
+            && let Ok(v) = serde_json::from_slice::<Value>(&body)
+            && v["error"] == "config"
+        {
+            let errors = v["errors"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            });
+            return Err(ClientError::Config(errors.unwrap_or_default()));
+        }
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|source| ClientError::Decode {
+            what: "service config",
+            source,
+        })
     }
 
     /// Start, stop or restart `name`. With `wait`, returns the status once the action took

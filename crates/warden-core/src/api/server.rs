@@ -435,6 +435,7 @@ enum Route {
     Service(String),
     Act(String, Action),
     Logs(String),
+    Config(String),
     Reload,
     Shutdown,
 }
@@ -461,6 +462,9 @@ fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["shutdown"] => (Route::Shutdown, "POST"),
         ["services", name] if !name.is_empty() => (Route::Service((*name).to_owned()), "GET"),
         ["services", name, "logs"] if !name.is_empty() => (Route::Logs((*name).to_owned()), "GET"),
+        ["services", name, "config"] if !name.is_empty() => {
+            (Route::Config((*name).to_owned()), "GET")
+        }
         ["services", name, action] if !name.is_empty() => match parse_action(action) {
             Some(a) => (Route::Act((*name).to_owned(), a), "POST"),
             None => return Err(RouteError::NotFound),
@@ -548,7 +552,7 @@ fn validate_query(route: &Route, pairs: Vec<(String, String)>) -> Result<Query, 
         Route::Status => &["name"],
         Route::Act(..) => &["wait"],
         Route::Logs(_) => &["n", "stream", "follow"],
-        Route::Service(_) | Route::Reload | Route::Shutdown => &[],
+        Route::Service(_) | Route::Config(_) | Route::Reload | Route::Shutdown => &[],
     };
     let mut q = Query::default();
     let mut seen: Vec<String> = Vec::new();
@@ -736,6 +740,10 @@ async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>, token: Option<&Sec
         Route::Logs(name) => {
             let n = query.n.unwrap_or(DEFAULT_TAIL);
             logs(&ctx, &name, n, query.stream, query.follow.unwrap_or(false)).await
+        }
+        Route::Config(name) => {
+            let (status, body) = super::config_view::answer(&ctx.config_path, &name).await;
+            json_response(status, &body)
         }
         Route::Reload => reload(&ctx).await,
         Route::Shutdown => shutdown(&ctx),
@@ -1057,6 +1065,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/services/{name}/stop"),
     ("POST", "/v1/services/{name}/restart"),
     ("GET", "/v1/services/{name}/logs"),
+    ("GET", "/v1/services/{name}/config"),
     ("POST", "/v1/reload"),
     ("POST", "/v1/shutdown"),
 ];

@@ -63,6 +63,9 @@ pub(super) fn read_service(
     ServiceConfig {
         name: name.to_owned(),
         command,
+        raw_command: field("command")
+            .map(|f| raw_toml(f.item))
+            .unwrap_or_default(),
         shell,
         cwd: field("cwd")
             .and_then(|f| read_cwd(r, f))
@@ -132,6 +135,26 @@ fn read_command(r: &mut Reader<'_>, name: &str, section: Section<'_>, shell: boo
         return Vec::new();
     }
     shell_argv(script)
+}
+
+/// A string or an array of strings as TOML text, without comments or layout.
+fn raw_toml(item: &toml_edit::Item) -> String {
+    let quote = |s: &str| toml_edit::Value::from(s).to_string().trim().to_owned();
+    match item.as_array() {
+        Some(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map_or_else(|| v.to_string().trim().to_owned(), quote)
+                })
+                .collect();
+            format!("[{}]", parts.join(", "))
+        }
+        None => item
+            .as_str()
+            .map_or_else(|| item.to_string().trim().to_owned(), quote),
+    }
 }
 
 /// `["sh", "-c", SCRIPT]`, or `["cmd", "/C", SCRIPT]` on Windows.
