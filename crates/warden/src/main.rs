@@ -9,6 +9,7 @@ mod endpoint;
 mod os;
 mod render;
 mod supervisor;
+mod ui;
 
 use std::process::ExitCode;
 

@@ -197,6 +197,14 @@ stderr = "stdout"
 
         let worker = ServiceConfigView::from(config.service("worker").expect("worker"));
         assert_eq!(worker.command, r#""python3 worker.py --key ${TOKEN:-x}""#);
+        let quoted = config::load_str(
+            "[services.q]\ncommand = 'sh -c \"echo $$HOME\"'\n",
+            &dir.join("warden.toml"),
+            &env,
+        )
+        .expect("valid");
+        let q = ServiceConfigView::from(&quoted.services[0]);
+        assert_eq!(q.command, r#""sh -c \"echo $$HOME\"""#);
         assert_eq!(worker.restart, "on-failure");
         assert_eq!(worker.log.stderr, "stdout");
         assert!(worker.log.stdout.ends_with("worker.out.log"));

@@ -139,7 +139,8 @@ fn read_command(r: &mut Reader<'_>, name: &str, section: Section<'_>, shell: boo
 
 /// A string or an array of strings as TOML text, without comments or layout.
 fn raw_toml(item: &toml_edit::Item) -> String {
-    let quote = |s: &str| toml_edit::Value::from(s).to_string().trim().to_owned();
+    // A basic string, escaped as TOML (and JSON) escape it.
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
     match item.as_array() {
         Some(items) => {
             let parts: Vec<String> = items

@@ -1,0 +1,1 @@
+//! Rendering tests: the whole screen on a `TestBackend`.
