@@ -302,21 +302,22 @@ fn columns(app: &App, width: usize, age: Duration) -> Vec<(Col, usize)> {
         })
         .collect();
     let total = |cols: &[(Col, usize)]| cols.iter().map(|(_, w)| w + 1).sum::<usize>();
-    for drop in DROP_ORDER {
-        if total(&cols) <= width {
-            break;
-        }
-        if drop == Col::Reason {
-            // REASON takes what is left if that is enough to read.
-            let without: usize = total(&cols) - cols.last().map_or(0, |(_, w)| w + 1);
-            if width.saturating_sub(without) > 12
-                && let Some(last) = cols.last_mut()
-            {
-                last.1 = width - without - 1;
-                continue;
+    let reason = cols.pop();
+    if total(&cols) + reason.map_or(0, |(_, w)| w + 1) > width {
+        // REASON goes first; the others by priority until the rest fits.
+        for drop in &DROP_ORDER[1..] {
+            if total(&cols) <= width {
+                break;
             }
+            cols.retain(|(c, _)| c != drop);
         }
-        cols.retain(|(c, _)| *c != drop);
+    }
+    // REASON takes what is left, if that is enough to read.
+    let left = width.saturating_sub(total(&cols));
+    if let Some((c, w)) = reason
+        && left > 12
+    {
+        cols.push((c, w.min(left - 1)));
     }
     // Still too wide: the name gives way, down to 8 columns.
     let over = total(&cols).saturating_sub(width);
