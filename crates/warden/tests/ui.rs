@@ -269,13 +269,17 @@ fn a_person_selects_restarts_stops_and_searches_and_the_terminal_is_restored() {
     // Help and details open and close.
     t.send(&["?"]);
     t.wait("the help", |s| s.contains("q / Ctrl-C"));
+    // (Each key after Escape waits for its effect: Escape and a key sent at once read as
+    // Alt+key, as from any terminal.)
     t.send(&["Escape"]);
+    t.wait("the help closed", |s| !s.contains("q / Ctrl-C"));
     t.send(&["Enter"]);
     let s = t.wait("the details", |s| {
         s.contains("stdout log") && s.contains("--lines")
     });
     assert!(s.contains("alpha.out.log"), "{s}");
     t.send(&["Escape"]);
+    t.wait("the details closed", |s| !s.contains("stdout log"));
 
     // q quits and the terminal is the shell's again.
     t.send(&["q"]);
