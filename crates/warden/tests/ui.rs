@@ -92,13 +92,13 @@ impl Tmux {
             wait_for(what, WAIT, || {
                 let s = self.screen();
                 let ok = f(&s);
-                last = s.clone();
+                last.clone_from(&s);
                 ok.then_some(s)
             })
         }));
         match found {
             Ok(s) => s,
-            Err(_) => panic!("timed out waiting for {what}; the screen:\n{last}"),
+            Err(e) => panic!("{e:?}: timed out waiting for {what}; the screen:\n{last}"),
         }
     }
 

@@ -134,22 +134,22 @@ pub async fn answer(config_path: &Path, name: &str) -> (StatusCode, Value) {
                 json!({ "error": "config", "file": errors.file.display().to_string(), "errors": list }),
             )
         }
-        Ok(Ok(config)) => match config.service(name) {
-            Some(s) => match serde_json::to_value(ServiceConfigView::from(s)) {
+        Ok(Ok(config)) => {
+            let Some(s) = config.service(name) else {
+                let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+                return (
+                    StatusCode::NOT_FOUND,
+                    json!({ "error": format!("no service named {name:?}"), "known": known }),
+                );
+            };
+            match serde_json::to_value(ServiceConfigView::from(s)) {
                 Ok(v) => (StatusCode::OK, v),
                 Err(e) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({ "error": format!("cannot encode the answer: {e}") }),
                 ),
-            },
-            None => {
-                let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-                (
-                    StatusCode::NOT_FOUND,
-                    json!({ "error": format!("no service named {name:?}"), "known": known }),
-                )
             }
-        },
+        }
     }
 }
 

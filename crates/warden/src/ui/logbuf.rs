@@ -23,8 +23,8 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(service: &str, stream: Option<Stream>, at: String, line: String) -> Entry {
-        let mut line = printable(&line);
+    pub fn new(service: &str, stream: Option<Stream>, at: String, line: &str) -> Entry {
+        let mut line = printable(line);
         if line.len() > MAX_LINE {
             let mut cut = MAX_LINE;
             while !line.is_char_boundary(cut) {
@@ -194,7 +194,7 @@ mod tests {
     use super::*;
 
     fn e(at: &str, line: &str) -> Entry {
-        Entry::new("a", Some(Stream::Out), at.into(), line.into())
+        Entry::new("a", Some(Stream::Out), at.into(), line)
     }
 
     #[test]
@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn long_lines_are_cut_on_a_char_boundary() {
         let long = "é".repeat(MAX_LINE);
-        let entry = Entry::new("a", None, String::new(), long);
+        let entry = Entry::new("a", None, String::new(), &long);
         assert!(entry.line.len() < MAX_LINE + 40);
         assert!(entry.line.ends_with("[warden ui: line cut]"));
     }

@@ -195,12 +195,12 @@ fn apply(app: &mut App, conn: &Conn, update: Update) {
                 return;
             }
             let entry = match item {
-                FollowItem::Line(l) => Entry::new(&service, Some(l.stream), l.at, l.line),
+                FollowItem::Line(l) => Entry::new(&service, Some(l.stream), l.at, &l.line),
                 FollowItem::Dropped { dropped } => Entry::new(
                     &service,
                     None,
                     String::new(),
-                    format!("[warden] {dropped} line(s) skipped: the UI fell behind"),
+                    &format!("[warden] {dropped} line(s) skipped: the UI fell behind"),
                 ),
             };
             app.push_line(entry);
@@ -215,7 +215,7 @@ fn apply(app: &mut App, conn: &Conn, update: Update) {
                     &service,
                     None,
                     String::new(),
-                    format!("[warden ui] no more lines: {why}"),
+                    &format!("[warden ui] no more lines: {why}"),
                 ));
             }
         }

@@ -442,26 +442,20 @@ impl App {
     }
 
     fn on_popup_key(&mut self, popup: &Popup, key: KeyEvent) -> Vec<Effect> {
-        match popup {
-            Popup::ConfirmStop(name) => {
-                let name = name.clone();
-                self.popup = None;
-                if matches!(key.code, KeyCode::Char('y' | 'Y')) {
-                    return self.act(&name, Action::Stop);
-                }
-                self.say(format!("{name}: not stopped"), Tone::Info);
-                Vec::new()
+        if let Popup::ConfirmStop(name) = popup {
+            let name = name.clone();
+            self.popup = None;
+            if matches!(key.code, KeyCode::Char('y' | 'Y')) {
+                return self.act(&name, Action::Stop);
             }
-            _ => {
-                if matches!(
-                    key.code,
-                    KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q' | '?')
-                ) {
-                    self.popup = None;
-                }
-                Vec::new()
-            }
+            self.say(format!("{name}: not stopped"), Tone::Info);
+        } else if matches!(
+            key.code,
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q' | '?')
+        ) {
+            self.popup = None;
         }
+        Vec::new()
     }
 
     fn act(&mut self, name: &str, action: Action) -> Vec<Effect> {
@@ -581,18 +575,15 @@ impl App {
             return;
         }
         let from = self.found.or_else(|| self.logs.bottom().map(|b| b + 1));
-        match self.logs.find(&self.search, from, older) {
-            Some(i) => {
-                self.found = Some(i);
-                self.logs.show(i, self.sizes.log_rows / 2);
-            }
-            None => {
-                let which = if older { "older" } else { "newer" };
-                self.say(
-                    format!("no {which} line matches {:?}", self.search),
-                    Tone::Info,
-                );
-            }
+        if let Some(i) = self.logs.find(&self.search, from, older) {
+            self.found = Some(i);
+            self.logs.show(i, self.sizes.log_rows / 2);
+        } else {
+            let which = if older { "older" } else { "newer" };
+            self.say(
+                format!("no {which} line matches {:?}", self.search),
+                Tone::Info,
+            );
         }
     }
 
@@ -854,7 +845,7 @@ pub mod tests {
                 "web",
                 Some(Stream::Out),
                 format!("{i:03}"),
-                line,
+                &line,
             ));
         }
         a.on_key(key(KeyCode::Tab));

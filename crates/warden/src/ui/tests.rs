@@ -30,13 +30,13 @@ pub fn screen(app: &App, w: u16, h: u16) -> String {
     out
 }
 
-fn exit(code: i32, ran_ms: u64) -> Option<LastExit> {
-    Some(LastExit {
+fn exit(code: i32, ran_ms: u64) -> LastExit {
+    LastExit {
         code: Some(code),
         signal: None,
         at: "2026-12-01T08:00:01.250Z".into(),
         ran_ms,
-    })
+    }
 }
 
 /// web running, worker in backoff, db failed; a few lines of web's output.
@@ -47,12 +47,12 @@ fn example() -> App {
     web.uptime_ms = Some(7_380_000);
     let mut worker = svc("worker", State::Backoff);
     worker.restarts = 7;
-    worker.last_exit = exit(1, 200);
+    worker.last_exit = Some(exit(1, 200));
     worker.next_start_in_ms = Some(3_200);
     worker.reason = Some("exited with code 1".into());
     let mut db = svc("db", State::Failed);
     db.restarts = 5;
-    db.last_exit = exit(2, 40);
+    db.last_exit = Some(exit(2, 40));
     db.reason = Some("start limit reached (5 starts in 1m00s)".into());
     app.set_status(info(), vec![web, worker, db]);
     for (i, (stream, line)) in [
@@ -68,7 +68,7 @@ fn example() -> App {
             "web",
             Some(stream),
             format!("2026-12-01T08:00:0{i}.000Z"),
-            line.into(),
+            line,
         ));
     }
     app
@@ -81,7 +81,7 @@ fn text(s: &str) -> &str {
 
 #[test]
 fn a_failed_service_at_80x24() {
-    let expected = r#"
+    let expected = r"
  warden live  pid 4310  up 2h03m  1 failed, 1 backoff, 1 running  …p/warden.toml
 ┏ services 3/3 · sort: config order ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
 ┃NAME   STATE    PID  UPTIME RESTARTS LAST EXIT      HEALTH REASON             ┃
@@ -106,7 +106,7 @@ fn a_failed_service_at_80x24() {
 │                                                                              │
 └──────────────────────────────────────────────────────────────────────────────┘
  ? help  q quit  s start  x stop  r restart  R reload  / filter  Tab logs
-"#;
+";
     assert_eq!(screen(&example(), 80, 24), text(expected));
 }
 
@@ -123,7 +123,7 @@ fn a_long_name_is_cut_and_reason_gets_the_rest() {
     let mut services = app.services.clone();
     services.insert(1, long);
     app.set_status(info(), services);
-    let expected = r#"
+    let expected = r"
  warden live  pid 4310  up 2h03m  1 failed, 1 backoff, 2 running  /srv/app/warden.toml
 ┏ services 4/4 · sort: config order ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
 ┃NAME                             STATE    PID  UPTIME RESTARTS LAST EXIT      HEALTH REASON       ┃
@@ -144,14 +144,14 @@ fn a_long_name_is_cut_and_reason_gets_the_rest() {
 │                                                                                                  │
 └──────────────────────────────────────────────────────────────────────────────────────────────────┘
  ? help  q quit  s start  x stop  r restart  R reload  / filter  Tab logs  Enter details
-"#;
+";
     assert_eq!(screen(&app, 100, 20), text(expected));
 }
 
 #[test]
 fn a_narrow_terminal_drops_columns_by_priority() {
     // LAST EXIT is gone; NAME, STATE, PID, UPTIME and HEALTH stay.
-    let expected = r#"
+    let expected = r"
  warden live  pid 4310  up 2h03m  1 failed, 1 backoff, 1 run
 ┏ services 3/3 · sort: config order ━━━━━━━━━━━━━━━━━━━━━━━┓
 ┃NAME   STATE    PID  UPTIME RESTARTS HEALTH REASON        ┃
@@ -167,13 +167,13 @@ fn a_narrow_terminal_drops_columns_by_priority() {
 │                                                          │
 └──────────────────────────────────────────────────────────┘
  ? help  q quit  s start  x stop  r restart  R reload
-"#;
+";
     assert_eq!(screen(&example(), 60, 15), text(expected));
 }
 
 #[test]
 fn a_too_small_terminal_shows_a_message() {
-    let expected = r#"
+    let expected = r"
 The terminal is too small for warden ui
 (40x10; it needs at least 60x15).
 Make it larger, or press q to quit.
@@ -184,7 +184,7 @@ Make it larger, or press q to quit.
 
 
 
-"#;
+";
     assert_eq!(screen(&example(), 40, 10), text(expected));
     assert!(screen(&example(), 80, 14).starts_with("The terminal is too small"));
 }
@@ -260,7 +260,7 @@ fn wrap_all_services_and_timestamps() {
         "web",
         Some(Stream::Out),
         "2026-12-01T08:00:09.000Z".into(),
-        format!("long {}", "x".repeat(100)),
+        &format!("long {}", "x".repeat(100)),
     ));
     let xs = |s: &str| {
         s.lines()

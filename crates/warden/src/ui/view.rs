@@ -2,6 +2,7 @@
 //! by priority when the terminal is narrow), the log pane, the status line and the pop-ups.
 //! A pure function of the model: rendering tests run it on a `TestBackend`.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use ratatui::Frame;
@@ -350,7 +351,7 @@ fn draw_table(frame: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect, now: 
         if app.reverse { " (reversed)" } else { "" }
     );
     if !app.filter.is_empty() {
-        title.push_str(&format!("· filter: {} ", printable(&app.filter)));
+        let _ = write!(title, "· filter: {} ", printable(&app.filter));
     }
     let block = pane_block(Line::from(title), app.focus == Focus::Table, pal);
     let inner = usize::from(area.width.saturating_sub(2));
@@ -530,7 +531,7 @@ fn draw_logs(frame: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     if !app.search.is_empty() {
         flags.push(format!("search: {} (n/N)", printable(&app.search)));
     }
-    title.push_str(&format!("· {} ", flags.join(" · ")));
+    let _ = write!(title, "· {} ", flags.join(" · "));
     let block = pane_block(Line::from(title), app.focus == Focus::Logs, pal);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -662,15 +663,15 @@ fn detail_lines(app: &App, name: &str, detail: &Detail, now: Instant) -> Vec<Lin
         let age = now.saturating_duration_since(app.polled_at);
         let mut state = s.state.as_str().to_owned();
         if let Some(pid) = s.pid {
-            state.push_str(&format!(", pid {pid}"));
+            let _ = write!(state, ", pid {pid}");
         }
         if s.state == State::Backoff
             && let Some(n) = s.next_start_in_ms
         {
             let left = Duration::from_millis(n).saturating_sub(age);
-            state.push_str(&format!(", next start in {}", fmt_duration(left)));
+            let _ = write!(state, ", next start in {}", fmt_duration(left));
         }
-        state.push_str(&format!(", {} restart(s)", s.restarts));
+        let _ = write!(state, ", {} restart(s)", s.restarts);
         out.push(kv("state", state));
         if let Some(r) = &s.reason {
             out.push(kv("reason", printable(r)));
@@ -695,14 +696,15 @@ fn detail_lines(app: &App, name: &str, detail: &Detail, now: Instant) -> Vec<Lin
             let mut restart = c.restart.clone();
             if c.restart == "on-failure" {
                 let codes: Vec<String> = c.success_codes.iter().map(ToString::to_string).collect();
-                restart.push_str(&format!(" (success: {})", codes.join(", ")));
+                let _ = write!(restart, " (success: {})", codes.join(", "));
             }
             if let Some(l) = &c.start_limit {
-                restart.push_str(&format!(
+                let _ = write!(
+                    restart,
                     "; at most {} starts in {}",
                     l.count,
                     ms(l.window_ms)
-                ));
+                );
             }
             out.push(kv("restart", restart));
             let b = &c.backoff;
