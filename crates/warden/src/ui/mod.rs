@@ -15,6 +15,8 @@ mod term;
 mod view;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
 
 use std::time::{Duration, Instant};
