@@ -129,6 +129,15 @@ async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
     let (dialer, config) = dialer(target).await?;
     match dialer.dial().await {
         Ok(c) => Ok((c, config)),
+        Err(ClientError::NotRunning { .. }) if matches!(dialer, Dialer::Tcp { .. }) => {
+            Err(Failure::new(
+                3,
+                format!(
+                    "nothing answers on {} (is warden's `api` set, and the tunnel up?)",
+                    dialer.describe()
+                ),
+            ))
+        }
         Err(ClientError::NotRunning { .. }) => Err(not_running(&dialer.describe())),
         Err(e) => Err(client_failure(&e)),
     }

@@ -299,3 +299,12 @@ fn colour_only_without_no_color() {
         ("f".to_owned(), ratatui::style::Color::Reset)
     );
 }
+
+#[test]
+fn the_readme_lists_every_key_of_the_help() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+    for (keys, what) in view::KEYS {
+        let row = format!("| `{keys}` | {what} |");
+        assert!(readme.contains(&row), "README.md lacks {row:?}");
+    }
+}
