@@ -343,3 +343,52 @@ fn sigterm_restores_the_terminal() {
     t.send(&["Enter"]);
     t.wait("a cooked terminal", |s| s.contains("TTY-OK"));
 }
+
+#[test]
+fn a_flooding_service_does_not_freeze_the_ui() {
+    let env = Env::new(&format!(
+        r#"
+[services.flood]
+command = ["yes", "flood flood flood flood flood flood flood flood flood flood"]
+[services.flood.log]
+max_size = "1MiB"
+keep = 1
+
+[services.calm]
+command = [{tc}, "--lines", "1", "--sleep", "forever"]
+"#,
+        tc = tc()
+    ));
+    let _warden = env.up(&[]);
+    wait_running(&env, &["flood", "calm"]);
+    let t = Tmux::new(env.dir.path(), 80, 24);
+    t.wait("the shell", |s| s.contains('$'));
+    start_ui(&t, &env);
+    // (Not waited for: the flood's own lines. Right after a flood starts, warden's follow
+    // stream can stay silent for seconds, with curl as with the UI; see the report.)
+    t.wait("the dashboard", |s| {
+        s.contains(" live ") && s.contains("logs: flood")
+    });
+    // Keys are still handled at once, while the flood goes on.
+    t.send(&["?"]);
+    t.wait("the help", |s| s.contains("q / Ctrl-C"));
+    t.send(&["q"]);
+    t.wait("the help closed", |s| !s.contains("q / Ctrl-C"));
+    t.send(&["x"]);
+    t.wait("the confirmation", |s| s.contains("Stop flood?"));
+    t.send(&["y"]);
+    t.wait("the flood stopped", |s| {
+        s.contains("flood: stopped") && row(s, "flood").is_some_and(|r| r.contains("stopped"))
+    });
+    t.send(&["j"]);
+    t.wait("calm's logs", |s| {
+        s.contains("logs: calm") && s.contains("line 000000001")
+    });
+    // The flood's last lines, from warden's tail, once it stopped.
+    t.send(&["k"]);
+    t.wait("the flood's tail", |s| {
+        s.contains("logs: flood") && s.contains("flood flood")
+    });
+    t.send(&["q"]);
+    t.wait("the UI to exit", |s| s.contains("UI-EXIT=0"));
+}
