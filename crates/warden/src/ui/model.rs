@@ -237,10 +237,13 @@ impl App {
     }
 
     /// The message of the status line, if still current.
+    /// (`web: stopping…` stays while an action is pending, however long a stop takes.)
     pub fn current_message(&self, now: Instant) -> Option<(&str, Tone)> {
         self.message
             .as_ref()
-            .filter(|(_, _, at)| now.duration_since(*at) < MESSAGE_FOR)
+            .filter(|(_, tone, at)| {
+                (self.pending > 0 && *tone == Tone::Info) || now.duration_since(*at) < MESSAGE_FOR
+            })
             .map(|(t, tone, _)| (t.as_str(), *tone))
     }
 
@@ -784,6 +787,12 @@ pub mod tests {
         a.on_key(ch('x'));
         assert_eq!(a.on_key(ch('y')), [Effect::Act("web".into(), Action::Stop)]);
         assert_eq!(a.pending, 1);
+        let later = Instant::now() + MESSAGE_FOR * 3;
+        assert_eq!(
+            a.current_message(later),
+            Some(("web: stopping…", Tone::Info)),
+            "a slow stop keeps its message"
+        );
         assert_eq!(
             a.on_key(ch('s')),
             [Effect::Act("web".into(), Action::Start)]
