@@ -1,6 +1,6 @@
 //! `warden ui` end to end, as a person sees it: the real binary in a tmux pane of a fixed
 //! size, driven with `send-keys` and read with `capture-pane`. Each test has its own tmux
-//! server (`-L`), its own directory and its own warden; every wait polls with a deadline.
+//! server (`-S`), its own directory and its own warden; every wait polls with a deadline.
 //!
 //! tmux is required: `.ci/run` installs it; without it these tests fail and say so.
 #![cfg(unix)]
@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 
 use common::{Env, WAIT, tc, wait_for, warden_bin};
 
-/// A tmux server of its own with one pane running `sh`.
+/// A tmux server of its own (its socket in the test's directory) with one pane running `sh`.
 struct Tmux {
     socket: String,
 }
@@ -26,11 +26,8 @@ impl Tmux {
             "tmux is needed for the warden ui end-to-end tests and was not found \
              (install it: apt-get install -y tmux; .ci/run does): {found:?}"
         );
-        let socket = format!(
-            "warden-ui-{}-{}",
-            std::process::id(),
-            dir.file_name().unwrap().to_string_lossy()
-        );
+        // A socket in the test's own directory: removed with it.
+        let socket = dir.join("tmux.sock").display().to_string();
         let t = Tmux { socket };
         let o = t.tmux(&[
             "new-session",
@@ -51,7 +48,7 @@ impl Tmux {
 
     fn tmux(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(["-S", &self.socket, "-f", "/dev/null"])
             .args(args)
             .env_remove("TMUX")
             .output()
