@@ -123,6 +123,8 @@ pub type FollowSpec = Vec<String>;
 pub struct Sizes {
     pub table_rows: usize,
     pub log_rows: usize,
+    /// How far the open pop-up's text can scroll (0: it fits).
+    pub popup_overflow: u16,
 }
 
 impl Default for Sizes {
@@ -130,6 +132,7 @@ impl Default for Sizes {
         Sizes {
             table_rows: 10,
             log_rows: 10,
+            popup_overflow: 0,
         }
     }
 }
@@ -156,6 +159,8 @@ pub struct App {
     pub focus: Focus,
     pub input: Option<Input>,
     pub popup: Option<Popup>,
+    /// The first line of the pop-up's text on screen.
+    pub popup_scroll: u16,
     pub logs: LogBuf,
     pub all_logs: bool,
     pub wrap: bool,
@@ -189,6 +194,7 @@ impl App {
             focus: Focus::Table,
             input: None,
             popup: None,
+            popup_scroll: 0,
             logs: LogBuf::default(),
             all_logs: false,
             wrap: false,
@@ -404,7 +410,11 @@ impl App {
         if let Some(popup) = self.popup.clone() {
             return self.on_popup_key(&popup, key);
         }
-        self.on_normal_key(key)
+        let effects = self.on_normal_key(key);
+        if self.popup.is_some() {
+            self.popup_scroll = 0;
+        }
+        effects
     }
 
     fn on_input_key(&mut self, key: KeyEvent) {
@@ -452,11 +462,22 @@ impl App {
                 return self.act(&name, Action::Stop);
             }
             self.say(format!("{name}: not stopped"), Tone::Info);
-        } else if matches!(
-            key.code,
-            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q' | '?')
-        ) {
-            self.popup = None;
+        } else {
+            let max = self.sizes.popup_overflow;
+            match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q' | '?') => self.popup = None,
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.popup_scroll = self.popup_scroll.saturating_sub(1);
+                }
+                KeyCode::Down | KeyCode::Char('j') => {
+                    self.popup_scroll = (self.popup_scroll + 1).min(max);
+                }
+                KeyCode::PageUp => self.popup_scroll = self.popup_scroll.saturating_sub(10),
+                KeyCode::PageDown => self.popup_scroll = (self.popup_scroll + 10).min(max),
+                KeyCode::Home => self.popup_scroll = 0,
+                KeyCode::End => self.popup_scroll = max,
+                _ => {}
+            }
         }
         Vec::new()
     }
@@ -760,6 +781,7 @@ pub mod tests {
         a.set_sizes(Sizes {
             table_rows: 5,
             log_rows: 5,
+            popup_overflow: 0,
         });
         a.on_key(key(KeyCode::Up));
         assert_eq!(a.selected.as_deref(), Some("s00"));
@@ -843,6 +865,7 @@ pub mod tests {
         a.set_sizes(Sizes {
             table_rows: 5,
             log_rows: 4,
+            popup_overflow: 0,
         });
         for i in 0..20 {
             let line = if i % 5 == 0 {

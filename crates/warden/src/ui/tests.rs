@@ -308,3 +308,38 @@ fn the_readme_lists_every_key_of_the_help() {
         assert!(readme.contains(&row), "README.md lacks {row:?}");
     }
 }
+
+#[test]
+fn a_pop_up_that_does_not_fit_scrolls() {
+    let mut app = example();
+    app.on_key(ch('?'));
+    let mut t = Terminal::new(TestBackend::new(60, 15)).expect("terminal");
+    let mut draw = |app: &mut App| {
+        let mut sizes = None;
+        t.draw(|f| sizes = Some(view::draw(f, app, app.polled_at)))
+            .expect("draw");
+        app.set_sizes(sizes.expect("sizes"));
+        let buf = t.backend().buffer().clone();
+        (0..15)
+            .map(|y| (0..60).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let first = draw(&mut app);
+    assert!(
+        first.contains("Up/Down j/k") && !first.contains("q / Ctrl-C"),
+        "{first}"
+    );
+    assert!(first.contains("Up/Down scroll (0/"), "{first}");
+    app.on_key(key(crossterm::event::KeyCode::End));
+    let last = draw(&mut app);
+    assert!(
+        last.contains("q / Ctrl-C") && !last.contains("Up/Down j/k"),
+        "{last}"
+    );
+    app.on_key(ch('k'));
+    app.on_key(key(crossterm::event::KeyCode::Home));
+    assert_eq!(app.popup_scroll, 0);
+    app.on_key(key(crossterm::event::KeyCode::Esc));
+    assert!(app.popup.is_none());
+}

@@ -109,12 +109,14 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now: Instant) -> Sizes {
     draw_table(frame, app, &pal, table, now);
     draw_logs(frame, app, &pal, logs);
     draw_status(frame, app, &pal, status, now);
-    if let Some(popup) = &app.popup {
-        draw_popup(frame, app, &pal, popup, area, now);
-    }
+    let popup_overflow = match &app.popup {
+        Some(popup) => draw_popup(frame, app, &pal, popup, area, now),
+        None => 0,
+    };
     Sizes {
         table_rows: usize::from(table.height.saturating_sub(3)).max(1),
         log_rows: usize::from(logs.height.saturating_sub(2)).max(1),
+        popup_overflow,
     }
 }
 
@@ -767,6 +769,7 @@ fn detail_lines(app: &App, name: &str, detail: &Detail, now: Instant) -> Vec<Lin
     out
 }
 
+/// Draw a pop-up; returns how many rows of its text do not fit (it scrolls by that much).
 fn draw_popup(
     frame: &mut Frame<'_>,
     app: &App,
@@ -774,7 +777,7 @@ fn draw_popup(
     popup: &Popup,
     area: Rect,
     now: Instant,
-) {
+) -> u16 {
     let (title, lines, footer): (String, Vec<Line<'_>>, &str) = match popup {
         Popup::Help => {
             let lines = KEYS
@@ -852,24 +855,29 @@ fn draw_popup(
     };
     let width = area.width.saturating_sub(4).min(100);
     let inner_w = usize::from(width.saturating_sub(2)).max(1);
-    let rows: usize = lines
-        .iter()
-        .map(|l| l.width().div_ceil(inner_w).max(1))
-        .sum();
-    let height = (rows as u16 + 2).min(area.height.saturating_sub(2));
+    // Cut into rows here, so that the pop-up knows exactly how far it scrolls.
+    let rows: Vec<Line<'_>> = lines
+        .into_iter()
+        .flat_map(|l| wrap_spans(l.spans, inner_w))
+        .collect();
+    let height = (rows.len() as u16 + 2).min(area.height.saturating_sub(2));
+    let inner_h = height.saturating_sub(2);
+    let overflow = (rows.len() as u16).saturating_sub(inner_h);
+    let scroll = app.popup_scroll.min(overflow);
     let rect = centered(area, width, height);
     frame.render_widget(Clear, rect);
     let mut block = Block::default()
         .borders(Borders::ALL)
         .border_type(BorderType::Double)
         .title(Line::from(title).style(Style::default().add_modifier(Modifier::BOLD)));
+    let footer = if overflow > 0 {
+        format!(" Up/Down scroll ({scroll}/{overflow}) ·{footer}")
+    } else {
+        footer.to_owned()
+    };
     if !footer.is_empty() {
         block = block.title_bottom(Line::from(footer));
     }
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block),
-        rect,
-    );
+    frame.render_widget(Paragraph::new(rows).scroll((scroll, 0)).block(block), rect);
+    overflow
 }
