@@ -56,6 +56,7 @@ fn service(name: &str, dir: &Path) -> ServiceConfig {
         name: name.to_owned(),
         // A program that does not exist: a start fails the same way with any process layer.
         command: vec![dir.join("no-such-program").display().to_string()],
+        raw_command: "[\"no-such-program\"]".to_owned(),
         shell: false,
         cwd: dir.to_owned(),
         env: BTreeMap::new(),
@@ -259,6 +260,10 @@ impl Backend for Fake {
 
     fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>> {
         Box::pin(async { Ok(ReloadReport::default()) })
+    }
+
+    fn config_path(&self) -> Option<PathBuf> {
+        None
     }
 }
 
@@ -1264,6 +1269,11 @@ async fn api_yaml_describes_every_route_and_shape() {
                     assert_eq!(keys(l), shape("LogLine"));
                 }
                 shape("LogsResponse")
+            }
+            ("GET", "/v1/services/{name}/config", 200) => {
+                assert_eq!(keys(&v["backoff"]), shape("BackoffView"));
+                assert_eq!(keys(&v["log"]), shape("LogView"));
+                shape("ServiceConfigView")
             }
             ("POST", "/v1/reload", 200) => shape("ReloadReport"),
             ("POST", "/v1/reload", 422) => shape("ConfigErrors"),

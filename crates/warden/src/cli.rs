@@ -28,6 +28,20 @@ pub struct Target {
     /// An installed Windows service instance (see `warden install`)
     #[arg(short = 'n', long = "instance", value_name = "NAME")]
     pub instance: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// A warden reached over its TCP API (`[warden] api`) instead of the local socket.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Remote {
+    /// A warden's TCP API, e.g. the local end of `ssh -L 9100:127.0.0.1:9100 HOST`; the
+    /// token travels in plain HTTP
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["config", "instance"], requires = "token_file")]
+    pub api: Option<String>,
+    /// The bearer token for --api, read from this file (e.g. a copy of `<state_dir>/api.token`)
+    #[arg(long, value_name = "FILE", requires = "api")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// Just the config file.
@@ -142,6 +156,9 @@ pub enum Command {
         /// Print the JSON of the control API
         #[arg(long)]
         json: bool,
+        /// No colours (also when `NO_COLOR` is set)
+        #[arg(long)]
+        no_color: bool,
     },
     /// Start services (and wait until they run).
     Start(ActArgs),
@@ -177,6 +194,17 @@ pub enum Command {
         /// whatever `log.timestamps` says for the file
         #[arg(long)]
         timestamps: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// A live dashboard: every service, the logs of the selected one, actions by key (? lists
+    /// the keys, q quits).
+    Ui {
+        #[command(flatten)]
+        target: Target,
+        /// No colours (also when `NO_COLOR` is set); states are words anyway
+        #[arg(long)]
+        no_color: bool,
     },
     /// Re-read the config and apply the difference; a bad config changes nothing (exit 2).
     Reload {

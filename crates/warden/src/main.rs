@@ -7,6 +7,7 @@ mod commands;
 pub mod exit;
 mod os;
 mod render;
+mod ui;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -6,6 +6,12 @@ use std::time::Duration;
 use warden_core::proto::{ServiceStatus, State, StatusReport};
 use warden_core::util::fmt_duration;
 
+/// Whether to colour: not with `--no-color`, not when `NO_COLOR` is set (and not empty), and
+/// only on a terminal.
+pub fn use_color(no_color_flag: bool, tty: bool) -> bool {
+    tty && !no_color_flag && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// `code 1 (0.2s)`, `signal 9 (1.2s)`, `-`.
 pub fn last_exit(s: &ServiceStatus) -> String {
     let Some(e) = &s.last_exit else {

@@ -190,6 +190,11 @@ impl Target {
                     let _ = stream.set_nodelay(true);
                     handshake(stream).await
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    Err(ClientError::NotRunning {
+                        path: PathBuf::from(addr.to_string()),
+                    })
+                }
                 Err(source) => Err(ClientError::Connect {
                     what: addr.to_string(),
                     source,
@@ -322,6 +327,25 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/services/{name}/config`: its settings as written (no secret).
+    pub async fn service_config(
+        &mut self,
+        name: &str,
+    ) -> Result<crate::proto::config::ServiceConfigView, ClientError> {
+        let path = format!("/v1/services/{}/config", encode(name));
+        let (status, body) = self.send(Method::GET, &path).await?;
+        if let Some(e) = config_errors(status, &body) {
+            return Err(e);
+        }
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|source| ClientError::Decode {
+            what: "service config",
+            source,
+        })
+    }
+
     /// Start, stop or restart `name`. With `wait`, returns the status once the action took
     /// effect; without, at once with the status before it.
     pub async fn act(
@@ -385,14 +409,8 @@ impl Client {
     /// Re-read the config file warden was started with and apply it.
     pub async fn reload(&mut self) -> Result<ReloadReport, ClientError> {
         let (status, body) = self.send(Method::POST, "/v1/reload").await?;
-        if status == StatusCode::UNPROCESSABLE_ENTITY
-            && let Ok(ErrorBody {
-                error,
-                detail: ErrorDetail::Config { errors, .. },
-            }) = serde_json::from_slice::<ErrorBody>(&body)
-            && error == CONFIG_ERROR
-        {
-            return Err(ClientError::Config(errors));
+        if let Some(e) = config_errors(status, &body) {
+            return Err(e);
         }
         if !status.is_success() {
             return Err(api_error(status, &body));
@@ -462,6 +480,20 @@ fn logs_path(name: &str, n: usize, stream: Option<Stream>, follow: bool) -> Stri
         path.push_str("&follow=true");
     }
     path
+}
+
+/// A 422 with the config's errors, as [`ClientError::Config`].
+fn config_errors(status: StatusCode, body: &[u8]) -> Option<ClientError> {
+    if status != StatusCode::UNPROCESSABLE_ENTITY {
+        return None;
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            error,
+            detail: ErrorDetail::Config { errors, .. },
+        }) if error == CONFIG_ERROR => Some(ClientError::Config(errors)),
+        _ => None,
+    }
 }
 
 /// An error answer; a body that is not an [`ErrorBody`] gets the status's own words.

@@ -105,6 +105,9 @@ pub struct ServiceConfig {
     /// The program and its arguments. With `shell = true` this is already
     /// `["sh", "-c", STRING]` (`["cmd", "/C", STRING]` on Windows).
     pub command: Vec<String>,
+    /// `command` as written, before `${VAR}` expansion (so it holds no secret from the
+    /// environment), in TOML syntax: `"prog arg"` or `["prog", "arg"]`.
+    pub raw_command: String,
     pub shell: bool,
     /// Absolute; default the config's directory.
     pub cwd: PathBuf,

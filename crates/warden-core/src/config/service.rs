@@ -75,6 +75,9 @@ pub(super) fn read_service(
     let service = ServiceConfig {
         name: name.to_owned(),
         command,
+        raw_command: field("command")
+            .map(|f| raw_toml(f.item))
+            .unwrap_or_default(),
         shell,
         cwd: field("cwd")
             .and_then(|f| read_cwd(r, f))
@@ -194,6 +197,27 @@ fn read_command(r: &mut Reader<'_>, name: &str, section: Section<'_>, shell: boo
         return Vec::new();
     }
     shell_argv(script)
+}
+
+/// A string or an array of strings as TOML text, without comments or layout.
+fn raw_toml(item: &toml_edit::Item) -> String {
+    // A basic string, escaped as TOML (and JSON) escape it.
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    match item.as_array() {
+        Some(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map_or_else(|| v.to_string().trim().to_owned(), quote)
+                })
+                .collect();
+            format!("[{}]", parts.join(", "))
+        }
+        None => item
+            .as_str()
+            .map_or_else(|| item.to_string().trim().to_owned(), quote),
+    }
 }
 
 /// `["sh", "-c", SCRIPT]`, or `["cmd", "/C", SCRIPT]` on Windows.

@@ -191,6 +191,12 @@ impl Handle {
         read(&self.board).report()
     }
 
+    /// The config file warden runs (the one a reload re-reads); `None` once the engine ended.
+    pub fn config_path(&self) -> Option<std::path::PathBuf> {
+        let board = read(&self.board);
+        (!board.closed).then(|| board.config_path.clone())
+    }
+
     /// Start, stop or restart one service; returns once it took effect.
     pub async fn act(&self, action: Action, name: &str) -> Result<(), EngineError> {
         self.ask(|tx| Request::Act(action, name.to_owned(), tx))

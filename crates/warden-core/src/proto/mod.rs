@@ -2,6 +2,7 @@
 //! per answer and one for every error. Fields may be added; none is ever renamed. Plain data
 //! over [`crate::model`]: no logic, no dependency on the engine.
 
+pub mod config;
 pub mod control;
 pub mod error;
 pub mod logs;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use warden_core::api::client::{Client, ClientError};
-use warden_core::config::{self, Config, ProcessEnv};
+use warden_core::config::{self, Config, ProcessEnv, Secret};
 use warden_core::engine::Action;
 use warden_core::proto::ErrorDetail;
 
@@ -38,16 +38,76 @@ fn target_config(target: &Target) -> Result<Config, Failure> {
     }
 }
 
-fn not_running(addr: &Address) -> Failure {
+fn not_running(addr: &str) -> Failure {
     Failure::new(
         crate::exit::NOT_RUNNING,
         format!("warden is not running (nothing answers on {addr}); start it with `warden up -d`"),
     )
 }
 
-/// Connect to the warden of `target`; also returns its config (`None` for an installed
-/// instance, which is found by its name alone).
-pub(super) async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
+/// How to reach a warden: its local endpoint, or its TCP API (`--api`) with a token.
+#[derive(Clone)]
+pub enum Dialer {
+    Local(Address),
+    Tcp {
+        given: String,
+        addr: std::net::SocketAddr,
+        token: Secret,
+    },
+}
+
+impl Dialer {
+    /// Where it connects, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Dialer::Local(a) => a.to_string(),
+            Dialer::Tcp { given, .. } => given.clone(),
+        }
+    }
+
+    /// One connection attempt.
+    pub async fn dial(&self) -> Result<Client, ClientError> {
+        match self {
+            #[cfg(unix)]
+            Dialer::Local(Address::Socket(p)) => Client::connect(p).await,
+            #[cfg(windows)]
+            Dialer::Local(Address::Pipe(p)) => Client::connect_pipe(p).await,
+            Dialer::Tcp { addr, token, .. } => Client::connect_tcp(*addr, token.clone()).await,
+        }
+    }
+}
+
+/// `--api HOST:PORT --token-file FILE`: the address (resolved once) and the token.
+async fn remote_dialer(api: &str, token_file: Option<&std::path::Path>) -> Result<Dialer, Failure> {
+    let file = token_file.ok_or_else(|| Failure::usage("--api needs --token-file FILE"))?;
+    let token = std::fs::read_to_string(file)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?
+        .trim()
+        .to_owned();
+    if token.is_empty() {
+        return Err(Failure::usage(format!("{} is empty", file.display())));
+    }
+    let addr = tokio::net::lookup_host(api)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| Failure::usage(format!("--api {api}: expected HOST:PORT")))?;
+    Ok(Dialer::Tcp {
+        given: api.to_owned(),
+        addr,
+        token: Secret(token),
+    })
+}
+
+/// How to reach the warden of `target`, and its config (`None` for an installed instance
+/// or `--api`).
+pub async fn dialer(target: &Target) -> Result<(Dialer, Option<Config>), Failure> {
+    if let Some(api) = &target.remote.api {
+        return Ok((
+            remote_dialer(api, target.remote.token_file.as_deref()).await?,
+            None,
+        ));
+    }
     let (addr, config) = match &target.instance {
         #[cfg(not(windows))]
         Some(_) => {
@@ -62,20 +122,29 @@ pub(super) async fn connect(target: &Target) -> Result<(Client, Option<Config>),
             (endpoint::address(&config, None), Some(config))
         }
     };
-    let client = match &addr {
-        #[cfg(unix)]
-        Address::Socket(p) => Client::connect(p).await,
-        #[cfg(windows)]
-        Address::Pipe(p) => Client::connect_pipe(p).await,
-    };
-    match client {
+    Ok((Dialer::Local(addr), config))
+}
+
+/// Connect to the warden of `target`; also returns its config (`None` for an installed
+/// instance, which is found by its name alone, or for `--api`).
+pub(super) async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
+    let (dialer, config) = dialer(target).await?;
+    match dialer.dial().await {
         Ok(c) => Ok((c, config)),
-        Err(ClientError::NotRunning { .. }) => Err(not_running(&addr)),
+        Err(ClientError::NotRunning { .. }) if matches!(dialer, Dialer::Tcp { .. }) => {
+            Err(Failure::new(crate::exit::NOT_RUNNING,
+                format!(
+                    "nothing answers on {} (is warden's `api` set, and the tunnel up?)",
+                    dialer.describe()
+                ),
+            ))
+        }
+        Err(ClientError::NotRunning { .. }) => Err(not_running(&dialer.describe())),
         Err(e) => Err(client_failure(&e)),
     }
 }
 
-pub(super) fn client_failure(e: &ClientError) -> Failure {
+pub fn client_failure(e: &ClientError) -> Failure {
     match e {
         ClientError::NotRunning { path } => Failure::new(
             crate::exit::NOT_RUNNING,
@@ -118,7 +187,7 @@ pub fn up_detached(arg: &ConfigArg) -> Result<(), Failure> {
     let config = super::load_config(arg)?;
     let target = Target {
         config: Some(config.path.clone()),
-        instance: None,
+        ..Target::default()
     };
     block_on(async {
         if let Ok((mut c, _)) = connect(&target).await {
@@ -223,7 +292,6 @@ pub fn down(target: &Target) -> Result<(), Failure> {
             return crate::os::scm_action(instance, Action::Stop);
         }
         let (mut client, config) = connect(target).await?;
-        let config = config.ok_or_else(|| Failure::failed("no config to wait on"))?;
         let pid = client
             .status(&[])
             .await
@@ -231,6 +299,11 @@ pub fn down(target: &Target) -> Result<(), Failure> {
             .warden
             .pid;
         client.shutdown().await.map_err(|e| client_failure(&e))?;
+        // Over --api there is no lock file to wait on.
+        let Some(config) = config else {
+            println!("warden (pid {pid}) is stopping every service and will exit");
+            return Ok(());
+        };
         // warden holds the state dir's lock until it exits: waiting for the lock is waiting
         // for the exit.
         let lock = config.warden.state_dir.join("warden.lock");
@@ -263,7 +336,12 @@ pub fn down(target: &Target) -> Result<(), Failure> {
 }
 
 /// `warden status`.
-pub fn status(target: &Target, names: &[String], json: bool) -> Result<(), Failure> {
+pub fn status(
+    target: &Target,
+    names: &[String],
+    json: bool,
+    no_color: bool,
+) -> Result<(), Failure> {
     block_on(async {
         let (mut client, _) = connect(target).await?;
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -276,7 +354,8 @@ pub fn status(target: &Target, names: &[String], json: bool) -> Result<(), Failu
                 + "\n"
         } else {
             use std::io::IsTerminal;
-            crate::render::status_table(&report, std::io::stdout().is_terminal())
+            let color = crate::render::use_color(no_color, std::io::stdout().is_terminal());
+            crate::render::status_table(&report, color)
         };
         super::say(&text)
     })

@@ -1,7 +1,7 @@
 //! One module per command.
 
 mod check;
-mod ctl;
+pub(crate) mod ctl;
 mod logs;
 mod up;
 
@@ -31,7 +31,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             target,
             names,
             json,
-        } => ctl::status(&target, &names, json),
+            no_color,
+        } => ctl::status(&target, &names, json, no_color),
         Command::Start(args) => ctl::act(warden_core::engine::Action::Start, &args),
         Command::Stop(args) => ctl::act(warden_core::engine::Action::Stop, &args),
         Command::Restart(args) => ctl::act(warden_core::engine::Action::Restart, &args),
@@ -44,9 +45,14 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             follow,
             stream,
             timestamps,
+            remote,
         } => {
             let (lines, instance) = ctl::split_logs_n(&n, lines, instance)?;
-            let target = crate::cli::Target { config, instance };
+            let target = crate::cli::Target {
+                config,
+                instance,
+                remote,
+            };
             let args = logs::LogsArgs {
                 name,
                 lines,
@@ -57,6 +63,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             logs::run(&target, &args)
         }
         Command::Reload { target } => ctl::reload(&target),
+        Command::Ui { target, no_color } => crate::ui::run(&target, no_color),
         Command::Install(args) => crate::os::install(&args),
         Command::Uninstall { name, purge } => crate::os::uninstall(&name, purge),
         Command::ServiceRun { name, config } => crate::os::service_run(&name, &config),

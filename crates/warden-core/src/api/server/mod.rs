@@ -40,6 +40,7 @@ use crate::model::Stream;
 use crate::proto::{Action, ReloadReport, StatusReport};
 
 mod body;
+mod config_view;
 mod conn_io;
 mod connection;
 mod follow;
@@ -95,6 +96,8 @@ pub trait Backend: Send + Sync + 'static {
     fn logs<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Arc<dyn LogSource>, EngineError>>;
     /// Re-read the config file and apply it (see [`Handle::reload`]).
     fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>>;
+    /// The config file warden runs; `None` once the engine is gone.
+    fn config_path(&self) -> Option<std::path::PathBuf>;
 }
 
 impl Backend for Handle {
@@ -116,6 +119,10 @@ impl Backend for Handle {
 
     fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>> {
         Box::pin(Handle::reload(self))
+    }
+
+    fn config_path(&self) -> Option<std::path::PathBuf> {
+        Handle::config_path(self)
     }
 }
 

@@ -12,6 +12,7 @@ pub(super) enum Route {
     Service(String),
     Act(String, Action),
     Logs(String),
+    Config(String),
     Reload,
     Shutdown,
 }
@@ -38,6 +39,9 @@ pub(super) fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["shutdown"] => (Route::Shutdown, "POST"),
         ["services", name] if !name.is_empty() => (Route::Service((*name).to_owned()), "GET"),
         ["services", name, "logs"] if !name.is_empty() => (Route::Logs((*name).to_owned()), "GET"),
+        ["services", name, "config"] if !name.is_empty() => {
+            (Route::Config((*name).to_owned()), "GET")
+        }
         ["services", name, action] if !name.is_empty() => match Action::parse(action) {
             Some(a) => (Route::Act((*name).to_owned(), a), "POST"),
             None => return Err(RouteError::NotFound),
@@ -90,6 +94,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/services/{name}/stop"),
     ("POST", "/v1/services/{name}/restart"),
     ("GET", "/v1/services/{name}/logs"),
+    ("GET", "/v1/services/{name}/config"),
     ("POST", "/v1/reload"),
     ("POST", "/v1/shutdown"),
 ];
