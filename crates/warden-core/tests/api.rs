@@ -113,6 +113,7 @@ impl Live {
             warden: WardenSettings {
                 log_dir: root.join("logs"),
                 state_dir: root.join("state"),
+                socket: None,
                 shutdown_timeout: Duration::from_secs(5),
                 api: None,
                 api_token: None,

@@ -20,6 +20,7 @@ const WARDEN_KEYS: &[&str] = &[
     "api",
     "api_token",
     "api_token_file",
+    "socket",
 ];
 
 /// Read, parse, validate and expand the config file at `path`.
@@ -109,6 +110,7 @@ fn default_warden(r: &Reader<'_>) -> WardenSettings {
     WardenSettings {
         log_dir: r.resolve(Path::new("logs")),
         state_dir: r.resolve(Path::new(".warden")),
+        socket: None,
         shutdown_timeout: Duration::from_secs(60),
         api: None,
         api_token: None,
@@ -123,6 +125,13 @@ fn read_warden(r: &mut Reader<'_>, section: Section<'_>) -> WardenSettings {
     }
     if let Some(path) = section.field("state_dir").and_then(|f| r.path(f)) {
         w.state_dir = path;
+    }
+    if let Some(field) = section.field("socket") {
+        w.socket = r.path(field);
+        if cfg!(windows) {
+            let message = "socket: the control endpoint is a named pipe on Windows";
+            r.error(field.pos(), message, Some("remove the socket key".into()));
+        }
     }
     if let Some(d) = section
         .field("shutdown_timeout")

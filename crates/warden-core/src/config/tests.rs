@@ -1166,3 +1166,14 @@ fn edit_distance_counts_swaps_as_one() {
     assert_eq!(closest("resatrt", &["restart", "cwd"]), Some("restart"));
     assert_eq!(closest("xyz", &["restart", "cwd"]), None);
 }
+
+#[test]
+#[cfg(unix)]
+fn socket_is_a_path_relative_to_the_config_and_defaults_to_none() {
+    let fx = Fixture::new();
+    assert_eq!(fx.ok(MINIMAL).warden.socket, None);
+    let config = fx.ok(&format!("[warden]\nsocket = \"run/w.sock\"\n{MINIMAL}"));
+    assert_eq!(config.warden.socket, Some(fx.dir().join("run/w.sock")));
+    let e = fx.error(&format!("[warden]\nsocket = \"\"\n{MINIMAL}"));
+    assert_at(&e, 2, 10, "socket");
+}

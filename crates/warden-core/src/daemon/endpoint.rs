@@ -40,7 +40,13 @@ pub fn address(config: &Config, instance: Option<&str>) -> Address {
     #[cfg(unix)]
     {
         let _ = instance;
-        Address::Socket(Layout::new(&config.warden.state_dir).socket())
+        Address::Socket(
+            config
+                .warden
+                .socket
+                .clone()
+                .unwrap_or_else(|| Layout::new(&config.warden.state_dir).socket()),
+        )
     }
     #[cfg(windows)]
     {
@@ -108,6 +114,22 @@ pub async fn serve(
 #[cfg(unix)]
 fn serve_local(addr: &Address, ctx: Arc<ApiContext>) -> Result<ApiServer, ServeError> {
     let Address::Socket(path) = addr;
+    // A `socket` outside the state dir may sit in a runtime dir that a reboot emptied.
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| ServeError::Io {
+                op: "cannot create the socket's directory",
+                what: dir.display().to_string(),
+                source,
+            })?;
+    }
     server::serve_unix(path, ctx)
 }
 
