@@ -50,11 +50,14 @@ fn not_running(addr: &Address) -> Failure {
 /// instance, which is found by its name alone).
 async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
     let (addr, config) = match &target.instance {
-        #[cfg(not(windows))]
-        Some(_) => {
-            return Err(Failure::usage(
-                "-n/--instance names an installed Windows service; use -c FILE here",
-            ));
+        #[cfg(unix)]
+        Some(name) => {
+            let path = crate::os::unix::instance_config(name)?;
+            let config = target_config(&Target {
+                config: Some(path),
+                instance: None,
+            })?;
+            (endpoint::address(&config, None), Some(config))
         }
         #[cfg(windows)]
         Some(name) => (endpoint::instance_address(name), None),
