@@ -1,4 +1,4 @@
-//! macOS: the instance as a launchd job (a LaunchDaemon, or a LaunchAgent in user scope),
+//! macOS: the instance as a launchd job (a launch daemon, or a launch agent in user scope),
 //! driven through `launchctl bootstrap`/`bootout`. The same functions as `systemd.rs`.
 
 use std::path::Path;
@@ -99,6 +99,7 @@ pub fn unregister(name: &str, scope: Scope, plist: &Path) -> Vec<String> {
 }
 
 /// Nothing to reload: launchd forgot the job at bootout.
+#[allow(clippy::unnecessary_wraps, reason = "the same signature as systemd.rs")]
 pub fn forget(_scope: Scope) -> Result<(), Failure> {
     Ok(())
 }

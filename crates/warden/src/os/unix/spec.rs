@@ -13,8 +13,6 @@ pub const NOFILE: u32 = 65_536;
 /// How much longer than warden's own `shutdown_timeout` the service manager waits before
 /// it kills what is left: warden kills and reaps within that margin.
 pub const STOP_MARGIN: Duration = Duration::from_secs(15);
-/// systemd's watchdog: warden pings it every half of this.
-pub const WATCHDOG: Duration = Duration::from_secs(30);
 /// The first line of every file install generates; uninstall removes only such files.
 pub const GENERATED: &str = "# Written by `warden install";
 

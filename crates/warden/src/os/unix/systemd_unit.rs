@@ -4,8 +4,13 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::spec::{GENERATED, NOFILE, UnitSpec, WATCHDOG};
+use std::time::Duration;
+
+use super::spec::{GENERATED, NOFILE, UnitSpec};
 use crate::cli::Scope;
+
+/// systemd's watchdog: warden pings it every half of this.
+const WATCHDOG: Duration = Duration::from_secs(30);
 
 /// `%` and `$` are specifiers and variables in a unit file; everything else is literal.
 fn literal(s: &str) -> String {
