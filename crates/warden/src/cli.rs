@@ -181,7 +181,7 @@ pub enum Command {
         /// How many lines
         #[arg(long, value_name = "N")]
         lines: Option<usize>,
-        /// An installed Windows service instance
+        /// An installed instance (see `warden install`)
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
         /// Keep printing new lines until Ctrl-C
