@@ -418,6 +418,39 @@ fn a_config_install_points_at_the_file_and_uninstall_keeps_it() {
 }
 
 #[test]
+fn uninstall_without_purge_or_without_systemd_keeps_config_logs_and_state() {
+    let w = World::new().with_systemd();
+    let child = child_args();
+    let mut args = vec!["install", "sync", "--"];
+    args.extend(child.iter().map(String::as_str));
+    w.ok(&args);
+    fs::remove_dir_all(w.sys("/run/systemd")).unwrap();
+    w.clear_calls();
+    let o = w.run(&["uninstall", "sync"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("removing the files only"), "{}", show(&o));
+    assert!(w.systemctl_calls().is_empty());
+    let out = String::from_utf8_lossy(&o.stdout);
+    let config = w.sys("/etc/warden/sync/warden.toml");
+    for kept in [
+        &config,
+        &w.sys("/var/log/warden/sync"),
+        &w.sys("/var/lib/warden/sync"),
+    ] {
+        assert!(kept.exists(), "{}", kept.display());
+        assert!(
+            out.contains(&format!("kept {} (`--purge` removes it)", kept.display())),
+            "{out}"
+        );
+    }
+    assert!(!w.sys("/etc/systemd/system/warden-sync.service").exists());
+    // Installing again over the kept generated config works.
+    fs::create_dir_all(w.sys("/run/systemd/system")).unwrap();
+    w.ok(&args);
+}
+
+#[test]
 fn a_failed_start_leaves_the_unit_installed_and_says_where_to_look() {
     let mut w = World::new().with_systemd();
     w.env.push(("FAKE_START_EXIT".into(), "1".into()));

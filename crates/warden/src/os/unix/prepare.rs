@@ -315,7 +315,12 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan, Failure> {
         }
         (None, Some((program, args))) => {
             let program = resolve_program(program)?;
-            let socket = paths.runtime_dir(name)?.join("warden.sock");
+            let socket = if cfg!(target_os = "macos") && account.is_some() {
+                // launchd makes no runtime folder for the account, and /var/run is root's.
+                paths.state_dir.join("warden.sock")
+            } else {
+                paths.runtime_dir(name)?.join("warden.sock")
+            };
             let text = quick_config(name, &program, args, &paths, &socket);
             let config = config::load_str(&text, &paths.config, &ProcessEnv)
                 .map_err(|e| crate::commands::config_failure(&e))?;
