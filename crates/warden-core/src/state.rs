@@ -2,15 +2,22 @@
 //! groups it started (so the next warden can end what a killed one left behind), and the
 //! services stopped by hand. Every file is written atomically (a temporary file, then a
 //! rename).
+//!
+//! warden often runs as root, so none of these files may be a trap planted by another user:
+//! the state dir is created 0700 and refused when another user can write it (unless it is
+//! sticky and owned by warden's user or root, as OpenSSH's `StrictModes` does); every file
+//! in it is opened without following symlinks; temporary files are created exclusively.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod layout;
 
 use self::layout::Layout;
 use crate::process::GroupRecord;
+use crate::util::open_nofollow;
 
 /// An error about a state file, naming the path.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +31,150 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+    /// A directory another user can write: they could plant symlinks or files in it.
+    #[error(
+        "{} is {why}; another user could plant files or symlinks in it (make it writable by its owner only: chmod go-w)",
+        path.display()
+    )]
+    Unsafe { path: PathBuf, why: String },
+}
+
+/// The largest state file read back (a group record, the hand-stopped list).
+const MAX_STATE_FILE: u64 = 1 << 20;
+
+#[cfg(unix)]
+const NONBLOCK: i32 = libc::O_NONBLOCK;
+#[cfg(not(unix))]
+const NONBLOCK: i32 = 0;
+
+/// Create `dir` and its missing parents (new ones with `mode` on Unix: 0700 for the state
+/// dir, 0750 for log dirs), then make sure that no other user can write it: it must be owned
+/// by warden's user or root, and neither it nor any of its ancestors may be writable by group
+/// or others unless sticky (like `/tmp`). (An ancestor's owner is not checked: in a container
+/// `/` may belong to an unmapped user, and whoever owns a parent of the state dir can edit
+/// the config next to it anyway.) Symlinks on the way are followed: they were written by
+/// whoever wrote the config, and what they point to is what gets checked.
+pub fn secure_dir(dir: &Path, mode: u32) -> Result<(), StateError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(dir)
+            .map_err(io_err("cannot create", dir))?;
+        check_dir_tree(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows: the folders' ACLs decide (set by `warden install`); nothing to check here.
+        let _ = mode;
+        fs::create_dir_all(dir).map_err(io_err("cannot create", dir))
+    }
+}
+
+/// The checks of [`secure_dir`] without creating anything, for `warden check`: a dir that
+/// does not exist yet is judged by its nearest existing ancestor (whose owner is not
+/// checked: warden will create the rest).
+pub fn check_dir_tree(dir: &Path) -> Result<(), StateError> {
+    #[cfg(unix)]
+    {
+        let mut first = true;
+        let mut existing = dir;
+        while fs::metadata(existing).is_err() {
+            first = false;
+            match existing.parent() {
+                Some(p) if !p.as_os_str().is_empty() => existing = p,
+                _ => return Ok(()),
+            }
+        }
+        let real = fs::canonicalize(existing).map_err(io_err("cannot resolve", existing))?;
+        for (i, d) in real.ancestors().enumerate() {
+            check_dir(d, first && i == 0)?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// One directory: owned by us or root (if `check_owner`), and not writable by group or
+/// others unless sticky.
+#[cfg(unix)]
+fn check_dir(d: &Path, check_owner: bool) -> Result<(), StateError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(d).map_err(io_err("cannot inspect", d))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let unsafe_dir = |why: String| StateError::Unsafe {
+        path: d.to_path_buf(),
+        why,
+    };
+    if check_owner && meta.uid() != me && meta.uid() != 0 {
+        return Err(unsafe_dir(format!(
+            "owned by uid {}, neither warden's ({me}) nor root",
+            meta.uid()
+        )));
+    }
+    let m = meta.mode();
+    if m & 0o022 != 0 && m & 0o1000 == 0 {
+        let who = if m & 0o002 != 0 {
+            "others"
+        } else {
+            "its group"
+        };
+        return Err(unsafe_dir(format!(
+            "writable by {who} (mode {:o}) and not sticky",
+            m & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Open warden's own log (`<state_dir>/warden.log`, written by `warden up -d`) for
+/// appending: created 0600 (an existing one is narrowed to 0600, it may quote the config),
+/// never through a symlink.
+pub fn open_private_log(path: &Path) -> Result<File, StateError> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = open_nofollow(&mut opts, path, NONBLOCK).map_err(io_err("cannot open", path))?;
+    let meta = file.metadata().map_err(io_err("cannot inspect", path))?;
+    if !meta.is_file() {
+        let source = io::Error::other("it is not a regular file");
+        return Err(io_err("cannot use", path)(source));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(io_err("cannot restrict", path))?;
+        }
+    }
+    Ok(file)
+}
+
+/// The content of a state file, if it is a regular file (not a symlink, FIFO or device)
+/// of at most [`MAX_STATE_FILE`] bytes.
+fn read_state_file(path: &Path) -> io::Result<Vec<u8>> {
+    let file = open_nofollow(OpenOptions::new().read(true), path, NONBLOCK)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut data = Vec::new();
+    file.take(MAX_STATE_FILE + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_STATE_FILE {
+        return Err(io::Error::other("too large"));
+    }
+    Ok(data)
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
@@ -46,32 +197,50 @@ pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 /// Write a sibling temporary file (mode 0600 if `private`), flush it to disk if `durable`,
-/// and rename it over `path`.
+/// and rename it over `path` (a rename replaces a symlink, it never writes through one).
+///
+/// The temporary file is created exclusively and without following symlinks
+/// (`O_CREAT | O_EXCL | O_NOFOLLOW`): a file or link planted under its name makes the write
+/// fail instead of redirecting it. A leftover of a crashed warden is removed once.
 fn write_replace(path: &Path, data: &[u8], private: bool, durable: bool) -> io::Result<()> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp.{}.{seq}", std::process::id()));
+    let create = || {
         let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        opts.write(true).create_new(true);
         #[cfg(unix)]
-        if private {
+        {
             use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+            opts.mode(if private { 0o600 } else { 0o644 });
         }
         #[cfg(not(unix))]
         let _ = private;
-        let mut f = opts.open(&tmp)?;
+        open_nofollow(&mut opts, &tmp, 0)
+    };
+    let mut created = false;
+    let result = (|| {
+        let mut f = match create() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // Not ours to write through: remove the name itself (never a link's target).
+                fs::remove_file(&tmp)?;
+                create()?
+            }
+            other => other?,
+        };
+        created = true;
         f.write_all(data)?;
         if durable {
             f.sync_all()?;
         }
         fs::rename(&tmp, path)
     })();
-    if result.is_err() {
+    if result.is_err() && created {
         let _ = fs::remove_file(&tmp);
     }
     result
@@ -86,18 +255,30 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// Create the dir if needed and take the single-instance lock. A second warden on the
-    /// same dir gets [`StateError::AlreadyRunning`] with the first one's pid.
+    /// Create the dir if needed (0700) and take the single-instance lock. A second warden
+    /// on the same dir gets [`StateError::AlreadyRunning`] with the first one's pid; a dir
+    /// that another user can write gets [`StateError::Unsafe`].
     pub fn lock(dir: &Path) -> Result<StateDir, StateError> {
-        fs::create_dir_all(dir).map_err(io_err("cannot create state dir", dir))?;
+        secure_dir(dir, 0o700)?;
         let path = Layout::new(dir).lock();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        // Non-blocking: a FIFO planted under the name must not block the open.
+        let mut file = open_nofollow(&mut opts, &path, NONBLOCK)
             .map_err(io_err("cannot open lock file", &path))?;
+        if !file
+            .metadata()
+            .map_err(io_err("cannot inspect", &path))?
+            .is_file()
+        {
+            let source = io::Error::other("it is not a regular file");
+            return Err(io_err("cannot use lock file", &path)(source));
+        }
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -122,7 +303,7 @@ impl StateDir {
         };
         write_pid(&mut file).map_err(io_err("cannot write", &path))?;
         let run = Layout::new(dir).run_dir();
-        fs::create_dir_all(&run).map_err(io_err("cannot create", &run))?;
+        secure_dir(&run, 0o700)?;
         Ok(StateDir {
             dir: dir.to_path_buf(),
             _lock: file,
@@ -167,7 +348,7 @@ impl StateDir {
         };
         entries
             .filter_map(Result::ok)
-            .filter_map(|e| fs::read(e.path()).ok())
+            .filter_map(|e| read_state_file(&e.path()).ok())
             .filter_map(|data| serde_json::from_slice(&data).ok())
             .collect()
     }
@@ -183,7 +364,7 @@ impl StateDir {
 
     /// The services stopped by hand (they stay stopped across reloads and restarts of warden).
     pub fn hand_stopped(&self) -> Vec<String> {
-        fs::read(Layout::new(&self.dir).hand_stopped())
+        read_state_file(&Layout::new(&self.dir).hand_stopped())
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
             .unwrap_or_default()

@@ -66,6 +66,7 @@ fn service(name: &str, dir: &Path) -> ServiceConfig {
         start_limit: None,
         stop_signal: Signal::Term,
         stop_timeout: Duration::from_secs(1),
+        min_uptime: Duration::ZERO,
         stop_command: None,
         stop_method: vec![StopMethod::Terminate],
         log: LogConfig {

@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 /// lower layer (or of its own layer, if listed in [`SAME_LAYER`]).
 const LAYERS: &[&[&str]] = &[
     &["model", "util"],
-    &["proto", "process", "logs"],
+    &["proto", "process"],
+    &["state"],
+    &["logs"],
     &["config"],
-    &["policy", "state"],
+    &["policy"],
     &["engine"],
     &["api"],
     &["daemon"],

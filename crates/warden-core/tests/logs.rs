@@ -691,8 +691,9 @@ async fn reconfigure_sets_the_encoding_of_later_pumps() {
     assert_eq!(read(&cfg.stdout), want);
 }
 
-/// `/dev/full` fails every write with ENOSPC; the log path is a symlink to it, then to a
-/// real file.
+/// `/dev/full` fails every write with ENOSPC; the log's directory is a symlink to `/dev`,
+/// then to a real directory. (The log file itself is never opened through a symlink, but
+/// the directories of the configured path are the config's own choice.)
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_write_buffers_then_recovers_with_a_marker() {
@@ -700,8 +701,9 @@ async fn a_failing_write_buffers_then_recovers_with_a_marker() {
     const N: usize = 6 * 1024 * 1024 / 14;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(dir.path());
-    let link = dir.path().join("link.log");
-    std::os::unix::fs::symlink("/dev/full", &link).expect("symlink");
+    let link_dir = dir.path().join("d");
+    std::os::unix::fs::symlink("/dev", &link_dir).expect("symlink");
+    let link = link_dir.join("full");
     cfg.stdout = link.clone();
     let (logs, seen) = open(&cfg);
     let (mut w, r) = tokio::io::duplex(1 << 16);
@@ -730,11 +732,13 @@ async fn a_failing_write_buffers_then_recovers_with_a_marker() {
     }
 
     // The disk "comes back": the next retry (timer or new output) writes everything held.
-    let real = dir.path().join("real.log");
+    let real_dir = dir.path().join("real");
+    fs::create_dir(&real_dir).expect("mkdir");
+    let real = real_dir.join("full");
     fs::write(&real, b"").expect("create");
-    let tmp = dir.path().join("link.tmp");
-    std::os::unix::fs::symlink(&real, &tmp).expect("symlink");
-    fs::rename(&tmp, &link).expect("swap link");
+    let tmp = dir.path().join("d.tmp");
+    std::os::unix::fs::symlink(&real_dir, &tmp).expect("symlink");
+    fs::rename(&tmp, &link_dir).expect("swap link");
     // No output arrives meanwhile: the timer is what recovers.
     wait_until("recovery by the timer", || {
         seen.lock().expect("lock").len() == 2

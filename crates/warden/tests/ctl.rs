@@ -43,6 +43,14 @@ impl<'a> Daemon<'a> {
             .unwrap()
     }
 
+    /// Wait until `name` is in `state` (a service is `starting` until it ran `min_uptime`).
+    fn until_state(&self, name: &str, state: &str) -> serde_json::Value {
+        wait_for(&format!("{name} to be {state}"), WAIT, || {
+            let s = self.service(name);
+            (s["state"] == state).then_some(s)
+        })
+    }
+
     fn pid(&self, name: &str) -> Option<i64> {
         self.service(name)["pid"].as_i64()
     }
@@ -88,6 +96,7 @@ fn the_whole_session_and_its_exit_codes() {
     );
 
     // The table.
+    d.until_state("api", "running");
     let o = env.run(&["status"]);
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.starts_with("NAME"), "{table}");
@@ -298,7 +307,7 @@ fn a_service_stopped_by_hand_stays_stopped_across_reload_and_restart() {
     let d = Daemon::up(&env);
     assert_eq!(d.service("job")["state"], "stopped");
     assert_eq!(d.service("job")["reason"], "stopped by hand");
-    assert_eq!(d.service("other")["state"], "running");
+    d.until_state("other", "running");
 }
 
 #[test]
@@ -551,7 +560,7 @@ fn a_reload_that_turns_autostart_on_starts_the_service() {
     env.write_config(&sleeper("lazy"));
     let o = env.run(&["reload"]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-    assert_eq!(d.service("lazy")["state"], "running");
+    d.until_state("lazy", "running");
 }
 
 /// Run `warden ARGS -c warden.toml` with a stdout whose reader is already gone.
@@ -624,8 +633,7 @@ fn a_service_whose_log_file_cannot_be_opened_runs_and_shows_why() {
     ));
     std::fs::write(env.path("notadir"), "a file where a dir should be").unwrap();
     let d = Daemon::up(&env);
-    let badlog = d.service("badlog");
-    assert_eq!(badlog["state"], "running", "{badlog}");
+    let badlog = d.until_state("badlog", "running");
     let reason = badlog["reason"].as_str().unwrap();
     assert!(reason.starts_with("log: cannot open "), "{reason}");
     assert!(reason.contains("notadir/x.log"), "{reason}");

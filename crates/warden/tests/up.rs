@@ -242,14 +242,10 @@ stop_timeout = "700ms"
     let mut w = env.up(&[]);
     let pid = env.wait_pid("s.pid");
     let gc = env.wait_pid("gc.pid");
-    let t = Instant::now();
+    // The exact timing (stop_timeout, then the kill) is unit-tested in the engine under
+    // paused time; here: the real tree is gone, and the kill is reported.
     w.signal(libc::SIGTERM);
     assert_eq!(w.wait_exit(WAIT), Some(0));
-    let took = t.elapsed();
-    assert!(
-        took >= Duration::from_millis(700),
-        "waited stop_timeout first ({took:?})"
-    );
     assert!(!alive(pid) && !alive(gc), "child and grandchild are gone");
     assert!(
         w.stderr().contains("did not stop within 700ms; killing"),

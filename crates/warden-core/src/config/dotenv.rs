@@ -52,11 +52,17 @@ fn parse_line(line: &str) -> Result<Option<(String, String)>, String> {
     };
     let key = key.trim_end();
     if !is_valid_key(key) {
-        return Err(format!(
-            "invalid variable name \"{key}\" (use letters, digits and '_', not starting with a digit)"
-        ));
+        // Not quoted: a line that is not KEY=VALUE may hold a secret anywhere.
+        return Err(
+            "invalid variable name before '=' (use letters, digits and '_', not starting with a digit)"
+                .into(),
+        );
     }
-    Ok(Some((key.to_owned(), parse_value(value.trim_start())?)))
+    let value = parse_value(value.trim_start())?;
+    if value.contains('\0') {
+        return Err(format!("the value of {key} contains a NUL byte"));
+    }
+    Ok(Some((key.to_owned(), value)))
 }
 
 fn is_valid_key(key: &str) -> bool {
@@ -114,6 +120,6 @@ fn trailing_comment_only(rest: &str) -> Result<(), String> {
     if rest.is_empty() || rest.starts_with('#') {
         Ok(())
     } else {
-        Err(format!("unexpected \"{rest}\" after the closing quote"))
+        Err("unexpected text after the closing quote".into())
     }
 }

@@ -16,6 +16,8 @@ pub use crate::model::{RestartPolicy, Signal, StopMethod};
 mod diag;
 mod dotenv;
 mod expand;
+mod files;
+mod limits;
 mod parse;
 mod reader;
 mod service;
@@ -117,6 +119,9 @@ pub struct ServiceConfig {
     pub stop_signal: Signal,
     /// Default 10 s.
     pub stop_timeout: Duration,
+    /// Default 1 s: a start counts as done (the service is *up*, state `running`) once its
+    /// main process ran this long; until then it is `starting`. `0s`: up at once.
+    pub min_uptime: Duration,
     pub stop_command: Option<Vec<String>>,
     /// Windows: `stop_method`, default `["ctrl-c", "wm-close", "terminate"]`.
     pub stop_method: Vec<StopMethod>,

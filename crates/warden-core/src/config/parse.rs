@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use toml_edit::{ImDocument, Item};
 
-use super::diag::{Diagnostics, did_you_mean, start};
+use super::diag::{Diagnostics, did_you_mean, line_col, start};
+use super::files::{read_capped, read_capped_text};
+use super::limits::{
+    MAX_CONFIG_BYTES, MAX_NAME_LEN, MAX_TIMEOUT, MAX_TOKEN_FILE_BYTES, MAX_TOML_DEPTH,
+};
 use super::reader::{Field, Reader, Section};
 use super::service::read_service;
 use super::{Config, ConfigError, ConfigErrors, Env, Secret, WardenSettings};
@@ -24,19 +28,33 @@ const WARDEN_KEYS: &[&str] = &[
 ];
 
 /// Read, parse, validate and expand the config file at `path`.
+///
+/// The file must be a regular file of at most [`MAX_CONFIG_BYTES`] and valid UTF-8.
 pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, path, env),
-        Err(e) => Err(ConfigErrors {
+    let one = |line: usize, col: usize, message: String| ConfigErrors {
+        file: path.to_path_buf(),
+        errors: vec![ConfigError {
             file: path.to_path_buf(),
-            errors: vec![ConfigError {
-                file: path.to_path_buf(),
-                line: 0,
-                col: 0,
-                message: format!("cannot read the config file: {e}"),
-                hint: None,
-            }],
-        }),
+            line,
+            col,
+            message,
+            hint: None,
+        }],
+    };
+    let bytes = read_capped(path, MAX_CONFIG_BYTES)
+        .map_err(|e| one(0, 0, format!("cannot read the config file: {e}")))?;
+    match String::from_utf8(bytes) {
+        Ok(text) => load_str(&text, path, env),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let prefix = std::str::from_utf8(&e.as_bytes()[..valid]).unwrap_or_default();
+            let (line, col) = line_col(prefix, valid);
+            Err(one(
+                line,
+                col,
+                "invalid UTF-8 (a TOML file is UTF-8)".into(),
+            ))
+        }
     }
 }
 
@@ -50,7 +68,19 @@ pub fn load_str(text: &str, path: &Path, env: &dyn Env) -> Result<Config, Config
         diag: Diagnostics::new(path.to_path_buf(), text),
         env,
         dir: dir.clone(),
+        secret: None,
+        checked_dirs: std::collections::BTreeSet::new(),
     };
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        let message = format!("the config is larger than {MAX_CONFIG_BYTES} bytes");
+        reader.error(0, message, None);
+        return Err(errors(path, reader));
+    }
+    if let Some(at) = too_deep(text) {
+        let message = format!("arrays and tables nest deeper than {MAX_TOML_DEPTH} levels");
+        reader.error(at, message, None);
+        return Err(errors(path, reader));
+    }
     let config = match ImDocument::parse(text) {
         Ok(doc) => {
             let root = Section {
@@ -85,6 +115,55 @@ fn errors(path: &Path, reader: Reader<'_>) -> ConfigErrors {
     }
 }
 
+/// Where `[` and `{` first nest deeper than [`MAX_TOML_DEPTH`] outside strings and comments,
+/// found without recursion before the (recursive) parser sees the text.
+fn too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    // The index just past the first `close` at or after `from`; a backslash escapes the
+    // next byte when `escapes`. A string left open ends the scan (the parser reports it).
+    let skip = |from: usize, close: &[u8], escapes: bool, eol: bool| -> usize {
+        let mut j = from;
+        while j < b.len() {
+            if escapes && b[j] == b'\\' {
+                j += 2;
+                continue;
+            }
+            if eol && b[j] == b'\n' {
+                return j;
+            }
+            if b[j..].starts_with(close) {
+                return j + close.len();
+            }
+            j += 1;
+        }
+        b.len()
+    };
+    while i < b.len() {
+        match b[i] {
+            b'#' => i = skip(i, b"\n", false, false),
+            b'"' if b[i..].starts_with(b"\"\"\"") => i = skip(i + 3, b"\"\"\"", true, false),
+            b'"' => i = skip(i + 1, b"\"", true, true),
+            b'\'' if b[i..].starts_with(b"'''") => i = skip(i + 3, b"'''", false, false),
+            b'\'' => i = skip(i + 1, b"'", false, true),
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_TOML_DEPTH {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// `path` made absolute against the current directory; symlinks are left alone.
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
@@ -99,11 +178,48 @@ fn read_root(r: &mut Reader<'_>, root: Section<'_>) -> (WardenSettings, Vec<supe
         },
         None => default_warden(r),
     };
+    #[cfg(unix)]
+    check_socket_path(r, root, &warden);
+    if let Err(e) = crate::state::check_dir_tree(&warden.state_dir) {
+        let pos = state_dir_pos(root);
+        r.error(pos, format!("state_dir: {e}"), None);
+    }
     let services = match root.field("services") {
         Some(field) => read_services(r, field, &warden),
         None => Vec::new(),
     };
     (warden, services)
+}
+
+/// Where to report a problem of the state dir: its key, else `[warden]`, else the start.
+fn state_dir_pos(root: Section<'_>) -> usize {
+    let section = root.field("warden");
+    section
+        .and_then(|w| w.item.as_table_like())
+        .and_then(|t| t.get_key_value("state_dir"))
+        .map(|(key, item)| Field { key, item }.pos())
+        .or_else(|| section.map(|f| f.key_pos()))
+        .unwrap_or(0)
+}
+
+/// The control socket `<state_dir>/warden.sock` must fit in a `sockaddr_un`, or `up` would
+/// fail only after starting the services.
+#[cfg(unix)]
+fn check_socket_path(r: &mut Reader<'_>, root: Section<'_>, warden: &WardenSettings) {
+    use super::limits::MAX_SOCKET_PATH;
+    let socket = warden.state_dir.join("warden.sock");
+    let len = socket.as_os_str().len();
+    if len <= MAX_SOCKET_PATH {
+        return;
+    }
+    r.error(
+        state_dir_pos(root),
+        format!(
+            "the control socket {} is {len} bytes long; a Unix socket path holds at most {MAX_SOCKET_PATH}",
+            socket.display()
+        ),
+        Some("set [warden] state_dir to a shorter path".into()),
+    );
 }
 
 fn default_warden(r: &Reader<'_>) -> WardenSettings {
@@ -135,7 +251,7 @@ fn read_warden(r: &mut Reader<'_>, section: Section<'_>) -> WardenSettings {
     }
     if let Some(d) = section
         .field("shutdown_timeout")
-        .and_then(|f| r.duration(f))
+        .and_then(|f| r.duration(f, MAX_TIMEOUT))
     {
         w.shutdown_timeout = d;
     }
@@ -182,11 +298,11 @@ fn read_token(r: &mut Reader<'_>, section: Section<'_>) -> Option<Secret> {
         return None;
     }
     let (field, token) = if let Some(field) = inline {
-        (field, r.string(field)?)
+        (field, r.secret_string(field, "api_token")?)
     } else {
         let field = file?;
         let path = r.path(field)?;
-        match std::fs::read_to_string(&path) {
+        match read_capped_text(&path, MAX_TOKEN_FILE_BYTES) {
             Ok(text) => (field, text.trim().to_owned()),
             Err(e) => {
                 let message = format!("api_token_file \"{}\" cannot be read: {e}", path.display());
@@ -195,6 +311,9 @@ fn read_token(r: &mut Reader<'_>, section: Section<'_>) -> Option<Secret> {
             }
         }
     };
+    if r.reject_nul(field.pos(), field.name(), &token) {
+        return None;
+    }
     if token.is_empty() {
         r.error(
             field.pos(),
@@ -228,8 +347,17 @@ fn read_services(
         if !is_valid_name(name) {
             r.error(
                 entry.key_pos(),
-                format!("invalid service name \"{name}\""),
+                format!("invalid service name \"{}\"", name.escape_debug()),
                 Some("a service name may use only letters, digits, '_', '.' and '-'".into()),
+            );
+        } else if name.len() > MAX_NAME_LEN {
+            r.error(
+                entry.key_pos(),
+                format!(
+                    "the service name is {} characters long; at most {MAX_NAME_LEN} are allowed",
+                    name.len()
+                ),
+                Some("service names become file names, which have a length limit".into()),
             );
         }
         let Some(table) = entry.item.as_table_like() else {

@@ -72,6 +72,11 @@ pub(super) struct Reader<'a> {
     pub env: &'a dyn Env,
     /// The config file's directory, absolute.
     pub dir: PathBuf,
+    /// The value being read is a secret (`env.KEY`, `api_token`, named here): errors name
+    /// its key and its place, never the value or a part of it.
+    pub secret: Option<String>,
+    /// The log dirs already checked (each is reported once, not once per service).
+    pub checked_dirs: std::collections::BTreeSet<PathBuf>,
 }
 
 impl Reader<'_> {
@@ -109,10 +114,36 @@ impl Reader<'_> {
         match expand(raw, self.env) {
             Ok(s) => Some(s),
             Err(e) => {
-                self.error(pos, e.message, e.hint);
+                let message = match &self.secret {
+                    Some(key) => format!("{key}: {}", e.message),
+                    None => e.shown(),
+                };
+                self.error(pos, message, e.hint);
                 None
             }
         }
+    }
+
+    /// A string value that is a secret, expanded: errors name `key`, never the value.
+    pub(super) fn secret_string(&mut self, field: Field<'_>, key: &str) -> Option<String> {
+        let was = self.secret.replace(key.to_owned());
+        let s = self.string(field);
+        self.secret = was;
+        s
+    }
+
+    /// Record an error if `s` (the value of `what`, written at `pos`) holds a NUL byte, which
+    /// no path, argument or environment value can carry to the OS.
+    pub(super) fn reject_nul(&mut self, pos: usize, what: &str, s: &str) -> bool {
+        if !s.contains('\0') {
+            return false;
+        }
+        self.error(
+            pos,
+            format!("{what}: contains a NUL byte"),
+            Some("no path, argument or environment value can hold a NUL (\\u0000)".into()),
+        );
+        true
     }
 
     /// A table, inline or not.
@@ -192,14 +223,25 @@ impl Reader<'_> {
         }
     }
 
-    /// A duration string such as `"30s"`.
-    pub(super) fn duration(&mut self, field: Field<'_>) -> Option<Duration> {
+    /// A duration string such as `"30s"`, at most `max`.
+    pub(super) fn duration(&mut self, field: Field<'_>, max: Duration) -> Option<Duration> {
         let hint = field
             .item
             .as_integer()
             .map(|i| format!("write \"{i}s\" for seconds or \"{i}ms\" for milliseconds"));
         let units = "units are ms, s, m, h and d, as in \"1h30m\" or \"1.5s\"";
-        self.with_units(field, DURATION_EXPECTED, hint, units, parse_duration)
+        let d = self.with_units(field, DURATION_EXPECTED, hint, units, parse_duration)?;
+        if d > max {
+            let message = format!(
+                "{}: at most {}, found \"{}\"",
+                field.name(),
+                limit_text(max),
+                field.item.as_str().unwrap_or_default()
+            );
+            self.error(field.pos(), message, None);
+            return None;
+        }
+        Some(d)
     }
 
     /// A size string such as `"10MiB"`, or an integer number of bytes.
@@ -242,6 +284,9 @@ impl Reader<'_> {
     /// A path, made absolute against the config's directory.
     pub(super) fn path(&mut self, field: Field<'_>) -> Option<PathBuf> {
         let s = self.non_empty_string(field)?;
+        if self.reject_nul(field.pos(), field.name(), &s) {
+            return None;
+        }
         Some(self.resolve(Path::new(&s)))
     }
 
@@ -302,12 +347,16 @@ impl Reader<'_> {
         self.check_argv(field, argv)
     }
 
-    /// An argv must name a program.
+    /// An argv must name a program, and no argument may hold a NUL.
     pub(super) fn check_argv(
         &mut self,
         field: Field<'_>,
         argv: Vec<String>,
     ) -> Option<Vec<String>> {
+        if argv.iter().any(|a| a.contains('\0')) {
+            self.reject_nul(field.pos(), field.name(), "\0");
+            return None;
+        }
         match argv.first() {
             None => {
                 self.error(field.pos(), format!("{} is empty", field.name()), None);
@@ -320,6 +369,18 @@ impl Reader<'_> {
             }
             Some(_) => Some(argv),
         }
+    }
+}
+
+/// A limit as written in a config: `"24h"`, `"365d"`.
+fn limit_text(d: Duration) -> String {
+    let s = d.as_secs();
+    if s.is_multiple_of(86_400) && s >= 2 * 86_400 {
+        format!("\"{}d\"", s / 86_400)
+    } else if s.is_multiple_of(3_600) {
+        format!("\"{}h\"", s / 3_600)
+    } else {
+        format!("\"{s}s\"")
     }
 }
 

@@ -1,10 +1,16 @@
 //! One `[services.NAME]` table.
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::dotenv;
+use super::files::read_capped_text;
+use super::limits::{
+    MAX_BACKOFF_FACTOR, MAX_ENV_FILE_BYTES, MAX_KEEP, MAX_LOG_SIZE, MAX_START_LIMIT_COUNT,
+    MAX_TIMEOUT, MAX_WINDOW, MIN_LOG_SIZE,
+};
 use super::parse::choice_hint;
 use super::reader::{Field, Reader, Section};
 use super::{
@@ -27,10 +33,13 @@ const SERVICE_KEYS: &[&str] = &[
     "start_limit",
     "stop_signal",
     "stop_timeout",
+    "min_uptime",
     "stop_command",
     "stop_method",
     "log",
 ];
+/// `min_uptime` by default: supervisord's `startsecs`.
+const DEFAULT_MIN_UPTIME: Duration = Duration::from_secs(1);
 const BACKOFF_KEYS: &[&str] = &["initial", "max", "factor", "jitter", "reset_after"];
 const START_LIMIT_KEYS: &[&str] = &["count", "window"];
 const LOG_KEYS: &[&str] = &[
@@ -59,6 +68,8 @@ pub(super) fn read_service(
     let command = read_command(r, name, section, shell);
     let env_file = field("env_file").and_then(|f| r.path(f).map(|p| (f, p)));
     let env = read_env(r, name, field("env"), env_file.as_ref());
+    let log = read_log(r, name, field("log"), warden);
+    check_log_files(r, section.pos, field("log"), &log);
 
     ServiceConfig {
         name: name.to_owned(),
@@ -85,8 +96,11 @@ pub(super) fn read_service(
             .and_then(|f| read_signal(r, f))
             .unwrap_or(Signal::Term),
         stop_timeout: field("stop_timeout")
-            .and_then(|f| r.duration(f))
+            .and_then(|f| r.duration(f, MAX_TIMEOUT))
             .unwrap_or(Duration::from_secs(10)),
+        min_uptime: field("min_uptime")
+            .and_then(|f| r.duration(f, MAX_TIMEOUT))
+            .unwrap_or(DEFAULT_MIN_UPTIME),
         stop_command: field("stop_command").and_then(|f| r.argv(f)),
         stop_method: field("stop_method")
             .and_then(|f| read_stop_method(r, f))
@@ -97,7 +111,43 @@ pub(super) fn read_service(
                     StopMethod::Terminate,
                 ]
             }),
-        log: read_log(r, name, field("log"), warden),
+        log,
+    }
+}
+
+/// What would make opening the log files fail at run time (and the service disappear):
+/// a log path that is a symlink (never followed), or a dir another user can write.
+fn check_log_files(
+    r: &mut Reader<'_>,
+    service_pos: usize,
+    field: Option<Field<'_>>,
+    log: &LogConfig,
+) {
+    let section = field.and_then(|f| f.item.as_table_like());
+    let mut files = vec![("stdout", &log.stdout)];
+    if let StderrTarget::File(p) = &log.stderr {
+        files.push(("stderr", p));
+    }
+    for (key, path) in files {
+        let pos = section
+            .and_then(|t| t.get_key_value(key))
+            .map_or(service_pos, |(key, item)| Field { key, item }.pos());
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            r.error(
+                pos,
+                format!(
+                    "log.{key}: \"{}\" is a symbolic link, which warden never follows for a log file",
+                    path.display()
+                ),
+                Some("name the real file; `warden up --attach` shows the output".into()),
+            );
+        }
+        if let Some(dir) = path.parent()
+            && r.checked_dirs.insert(dir.to_path_buf())
+            && let Err(e) = crate::state::check_dir_tree(dir)
+        {
+            r.error(pos, format!("log.{key}: {e}"), None);
+        }
     }
 }
 
@@ -129,6 +179,9 @@ fn read_command(r: &mut Reader<'_>, name: &str, section: Section<'_>, shell: boo
     };
     if script.trim().is_empty() {
         r.error(field.pos(), "command is empty", None);
+        return Vec::new();
+    }
+    if r.reject_nul(field.pos(), "command", &script) {
         return Vec::new();
     }
     shell_argv(script)
@@ -193,11 +246,12 @@ fn read_env_value(r: &mut Reader<'_>, var: Field<'_>) -> Option<String> {
         return None;
     }
     if var.item.as_str().is_none() {
+        // The value may be a secret (a PIN): the hint shows the form, never the value.
         let hint = var
             .item
             .as_value()
             .filter(|v| v.is_integer() || v.is_float() || v.is_bool())
-            .map(|v| format!("quote it: {key} = \"{}\"", v.to_string().trim()));
+            .map(|_| format!("quote the value: {key} = \"...\""));
         r.error(
             var.pos(),
             format!(
@@ -208,14 +262,18 @@ fn read_env_value(r: &mut Reader<'_>, var: Field<'_>) -> Option<String> {
         );
         return None;
     }
-    r.string(var)
+    let value = r.secret_string(var, &format!("env.{key}"))?;
+    if r.reject_nul(var.pos(), &format!("env.{key}"), &value) {
+        return None;
+    }
+    Some(value)
 }
 
 fn read_env_file(r: &mut Reader<'_>, field: Field<'_>, path: &Path) -> Vec<(String, String)> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read_capped_text(path, MAX_ENV_FILE_BYTES) {
         Ok(text) => text,
         Err(e) => {
-            let problem = if e.kind() == std::io::ErrorKind::NotFound {
+            let problem = if matches!(e, super::files::FileProblem::NotFound) {
                 "does not exist".to_owned()
             } else {
                 format!("cannot be read: {e}")
@@ -299,24 +357,26 @@ fn read_backoff(r: &mut Reader<'_>, field: Field<'_>) -> Option<Backoff> {
     r.check_keys(section, BACKOFF_KEYS, "backoff");
     let mut b = Backoff::default();
     let get = |key: &str| section.field(key);
-    if let Some(d) = get("initial").and_then(|f| r.duration(f)) {
+    if let Some(d) = get("initial").and_then(|f| r.duration(f, MAX_TIMEOUT)) {
         b.initial = d;
     }
-    if let Some(d) = get("max").and_then(|f| r.duration(f)) {
+    if let Some(d) = get("max").and_then(|f| r.duration(f, MAX_TIMEOUT)) {
         b.max = d;
     }
-    if let Some(d) = get("reset_after").and_then(|f| r.duration(f)) {
+    if let Some(d) = get("reset_after").and_then(|f| r.duration(f, MAX_WINDOW)) {
         b.reset_after = d;
     }
     if let Some(f) = get("factor")
         && let Some(factor) = r.number(f)
     {
-        if factor >= 1.0 && factor.is_finite() {
+        if (1.0..=MAX_BACKOFF_FACTOR).contains(&factor) {
             b.factor = factor;
         } else {
             r.error(
                 f.pos(),
-                format!("backoff.factor must be at least 1.0, found {factor}"),
+                format!(
+                    "backoff.factor must be between 1.0 and {MAX_BACKOFF_FACTOR:.1}, found {factor:?}"
+                ),
                 None,
             );
         }
@@ -329,7 +389,7 @@ fn read_backoff(r: &mut Reader<'_>, field: Field<'_>) -> Option<Backoff> {
         } else {
             r.error(
                 f.pos(),
-                format!("backoff.jitter must be at least 0 and less than 1, found {jitter}"),
+                format!("backoff.jitter must be at least 0 and less than 1, found {jitter:?}"),
                 None,
             );
         }
@@ -357,13 +417,13 @@ fn read_start_limit(r: &mut Reader<'_>, field: Field<'_>) -> Option<StartLimit> 
     let example = || Some("start_limit = { count = 5, window = \"60s\" }".to_owned());
     let count = section
         .field("count")
-        .and_then(|f| r.integer_in(f, 1, i64::from(u32::MAX)))
+        .and_then(|f| r.integer_in(f, 1, MAX_START_LIMIT_COUNT))
         .map(|c| c as u32);
     if section.field("count").is_none() {
         r.error(section.pos, "start_limit needs count", example());
     }
     let window = section.field("window").and_then(|f| {
-        let w = r.duration(f)?;
+        let w = r.duration(f, MAX_WINDOW)?;
         if w.is_zero() {
             r.error(f.pos(), "start_limit.window must be longer than 0", None);
             return None;
@@ -457,18 +517,25 @@ fn read_log(
     if let Some(f) = get("stderr") {
         match r.non_empty_string(f) {
             Some(s) if s == "stdout" => log.stderr = StderrTarget::Stdout,
+            Some(s) if r.reject_nul(f.pos(), "stderr", &s) => {}
             Some(s) => log.stderr = StderrTarget::File(r.resolve(Path::new(&s))),
             None => {}
         }
     }
     if let Some(f) = get("max_size") {
         match r.size(f) {
-            Some(0) => r.error(f.pos(), "max_size must be greater than 0", None),
-            Some(size) => log.max_size = size,
+            Some(size) if (MIN_LOG_SIZE..=MAX_LOG_SIZE).contains(&size) => log.max_size = size,
+            Some(size) => r.error(
+                f.pos(),
+                format!(
+                    "max_size must be between 1KiB and 1TiB ({MIN_LOG_SIZE} and {MAX_LOG_SIZE} bytes), found {size}"
+                ),
+                None,
+            ),
             None => {}
         }
     }
-    if let Some(keep) = get("keep").and_then(|f| r.integer_in(f, 1, i64::from(u32::MAX))) {
+    if let Some(keep) = get("keep").and_then(|f| r.integer_in(f, 1, MAX_KEEP)) {
         log.keep = keep as u32;
     }
     if let Some(b) = get("compress").and_then(|f| r.bool(f)) {

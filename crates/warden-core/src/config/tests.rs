@@ -813,7 +813,7 @@ fn wrong_types_of_other_keys() {
         16,
         "env.PORT: expected a string, found integer",
     );
-    assert_hint(&errors[1], "quote it: PORT = \"8080\"");
+    assert_hint(&errors[1], "quote the value: PORT = \"...\"");
     assert_at(
         &errors[2],
         5,
@@ -854,8 +854,8 @@ fn zero_size_and_zero_keep_are_rejected() {
     let fx = Fixture::new();
     let errors = fx.errors("[services.web]\ncommand = \"a\"\nlog = { max_size = 0, keep = 0 }\n");
     assert_eq!(errors.len(), 2, "{}", list(&errors));
-    assert_at(&errors[0], 3, 20, "max_size must be greater than 0");
-    assert_at(&errors[1], 3, 30, "keep must be at least 1");
+    assert_at(&errors[0], 3, 20, "max_size must be between 1KiB and 1TiB");
+    assert_at(&errors[1], 3, 30, "keep must be between 1 and 1000");
 }
 
 #[test]
@@ -1100,7 +1100,7 @@ fn backoff_limits() {
         11,
         "backoff.initial (1m) is greater than backoff.max (1s)",
     );
-    assert_at(&errors[1], 6, 10, "factor must be at least 1.0");
+    assert_at(&errors[1], 6, 10, "factor must be between 1.0 and 100.0");
     assert_at(
         &errors[2],
         7,
@@ -1126,7 +1126,7 @@ fn start_limit_needs_both_keys_and_a_positive_count() {
     ));
     assert_eq!(errors.len(), 2, "{}", list(&errors));
     assert_at(&errors[0], 3, 1, "start_limit needs window");
-    assert_at(&errors[1], 6, 25, "count must be at least 1");
+    assert_at(&errors[1], 6, 25, "count must be between 1 and 1000");
 }
 
 #[test]

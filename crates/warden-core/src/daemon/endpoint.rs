@@ -150,7 +150,7 @@ fn serve_failure(what: &str, source: ServeError) -> DaemonError {
 /// `<state_dir>/api.token` (readable by the owner only).
 fn generated_token(config: &Config) -> Result<Secret, DaemonError> {
     let path = Layout::new(&config.warden.state_dir).api_token();
-    let token = crate::util::random_token();
+    let token = crate::util::random_token().map_err(DaemonError::Random)?;
     crate::state::write_private(&path, token.as_bytes()).map_err(|source| DaemonError::Token {
         path: path.clone(),
         source,

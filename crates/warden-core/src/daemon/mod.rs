@@ -31,6 +31,8 @@ pub enum DaemonError {
         #[source]
         source: ServeError,
     },
+    #[error("cannot make an API token")]
+    Random(#[source] std::io::Error),
     #[error("cannot write {}", path.display())]
     Token {
         path: PathBuf,
@@ -52,6 +54,8 @@ pub enum Request {
 pub struct Options {
     /// Print the services' output as `NAME | line`.
     pub attach: bool,
+    /// Someone at a terminal can press Ctrl-C (`warden up` in the foreground).
+    pub interactive: bool,
     /// Requests from outside (signals, the Windows SCM, the API's shutdown).
     pub requests: mpsc::Receiver<Request>,
     /// A sender for the same channel, handed to the control endpoint.
@@ -151,7 +155,11 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
     events.emit(
         "warden",
         Level::Info,
-        "stopping every service (Ctrl-C again kills at once)",
+        if opts.interactive {
+            "stopping every service (Ctrl-C again kills at once)"
+        } else {
+            "stopping every service"
+        },
     );
     (opts.on_stopping)();
     let shutdown = handle.shutdown();

@@ -351,7 +351,7 @@ impl Engine {
         let wait = if should_start {
             let (tx, rx) = oneshot::channel();
             // A fresh channel with room: this cannot fail.
-            let _ = req_tx.try_send(service::Request::Start(tx));
+            let _ = req_tx.try_send(service::Request::Start(tx, service::Until::Spawned));
             Some(rx)
         } else {
             None
@@ -436,7 +436,7 @@ impl Engine {
         let entry = self.find(name)?;
         let (tx, rx) = oneshot::channel();
         let req = match action {
-            Action::Start => service::Request::Start(tx),
+            Action::Start => service::Request::Start(tx, service::Until::Up),
             Action::Stop => service::Request::Stop(tx),
             Action::Restart => service::Request::Restart(tx),
         };

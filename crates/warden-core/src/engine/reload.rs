@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::{Engine, service};
 use crate::config::Config;
-use crate::proto::ReloadReport;
+use crate::proto::{ReloadReport, State};
 
 impl Engine {
     /// Apply `new` as a diff of the running config.
@@ -45,11 +45,21 @@ impl Engine {
             match self.entries.iter_mut().find(|e| e.cfg.name == cfg.name) {
                 Some(entry) if entry.cfg == *cfg => report.unchanged.push(cfg.name.clone()),
                 Some(entry) => {
-                    report.restarted.push(cfg.name.clone());
                     // `autostart` turned on: the service should run now (unless stopped by hand).
                     let turned_on = cfg.autostart
                         && !entry.cfg.autostart
                         && !self.hand_stopped.contains(&cfg.name);
+                    // Only an active service restarts; one that rests takes the new config
+                    // for its next start.
+                    let active = matches!(
+                        entry.status.borrow().view.state(),
+                        State::Starting | State::Running | State::Backoff
+                    );
+                    if active || turned_on {
+                        report.restarted.push(cfg.name.clone());
+                    } else {
+                        report.updated.push(cfg.name.clone());
+                    }
                     entry.cfg = cfg.clone();
                     let (tx, rx) = oneshot::channel();
                     let _ = entry
@@ -59,7 +69,10 @@ impl Engine {
                     pending.push((cfg.name.clone(), rx));
                     if turned_on {
                         let (tx, rx) = oneshot::channel();
-                        let _ = entry.tx.send(service::Request::Start(tx)).await;
+                        let _ = entry
+                            .tx
+                            .send(service::Request::Start(tx, service::Until::Spawned))
+                            .await;
                         pending.push((cfg.name.clone(), rx));
                     }
                 }

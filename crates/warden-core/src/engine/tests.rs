@@ -326,8 +326,14 @@ impl Rig {
     }
 }
 
-/// A service running `prog` with no jitter (exact delays) and the given extra lines.
+/// A service running `prog` with no jitter (exact delays), up as soon as it is spawned
+/// (`min_uptime = "0s"`), and the given extra lines.
 fn svc(name: &str, prog: &str, extra: &str) -> String {
+    svc_up(name, prog, &format!("min_uptime = \"0s\"\n{extra}"))
+}
+
+/// [`svc`] with the default `min_uptime` (1 s) unless `extra` sets it.
+fn svc_up(name: &str, prog: &str, extra: &str) -> String {
     format!(
         "[services.{name}]\ncommand = [\"{prog}\"]\nbackoff = {{ initial = \"100ms\", max = \"1s\", factor = 2.0, jitter = 0.0, reset_after = \"10s\" }}\n{extra}\n"
     )
@@ -396,6 +402,100 @@ async fn an_unknown_service_is_an_error_that_names_the_known_ones() {
             name: "nope".into(),
             known: vec!["a".into(), "b".into()]
         }
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Up: a start is done once the main process ran `min_uptime`
+
+#[tokio::test(start_paused = true)]
+async fn a_service_is_starting_until_it_ran_min_uptime_then_running() {
+    let t0 = Instant::now();
+    let r = rig(&svc_up("a", "pa", "")).await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(1),
+        "warden's own start does not wait"
+    );
+    let s = r.status("a").await;
+    assert_eq!(
+        (s.state, s.pid),
+        (State::Starting, Some(r.fake.last_pid("pa")))
+    );
+    assert_eq!(s.reason, None);
+    let s = r.until_state("a", State::Running).await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took <= Duration::from_millis(1001),
+        "{took:?}"
+    );
+    assert_eq!(s.pid, Some(r.fake.last_pid("pa")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_by_hand_answers_once_the_service_is_up() {
+    let r = rig(&svc_up("a", "pa", "autostart = false\nmin_uptime = \"2s\"")).await;
+    let t0 = Instant::now();
+    r.handle.act(Action::Start, "a").await.unwrap();
+    assert_eq!(t0.elapsed(), Duration::from_secs(2));
+    assert_eq!(r.status("a").await.state, State::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_fails_with_the_reason_when_the_program_dies_before_it_is_up() {
+    let r = rig(&svc_up("a", "pa", "autostart = false\nrestart = \"never\"")).await;
+    let handle = r.handle.clone();
+    let start = tokio::spawn(async move { handle.act(Action::Start, "a").await });
+    let pid = r.until_spawned("pa", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.fake.exit(pid, CRASH);
+    let err = start.await.unwrap().unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::Failed {
+            name: "a".into(),
+            reason: "exited with code 1".into()
+        }
+    );
+    assert_eq!(r.status("a").await.state, State::Exited);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_before_up_still_follows_the_restart_policy() {
+    let r = rig(&svc_up("a", "pa", "")).await;
+    r.fake.exit(r.fake.last_pid("pa"), CRASH);
+    let s = r.until_state("a", State::Backoff).await;
+    assert_eq!(s.reason.as_deref(), Some("exited with code 1"));
+    r.until_spawned("pa", 2).await;
+    assert_eq!(r.until_state("a", State::Starting).await.restarts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_answers_once_the_new_process_is_up() {
+    let r = rig(&svc_up("a", "pa", "")).await;
+    r.until_state("a", State::Running).await;
+    let t0 = Instant::now();
+    r.handle.act(Action::Restart, "a").await.unwrap();
+    assert_eq!(t0.elapsed(), Duration::from_secs(1));
+    assert_eq!(r.fake.pids("pa").len(), 2);
+    assert_eq!(r.status("a").await.state, State::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_while_starting_answers_the_waiting_start() {
+    let r = rig(&svc_up(
+        "a",
+        "pa",
+        "autostart = false\nmin_uptime = \"10s\"",
+    ))
+    .await;
+    let handle = r.handle.clone();
+    let start = tokio::spawn(async move { handle.act(Action::Start, "a").await });
+    r.until_state("a", State::Starting).await;
+    r.handle.act(Action::Stop, "a").await.unwrap();
+    let err = start.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Failed { reason, .. } if reason == "stopped by hand"),
+        "{err:?}"
     );
 }
 
@@ -785,9 +885,12 @@ async fn reload_keeps_a_service_stopped_by_hand_stopped() {
     let r = rig(&svc("a", "pa", "")).await;
     r.handle.act(Action::Stop, "a").await.unwrap();
     r.rewrite(&svc("a", "pa", "stop_timeout = \"3s\""));
-    r.handle.reload().await.unwrap();
+    let report = r.handle.reload().await.unwrap();
     assert_eq!(r.status("a").await.state, State::Stopped);
     assert_eq!(r.fake.pids("pa").len(), 1);
+    // Issue 9: it was reported "restarted" though it stays stopped.
+    assert!(report.restarted.is_empty(), "{report:?}");
+    assert_eq!(report.updated, vec!["a"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -846,4 +949,30 @@ async fn a_service_whose_log_file_cannot_be_opened_still_runs_and_says_why() {
     assert!(r.has_event("[a] log: cannot open "));
     let err = r.handle.act(Action::Restart, "a").await;
     assert_eq!(err, Ok(()), "it is a service like any other");
+}
+
+// Issue 9: the "ran" time of a stopped service counted until the stop request, not the exit.
+#[tokio::test(start_paused = true)]
+async fn the_ran_time_of_a_stop_counts_until_the_tree_is_gone() {
+    let r = rig_with(&svc("a", "pa", "stop_timeout = \"2s\""), |b| {
+        b.stubborn.insert("pa".into());
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    r.handle.act(Action::Stop, "a").await.unwrap();
+    assert_eq!(r.status("a").await.last_exit.unwrap().ran_ms, 3000);
+    assert!(r.has_event("ran 3.0s)"), "{:?}", r.events());
+}
+
+// Issue 9: a restart wrote no "stopped" line for the old pid.
+#[tokio::test(start_paused = true)]
+async fn a_restart_reports_the_old_process_stopped() {
+    let r = rig(&svc("a", "pa", "")).await;
+    let old = r.fake.last_pid("pa");
+    r.handle.act(Action::Restart, "a").await.unwrap();
+    assert!(
+        r.has_event(&format!("[a] stopped (pid {old}, ")),
+        "{:?}",
+        r.events()
+    );
 }

@@ -68,24 +68,25 @@ struct After {
 }
 
 impl Sink {
-    /// Open `path` for appending (creating it and its directory). A file that cannot be
-    /// opened does not stop the service: its output is held as after a failed write (up to
-    /// [`FAIL_BUFFER`] bytes), the file is retried, and [`Sink::problem`] says why.
+    /// Open `path` for appending (creating it and its directory, 0750; a directory that
+    /// another user can write is refused, see [`crate::state::secure_dir`]). A file that
+    /// cannot be opened does not stop the service: its output is held as after a failed
+    /// write (up to [`FAIL_BUFFER`] bytes), the file is retried, and [`Sink::problem`] says
+    /// why.
     pub(crate) fn open(path: &Path, settings: FileSettings, reporter: Reporter) -> Arc<Sink> {
-        let (file, size, failure) =
-            match open_append(path).and_then(|f| Ok((f.metadata()?.len(), f))) {
-                Ok((size, f)) => (Some(f), size, None),
-                Err(e) => (
-                    None,
-                    0,
-                    Some(Failure {
-                        error: e.to_string(),
-                        what: format!("cannot open {}: {e}", path.display()),
-                        pending: Vec::new(),
-                        dropped: 0,
-                    }),
-                ),
-            };
+        let (file, size, failure) = match open_checked(path) {
+            Ok((size, f)) => (Some(f), size, None),
+            Err(e) => (
+                None,
+                0,
+                Some(Failure {
+                    error: e.to_string(),
+                    what: format!("cannot open {}: {e}", path.display()),
+                    pending: Vec::new(),
+                    dropped: 0,
+                }),
+            ),
+        };
         let rotator = Arc::new(Rotator::new());
         let leftovers = rotator.adopt_leftovers(path);
         let failing = failure.is_some();
@@ -230,7 +231,7 @@ impl Sink {
     /// Reopen the file and write what was held back, then the marker.
     fn recover(&self, st: &mut SinkState, after: &mut After) {
         if st.file.is_none() {
-            match open_append(&self.path).and_then(|f| Ok((f.metadata()?.len(), f))) {
+            match open_checked(&self.path) {
                 Ok((size, f)) => {
                     st.file = Some(f);
                     st.size = size;
@@ -391,11 +392,53 @@ fn write_tracked(file: &mut File, buf: &[u8]) -> Result<(), (usize, io::Error)> 
     Ok(())
 }
 
-fn open_append(path: &Path) -> io::Result<File> {
+/// Open a log file for appending: created 0640 (with its directory, 0750), never through a
+/// symlink planted under its name.
+/// [`open_append`] in a directory that is checked first; returns the file's size too.
+fn open_checked(path: &Path) -> io::Result<(u64, File)> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
+        crate::state::secure_dir(dir, 0o750).map_err(io::Error::other)?;
     }
-    OpenOptions::new().create(true).append(true).open(path)
+    let f = open_append(path)?;
+    Ok((f.metadata()?.len(), f))
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    let mut dirs = fs::DirBuilder::new();
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        dirs.mode(0o750);
+        opts.mode(0o640);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        dirs.recursive(true).create(dir)?;
+    }
+    crate::util::open_nofollow(&mut opts, path, 0)
+}
+
+/// Create `path` for writing, exclusively and without following a symlink; a leftover file
+/// of that name (a crash during compression) is removed first.
+fn create_fresh(path: &Path) -> io::Result<File> {
+    let create = || {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o640);
+        }
+        crate::util::open_nofollow(&mut opts, path, 0)
+    };
+    match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            create()
+        }
+        other => other,
+    }
 }
 
 /// The RFC 3339 UTC time with milliseconds and a space: `2024-05-01T12:00:00.123Z `.
@@ -561,8 +604,9 @@ impl Rotator {
         gz_temp.push(".gz");
         let gz_temp = PathBuf::from(gz_temp);
         let result = (|| {
-            let mut input = File::open(&job.temp)?;
-            let out = BufWriter::with_capacity(256 << 10, File::create(&gz_temp)?);
+            let mut input =
+                crate::util::open_nofollow(OpenOptions::new().read(true), &job.temp, 0)?;
+            let out = BufWriter::with_capacity(256 << 10, create_fresh(&gz_temp)?);
             let mut enc = GzEncoder::new(out, Compression::fast());
             io::copy(&mut input, &mut enc)?;
             enc.finish()?
@@ -608,51 +652,57 @@ mod tests {
         assert_eq!(f.dropped, 5);
     }
 
-    /// `/dev/full` fails every write; the path is a symlink to it or to a real file. The
+    /// `/dev/full` fails every write (put in place of the open file); reopening fails while
+    /// the path is a symlink (never followed), and works once a real file is back. The
     /// retry timer holds the only `Weak` of its sink, so `weak_count` counts timers.
     #[cfg(target_os = "linux")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_retry_timer_while_failing_and_none_after() {
         use std::time::Instant;
         let dir = tempfile::tempdir().expect("tempdir");
-        let link = dir.path().join("link.log");
-        let real = dir.path().join("real.log");
-        let point = |to: &Path| {
-            let tmp = dir.path().join("link.tmp");
-            std::os::unix::fs::symlink(to, &tmp).expect("symlink");
-            fs::rename(&tmp, &link).expect("swap link");
+        let path = dir.path().join("svc.log");
+        let aside = dir.path().join("aside.log");
+        // A symlink under the log's name: reopening fails until the real file is back.
+        let break_path = || {
+            fs::rename(&path, &aside).expect("move the log aside");
+            std::os::unix::fs::symlink("/dev/null", &path).expect("symlink");
         };
-        point(Path::new("/dev/full"));
+        let mend_path = || fs::rename(&aside, &path).expect("put the log back");
+        let fill_disk = |sink: &Sink| {
+            lock(&sink.state).file = Some(open_append(Path::new("/dev/full")).expect("/dev/full"));
+        };
         let settings = FileSettings {
             max_size: 0,
             keep: 1,
             compress: false,
             timestamps: false,
         };
-        let sink = Sink::open(&link, settings, Arc::new(|_: &str| {}));
+        let sink = Sink::open(&path, settings, Arc::new(|_: &str| {}));
         assert_eq!(Arc::weak_count(&sink), 0, "no timer before a failure");
 
+        break_path();
+        fill_disk(&sink);
         sink.write(b"a\n");
         assert!(lock(&sink.state).failure.is_some());
         assert_eq!(Arc::weak_count(&sink), 1, "one timer while failing");
         // Recovered by new output, then failing again before the timer's next tick.
-        point(&real);
+        mend_path();
         sink.write(b"b\n");
         assert!(lock(&sink.state).failure.is_none());
-        // The disk fills up again (the open file, not the path, is what fails).
-        lock(&sink.state).file = Some(open_append(Path::new("/dev/full")).expect("/dev/full"));
+        break_path();
+        fill_disk(&sink);
         sink.write(b"c\n");
         assert!(lock(&sink.state).failure.is_some());
         assert_eq!(Arc::weak_count(&sink), 1, "still one timer");
 
         // Recovered by the timer: the timer ends.
-        point(&real);
+        mend_path();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Arc::weak_count(&sink) > 0 {
             assert!(Instant::now() < deadline, "the retry timer did not end");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(lock(&sink.state).failure.is_none());
-        assert_eq!(fs::read(&real).expect("read"), b"a\nb\nc\n");
+        assert_eq!(fs::read(&path).expect("read"), b"a\nb\nc\n");
     }
 }

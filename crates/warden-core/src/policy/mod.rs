@@ -32,16 +32,29 @@ pub fn is_success(success_codes: &[i32], status: Option<ExitStatus>) -> bool {
 /// The delay before the `n`-th consecutive restart (`n >= 1`):
 /// `initial × factor^(n-1)`, capped at `max`, then scaled by `1 + jitter × (2r − 1)` where
 /// `r` in `[0, 1)` is the caller's random number.
+///
+/// Total for any input (the config bounds the values, but this never panics even beyond
+/// them): an infinite or NaN product is `max`, a result too big for a `Duration` is `max`.
 pub fn backoff_delay(backoff: &Backoff, n: u32, r: f64) -> Duration {
+    if backoff.initial.is_zero() {
+        return Duration::ZERO;
+    }
     let exp = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
+    let max = backoff.max.as_secs_f64();
     let base = backoff.initial.as_secs_f64() * backoff.factor.powi(exp);
-    let capped = if base.is_finite() {
-        base.min(backoff.max.as_secs_f64())
+    let capped = if base.is_finite() { base.min(max) } else { max };
+    let jitter = if backoff.jitter.is_finite() {
+        backoff.jitter.clamp(0.0, 1.0)
     } else {
-        backoff.max.as_secs_f64()
+        0.0
     };
-    let scale = 1.0 + backoff.jitter * (2.0 * r.clamp(0.0, 1.0) - 1.0);
-    Duration::from_secs_f64((capped * scale).max(0.0))
+    let r = if r.is_finite() {
+        r.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
+    let secs = (capped * (1.0 + jitter * (2.0 * r - 1.0))).max(0.0);
+    Duration::try_from_secs_f64(secs).unwrap_or(backoff.max)
 }
 
 /// The memory a service keeps between runs to decide on restarts.

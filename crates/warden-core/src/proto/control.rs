@@ -35,6 +35,10 @@ pub struct ReloadReport {
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub restarted: Vec<String>,
+    /// Changed services that were not running (stopped by hand, exited, failed): they take
+    /// the new config at their next start.
+    #[serde(default)]
+    pub updated: Vec<String>,
     pub unchanged: Vec<String>,
     /// `[warden]` settings that changed but take effect only when warden restarts.
     pub needs_warden_restart: Vec<String>,
@@ -55,6 +59,12 @@ impl ReloadReport {
             if !names.is_empty() {
                 parts.push(format!("{what} {}", names.join(", ")));
             }
+        }
+        if !self.updated.is_empty() {
+            parts.push(format!(
+                "updated {} (not running: the new config applies at the next start)",
+                self.updated.join(", ")
+            ));
         }
         parts.push(format!("{} unchanged", self.unchanged.len()));
         if !self.needs_warden_restart.is_empty() {

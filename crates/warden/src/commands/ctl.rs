@@ -130,18 +130,10 @@ pub fn up_detached(arg: &ConfigArg) -> Result<(), Failure> {
                 .map_or_else(|_| "?".into(), |s| s.warden.pid.to_string());
             return Err(Failure::failed(format!("already running (pid {pid})")));
         }
-        std::fs::create_dir_all(&config.warden.state_dir).map_err(|e| {
-            Failure::failed(format!(
-                "cannot create {}: {e}",
-                config.warden.state_dir.display()
-            ))
-        })?;
+        let fail = |e: warden_core::state::StateError| Failure::failed(super::chain(&e));
+        warden_core::state::secure_dir(&config.warden.state_dir, 0o700).map_err(fail)?;
         let log_path = config.warden.state_dir.join("warden.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| Failure::failed(format!("cannot open {}: {e}", log_path.display())))?;
+        let log = warden_core::state::open_private_log(&log_path).map_err(fail)?;
         let start_offset = log.metadata().map_or(0, |m| m.len());
         let exe = std::env::current_exe()
             .map_err(|e| Failure::failed(format!("cannot find warden's own binary: {e}")))?;
@@ -243,7 +235,10 @@ pub fn down(target: &Target) -> Result<(), Failure> {
         // warden holds the state dir's lock until it exits: waiting for the lock is waiting
         // for the exit.
         let lock = config.warden.state_dir.join("warden.lock");
-        let limit = config.warden.shutdown_timeout + Duration::from_secs(30);
+        let limit = config
+            .warden
+            .shutdown_timeout
+            .saturating_add(Duration::from_secs(30));
         let waited = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let f = std::fs::File::open(&lock)?;
             f.lock()?;
@@ -328,7 +323,12 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
                 }
                 Err(e) => {
                     let f = client_failure(&e);
-                    super::warn(&format!("warden: {name}: {}", f.message));
+                    // The API's message may name the service already ("web: cannot start").
+                    let msg = f
+                        .message
+                        .strip_prefix(&format!("{name}: "))
+                        .unwrap_or(&f.message);
+                    super::warn(&format!("warden: {name}: {msg}"));
                     failed.push((name.clone(), f));
                 }
             }

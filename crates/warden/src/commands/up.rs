@@ -36,6 +36,7 @@ pub fn run(arg: &ConfigArg, attach: bool) -> Result<(), Failure> {
         let (on_ready, on_stopping): (Hook, Hook) = (Box::new(|| {}), Box::new(|| {}));
         let opts = Options {
             attach,
+            interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
             requests: rx,
             requests_tx: tx,
             on_ready,

@@ -30,13 +30,23 @@ use crate::util::{fmt_duration, rfc3339_ms};
 /// The answer to a request: `Err` carries the reason in words.
 pub type Reply = oneshot::Sender<Result<(), String>>;
 
+/// When a start's reply is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Once the process was spawned (or could not be): warden's own start of its services.
+    Spawned,
+    /// Once the service is *up* (its main process ran `min_uptime`), or with the reason
+    /// when it ended before: `warden start` and `restart`.
+    Up,
+}
+
 /// What the engine asks of a service task.
 pub enum Request {
     /// Start it (by hand or at warden's start); resets the restart history.
-    Start(Reply),
+    Start(Reply, Until),
     /// Stop it; it stays stopped until started again.
     Stop(Reply),
-    /// Stop it if it runs, then start it.
+    /// Stop it if it runs, then start it; answers once it is up.
     Restart(Reply),
     /// Take a new config (reload). It restarts if it was running or waiting to restart.
     Reconfigure(Box<ServiceConfig>, Reply),
@@ -65,6 +75,8 @@ enum Phase {
         rest: Rest,
         reason: String,
     },
+    /// Spawned, not yet up: it has not run `min_uptime`.
+    Starting(Run),
     Running(Run),
     /// The run is being ended by the task (its tree is owned by the stopping code).
     Stopping {
@@ -79,17 +91,10 @@ enum Phase {
 
 enum Event {
     Exited(ExitStatus),
+    /// A starting service ran `min_uptime`.
+    Up,
     BackoffOver,
     Request(Option<Request>),
-}
-
-/// Why a run ended by warden's hand.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum StopKind {
-    /// Stopped by hand (or shutdown): rests in `stopped`.
-    Stop,
-    /// A restart follows at once.
-    Restart,
 }
 
 pub struct ServiceTask {
@@ -102,6 +107,8 @@ pub struct ServiceTask {
     phase: Phase,
     restarts: u32,
     last_exit: Option<LastExit>,
+    /// Replies waiting for the service to be up (or to end before).
+    waiting: Vec<Reply>,
 }
 
 impl ServiceTask {
@@ -127,6 +134,7 @@ impl ServiceTask {
             phase,
             restarts: 0,
             last_exit: None,
+            waiting: Vec::new(),
         };
         (task, status_rx)
     }
@@ -139,10 +147,27 @@ impl ServiceTask {
         self.ctx.events.emit(&self.cfg.name, level, msg);
     }
 
-    /// Enter `phase` and publish what it shows.
+    /// Enter `phase` and publish what it shows. Replies waiting for the service to be up
+    /// get their answer once it is, or once it will not be.
     fn set(&mut self, phase: Phase) {
         self.phase = phase;
         self.publish();
+        let settled = !matches!(self.phase, Phase::Starting(_) | Phase::Stopping { .. });
+        if settled && !self.waiting.is_empty() {
+            let result = self.start_result();
+            for reply in self.waiting.drain(..) {
+                let _ = reply.send(result.clone());
+            }
+        }
+    }
+
+    /// Answer a start now, or once the service is up (`Until::Up` while it is starting).
+    fn reply_after_start(&mut self, reply: Reply, until: Until) {
+        if until == Until::Up && matches!(self.phase, Phase::Starting(_)) {
+            self.waiting.push(reply);
+        } else {
+            let _ = reply.send(self.start_result());
+        }
     }
 
     fn rest(&mut self, rest: Rest, reason: impl Into<String>) {
@@ -168,6 +193,14 @@ impl ServiceTask {
                     status = run.child.wait() => Event::Exited(status),
                     req = self.rx.recv() => Event::Request(req),
                 },
+                Phase::Starting(run) => {
+                    let up_at = deadline_after_from(run.started, self.cfg.min_uptime);
+                    tokio::select! {
+                        status = run.child.wait() => Event::Exited(status),
+                        () = tokio::time::sleep_until(up_at) => Event::Up,
+                        req = self.rx.recv() => Event::Request(req),
+                    }
+                }
                 Phase::Backoff { until, .. } => {
                     let until = *until;
                     tokio::select! {
@@ -179,13 +212,18 @@ impl ServiceTask {
             };
             match event {
                 Event::Exited(status) => self.on_exit(status).await,
+                Event::Up => {
+                    if let Phase::Starting(run) = self.take_phase() {
+                        self.set(Phase::Running(run));
+                    }
+                }
                 Event::BackoffOver => self.start(true),
                 Event::Request(None) => {
-                    self.stop(StopKind::Stop, "warden is shutting down").await;
+                    self.stop("warden is shutting down").await;
                     break;
                 }
                 Event::Request(Some(Request::Shutdown(reply))) => {
-                    self.stop(StopKind::Stop, "warden is shutting down").await;
+                    self.stop("warden is shutting down").await;
                     let _ = reply.send(Ok(()));
                     break;
                 }
@@ -196,30 +234,30 @@ impl ServiceTask {
 
     async fn handle(&mut self, req: Request) {
         match req {
-            Request::Start(reply) => {
-                let result = if let Phase::Running(_) = &self.phase {
-                    Ok(())
-                } else {
+            Request::Start(reply, until) => {
+                if !matches!(self.phase, Phase::Starting(_) | Phase::Running(_)) {
                     self.history.reset();
                     self.start(false);
-                    self.start_result()
-                };
-                let _ = reply.send(result);
+                }
+                self.reply_after_start(reply, until);
             }
             Request::Stop(reply) => {
-                self.stop(StopKind::Stop, "stopped by hand").await;
+                self.stop("stopped by hand").await;
                 let _ = reply.send(Ok(()));
             }
             Request::Restart(reply) => {
-                self.stop(StopKind::Restart, "restarting").await;
+                self.stop("restarting").await;
                 self.history.reset();
                 self.start(false);
-                let _ = reply.send(self.start_result());
+                self.reply_after_start(reply, Until::Up);
             }
             Request::Reconfigure(cfg, reply) => {
-                let was_active = matches!(self.phase, Phase::Running(_) | Phase::Backoff { .. });
+                let was_active = matches!(
+                    self.phase,
+                    Phase::Starting(_) | Phase::Running(_) | Phase::Backoff { .. }
+                );
                 if was_active {
-                    self.stop(StopKind::Restart, "config changed").await;
+                    self.stop("config changed").await;
                 }
                 self.logs.reconfigure(&cfg.log);
                 self.cfg = *cfg;
@@ -239,7 +277,7 @@ impl ServiceTask {
     /// After a start attempt: `Err` with the reason if it did not end up running.
     fn start_result(&self) -> Result<(), String> {
         match &self.phase {
-            Phase::Running(_) => Ok(()),
+            Phase::Starting(_) | Phase::Running(_) => Ok(()),
             other => Err(view(other)
                 .reason()
                 .map_or_else(|| "did not start".to_owned(), str::to_owned)),
@@ -300,11 +338,16 @@ impl ServiceTask {
                     );
                 }
                 self.emit(Level::Good, &format!("started (pid {pid})"));
-                self.set(Phase::Running(Run {
+                let run = Run {
                     child,
                     started: now,
                     pumps,
-                }));
+                };
+                self.set(if self.cfg.min_uptime.is_zero() {
+                    Phase::Running(run)
+                } else {
+                    Phase::Starting(run)
+                });
             }
             Err(err) => {
                 let reason = format!("cannot start: {}", error_chain(&err));
@@ -314,15 +357,20 @@ impl ServiceTask {
         }
     }
 
-    /// The main process ended on its own.
-    async fn on_exit(&mut self, status: ExitStatus) {
-        let Phase::Running(run) = std::mem::replace(
+    /// Take the phase out, leaving a placeholder the caller replaces.
+    fn take_phase(&mut self) -> Phase {
+        std::mem::replace(
             &mut self.phase,
             Phase::Rest {
                 rest: Rest::Exited,
                 reason: String::new(),
             },
-        ) else {
+        )
+    }
+
+    /// The main process ended on its own.
+    async fn on_exit(&mut self, status: ExitStatus) {
+        let (Phase::Running(run) | Phase::Starting(run)) = self.take_phase() else {
             return;
         };
         let ran = run.started.elapsed();
@@ -399,7 +447,7 @@ impl ServiceTask {
 
     /// Stop whatever runs or is scheduled. Rests in `stopped` with `reason` (a restart may
     /// follow).
-    async fn stop(&mut self, kind: StopKind, reason: &str) {
+    async fn stop(&mut self, reason: &str) {
         let phase = std::mem::replace(
             &mut self.phase,
             Phase::Rest {
@@ -407,21 +455,21 @@ impl ServiceTask {
                 reason: reason.to_owned(),
             },
         );
-        if let Phase::Running(run) = phase {
+        if let Phase::Running(run) | Phase::Starting(run) = phase {
             let pid = run.child.pid();
             self.set(Phase::Stopping {
                 pid,
                 since: run.started,
             });
-            let ran = run.started.elapsed();
+            let since = run.started;
             let status = self.end_tree(run, true).await;
-            if kind == StopKind::Stop {
-                let how = status.map_or_else(String::new, |st| format!(", {st}"));
-                self.emit(
-                    Level::Info,
-                    &format!("stopped (pid {pid}{how}, ran {})", fmt_duration(ran)),
-                );
-            }
+            // It ran until its tree was gone, not until the stop was asked.
+            let ran = since.elapsed();
+            let how = status.map_or_else(String::new, |st| format!(", {st}"));
+            self.emit(
+                Level::Info,
+                &format!("stopped (pid {pid}{how}, ran {})", fmt_duration(ran)),
+            );
             if let Some(st) = status {
                 self.last_exit = Some(last_exit(st, ran));
             }
@@ -442,6 +490,10 @@ fn view(phase: &Phase) -> View {
                 Rest::Failed => View::Failed { reason },
             }
         }
+        Phase::Starting(run) => View::Starting {
+            pid: run.child.pid(),
+            since: run.started,
+        },
         Phase::Running(run) => View::Running {
             pid: run.child.pid(),
             since: run.started,
@@ -459,10 +511,14 @@ fn view(phase: &Phase) -> View {
 
 /// `now + delay`, saturating far in the future instead of overflowing.
 fn deadline_after(delay: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(delay)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-        .unwrap_or(now)
+    deadline_after_from(Instant::now(), delay)
+}
+
+/// `from + delay`, saturating far in the future instead of overflowing.
+fn deadline_after_from(from: Instant, delay: Duration) -> Instant {
+    from.checked_add(delay)
+        .or_else(|| from.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(from)
 }
 
 fn last_exit(status: ExitStatus, ran: Duration) -> LastExit {

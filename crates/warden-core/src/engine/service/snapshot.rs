@@ -13,6 +13,11 @@ pub enum View {
     Pending {
         reason: String,
     },
+    /// Spawned, not yet up (it has not run `min_uptime`).
+    Starting {
+        pid: u32,
+        since: Instant,
+    },
     Running {
         pid: u32,
         since: Instant,
@@ -42,6 +47,7 @@ impl View {
     pub fn state(&self) -> State {
         match self {
             View::Pending { .. } => State::Pending,
+            View::Starting { .. } => State::Starting,
             View::Running { .. } => State::Running,
             View::Stopping { .. } => State::Stopping,
             View::Backoff { .. } => State::Backoff,
@@ -59,7 +65,7 @@ impl View {
             | View::Stopped { reason }
             | View::Exited { reason }
             | View::Failed { reason } => Some(reason),
-            View::Running { .. } | View::Stopping { .. } => None,
+            View::Starting { .. } | View::Running { .. } | View::Stopping { .. } => None,
         }
     }
 }
@@ -86,9 +92,9 @@ impl Snapshot {
     /// (shown as the reason of a running service, which has none of its own).
     pub fn status(&self, name: &str, now: Instant, log_problem: Option<String>) -> ServiceStatus {
         let (pid, since, until) = match &self.view {
-            View::Running { pid, since } | View::Stopping { pid, since } => {
-                (Some(*pid), Some(*since), None)
-            }
+            View::Starting { pid, since }
+            | View::Running { pid, since }
+            | View::Stopping { pid, since } => (Some(*pid), Some(*since), None),
             View::Backoff { until, .. } => (None, None, Some(*until)),
             _ => (None, None, None),
         };

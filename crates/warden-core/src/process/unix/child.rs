@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::pipe::OutputPipe;
 use super::reaper::{SUBREAPER, wait_until};
@@ -93,7 +92,7 @@ impl Child {
     /// Wait until no process of this child's tree is left, at most `timeout`. `true` if
     /// none is left. Re-checks after every reap (see the module docs for non-Linux).
     pub async fn wait_tree_gone(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::util::deadline_in(timeout);
         wait_until(deadline, SUBREAPER.load(Ordering::Relaxed), || {
             self.tree_gone()
         })

@@ -181,7 +181,7 @@ pub(crate) fn init_supervisor() -> io::Result<()> {
 
 /// `true` once warden has no child at all (`waitid` says `ECHILD`), at most `timeout`.
 pub(crate) async fn wait_no_children(timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::util::deadline_in(timeout);
     if ensure_reaper().is_err() {
         // Nobody reaps: only the current state can be answered.
         return no_children_now();

@@ -338,7 +338,7 @@ pub(super) async fn wait_all_empty(timeout: Duration) -> bool {
             .all(|e| active_raw(e.handle.0).is_ok_and(|n| n == 0))
     };
     let mut rx = monitor.generation.subscribe();
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = crate::util::deadline_in(timeout);
     loop {
         rx.mark_unchanged();
         if all_empty() {

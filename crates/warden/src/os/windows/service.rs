@@ -20,7 +20,6 @@
 //! without the SCM.
 
 use std::ffi::OsString;
-use std::fs::OpenOptions;
 use std::os::windows::io::IntoRawHandle;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -351,6 +350,7 @@ async fn supervise(
     };
     let opts = Options {
         attach: false,
+        interactive: false,
         requests: rx,
         requests_tx: tx,
         on_ready,
@@ -369,10 +369,9 @@ async fn supervise(
 /// so `SetStdHandle` is enough.
 fn redirect_stderr(state_dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(state_dir)?;
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(state_dir.join("warden.log"))?;
+    // Never through a symlink or junction (see `warden_core::state`).
+    let file = warden_core::state::open_private_log(&state_dir.join("warden.log"))
+        .map_err(std::io::Error::other)?;
     // The handle lives as long as the process: it is its stderr from now on.
     let handle = file.into_raw_handle();
     // SAFETY: a valid file handle that is never closed.

@@ -136,7 +136,10 @@ pub(super) fn configure(
 /// How long Windows waits for warden at shutdown: its own `shutdown_timeout` plus 10 s to
 /// report and exit.
 pub fn preshutdown_timeout(config: &Config) -> Duration {
-    config.warden.shutdown_timeout + PRESHUTDOWN_MARGIN
+    config
+        .warden
+        .shutdown_timeout
+        .saturating_add(PRESHUTDOWN_MARGIN)
 }
 
 #[cfg(test)]
