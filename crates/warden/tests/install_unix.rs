@@ -341,7 +341,7 @@ fn install_and_purge_leave_no_file_behind() {
         (o.status.code() == Some(0)).then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     });
     assert!(
-        status.contains("sync") && status.contains("running"),
+        status.contains("sync") && (status.contains("running") || status.contains("starting")),
         "{status}"
     );
     w.ok(&["down", "-n", "sync"]);

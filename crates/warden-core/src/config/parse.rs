@@ -202,23 +202,37 @@ fn state_dir_pos(root: Section<'_>) -> usize {
         .unwrap_or(0)
 }
 
-/// The control socket `<state_dir>/warden.sock` must fit in a `sockaddr_un`, or `up` would
-/// fail only after starting the services.
+/// The control socket (`socket`, else `<state_dir>/warden.sock`) must fit in a
+/// `sockaddr_un`, or `up` would fail only after starting the services.
 #[cfg(unix)]
 fn check_socket_path(r: &mut Reader<'_>, root: Section<'_>, warden: &WardenSettings) {
     use super::limits::MAX_SOCKET_PATH;
-    let socket = warden.state_dir.join("warden.sock");
+    let (socket, pos, key) = match &warden.socket {
+        Some(s) => {
+            let pos = root
+                .field("warden")
+                .and_then(|w| w.item.as_table_like())
+                .and_then(|t| t.get_key_value("socket"))
+                .map_or(0, |(key, item)| Field { key, item }.pos());
+            (s.clone(), pos, "socket")
+        }
+        None => (
+            warden.state_dir.join("warden.sock"),
+            state_dir_pos(root),
+            "state_dir",
+        ),
+    };
     let len = socket.as_os_str().len();
     if len <= MAX_SOCKET_PATH {
         return;
     }
     r.error(
-        state_dir_pos(root),
+        pos,
         format!(
             "the control socket {} is {len} bytes long; a Unix socket path holds at most {MAX_SOCKET_PATH}",
             socket.display()
         ),
-        Some("set [warden] state_dir to a shorter path".into()),
+        Some(format!("set [warden] {key} to a shorter path")),
     );
 }
 
