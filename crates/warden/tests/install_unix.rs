@@ -344,6 +344,13 @@ fn install_and_purge_leave_no_file_behind() {
         status.contains("sync") && (status.contains("running") || status.contains("starting")),
         "{status}"
     );
+    let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(w.sys("/run/warden/sync")),
+        0o700,
+        "the socket's folder"
+    );
+    assert_eq!(mode(w.sys("/run/warden")), 0o755);
     w.ok(&["down", "-n", "sync"]);
     let code = wait_for("warden up to exit", WAIT, || up.try_wait().unwrap());
     assert_eq!(code.code(), Some(0));

@@ -138,6 +138,14 @@ impl Paths {
     }
 }
 
+/// `path` for messages: `~/...` under `$HOME`.
+fn tilde(path: &Path) -> String {
+    match env_dir("HOME").and_then(|h| path.strip_prefix(h).ok().map(Path::to_path_buf)) {
+        Some(rest) => format!("~/{}", rest.display()),
+        None => path.display().to_string(),
+    }
+}
+
 /// The config of the installed instance `name` (`-n NAME`): the system scope's, then the
 /// user scope's. A `-c` install's entry is a symlink to the file the unit runs, which is
 /// returned itself, so that relative paths in it mean what they mean to the running warden.
@@ -154,7 +162,7 @@ pub fn instance_config(name: &str) -> Result<PathBuf, Failure> {
         if paths.config.exists() {
             return Ok(paths.config);
         }
-        looked.push(paths.config.display().to_string());
+        looked.push(tilde(&paths.config));
     }
     Err(Failure::usage(format!(
         "no installed instance \"{name}\" (no {}); `warden install {name} ...` installs one",
