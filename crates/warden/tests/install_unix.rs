@@ -670,10 +670,17 @@ fn warden_up_tells_its_notify_socket_ready_watchdog_and_stopping_in_order() {
         .unwrap();
     let mut got = Vec::new();
     receive_until(&sock, &mut got, |m| m.starts_with("READY=1"));
+    // By READY=1 the service has been started (it has a pid) and warden answers.
+    let o = w.run(&["status", "--json", "-c", config.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
-        started.exists(),
-        "READY=1 came before the service started: {got:?}"
+        report["services"][0]["pid"].is_u64(),
+        "READY=1 came before the service started: {report}; {got:?}"
     );
+    wait_for("the service to run", WAIT, || {
+        started.exists().then_some(())
+    });
     assert!(
         got.last()
             .unwrap()
