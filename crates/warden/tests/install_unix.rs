@@ -458,6 +458,23 @@ fn uninstall_without_purge_or_without_systemd_keeps_config_logs_and_state() {
 }
 
 #[test]
+fn a_config_written_at_the_instance_path_is_run_in_place_and_never_removed() {
+    let w = World::new().with_systemd();
+    let own = w.sys("/etc/warden/mine/warden.toml");
+    fs::create_dir_all(own.parent().unwrap()).unwrap();
+    let text = fs::read_to_string(write_config(&w, "tmp.toml", "")).unwrap();
+    fs::write(&own, text).unwrap();
+    w.ok(&["install", "mine", "-c", own.to_str().unwrap()]);
+    assert!(!fs::symlink_metadata(&own).unwrap().file_type().is_symlink());
+    let out = w.ok(&["uninstall", "mine", "--purge"]);
+    assert!(
+        out.contains(&format!("kept {} (not written by install)", own.display())),
+        "{out}"
+    );
+    assert!(own.exists());
+}
+
+#[test]
 fn a_failed_start_leaves_the_unit_installed_and_says_where_to_look() {
     let mut w = World::new().with_systemd();
     w.env.push(("FAKE_START_EXIT".into(), "1".into()));

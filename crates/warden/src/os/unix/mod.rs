@@ -68,7 +68,8 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
     let entry = files::classify(&paths.config);
     match (&entry, &plan.quick) {
         (Entry::Missing | Entry::Pointer(_), _) | (Entry::Generated, Some(_)) => {}
-        (Entry::Mine, None) if plan.pointer_to.is_none() => {}
+        // `-c` names the instance's config path itself.
+        (Entry::Mine | Entry::Generated, None) if plan.pointer_to.is_none() => {}
         (Entry::Generated, None) => {
             return Err(Failure::failed(format!(
                 "{} holds the generated config of an earlier install of \"{}\"; remove it first (its logs and state are in {} and {})",
