@@ -118,6 +118,7 @@ impl Live {
             warden: WardenSettings {
                 log_dir: root.join("logs"),
                 state_dir: root.join("state"),
+                socket: None,
                 shutdown_timeout: Duration::from_secs(5),
                 api: None,
                 api_token: None,
@@ -1529,6 +1530,7 @@ fn load_server_child() {
                 api: None,
                 api_token: None,
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
+                socket: None,
             },
             services: vec![flood],
             warnings: Vec::new(),

@@ -18,14 +18,14 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Which warden a command talks to: the one of a config file, or an installed Windows
-/// service instance.
+/// Which warden a command talks to: the one of a config file, or an installed instance
+/// (a Windows service; a systemd unit or launchd job on Linux and macOS).
 #[derive(Debug, Args, Clone, Default)]
 pub struct Target {
     /// The config file [default: $`WARDEN_CONFIG` or ./warden.toml]
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// An installed Windows service instance (see `warden install`)
+    /// An installed instance (see `warden install`)
     #[arg(short = 'n', long = "instance", value_name = "NAME")]
     pub instance: Option<String>,
     #[command(flatten)]
@@ -74,6 +74,15 @@ pub enum StartType {
     Disabled,
 }
 
+/// Where an instance is installed (Linux and macOS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scope {
+    /// For the whole machine, started at boot (a systemd system unit, a launch daemon); needs root
+    System,
+    /// For you, started when you log in (a systemd --user unit, a launch agent)
+    User,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ActArgs {
     #[command(flatten)]
@@ -92,7 +101,7 @@ pub struct ActArgs {
 /// `warden install`'s options.
 #[derive(Debug, Args, Clone)]
 pub struct InstallArgs {
-    /// The Windows service name
+    /// The instance's name (the Windows service; `warden-NAME.service`; launchd `warden.NAME`)
     pub name: String,
     /// The config to run; without it, give the program after `--`
     #[arg(short = 'c', long = "config", value_name = "FILE")]
@@ -101,20 +110,32 @@ pub struct InstallArgs {
     pub display_name: Option<String>,
     #[arg(long)]
     pub description: Option<String>,
+    /// auto: start at boot (enabled); manual: installed only; delayed, disabled: Windows only
     #[arg(long, value_enum, default_value = "auto")]
     pub start: StartType,
-    /// `LocalSystem` (default), `LocalService`, `NetworkService`, "NT SERVICE\NAME" or DOMAIN\user
+    /// The account warden runs as. Windows: `LocalSystem` (default), `LocalService`,
+    /// `NetworkService`, "NT SERVICE\NAME" or DOMAIN\user; elsewhere a user name (`User=`)
     #[arg(long)]
     pub user: Option<String>,
     /// The password of a DOMAIN\user account, read from this file
     #[arg(long)]
     pub password_file: Option<PathBuf>,
-    /// Another Windows service this one needs (repeatable)
-    #[arg(long)]
+    /// Another service this one needs (repeatable): a Windows service, a systemd unit
+    #[arg(long, value_name = "UNIT")]
     pub depends_on: Vec<String>,
     /// Start the service after installing it
     #[arg(long)]
     pub now: bool,
+    /// Linux and macOS: for the whole machine or for you
+    #[arg(long, value_enum, default_value = "system")]
+    pub scope: Scope,
+    /// systemd: sandbox warden and every service it starts (read-only /usr, /etc and homes,
+    /// a private /tmp, no new privileges; see the README)
+    #[arg(long)]
+    pub harden: bool,
+    /// Linux and macOS: write the systemd unit or launchd plist to stdout; install nothing
+    #[arg(long)]
+    pub print: bool,
     /// The program and its arguments (the quick form)
     #[arg(last = true, value_name = "PROGRAM ARGS")]
     pub program: Vec<String>,
@@ -181,7 +202,7 @@ pub enum Command {
         /// How many lines
         #[arg(long, value_name = "N")]
         lines: Option<usize>,
-        /// An installed Windows service instance
+        /// An installed instance (see `warden install`)
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
         /// Keep printing new lines until Ctrl-C
@@ -211,14 +232,17 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Register a Windows service that runs warden (Windows only).
+    /// Make warden start at boot: a Windows service, a systemd unit, a launchd job.
     Install(InstallArgs),
-    /// Stop and delete a Windows service installed by `warden install` (Windows only).
+    /// Stop and remove what `warden install` installed.
     Uninstall {
         name: String,
-        /// Also remove the generated config and logs
+        /// Also remove the generated config, the logs and the state
         #[arg(long)]
         purge: bool,
+        /// Linux and macOS: only look in this scope [default: system, then user]
+        #[arg(long, value_enum)]
+        scope: Option<Scope>,
     },
     /// Run as a Windows service (the SCM starts this; not for people).
     #[command(hide = true, name = "service-run")]

@@ -78,6 +78,10 @@ pub struct WardenSettings {
     pub log_dir: PathBuf,
     /// Default `<dir>/.warden`.
     pub state_dir: PathBuf,
+    /// `socket = "PATH"`: the control socket (Unix); default `<state_dir>/warden.sock`. An
+    /// installed instance keeps it in the runtime dir (`/run/warden/NAME/`), which a reboot
+    /// clears, and its state in `state_dir`, which survives one.
+    pub socket: Option<PathBuf>,
     /// Default 60 s.
     pub shutdown_timeout: Duration,
     /// `api = "127.0.0.1:9100"`: an optional TCP listener for the control API.

@@ -27,6 +27,7 @@ const WARDEN_KEYS: &[&str] = &[
     "api_token",
     "api_token_file",
     "when_all_ended",
+    "socket",
 ];
 
 /// Read, parse, validate and expand the config file at `path`.
@@ -217,23 +218,37 @@ fn state_dir_pos(root: Section<'_>) -> usize {
         .unwrap_or(0)
 }
 
-/// The control socket `<state_dir>/warden.sock` must fit in a `sockaddr_un`, or `up` would
-/// fail only after starting the services.
+/// The control socket (`socket`, else `<state_dir>/warden.sock`) must fit in a
+/// `sockaddr_un`, or `up` would fail only after starting the services.
 #[cfg(unix)]
 fn check_socket_path(r: &mut Reader<'_>, root: Section<'_>, warden: &WardenSettings) {
     use super::limits::MAX_SOCKET_PATH;
-    let socket = warden.state_dir.join("warden.sock");
+    let (socket, pos, key) = match &warden.socket {
+        Some(s) => {
+            let pos = root
+                .field("warden")
+                .and_then(|w| w.item.as_table_like())
+                .and_then(|t| t.get_key_value("socket"))
+                .map_or(0, |(key, item)| Field { key, item }.pos());
+            (s.clone(), pos, "socket")
+        }
+        None => (
+            warden.state_dir.join("warden.sock"),
+            state_dir_pos(root),
+            "state_dir",
+        ),
+    };
     let len = socket.as_os_str().len();
     if len <= MAX_SOCKET_PATH {
         return;
     }
     r.error(
-        state_dir_pos(root),
+        pos,
         format!(
             "the control socket {} is {len} bytes long; a Unix socket path holds at most {MAX_SOCKET_PATH}",
             socket.display()
         ),
-        Some("set [warden] state_dir to a shorter path".into()),
+        Some(format!("set [warden] {key} to a shorter path")),
     );
 }
 
@@ -241,6 +256,7 @@ fn default_warden(r: &Reader<'_>) -> WardenSettings {
     WardenSettings {
         log_dir: r.resolve(Path::new("logs")),
         state_dir: r.resolve(Path::new(".warden")),
+        socket: None,
         shutdown_timeout: Duration::from_secs(60),
         api: None,
         api_token: None,
@@ -256,6 +272,13 @@ fn read_warden(r: &mut Reader<'_>, section: Section<'_>) -> WardenSettings {
     }
     if let Some(path) = section.field("state_dir").and_then(|f| r.path(f)) {
         w.state_dir = path;
+    }
+    if let Some(field) = section.field("socket") {
+        w.socket = r.path(field);
+        if cfg!(windows) {
+            let message = "socket: the control endpoint is a named pipe on Windows";
+            r.error(field.pos(), message, Some("remove the socket key".into()));
+        }
     }
     if let Some(d) = section
         .field("shutdown_timeout")

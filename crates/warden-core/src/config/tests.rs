@@ -1310,3 +1310,24 @@ fn service_keys() -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+#[test]
+#[cfg(unix)]
+fn socket_is_a_path_relative_to_the_config_and_defaults_to_none() {
+    let fx = Fixture::new();
+    assert_eq!(fx.ok(MINIMAL).warden.socket, None);
+    let config = fx.ok(&format!("[warden]\nsocket = \"run/w.sock\"\n{MINIMAL}"));
+    assert_eq!(config.warden.socket, Some(fx.dir().join("run/w.sock")));
+    let e = fx.error(&format!("[warden]\nsocket = \"\"\n{MINIMAL}"));
+    assert_at(&e, 2, 10, "socket");
+}
+
+#[test]
+#[cfg(unix)]
+fn a_socket_too_long_for_sockaddr_un_is_an_error_at_the_socket_key() {
+    let fx = Fixture::new();
+    let long = format!("/tmp/{}/w.sock", "s".repeat(120));
+    let e = fx.error(&format!("[warden]\nsocket = \"{long}\"\n{MINIMAL}"));
+    assert_at(&e, 2, 10, "the control socket");
+    assert_hint(&e, "set [warden] socket to a shorter path");
+}

@@ -40,7 +40,13 @@ pub fn address(config: &Config, instance: Option<&str>) -> Address {
     #[cfg(unix)]
     {
         let _ = instance;
-        Address::Socket(Layout::new(&config.warden.state_dir).socket())
+        Address::Socket(
+            config
+                .warden
+                .socket
+                .clone()
+                .unwrap_or_else(|| Layout::new(&config.warden.state_dir).socket()),
+        )
     }
     #[cfg(windows)]
     {
@@ -108,6 +114,27 @@ pub async fn serve(
 #[cfg(unix)]
 fn serve_local(addr: &Address, ctx: Arc<ApiContext>) -> Result<ApiServer, ServeError> {
     let Address::Socket(path) = addr;
+    // A `socket` outside the state dir may sit in a runtime dir that a reboot emptied: its
+    // folder is made 0700, missing parents 0755 (other instances may need to pass them).
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut missing: Vec<&std::path::Path> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .collect();
+        missing.reverse();
+        for d in missing {
+            let mode = if d == dir { 0o700 } else { 0o755 };
+            std::fs::DirBuilder::new()
+                .mode(mode)
+                .create(d)
+                .map_err(|source| ServeError::Io {
+                    op: "cannot create the socket's directory",
+                    what: d.display().to_string(),
+                    source,
+                })?;
+        }
+    }
     server::serve_unix(path, ctx)
 }
 

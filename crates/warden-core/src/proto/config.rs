@@ -56,4 +56,3 @@ pub struct LogView {
     pub compress: bool,
     pub timestamps: bool,
 }
-

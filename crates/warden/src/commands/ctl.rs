@@ -109,11 +109,15 @@ pub async fn dialer(target: &Target) -> Result<(Dialer, Option<Config>), Failure
         ));
     }
     let (addr, config) = match &target.instance {
-        #[cfg(not(windows))]
-        Some(_) => {
-            return Err(Failure::usage(
-                "-n/--instance names an installed Windows service; use -c FILE here",
-            ));
+        #[cfg(unix)]
+        Some(name) => {
+            let path = crate::os::unix::instance_config(name)?;
+            let config = target_config(&Target {
+                config: Some(path),
+                instance: None,
+                remote: crate::cli::Remote::default(),
+            })?;
+            (endpoint::address(&config, None), Some(config))
         }
         #[cfg(windows)]
         Some(name) => (endpoint::instance_address(name), None),
@@ -132,7 +136,8 @@ pub(super) async fn connect(target: &Target) -> Result<(Client, Option<Config>),
     match dialer.dial().await {
         Ok(c) => Ok((c, config)),
         Err(ClientError::NotRunning { .. }) if matches!(dialer, Dialer::Tcp { .. }) => {
-            Err(Failure::new(crate::exit::NOT_RUNNING,
+            Err(Failure::new(
+                crate::exit::NOT_RUNNING,
                 format!(
                     "nothing answers on {} (is warden's `api` set, and the tunnel up?)",
                     dialer.describe()

@@ -65,7 +65,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Reload { target } => ctl::reload(&target),
         Command::Ui { target, no_color } => crate::ui::run(&target, no_color),
         Command::Install(args) => crate::os::install(&args),
-        Command::Uninstall { name, purge } => crate::os::uninstall(&name, purge),
+        Command::Uninstall { name, purge, scope } => crate::os::uninstall(&name, purge, scope),
         Command::ServiceRun { name, config } => crate::os::service_run(&name, &config),
         Command::CtrlC { pid } => crate::os::ctrl_c(pid),
     }

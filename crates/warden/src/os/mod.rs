@@ -1,44 +1,78 @@
 //! Integration with the OS's service manager. Windows: the SCM (install, uninstall, service
-//! mode, the event log). Elsewhere these commands say what to use instead.
+//! mode, the event log). Linux: systemd units; macOS: launchd jobs (`unix/`), and the
+//! `sd_notify` messages warden sends when systemd runs it.
 
 #[cfg(not(windows))]
 use std::path::Path;
 
-#[cfg(not(windows))]
 use crate::Failure;
+use crate::cli::Scope;
 
+pub mod quick;
+#[cfg(unix)]
+pub mod unix;
 #[cfg(windows)]
 pub mod windows;
 
 /// `warden install`'s options, as parsed.
 pub use crate::cli::InstallArgs as InstallOptions;
 
-#[cfg(not(windows))]
-fn windows_only(what: &str) -> Failure {
-    Failure::usage(format!(
-        "`warden {what}` manages Windows services; on this system run `warden up -d`, or start `warden up` from your init system (a systemd unit with ExecStart=warden up -c FILE)"
-    ))
+/// `warden install`.
+pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
+    #[cfg(windows)]
+    {
+        let unix_only = if opts.scope == Scope::User {
+            Some("--scope user")
+        } else if opts.harden {
+            Some("--harden")
+        } else if opts.print {
+            Some("--print")
+        } else {
+            None
+        };
+        if let Some(flag) = unix_only {
+            return Err(Failure::usage(format!(
+                "{flag} is for systemd and launchd; a Windows service is system-wide and has no unit file"
+            )));
+        }
+        windows::install(opts)
+    }
+    #[cfg(unix)]
+    {
+        unix::install(opts)
+    }
 }
 
-#[cfg(not(windows))]
-pub fn install(_opts: &InstallOptions) -> Result<(), Failure> {
-    Err(windows_only("install"))
-}
-
-#[cfg(not(windows))]
-pub fn uninstall(_name: &str, _purge: bool) -> Result<(), Failure> {
-    Err(windows_only("uninstall"))
+/// `warden uninstall`.
+pub fn uninstall(name: &str, purge: bool, scope: Option<Scope>) -> Result<(), Failure> {
+    #[cfg(windows)]
+    {
+        if scope.is_some() {
+            return Err(Failure::usage(
+                "--scope is for systemd and launchd; a Windows service is system-wide",
+            ));
+        }
+        windows::uninstall(name, purge)
+    }
+    #[cfg(unix)]
+    {
+        unix::uninstall(name, purge, scope)
+    }
 }
 
 #[cfg(not(windows))]
 pub fn service_run(_name: &str, _config: &Path) -> Result<(), Failure> {
-    Err(windows_only("service-run"))
+    Err(Failure::usage(
+        "`warden service-run` is started by the Windows Service Control Manager; here, `warden install` makes systemd or launchd run `warden up`",
+    ))
 }
 
 #[cfg(not(windows))]
 pub fn ctrl_c(_pid: u32) -> Result<(), Failure> {
-    Err(windows_only("__ctrl-c"))
+    Err(Failure::usage(
+        "`warden __ctrl-c` delivers a Windows console Ctrl-C; it has no meaning here",
+    ))
 }
 
 #[cfg(windows)]
-pub use windows::{ctrl_c, install, scm_action, service_run, uninstall};
+pub use windows::{ctrl_c, scm_action, service_run};

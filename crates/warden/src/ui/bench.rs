@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use warden_core::proto::{LastExit, State};
 use warden_core::logs::Stream;
+use warden_core::proto::{LastExit, State};
 
 use super::logbuf::{CAPACITY, Entry};
 use super::model::App;

@@ -11,9 +11,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use warden_core::api::client::ClientError;
-use warden_core::proto::{ServiceStatus, StatusReport};
-use warden_core::proto::FollowItem;
 use warden_core::engine::Action;
+use warden_core::proto::FollowItem;
+use warden_core::proto::{ServiceStatus, StatusReport};
 
 use super::model::{Detail, Effect, FollowSpec, ReloadOutcome};
 use crate::commands::ctl::{Dialer, client_failure};

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::Event;
 use tokio::sync::mpsc;
-use warden_core::proto::FollowItem;
 use warden_core::engine::Action;
+use warden_core::proto::FollowItem;
 
 use crate::Failure;
 use crate::cli::Target;

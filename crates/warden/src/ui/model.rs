@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use warden_core::engine::{Action, ReloadReport};
 use warden_core::proto::config::ServiceConfigView;
 use warden_core::proto::{LastExit, ServiceStatus, State, WardenInfo};
-use warden_core::engine::{Action, ReloadReport};
 
 use super::logbuf::{Entry, LogBuf};
 

@@ -2,8 +2,8 @@
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use warden_core::proto::{LastExit, State};
 use warden_core::logs::Stream;
+use warden_core::proto::{LastExit, State};
 
 use super::logbuf::Entry;
 use super::model::tests::{ch, info, key, svc};

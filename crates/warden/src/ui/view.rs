@@ -10,8 +10,8 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
-use warden_core::proto::{ServiceStatus, State};
 use warden_core::logs::Stream;
+use warden_core::proto::{ServiceStatus, State};
 use warden_core::util::fmt_duration;
 
 use super::logbuf::{Entry, printable};

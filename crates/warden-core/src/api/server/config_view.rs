@@ -80,7 +80,10 @@ pub(super) async fn answer(config_path: Option<PathBuf>, name: &str) -> Resp {
                 json_response(StatusCode::OK, &view(s))
             } else {
                 let known = config.services.iter().map(|s| s.name.clone()).collect();
-                json_response(StatusCode::NOT_FOUND, &ErrorBody::unknown_service(name, known))
+                json_response(
+                    StatusCode::NOT_FOUND,
+                    &ErrorBody::unknown_service(name, known),
+                )
             }
         }
     }

@@ -2,31 +2,12 @@
 //! `%ProgramData%\warden\NAME`, and the checks of the name and the program it needs.
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::usage;
 use crate::Failure;
-
-/// The longest service name the SCM takes.
-const MAX_SERVICE_NAME: usize = 256;
-
-/// A service name warden accepts: what a config's service names may use (it is the name of
-/// the generated config's service, of its folder and of its control pipe).
-pub(super) fn check_name(name: &str) -> Result<(), Failure> {
-    if !name.is_empty()
-        && name.len() <= MAX_SERVICE_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        Ok(())
-    } else {
-        Err(usage(format!(
-            "invalid service name \"{name}\": a service name may use only letters, digits, '_', '.' and '-'"
-        )))
-    }
-}
+pub(super) use crate::os::quick::check_name;
+use crate::os::quick::toml_str;
 
 /// `%ProgramData%` (`C:\ProgramData` if unset).
 fn program_data() -> PathBuf {
@@ -36,27 +17,6 @@ fn program_data() -> PathBuf {
 /// `%ProgramData%\warden\NAME`: the quick form's config, logs and state.
 pub(super) fn instance_dir(name: &str) -> PathBuf {
     program_data().join("warden").join(name)
-}
-
-/// A TOML basic string.
-fn toml_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The config of `warden install NAME -- PROGRAM ARGS...`: one service NAME running the
@@ -147,15 +107,6 @@ mod tests {
     use warden_core::config::{self, ProcessEnv};
 
     use super::*;
-
-    #[test]
-    fn names_are_checked() {
-        assert!(check_name("sync").is_ok());
-        assert!(check_name("my-app_2.0").is_ok());
-        for bad in ["", "my app", r"a\b", "a/b"] {
-            assert_eq!(check_name(bad).expect_err(bad).code, 2);
-        }
-    }
 
     #[test]
     fn quick_config_is_a_valid_config() {
