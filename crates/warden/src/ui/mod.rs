@@ -11,6 +11,7 @@
 mod conn;
 mod logbuf;
 mod model;
+mod popup;
 mod term;
 mod view;
 
