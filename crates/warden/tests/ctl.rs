@@ -649,3 +649,32 @@ fn a_service_whose_log_file_cannot_be_opened_runs_and_shows_why() {
         s["reason"].is_null().then_some(())
     });
 }
+
+// A flood read straight from the pipe never yielded its worker thread, and `status` hung
+// behind it (found by the dashboard's flood test).
+#[test]
+fn status_answers_while_a_service_floods() {
+    let env = Env::new(
+        "[services.flood]\ncommand = [\"yes\", \"flood flood flood flood flood flood flood flood\"]\n[services.flood.log]\nmax_size = \"1MiB\"\nkeep = 1\n",
+    );
+    let d = Daemon::up(&env);
+    d.until_state("flood", "running");
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        let mut child = Command::new(common::warden_bin())
+            .args(["status", "-c"])
+            .arg(env.config())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let status = wait_for("status to answer during the flood", WAIT, || {
+            child.try_wait().unwrap()
+        });
+        assert!(status.success());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "status took {:?}",
+            t.elapsed()
+        );
+    }
+}

@@ -255,6 +255,10 @@ impl ServiceLogs {
             if out_idle && err_idle && scratch.capacity() > READ_MIN {
                 scratch = Vec::new();
             }
+            // The process layer's pipes read the descriptor directly, past tokio's
+            // cooperative budget: count each round against it, so that a flood yields its
+            // worker thread to the other tasks (the API above all) now and then.
+            tokio::task::consume_budget().await;
         }
     }
 
