@@ -678,3 +678,34 @@ fn status_answers_while_a_service_floods() {
         );
     }
 }
+
+// Issue 8, E.14: `reload -c B.toml` reloaded A's config and `down -c B.toml` stopped A when
+// both configs named the same state dir.
+#[test]
+fn a_command_for_another_config_on_the_same_state_dir_is_refused() {
+    let env = Env::new(&format!(
+        "[warden]\nstate_dir = \"shared\"\n{}",
+        sleeper("a")
+    ));
+    let other = env.path("other.toml");
+    std::fs::write(
+        &other,
+        format!("[warden]\nstate_dir = \"shared\"\n{}", sleeper("b")),
+    )
+    .unwrap();
+    let d = Daemon::up(&env);
+    d.until_state("a", "running");
+    for args in [&["reload"][..], &["down"], &["status"], &["stop", "a"]] {
+        let o = Command::new(common::warden_bin())
+            .args(args)
+            .arg("-c")
+            .arg(&other)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let err = assert_fails(&o, 2, "both configs use the state dir");
+        assert!(err.contains("other.toml"), "{err}");
+        assert!(err.contains("warden.toml"), "{err}");
+    }
+    assert_eq!(d.service("a")["state"], "running", "nothing changed for A");
+}

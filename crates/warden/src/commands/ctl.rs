@@ -134,7 +134,12 @@ pub async fn dialer(target: &Target) -> Result<(Dialer, Option<Config>), Failure
 pub(super) async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
     let (dialer, config) = dialer(target).await?;
     match dialer.dial().await {
-        Ok(c) => Ok((c, config)),
+        Ok(mut c) => {
+            if let Some(cfg) = &config {
+                same_config(&mut c, cfg, &dialer).await?;
+            }
+            Ok((c, config))
+        }
         Err(ClientError::NotRunning { .. }) if matches!(dialer, Dialer::Tcp { .. }) => {
             Err(Failure::new(
                 crate::exit::NOT_RUNNING,
@@ -147,6 +152,28 @@ pub(super) async fn connect(target: &Target) -> Result<(Client, Option<Config>),
         Err(ClientError::NotRunning { .. }) => Err(not_running(&dialer.describe())),
         Err(e) => Err(client_failure(&e)),
     }
+}
+
+/// Two configs that share a state dir reach the same warden: refuse to act for the one it
+/// does not run (issue 8, E.14), so that `down -c B.toml` never stops A's services.
+async fn same_config(client: &mut Client, config: &Config, dialer: &Dialer) -> Result<(), Failure> {
+    let report = client.status(&[]).await.map_err(|e| client_failure(&e))?;
+    let running = std::path::Path::new(&report.warden.config);
+    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
+    {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if same(running, &config.path) {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "the warden on {} runs {}, not {}: both configs use the state dir {}; give each config its own state_dir",
+        dialer.describe(),
+        running.display(),
+        config.path.display(),
+        config.warden.state_dir.display()
+    )))
 }
 
 pub fn client_failure(e: &ClientError) -> Failure {
