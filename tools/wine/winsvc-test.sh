@@ -107,8 +107,9 @@ check "warden.log says it supervises" wait_log "$dir/state/warden.log" 'supervis
 
 # The control endpoint over the named pipe \\.\pipe\warden-svc-NAME.
 out="$(timeout 60 wine "$bin/warden.exe" status -n "$name" --json 2>&1)"
+# `starting` until it ran min_uptime (1 s), then `running`.
 check "status -n $name --json over the pipe shows it running" \
-    grep -q '"state": "running"' <<<"$out"
+    grep -qE '"state": "(starting|running)"' <<<"$out"
 pid1="$(grep -o '"pid": [0-9]*' <<<"$out" | tail -1 | grep -o '[0-9]*$')"
 out="$(timeout 60 wine "$bin/warden.exe" logs -n "$name" "$name" 2>&1)"
 check "logs -n $name $name prints the child's output ($pid1)" grep -q "^$pid1" <<<"$out"

@@ -500,6 +500,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Unix paths and the executable bit
     fn a_file_without_the_executable_bit_is_not_executable() {
         let fs = Fake::new(&[
             ("/a/tool", Probe::NotExecutable),
@@ -586,6 +587,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Unix paths; Windows' rules have their own test
     fn a_relative_program_is_taken_from_the_cwd() {
         let fs = Fake::new(&[("/srv/app/bin/api", Probe::Executable)]);
         let mut svc = service(&["bin/api"]);

@@ -1184,6 +1184,7 @@ impl programs::Programs for AllBut {
 }
 
 #[test]
+#[cfg(unix)] // Unix program paths
 fn a_missing_program_is_a_warning_at_the_command_key() {
     let fx = Fixture::new();
     let text = "[services.web]\nrestart = \"never\"\n  command = [\"/opt/web/run\", \"-v\"]\nstop_command = \"/opt/web/stop now\"\n[services.ok]\ncommand = \"/opt/ok\"\n";
