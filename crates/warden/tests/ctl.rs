@@ -709,3 +709,31 @@ fn a_command_for_another_config_on_the_same_state_dir_is_refused() {
     }
     assert_eq!(d.service("a")["state"], "running", "nothing changed for A");
 }
+
+// Issue 9: `warden stop a b c` stopped one service after the other.
+#[test]
+fn stop_of_several_services_stops_them_together() {
+    let stubborn = |name: &str| {
+        format!(
+            "[services.{name}]\ncommand = [{tc}, \"--ignore-term\", \"--sleep\", \"forever\"]\nstop_timeout = \"3s\"\nmin_uptime = \"0s\"\n",
+            tc = tc()
+        )
+    };
+    let env = Env::new(&(stubborn("a") + &stubborn("b") + &stubborn("c")));
+    let d = Daemon::up(&env);
+    for n in ["a", "b", "c"] {
+        d.until_state(n, "running");
+    }
+    let t = std::time::Instant::now();
+    let o = env.run(&["stop", "a", "b", "c"]);
+    let took = t.elapsed();
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    // One after the other would take 9 s; together, one stop_timeout.
+    assert!(took < std::time::Duration::from_secs(7), "took {took:?}");
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        printed.lines().collect::<Vec<_>>(),
+        ["a: stopped", "b: stopped", "c: stopped"],
+        "in the order given"
+    );
+}
