@@ -14,15 +14,7 @@ use warden_core::logs::{Reporter, ServiceLogs, Stream};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn config(dir: &Path) -> LogConfig {
-    LogConfig {
-        stdout: dir.join("svc.out.log"),
-        stderr: StderrTarget::File(dir.join("svc.err.log")),
-        max_size: 10 << 20,
-        keep: 5,
-        compress: false,
-        timestamps: false,
-        encoding: None,
-    }
+    LogConfig::defaults(dir, "svc")
 }
 
 /// A reporter that records its messages.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use warden_core::config::{LogConfig, StderrTarget};
+use warden_core::config::LogConfig;
 use warden_core::logs::{Reporter, ServiceLogs};
 use warden_core::state::{self, StateDir, StateError};
 
@@ -33,15 +33,7 @@ fn victim(dir: &Path) -> PathBuf {
 }
 
 fn log_config(dir: &Path) -> LogConfig {
-    LogConfig {
-        stdout: dir.join("svc.out.log"),
-        stderr: StderrTarget::File(dir.join("svc.err.log")),
-        max_size: 10 << 20,
-        keep: 5,
-        compress: false,
-        timestamps: false,
-        encoding: None,
-    }
+    LogConfig::defaults(dir, "svc")
 }
 
 fn reporter() -> Reporter {

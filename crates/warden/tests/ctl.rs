@@ -8,59 +8,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
-use common::{Env, WAIT, alive, assert_fails, show as out, tc, wait_for, wait_gone};
-
-/// A detached warden, brought down when the test ends.
-struct Daemon<'a> {
-    env: &'a Env,
-}
-
-impl<'a> Daemon<'a> {
-    fn up(env: &'a Env) -> Daemon<'a> {
-        let o = env.run(&["up", "-d"]);
-        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-        assert!(
-            String::from_utf8_lossy(&o.stdout).contains("warden is running (pid "),
-            "{}",
-            out(&o)
-        );
-        Daemon { env }
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let o = self.env.run(&["status", "--json"]);
-        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-
-    fn service(&self, name: &str) -> serde_json::Value {
-        self.status()["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .cloned()
-            .unwrap()
-    }
-
-    /// Wait until `name` is in `state` (a service is `starting` until it ran `min_uptime`).
-    fn until_state(&self, name: &str, state: &str) -> serde_json::Value {
-        wait_for(&format!("{name} to be {state}"), WAIT, || {
-            let s = self.service(name);
-            (s["state"] == state).then_some(s)
-        })
-    }
-
-    fn pid(&self, name: &str) -> Option<i64> {
-        self.service(name)["pid"].as_i64()
-    }
-}
-
-impl Drop for Daemon<'_> {
-    fn drop(&mut self) {
-        let _ = self.env.run(&["down"]);
-    }
-}
+use common::{Daemon, Env, WAIT, alive, assert_fails, show as out, tc, wait_for, wait_gone};
 
 fn sleeper(name: &str) -> String {
     format!(

@@ -10,20 +10,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 
-use common::{Env, WAIT, show, tc, wait_for};
+use common::{Daemon, Env, WAIT, show, tc, wait_for};
 
-/// A detached warden, brought down when the test ends.
-struct Daemon<'a> {
-    env: &'a Env,
-}
-
-impl<'a> Daemon<'a> {
-    fn up(env: &'a Env) -> Daemon<'a> {
-        let o = env.run(&["up", "-d"]);
-        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-        Daemon { env }
-    }
-
+impl Daemon<'_> {
     /// `warden logs ARGS` (exit 0), its stdout.
     fn logs(&self, args: &[&str]) -> String {
         let mut all = vec!["logs"];
@@ -56,12 +45,6 @@ impl<'a> Daemon<'a> {
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
         body.to_owned()
-    }
-}
-
-impl Drop for Daemon<'_> {
-    fn drop(&mut self) {
-        let _ = self.env.run(&["down"]);
     }
 }
 

@@ -572,15 +572,7 @@ fn read_log(
     field: Option<Field<'_>>,
     warden: &WardenSettings,
 ) -> LogConfig {
-    let mut log = LogConfig {
-        stdout: warden.log_dir.join(format!("{name}.out.log")),
-        stderr: StderrTarget::File(warden.log_dir.join(format!("{name}.err.log"))),
-        max_size: 10 * 1024 * 1024,
-        keep: 5,
-        compress: false,
-        timestamps: false,
-        encoding: None,
-    };
+    let mut log = LogConfig::defaults(&warden.log_dir, name);
     let Some(section) = field.and_then(|f| r.section(f)) else {
         return log;
     };

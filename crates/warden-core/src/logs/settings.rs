@@ -1,6 +1,6 @@
 //! The settings of a service's logs, as the config gives them (`[services.NAME.log]`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where stderr goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,20 @@ pub struct LogConfig {
 }
 
 impl LogConfig {
+    /// The defaults for service `name` with logs in `log_dir`: `NAME.out.log` and
+    /// `NAME.err.log`, 10 MiB, 5 kept, no compression, no timestamps, bytes unchanged.
+    pub fn defaults(log_dir: &Path, name: &str) -> LogConfig {
+        LogConfig {
+            stdout: log_dir.join(format!("{name}.out.log")),
+            stderr: StderrTarget::File(log_dir.join(format!("{name}.err.log"))),
+            max_size: 10 * 1024 * 1024,
+            keep: 5,
+            compress: false,
+            timestamps: false,
+            encoding: None,
+        }
+    }
+
     /// stderr goes into the stdout file (`stderr = "stdout"`, or the same path): the child
     /// then gets one pipe for both streams, so that the file has the program's own order
     /// (its lines are all labelled `out`).

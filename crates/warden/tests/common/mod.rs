@@ -302,3 +302,55 @@ pub fn zombie_children(pid: i32) -> Vec<i32> {
 pub fn path_str(p: &Path) -> String {
     toml_str(&p.display().to_string())
 }
+
+/// A detached warden, brought down when the test ends.
+pub struct Daemon<'a> {
+    pub env: &'a Env,
+}
+
+impl<'a> Daemon<'a> {
+    pub fn up(env: &'a Env) -> Daemon<'a> {
+        let o = env.run(&["up", "-d"]);
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("warden is running (pid "),
+            "{}",
+            show(&o)
+        );
+        Daemon { env }
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let o = self.env.run(&["status", "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    pub fn service(&self, name: &str) -> serde_json::Value {
+        self.status()["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
+    }
+
+    /// Wait until `name` is in `state` (a service is `starting` until it ran `min_uptime`).
+    pub fn until_state(&self, name: &str, state: &str) -> serde_json::Value {
+        wait_for(&format!("{name} to be {state}"), WAIT, || {
+            let s = self.service(name);
+            (s["state"] == state).then_some(s)
+        })
+    }
+
+    pub fn pid(&self, name: &str) -> Option<i64> {
+        self.service(name)["pid"].as_i64()
+    }
+}
+
+impl Drop for Daemon<'_> {
+    fn drop(&mut self) {
+        let _ = self.env.run(&["down"]);
+    }
+}
