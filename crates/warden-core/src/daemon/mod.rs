@@ -148,12 +148,17 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
     );
 
     let mut finished = None;
+    let mut task_done = false;
     loop {
         tokio::select! {
             ask = opts.requests.recv() => match ask {
                 Some(Request::Reload) => {
-                    // The outcome is logged by the engine; nobody waits for it here.
-                    let _ = handle.reload().await;
+                    // The outcome is logged by the engine; nobody waits for it here, and a
+                    // stop asked meanwhile must not wait behind a slow reload.
+                    let h = handle.clone();
+                    tokio::spawn(async move {
+                        let _ = h.reload().await;
+                    });
                 }
                 Some(Request::Stop) | None => break,
             },
@@ -163,7 +168,10 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
                 finished = Some(finish);
                 break;
             }
-            _ = &mut task => break,
+            _ = &mut task => {
+                task_done = true;
+                break;
+            }
         }
     }
 
@@ -194,7 +202,9 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
             },
         }
     }
-    let _ = task.await;
+    if !task_done {
+        let _ = task.await; // a JoinHandle must not be polled again once it answered
+    }
     drop(server);
     let stray = process::kill_all_descendants();
     if stray > 0 {

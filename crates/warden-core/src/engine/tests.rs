@@ -643,9 +643,41 @@ async fn a_program_that_cannot_start_is_retried_with_backoff() {
         Some("cannot start: program not found: ghost: entity not found")
     );
     assert_eq!(s.pid, None);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_near(s.next_start_in_ms, 100);
+    // The first retry fails too: the second delay doubles.
+    let s = r
+        .until("a", |s| s.restarts == 1 && s.state == State::Backoff)
+        .await;
+    assert_near(s.next_start_in_ms, 200);
+}
+
+// A missing program under a zero backoff recursed (spawn fails, restart at once, ...) until
+// the stack overflowed and warden aborted with every service.
+#[tokio::test(start_paused = true)]
+async fn a_missing_program_under_a_zero_backoff_waits_between_tries() {
+    let toml = "[services.a]\ncommand = [\"ghost\"]\nmin_uptime = \"0s\"\nbackoff = { initial = \"0s\", max = \"0s\", jitter = 0.0 }\n";
+    let r = rig_with(toml, |b| {
+        b.missing.insert("ghost".into());
+    })
+    .await;
     let s = r.until_state("a", State::Backoff).await;
-    assert!(s.restarts >= 1, "{s:?}");
+    assert_near(s.next_start_in_ms, 100);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s = r.status("a").await;
+    assert!(s.restarts <= 10, "at most one try per 100 ms: {s:?}");
+}
+
+// A `warden start` waiting for a starting service got "restarting" when a restart came
+// first; it now waits for the new run to be up.
+#[tokio::test(start_paused = true)]
+async fn a_start_waiting_across_a_restart_answers_once_the_new_run_is_up() {
+    let r = rig(&svc_up("a", "pa", "autostart = false")).await;
+    let h1 = r.handle.clone();
+    let start = tokio::spawn(async move { h1.act(Action::Start, "a").await });
+    r.until_state("a", State::Starting).await;
+    r.handle.act(Action::Restart, "a").await.unwrap();
+    assert_eq!(start.await.unwrap(), Ok(()));
+    assert_eq!(r.fake.pids("pa").len(), 2);
 }
 
 #[tokio::test(start_paused = true)]

@@ -100,8 +100,20 @@ async fn remote_dialer(api: &str, token_file: Option<&std::path::Path>) -> Resul
 }
 
 /// How to reach the warden of `target`, and its config (`None` for an installed instance
-/// or `--api`).
+/// or `--api`). If a warden answers there, it is checked to run this very config (see
+/// [`same_config`]): every command and `warden ui` go through here.
 pub async fn dialer(target: &Target) -> Result<(Dialer, Option<Config>), Failure> {
+    let (dialer, config) = locate(target).await?;
+    if let Some(cfg) = &config
+        && let Ok(mut client) = dialer.dial().await
+    {
+        same_config(&mut client, cfg, &dialer).await?;
+    }
+    Ok((dialer, config))
+}
+
+/// Where the warden of `target` is, without asking it anything.
+async fn locate(target: &Target) -> Result<(Dialer, Option<Config>), Failure> {
     if let Some(api) = &target.remote.api {
         return Ok((
             remote_dialer(api, target.remote.token_file.as_deref()).await?,
@@ -133,13 +145,13 @@ pub async fn dialer(target: &Target) -> Result<(Dialer, Option<Config>), Failure
 /// instance, which is found by its name alone, or for `--api`).
 pub(super) async fn connect(target: &Target) -> Result<(Client, Option<Config>), Failure> {
     let (dialer, config) = dialer(target).await?;
+    Ok((open(&dialer).await?, config))
+}
+
+/// One connection through `dialer`, its failure in words.
+async fn open(dialer: &Dialer) -> Result<Client, Failure> {
     match dialer.dial().await {
-        Ok(mut c) => {
-            if let Some(cfg) = &config {
-                same_config(&mut c, cfg, &dialer).await?;
-            }
-            Ok((c, config))
-        }
+        Ok(c) => Ok(c),
         Err(ClientError::NotRunning { .. }) if matches!(dialer, Dialer::Tcp { .. }) => {
             Err(Failure::new(
                 crate::exit::NOT_RUNNING,
@@ -333,7 +345,9 @@ pub fn down(target: &Target) -> Result<(), Failure> {
         client.shutdown().await.map_err(|e| client_failure(&e))?;
         // Over --api there is no lock file to wait on.
         let Some(config) = config else {
-            println!("warden (pid {pid}) is stopping every service and will exit");
+            super::say(&format!(
+                "warden (pid {pid}) is stopping every service and will exit\n"
+            ))?;
             return Ok(());
         };
         // warden holds the state dir's lock until it exits: waiting for the lock is waiting
@@ -406,7 +420,9 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
         return Err(Failure::usage("name the services to act on, or use --all"));
     }
     block_on(async {
-        let (mut client, _) = connect(&args.target).await?;
+        let (dial, _) = dialer(&args.target).await?;
+        // Not running: say so once, before anything is asked.
+        let mut client = open(&dial).await?;
         let names: Vec<String> = if args.all {
             client
                 .status(&[])
@@ -421,7 +437,6 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
         };
         // All at once, as `down` does: three services that take 2 s to stop take 2 s, not 6.
         // The answers are printed in the order the names were given.
-        let (dial, _) = dialer(&args.target).await?;
         let wait = !args.no_wait;
         let tasks: Vec<_> = names
             .iter()
@@ -462,7 +477,12 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
         }
         match failed.len() {
             0 => Ok(()),
-            _ if failed.iter().all(|(_, f)| f.code == 3) => Err(failed.remove(0).1),
+            _ if failed
+                .iter()
+                .all(|(_, f)| f.code == crate::exit::NOT_RUNNING) =>
+            {
+                Err(failed.remove(0).1)
+            }
             n => Err(Failure::failed(format!(
                 "{n} of {} service(s) failed",
                 names.len()

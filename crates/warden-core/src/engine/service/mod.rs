@@ -26,6 +26,10 @@ use crate::process::{ExitStatus, Output, SpawnSpec};
 use crate::proto::LastExit;
 use crate::util::{fmt_duration, rfc3339_ms};
 
+/// The shortest wait before a start that could not spawn is tried again (a missing program
+/// under `backoff.initial = "0s"` would otherwise spin).
+const SPAWN_RETRY_FLOOR: Duration = Duration::from_millis(100);
+
 /// The answer to a request: `Err` carries the reason in words.
 pub type Reply = oneshot::Sender<Result<(), String>>;
 
@@ -253,7 +257,10 @@ impl ServiceTask {
                 let _ = reply.send(Ok(()));
             }
             Request::Restart(reply) => {
+                // A start waiting for the old run to be up waits for the new one instead.
+                let waiting = std::mem::take(&mut self.waiting);
                 self.stop("restarting").await;
+                self.waiting = waiting;
                 self.history.reset();
                 self.start(false);
                 self.reply_after_start(reply, Until::Up);
@@ -263,9 +270,11 @@ impl ServiceTask {
                     self.phase,
                     Phase::Starting(_) | Phase::Running(_) | Phase::Backoff { .. }
                 );
+                let waiting = std::mem::take(&mut self.waiting);
                 if was_active {
                     self.stop("config changed").await;
                 }
+                self.waiting = waiting;
                 self.logs.reconfigure(&cfg.log);
                 self.cfg = *cfg;
                 let result = if was_active {
@@ -424,6 +433,14 @@ impl ServiceTask {
                         ),
                     );
                 }
+                // A start that failed is never retried in the same call: with a zero
+                // backoff that would recurse (spawn fails, restart, spawn fails, ...) until
+                // the stack overflows. It waits at least SPAWN_RETRY_FLOOR instead.
+                let delay = if status.is_none() {
+                    delay.max(SPAWN_RETRY_FLOOR)
+                } else {
+                    delay
+                };
                 if delay.is_zero() {
                     self.start(true);
                 } else {
