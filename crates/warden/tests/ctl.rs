@@ -685,3 +685,49 @@ fn stop_of_several_services_stops_them_together() {
         "in the order given"
     );
 }
+
+// Found trying warden as a new user: `logs -f` ended with a raw HTTP error when warden
+// went down, and the log dir warden created was 0755 where the README says 0750.
+#[test]
+fn a_follow_ends_plainly_when_warden_stops_and_the_log_dir_is_0750() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(&format!(
+        "[services.a]\ncommand = [{tc}, \"--lines\", \"1\", \"--sleep\", \"forever\"]\n",
+        tc = tc()
+    ));
+    let d = Daemon::up(&env);
+    d.until_state("a", "running");
+    let mode = std::fs::metadata(env.path("logs"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o750);
+    let mut follow = Command::new(common::warden_bin())
+        .args(["logs", "a", "-f", "-c"])
+        .arg(env.config())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Handshake: the tail's line arrived, so the follow stream is open.
+    let mut first = String::new();
+    BufReader::new(follow.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("line"), "{first}");
+    let o = env.run(&["down"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let status = wait_for("the follow to end", WAIT, || follow.try_wait().unwrap());
+    let mut err = String::new();
+    follow
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("warden stopped; nothing more to follow"),
+        "{err}"
+    );
+}

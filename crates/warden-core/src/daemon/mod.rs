@@ -99,7 +99,8 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
     for w in &config.warnings {
         events.emit("warden", Level::Warn, &w.to_string());
     }
-    if let Err(e) = std::fs::create_dir_all(&config.warden.log_dir) {
+    // 0750 like every log dir (a dir another user can write is refused when a log opens).
+    if let Err(e) = crate::state::secure_dir(&config.warden.log_dir, 0o750) {
         events.emit(
             "warden",
             Level::Warn,

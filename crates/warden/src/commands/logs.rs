@@ -145,10 +145,10 @@ async fn one(
     let mut follower = client
         .follow_logs(name, args.lines, stream)
         .await
-        .map_err(|e| client_failure(&e))?;
+        .map_err(|e| follow_failure(&e))?;
     loop {
         let item = tokio::select! {
-            item = follower.next() => item.map_err(|e| client_failure(&e))?,
+            item = follower.next() => item.map_err(|e| follow_failure(&e))?,
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
         let mut text = String::new();
@@ -181,7 +181,7 @@ async fn all(target: &Target, args: &LogsArgs, stream: Option<Stream>) -> Result
             let f = client
                 .follow_logs(name, 0, stream)
                 .await
-                .map_err(|e| client_failure(&e))?;
+                .map_err(|e| follow_failure(&e))?;
             followers.push(f);
         }
     }
@@ -234,7 +234,7 @@ async fn all(target: &Target, args: &LogsArgs, stream: Option<Stream>) -> Result
             return Ok(());
         };
         let mut text = String::new();
-        match item.map_err(|e| client_failure(&e))? {
+        match item.map_err(|e| follow_failure(&e))? {
             FollowItem::Line(l) => {
                 if seen[service].is_some_and(|s| l.seq <= s) {
                     continue;
@@ -272,6 +272,18 @@ fn merge_by_time(tails: Vec<Vec<LogLineJson>>) -> Vec<(usize, LogLineJson)> {
         if let Some(l) = iters[i].next() {
             out.push((i, l));
         }
+    }
+}
+
+/// A follow stream that breaks off: the connection ending mid-stream means warden went away
+/// (`warden down`), which is said plainly (exit 3) instead of as an HTTP error.
+fn follow_failure(e: &ClientError) -> Failure {
+    match e {
+        ClientError::Http(_) => Failure::new(
+            crate::exit::NOT_RUNNING,
+            "warden stopped; nothing more to follow",
+        ),
+        other => client_failure(other),
     }
 }
 
