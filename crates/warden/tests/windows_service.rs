@@ -4,12 +4,14 @@
 //! any Wine prefix). Run under Wine by `tools/wine/winsvc-test.sh`.
 //!
 //! Each test uses its own service name (`wt-TAG-PID`) and temp dir, so they run in
-//! parallel; a guard uninstalls the service whatever happens.
+//! parallel; a guard uninstalls the service whatever happens. The one exception is
+//! `service_run_outside_the_scm_exits_2`: see [`SCM_PIPE`].
 
 #![cfg(windows)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use windows_service::service::{ServiceAccess, ServiceExitCode, ServiceState, ServiceStatus};
@@ -23,6 +25,18 @@ use windows_sys::Win32::System::Threading::{
 };
 
 const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Wine's `StartServiceCtrlDispatcher` connects to the control pipe of the service the SCM
+/// started last (`\\.\pipe\net\NtControlPipeN`) without checking that the caller is that
+/// service's process, as Windows does. A `warden service-run` started by hand while the SCM
+/// waits for another service would take that service's pipe, and both tests fail (seen in
+/// CI). So the tests that start services hold this shared, and the hand-started one holds
+/// it alone.
+static SCM_PIPE: RwLock<()> = RwLock::new(());
+
+fn starts_services() -> RwLockReadGuard<'static, ()> {
+    SCM_PIPE.read().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn warden() -> PathBuf {
     std::path::absolute(env!("CARGO_BIN_EXE_warden")).expect("absolute warden.exe")
@@ -167,6 +181,7 @@ fn paramchange(name: &str) {
 
 #[test]
 fn quick_install_runs_reloads_stops_and_uninstalls() {
+    let _scm = starts_services();
     let name = name("quick");
     let child = test_child();
     let child = child.to_string_lossy();
@@ -237,6 +252,7 @@ fn quick_install_runs_reloads_stops_and_uninstalls() {
 
 #[test]
 fn config_install_now_restarts_a_crashing_child() {
+    let _scm = starts_services();
     let name = name("crash");
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = tmp.path().join("warden.toml");
@@ -276,6 +292,7 @@ fn config_install_now_restarts_a_crashing_child() {
 
 #[test]
 fn a_config_error_at_start_stops_with_service_specific_code_2() {
+    let _scm = starts_services();
     let name = name("badcfg");
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = tmp.path().join("warden.toml");
@@ -366,6 +383,7 @@ fn install_as_local_service_records_the_account() {
 
 #[test]
 fn service_run_outside_the_scm_exits_2() {
+    let _alone = SCM_PIPE.write().unwrap_or_else(PoisonError::into_inner);
     let out = run(&["service-run", "--name", "wt-none", "-c", "warden.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("warden up"));
