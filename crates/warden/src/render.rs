@@ -6,8 +6,10 @@ use std::time::Duration;
 use warden_core::proto::{ServiceStatus, State, StatusReport};
 use warden_core::util::fmt_duration;
 
+use crate::ui::printable;
+
 /// Whether to colour: not with `--no-color`, not when `NO_COLOR` is set (and not empty), and
-/// only on a terminal.
+/// only on a terminal. `status`, `logs` and `ui` all decide here.
 pub fn use_color(no_color_flag: bool, tty: bool) -> bool {
     tty && !no_color_flag && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
@@ -25,6 +27,29 @@ pub fn last_exit(s: &ServiceStatus) -> String {
     format!("{what} ({})", fmt_duration(Duration::from_millis(e.ran_ms)))
 }
 
+/// The REASON cell of `warden status` and `warden ui`: why a service is not up (empty for one
+/// that is up and well), in backoff the countdown first. `age`: how old the answer is (the
+/// UI counts down between two answers). Control characters are made visible.
+pub fn reason(s: &ServiceStatus, age: Duration) -> String {
+    let why = s.reason.as_deref().map(printable).unwrap_or_default();
+    match (s.state, s.next_start_in_ms) {
+        (State::Backoff, Some(ms)) => {
+            let left = Duration::from_millis(ms).saturating_sub(age);
+            let next = if left.is_zero() {
+                "next start now".to_owned()
+            } else {
+                format!("next start in {}", fmt_duration(left))
+            };
+            if why.is_empty() {
+                next
+            } else {
+                format!("{next}; {why}")
+            }
+        }
+        _ => why,
+    }
+}
+
 fn state_color(state: State) -> &'static str {
     match state {
         State::Running => "32",
@@ -34,71 +59,114 @@ fn state_color(state: State) -> &'static str {
     }
 }
 
-/// The `warden status` table.
-pub fn status_table(report: &StatusReport, color: bool) -> String {
-    let header = [
-        "NAME",
-        "STATE",
-        "PID",
-        "UPTIME",
-        "RESTARTS",
-        "LAST EXIT",
-        "HEALTH",
-    ];
-    let rows: Vec<[String; 7]> = report
+/// One column of the status table: its title and how a service fills it.
+struct Column {
+    title: &'static str,
+    cell: fn(&ServiceStatus) -> String,
+    /// The cell is coloured by the service's state.
+    coloured: bool,
+}
+
+const fn col(title: &'static str, cell: fn(&ServiceStatus) -> String) -> Column {
+    Column {
+        title,
+        cell,
+        coloured: false,
+    }
+}
+
+/// The columns of `warden status`, in order. A new column (CPU, MEM) is one more line here;
+/// REASON stays last, since it is the one cut to the terminal's width.
+const COLUMNS: &[Column] = &[
+    col("NAME", |s| printable(&s.name)),
+    Column {
+        coloured: true,
+        ..col("STATE", |s| s.state.as_str().to_owned())
+    },
+    col("PID", |s| {
+        s.pid.map_or_else(|| "-".into(), |p| p.to_string())
+    }),
+    col("UPTIME", |s| {
+        s.uptime_ms
+            .map_or_else(|| "-".into(), |u| fmt_duration(Duration::from_millis(u)))
+    }),
+    col("RESTARTS", |s| s.restarts.to_string()),
+    col("LAST EXIT", last_exit),
+    // Filled in once the status carries health.
+    col("HEALTH", |_| "-".into()),
+    col("REASON", |s| reason(s, Duration::ZERO)),
+];
+
+/// REASON keeps at least this many characters however narrow the terminal.
+const MIN_REASON: usize = 10;
+
+/// The `warden status` table. `width`: the terminal's, to which each line is cut (by cutting
+/// its REASON with `…`; `None`, as when stdout is not a terminal: nothing is cut). Cells are
+/// left-aligned, two spaces apart; no line ends in spaces.
+pub fn status_table(report: &StatusReport, color: bool, width: Option<usize>) -> String {
+    let rows: Vec<Vec<String>> = report
         .services
         .iter()
-        .map(|s| {
-            [
-                s.name.clone(),
-                s.state.as_str().to_owned(),
-                s.pid.map_or_else(|| "-".into(), |p| p.to_string()),
-                s.uptime_ms
-                    .map_or_else(|| "-".into(), |u| fmt_duration(Duration::from_millis(u))),
-                s.restarts.to_string(),
-                last_exit(s),
-                "-".into(),
-            ]
-        })
+        .map(|s| COLUMNS.iter().map(|c| (c.cell)(s)).collect())
         .collect();
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = COLUMNS.iter().map(|c| c.title.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+            *w = (*w).max(cell.chars().count());
         }
     }
+    // Where the last column starts; what is left of the width is its room.
+    let last = COLUMNS.len() - 1;
+    let before: usize = widths[..last].iter().map(|w| w + 2).sum();
+    let room = width.map(|w| w.saturating_sub(before).max(MIN_REASON));
     let mut out = String::new();
-    let line = |cells: &[String], out: &mut String, state: Option<State>| {
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            let last = i == cells.len() - 1;
-            let padded = if last {
-                cell.clone()
-            } else {
-                format!("{cell:w$}  ")
-            };
-            match state {
-                Some(st) if color && i == 1 => {
-                    let _ = write!(out, "\x1b[{}m{padded}\x1b[0m", state_color(st));
-                }
-                _ => out.push_str(&padded),
+    let mut line = |cells: &[String], state: Option<State>| {
+        let mut text = String::new();
+        for (i, (cell, col)) in cells.iter().zip(COLUMNS).enumerate() {
+            if i == last {
+                text.push_str(&room.map_or_else(|| cell.clone(), |r| cut(cell, r)));
+                break;
             }
+            let pad = widths[i] - cell.chars().count() + 2;
+            match state {
+                Some(st) if color && col.coloured => {
+                    let _ = write!(text, "\x1b[{}m{cell}\x1b[0m", state_color(st));
+                }
+                _ => text.push_str(cell),
+            }
+            text.extend(std::iter::repeat_n(' ', pad));
         }
+        out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&header.map(str::to_owned), &mut out, None);
+    let header: Vec<String> = COLUMNS.iter().map(|c| c.title.to_owned()).collect();
+    line(&header, None);
     for (row, s) in rows.iter().zip(&report.services) {
-        line(row, &mut out, Some(s.state));
-    }
-    // Why services are failed, stopped or pending, below the table.
-    for s in &report.services {
-        if (matches!(s.state, State::Failed | State::Pending)
-            || (s.state == State::Stopped && s.reason.is_some()))
-            && let Some(r) = &s.reason
-        {
-            let _ = writeln!(out, "  {}: {r}", s.name);
-        }
+        line(row, Some(s.state));
     }
     out
+}
+
+/// `s` in at most `width` characters, cut with `…`.
+fn cut(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The width of the terminal on stdout, if stdout is one.
+pub fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    crossterm::terminal::size()
+        .ok()
+        .map(|(w, _)| usize::from(w))
+        .filter(|w| *w > 0)
 }
 
 #[cfg(test)]
@@ -119,8 +187,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_table_lines_up_and_explains_failures() {
+    fn report(services: Vec<ServiceStatus>) -> StatusReport {
+        StatusReport {
+            warden: WardenInfo {
+                version: "0.1.0".into(),
+                pid: 1,
+                config: "/x".into(),
+                uptime_ms: 1,
+            },
+            services,
+        }
+    }
+
+    fn example() -> StatusReport {
         let mut api = svc("api", State::Running);
         api.pid = Some(4312);
         api.uptime_ms = Some(7_380_000);
@@ -132,31 +211,68 @@ mod tests {
             at: String::new(),
             ran_ms: 200,
         });
+        worker.next_start_in_ms = Some(1_500);
+        worker.reason = Some("exited with code 1".into());
         let mut db = svc("db", State::Failed);
-        db.reason = Some("start limit reached".into());
-        let report = StatusReport {
-            warden: WardenInfo {
-                version: "0.1.0".into(),
-                pid: 1,
-                config: "/x".into(),
-                uptime_ms: 1,
-            },
-            services: vec![api, worker, db],
-        };
-        let table = status_table(&report, false);
+        db.reason = Some("start limit reached: more than 5 starts within 1m00s".into());
+        let mut held = svc("held", State::Stopped);
+        held.reason = Some("stopped by hand".into());
+        report(vec![api, worker, db, held])
+    }
+
+    #[test]
+    fn the_table_lines_up_and_gives_the_reason_last() {
+        let table = status_table(&example(), false, None);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
-            lines[0],
-            "NAME    STATE    PID   UPTIME  RESTARTS  LAST EXIT       HEALTH"
+            lines,
+            [
+                "NAME    STATE    PID   UPTIME  RESTARTS  LAST EXIT       HEALTH  REASON",
+                "api     running  4312  2h03m   0         -               -",
+                "worker  backoff  -     -       7         code 1 (200ms)  -       next start in 1.5s; exited with code 1",
+                "db      failed   -     -       0         -               -       start limit reached: more than 5 starts within 1m00s",
+                "held    stopped  -     -       0         -               -       stopped by hand",
+            ]
         );
+    }
+
+    #[test]
+    fn on_a_terminal_the_reason_is_cut_to_its_width() {
+        let table = status_table(&example(), false, Some(80));
+        for l in table.lines() {
+            assert!(l.chars().count() <= 80, "{l:?} is wider than 80");
+        }
+        let db = table.lines().nth(3).expect("db's row");
         assert_eq!(
-            lines[1],
-            "api     running  4312  2h03m   0         -               -"
+            db,
+            "db      failed   -     -       0         -               -       start limit re…"
         );
+        // Too narrow for the other columns: REASON still shows its first characters.
+        let narrow = status_table(&example(), false, Some(40));
+        let db = narrow.lines().nth(3).expect("db's row");
+        assert!(db.ends_with("-       start lim…"), "{db}");
+        // A short reason is never cut.
+        assert!(
+            table.lines().nth(4).expect("held").ends_with("stopped by hand"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_reason_with_control_characters_cannot_drive_the_terminal() {
+        let mut s = svc("web", State::Failed);
+        s.reason = Some("cannot start: program not found: /x\x1b[2J".into());
+        let table = status_table(&report(vec![s]), false, None);
+        assert!(!table.contains('\x1b'), "{table:?}");
+    }
+
+    #[test]
+    fn colour_only_paints_the_state() {
+        let table = status_table(&example(), true, None);
+        let api = table.lines().nth(1).expect("api");
         assert_eq!(
-            lines[2],
-            "worker  backoff  -     -       7         code 1 (200ms)  -"
+            api,
+            "api     \x1b[32mrunning\x1b[0m  4312  2h03m   0         -               -"
         );
-        assert_eq!(lines[4], "  db: start limit reached");
     }
 }

@@ -19,7 +19,7 @@
 //!   of `300ms` stays), becomes `<PID>`;
 //! - an RFC 3339 UTC time with milliseconds (`2026-12-01T08:19:35.369Z`) becomes `<TS>`;
 //! - durations only where they are measured: the UPTIME cell and the `(…)` of the LAST EXIT
-//!   cell of the status table, the values of `uptime_ms`, `ran_ms` and `next_start_in_ms` in
+//!   cell of the status table (and the `next start in …` of its REASON), the values of `uptime_ms`, `ran_ms` and `next_start_in_ms` in
 //!   JSON, and a duration right after `after ` or `ran ` in the event log become `<T>`; a
 //!   configured duration (`within 1h00m`, `restarting in 0ms`) is kept;
 //! - the status table is checked to be left-aligned with exactly two spaces between columns
@@ -338,6 +338,7 @@ impl Norm {
             for (cell, name) in row.iter_mut().zip(&names) {
                 *cell = match *name {
                     "UPTIME" if is_duration(cell) => "<T>".to_owned(),
+                    "REASON" => self.text(&durations_after(cell, "next start in ")),
                     "LAST EXIT" => match cell.strip_suffix(')').and_then(|c| c.rsplit_once(" (")) {
                         Some((what, d)) if is_duration(d) => format!("{what} (<T>)"),
                         _ => cell.clone(),
@@ -354,13 +355,15 @@ impl Norm {
         }
         let mut out = String::new();
         for row in &rows {
+            let mut line = String::new();
             for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
                 if i + 1 == row.len() {
-                    out.push_str(cell);
+                    line.push_str(cell);
                 } else {
-                    let _ = write!(out, "{cell:w$}  ");
+                    let _ = write!(line, "{cell:w$}  ");
                 }
             }
+            out.push_str(line.trim_end());
             out.push('\n');
         }
         for line in below {
@@ -393,6 +396,13 @@ fn column_starts(header: &str) -> Vec<usize> {
 /// spaces, the last one without trailing spaces.
 fn split_row<'a>(line: &'a str, starts: &[usize], table: &str) -> Vec<&'a str> {
     let mut cells = Vec::new();
+    // The last cell (REASON) may be empty: the line then ends after the cell before it.
+    let last = starts.len().saturating_sub(1);
+    if starts.len() > 1 && line.len() <= starts[last] && line.len() > starts[last - 1] {
+        let mut first = split_row(line, &starts[..last], table);
+        first.push("");
+        return first;
+    }
     for (i, &from) in starts.iter().enumerate() {
         let slice = match starts.get(i + 1) {
             Some(&to) => line.get(from..to),
@@ -1155,16 +1165,16 @@ fn normalisation_hides_only_measured_values() {
 fn the_table_is_laid_out_again_after_normalising() {
     let mut n = Norm::new(Path::new("/tmp/x"));
     n.learn_pid(123_456);
-    let table = "NAME    STATE    PID     UPTIME  RESTARTS  LAST EXIT       HEALTH\n\
+    let table = "NAME    STATE    PID     UPTIME  RESTARTS  LAST EXIT       HEALTH  REASON\n\
                  api     running  123456  2h03m   0         -               -\n\
-                 worker  backoff  -       -       7         code 1 (200ms)  -\n\
-                 \x20 worker: why\n";
+                 worker  backoff  -       -       7         code 1 (200ms)  -       next start in 1.5s; exited\n\
+                 held    stopped  -       -       0         -               -       stopped by hand\n";
     assert_eq!(
         n.table(table),
-        "NAME    STATE    PID    UPTIME  RESTARTS  LAST EXIT     HEALTH\n\
+        "NAME    STATE    PID    UPTIME  RESTARTS  LAST EXIT     HEALTH  REASON\n\
          api     running  <PID>  <T>     0         -             -\n\
-         worker  backoff  -      -       7         code 1 (<T>)  -\n\
-         \x20 worker: why\n"
+         worker  backoff  -      -       7         code 1 (<T>)  -       next start in <T>; exited\n\
+         held    stopped  -      -       0         -             -       stopped by hand\n"
     );
 }
 

@@ -401,7 +401,7 @@ pub fn status(
         } else {
             use std::io::IsTerminal;
             let color = crate::render::use_color(no_color, std::io::stdout().is_terminal());
-            crate::render::status_table(&report, color)
+            crate::render::status_table(&report, color, crate::render::terminal_width())
         };
         super::say(&text)
     })

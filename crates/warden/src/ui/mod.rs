@@ -15,6 +15,8 @@ mod popup;
 mod term;
 mod view;
 
+pub(crate) use logbuf::printable;
+
 #[cfg(test)]
 mod bench;
 #[cfg(test)]

@@ -255,28 +255,7 @@ fn cell(s: &ServiceStatus, col: Col, age: Duration) -> String {
         Col::LastExit => crate::render::last_exit(s),
         // Filled in once the status carries health, CPU and memory.
         Col::Health | Col::Cpu | Col::Mem => "-".into(),
-        Col::Reason => reason(s, age),
-    }
-}
-
-/// The REASON cell: in backoff, the countdown first.
-fn reason(s: &ServiceStatus, age: Duration) -> String {
-    let why = s.reason.as_deref().map(printable).unwrap_or_default();
-    match (s.state, s.next_start_in_ms) {
-        (State::Backoff, Some(ms)) => {
-            let left = Duration::from_millis(ms).saturating_sub(age);
-            let next = if left.is_zero() {
-                "next start now".to_owned()
-            } else {
-                format!("next start in {}", fmt_duration(left))
-            };
-            if why.is_empty() {
-                next
-            } else {
-                format!("{next}; {why}")
-            }
-        }
-        _ => why,
+        Col::Reason => crate::render::reason(s, age),
     }
 }
 
