@@ -215,6 +215,9 @@ pub enum Command {
         /// whatever `log.timestamps` says for the file
         #[arg(long)]
         timestamps: bool,
+        /// No colours in the `NAME |` prefixes (also when `NO_COLOR` is set)
+        #[arg(long)]
+        no_color: bool,
         #[command(flatten)]
         remote: Remote,
     },

@@ -731,3 +731,95 @@ fn a_follow_ends_plainly_when_warden_stops_and_the_log_dir_is_0750() {
         "{err}"
     );
 }
+
+/// A sleeper that is up 50 ms after its start, so that restarts in these tests are quick.
+fn quick(name: &str) -> String {
+    format!("{}min_uptime = \"50ms\"\n", sleeper(name))
+}
+
+#[test]
+fn an_unknown_name_makes_start_stop_and_restart_touch_nothing() {
+    let env = Env::new(&format!("{}{}", quick("web"), quick("db")));
+    let d = Daemon::up(&env);
+    let web = d.until_state("web", "running")["pid"].as_i64().unwrap();
+    d.until_state("db", "running");
+    for verb in ["restart", "stop"] {
+        let o = env.run(&[verb, "web", "nosuch", "db"]);
+        let err = assert_fails(&o, 1, "no service named \"nosuch\" (known: web, db)");
+        assert!(err.contains("nothing was done"), "{err}");
+        assert!(o.stdout.is_empty(), "{verb} acted on a service: {}", out(&o));
+        assert_eq!(d.pid("web"), Some(web), "{verb} touched web");
+        assert_eq!(d.service("db")["state"], "running", "{verb} touched db");
+    }
+    // Every unknown name is listed; none is acted on.
+    env.run(&["stop", "db"]);
+    let o = env.run(&["start", "db", "x1", "x2"]);
+    assert_fails(&o, 1, "no services named \"x1\", \"x2\"");
+    assert_eq!(d.service("db")["state"], "stopped");
+    // A name given twice is acted on once.
+    let o = env.run(&["restart", "web", "web"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "{}", out(&o));
+}
+
+#[test]
+fn restart_all_restarts_what_runs_and_leaves_hand_stopped_services_stopped() {
+    let env = Env::new(&format!("{}{}{}", quick("web"), quick("held"), quick("lazy")));
+    let mut cfg = env.read("warden.toml");
+    cfg.push_str("autostart = false\n");
+    env.write_config(&cfg);
+    let d = Daemon::up(&env);
+    let web = d.until_state("web", "running")["pid"].as_i64().unwrap();
+    d.until_state("held", "running");
+    let o = env.run(&["stop", "held"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+
+    let o = env.run(&["restart", "--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out(&o));
+    assert!(lines[0].starts_with("web: running (pid "), "{}", out(&o));
+    assert_eq!(lines[1], "held: left stopped (stopped by hand)", "{}", out(&o));
+    assert_eq!(lines[2], "lazy: left stopped (autostart = false)", "{}", out(&o));
+    let now = d.until_state("web", "running")["pid"].as_i64().unwrap();
+    assert_ne!(now, web, "web was restarted");
+    assert_eq!(d.service("held")["state"], "stopped");
+    assert_eq!(d.service("lazy")["state"], "stopped");
+    // start --all starts every service, those stopped by hand too.
+    let o = env.run(&["start", "--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    d.until_state("held", "running");
+    d.until_state("lazy", "running");
+}
+
+#[test]
+fn over_the_tcp_api_not_running_says_what_to_check() {
+    let env = Env::new(&sleeper("web"));
+    std::fs::write(env.path("token"), "secret\n").unwrap();
+    // A port that nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = format!("127.0.0.1:{port}");
+    let token = env.path("token").display().to_string();
+    for args in [
+        &["status"][..],
+        &["restart", "web"],
+        &["stop", "--all"],
+        &["logs", "web"],
+        &["reload"],
+    ] {
+        let o = Command::new(common::warden_bin())
+            .args(args)
+            .args(["--api", &api, "--token-file", &token])
+            .current_dir(env.path(""))
+            .output()
+            .unwrap();
+        let err = assert_fails(&o, 3, &format!("nothing answers on {api}"));
+        assert!(err.contains("the tunnel up?"), "{args:?}: {err}");
+        assert!(!err.contains("warden up -d"), "{args:?}: {err}");
+    }
+}

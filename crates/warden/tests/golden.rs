@@ -813,6 +813,7 @@ fn start_stop_restart_messages() {
     s.run(&["stop", "nope"], Out::Text);
     s.run(&["start", "nope"], Out::Text);
     s.run(&["restart", "nope"], Out::Text);
+    s.note("an unknown name: every name is checked first, nothing is done");
     s.run(&["stop", "worker", "nope"], Out::Text);
     s.run(&["start", "ghost"], Out::Text);
     s.note("usage errors");
@@ -822,6 +823,7 @@ fn start_stop_restart_messages() {
     s.note("--no-wait answers with the state before");
     s.run(&["stop", "worker", "--no-wait"], Out::Text);
     s.wait_states(&[("worker", "stopped")]);
+    s.note("restart --all restarts what runs; what is at rest is left as it is");
     s.run(&["restart", "--all"], Out::Text);
     s.finish("actions");
 }

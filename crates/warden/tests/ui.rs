@@ -306,6 +306,10 @@ fn the_ui_survives_warden_going_away_and_coming_back() {
     t.wait("the UI to say warden is gone", |s| {
         s.contains("DOWN: warden is not running")
     });
+    // The rows it still shows are its last answer, and the table says so.
+    t.wait("the table to say its rows are stale", |s| {
+        s.contains("warden is not answering: as last seen") && row(s, "alpha").is_some()
+    });
 
     let _warden = env.up(&[]);
     t.wait("the UI to reconnect", |s| {
@@ -388,4 +392,69 @@ command = [{tc}, "--lines", "1", "--sleep", "forever"]
     });
     t.send(&["q"]);
     t.wait("the UI to exit", |s| s.contains("UI-EXIT=0"));
+}
+
+/// `warden logs` and `warden status` on a real terminal: coloured unless `--no-color` or
+/// `NO_COLOR`; the status table's REASON cut to the terminal's width.
+#[test]
+fn logs_and_status_on_a_terminal_colour_unless_told_not_to_and_fit_its_width() {
+    let tc = tc();
+    let env = Env::new(&format!(
+        r#"
+[services.alpha]
+command = [{tc}, "--lines", "2", "--sleep", "forever"]
+[services.lazy]
+command = [{tc}, "--sleep", "forever"]
+autostart = false
+"#
+    ));
+    let _warden = env.up(&[]);
+    wait_running(&env, &["alpha"]);
+    // 74 columns: the other columns take about 61, which leaves REASON about 13.
+    let t = Tmux::new(env.dir.path(), 74, 20);
+    t.wait("the shell", |s| s.contains('$'));
+    let warden = warden_bin().display().to_string();
+    let cfg = env.config().display().to_string();
+    // Each command in turn, its screen with the escape sequences tmux shows.
+    let run = |n: usize, cmd: &str| -> String {
+        // The marker is computed by the shell, so that the typed line does not hold it.
+        t.type_text(&format!("clear; {cmd}; echo DONE-$((1000+{n}))"));
+        t.send(&["Enter"]);
+        let done = format!("DONE-{}", 1000 + n);
+        t.wait(&format!("command {n}"), |s| {
+            s.lines().any(|l| l.trim_end() == done)
+        });
+        let o = t.tmux(&["capture-pane", "-p", "-e", "-t", "t"]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let prefixed = |screen: &str| -> Vec<String> {
+        screen
+            .lines()
+            .filter(|l| l.contains("alpha |"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let coloured = run(1, &format!("env -u NO_COLOR {warden} logs -c {cfg}"));
+    let lines = prefixed(&coloured);
+    assert!(!lines.is_empty(), "{coloured}");
+    assert!(lines.iter().all(|l| l.contains('\x1b')), "coloured: {coloured:?}");
+    for (n, cmd) in [
+        (2, format!("env -u NO_COLOR {warden} logs --no-color -c {cfg}")),
+        (3, format!("NO_COLOR=1 {warden} logs -c {cfg}")),
+    ] {
+        let plain = run(n, &cmd);
+        let lines = prefixed(&plain);
+        assert!(!lines.is_empty(), "{plain}");
+        assert!(lines.iter().all(|l| !l.contains('\x1b')), "{cmd}: {plain:?}");
+    }
+    // REASON is cut at the pane's 74 columns; piped, it is whole.
+    let screen = run(4, &format!("NO_COLOR=1 {warden} status -c {cfg}"));
+    let lazy = screen
+        .lines()
+        .find(|l| l.starts_with("lazy "))
+        .unwrap_or_else(|| panic!("no row of lazy: {screen}"));
+    assert!(lazy.ends_with('…') && lazy.chars().count() == 74, "{lazy:?}");
+    let piped = env.run(&["status"]);
+    let whole = String::from_utf8_lossy(&piped.stdout);
+    assert!(whole.contains("autostart = false"), "{whole}");
 }

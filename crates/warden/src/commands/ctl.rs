@@ -1,13 +1,12 @@
 //! The commands that talk to a running warden over its control endpoint: `up -d`, `down`,
 //! `status`, `start`, `stop`, `restart`, `reload` (and what `logs` shares with them).
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use warden_core::api::client::{Client, ClientError};
 use warden_core::config::{self, Config, ProcessEnv, Secret};
 use warden_core::engine::Action;
-use warden_core::proto::ErrorDetail;
+use warden_core::proto::{ErrorDetail, ServiceStatus, State};
 
 use crate::Failure;
 use crate::cli::{ActArgs, ConfigArg, Target};
@@ -38,17 +37,24 @@ fn target_config(target: &Target) -> Result<Config, Failure> {
     }
 }
 
-fn not_running(addr: &str) -> Failure {
+/// The one "warden is not running" failure (exit 3): where nothing answers and, when known,
+/// how to start warden there.
+fn not_running(at: &str, hint: Option<&str>) -> Failure {
+    let hint = hint.map_or_else(String::new, |h| format!("; {h}"));
     Failure::new(
         crate::exit::NOT_RUNNING,
-        format!("warden is not running (nothing answers on {addr}); start it with `warden up -d`"),
+        format!("warden is not running (nothing answers on {at}){hint}"),
     )
 }
 
 /// How to reach a warden: its local endpoint, or its TCP API (`--api`) with a token.
 #[derive(Clone)]
 pub enum Dialer {
-    Local(Address),
+    Local {
+        addr: Address,
+        /// How to start that warden, for the not-running message.
+        start_hint: String,
+    },
     Tcp {
         given: String,
         addr: std::net::SocketAddr,
@@ -60,7 +66,7 @@ impl Dialer {
     /// Where it connects, for messages.
     pub fn describe(&self) -> String {
         match self {
-            Dialer::Local(a) => a.to_string(),
+            Dialer::Local { addr, .. } => addr.to_string(),
             Dialer::Tcp { given, .. } => given.clone(),
         }
     }
@@ -69,13 +75,56 @@ impl Dialer {
     pub async fn dial(&self) -> Result<Client, ClientError> {
         match self {
             #[cfg(unix)]
-            Dialer::Local(Address::Socket(p)) => Client::connect(p).await,
+            Dialer::Local {
+                addr: Address::Socket(p),
+                ..
+            } => Client::connect(p).await,
             #[cfg(windows)]
-            Dialer::Local(Address::Pipe(p)) => Client::connect_pipe(p).await,
+            Dialer::Local {
+                addr: Address::Pipe(p),
+                ..
+            } => Client::connect_pipe(p).await,
             Dialer::Tcp { addr, token, .. } => Client::connect_tcp(*addr, token.clone()).await,
         }
     }
+
+    /// Nothing answers here (exit 3), with the hint that fits: how to start a local warden,
+    /// or, over `--api`, what to check (the remote warden's `api` key, the tunnel).
+    pub fn not_running(&self) -> Failure {
+        match self {
+            Dialer::Local { start_hint, .. } => {
+                not_running(&self.describe(), Some(start_hint.as_str()))
+            }
+            Dialer::Tcp { given, .. } => Failure::new(
+                crate::exit::NOT_RUNNING,
+                format!("nothing answers on {given} (is warden's `api` set, and the tunnel up?)"),
+            ),
+        }
+    }
+
+    /// A failed call in words: "not running" as [`Dialer::not_running`] says it, anything
+    /// else as [`client_failure`].
+    pub fn failure(&self, e: &ClientError) -> Failure {
+        match e {
+            ClientError::NotRunning { .. } => self.not_running(),
+            other => client_failure(other),
+        }
+    }
 }
+
+/// How to start the warden of an installed instance, for the not-running message.
+fn instance_hint(name: &str) -> String {
+    if cfg!(windows) {
+        format!("start it with `warden start -n {name}` (or `sc start {name}`)")
+    } else if cfg!(target_os = "macos") {
+        format!("start it with `launchctl kickstart system/warden.{name}` (`gui/$UID/warden.{name}` for a user install)")
+    } else {
+        format!("start it with `systemctl start warden-{name}` (`systemctl --user` for a user install)")
+    }
+}
+
+/// The hint for a config's own warden.
+const UP_HINT: &str = "start it with `warden up -d`";
 
 /// `--api HOST:PORT --token-file FILE`: the address (resolved once) and the token.
 async fn remote_dialer(api: &str, token_file: Option<&std::path::Path>) -> Result<Dialer, Failure> {
@@ -138,7 +187,11 @@ async fn locate(target: &Target) -> Result<(Dialer, Option<Config>), Failure> {
             (endpoint::address(&config, None), Some(config))
         }
     };
-    Ok((Dialer::Local(addr), config))
+    let start_hint = match &target.instance {
+        Some(name) => instance_hint(name),
+        None => UP_HINT.to_owned(),
+    };
+    Ok((Dialer::Local { addr, start_hint }, config))
 }
 
 /// Connect to the warden of `target`; also returns its config (`None` for an installed
@@ -150,20 +203,7 @@ pub(super) async fn connect(target: &Target) -> Result<(Client, Option<Config>),
 
 /// One connection through `dialer`, its failure in words.
 async fn open(dialer: &Dialer) -> Result<Client, Failure> {
-    match dialer.dial().await {
-        Ok(c) => Ok(c),
-        Err(ClientError::NotRunning { .. }) if matches!(dialer, Dialer::Tcp { .. }) => {
-            Err(Failure::new(
-                crate::exit::NOT_RUNNING,
-                format!(
-                    "nothing answers on {} (is warden's `api` set, and the tunnel up?)",
-                    dialer.describe()
-                ),
-            ))
-        }
-        Err(ClientError::NotRunning { .. }) => Err(not_running(&dialer.describe())),
-        Err(e) => Err(client_failure(&e)),
-    }
+    dialer.dial().await.map_err(|e| dialer.failure(&e))
 }
 
 /// Two configs that share a state dir reach the same warden: refuse to act for the one it
@@ -188,25 +228,11 @@ async fn same_config(client: &mut Client, config: &Config, dialer: &Dialer) -> R
     )))
 }
 
+/// A failed call in words. Prefer [`Dialer::failure`], which knows the hint for "not running".
 pub fn client_failure(e: &ClientError) -> Failure {
     match e {
-        ClientError::NotRunning { path } => Failure::new(
-            crate::exit::NOT_RUNNING,
-            format!(
-                "warden is not running (nothing answers on {}); start it with `warden up -d`",
-                path.display()
-            ),
-        ),
-        ClientError::Config(errors) => {
-            let mut msg = errors.join("\n");
-            let _ = write!(
-                msg,
-                "
-warden: {} error(s); nothing was changed",
-                errors.len()
-            );
-            Failure::usage(format!("config error\n{msg}"))
-        }
+        ClientError::NotRunning { path } => not_running(&path.display().to_string(), None),
+        ClientError::Config(errors) => super::config_errors(None, errors, super::NOTHING_CHANGED),
         ClientError::Api { body, .. } => match &body.detail {
             ErrorDetail::UnknownService { known } if !known.is_empty() => {
                 Failure::failed(format!("{} (known: {})", body.error, known.join(", ")))
@@ -423,33 +449,41 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
         let (dial, _) = dialer(&args.target).await?;
         // Not running: say so once, before anything is asked.
         let mut client = open(&dial).await?;
-        let names: Vec<String> = if args.all {
-            client
-                .status(&[])
-                .await
-                .map_err(|e| client_failure(&e))?
-                .services
-                .into_iter()
-                .map(|s| s.name)
-                .collect()
-        } else {
-            args.names.clone()
-        };
+        let services = client
+            .status(&[])
+            .await
+            .map_err(|e| dial.failure(&e))?
+            .services;
+        // Every name is checked before any service is touched.
+        let steps = plan(action, &args.names, args.all, &services)?;
         // All at once, as `down` does: three services that take 2 s to stop take 2 s, not 6.
         // The answers are printed in the order the names were given.
         let wait = !args.no_wait;
-        let tasks: Vec<_> = names
+        let tasks: Vec<_> = steps
             .iter()
-            .map(|name| {
-                let (dial, name) = (dial.clone(), name.clone());
-                tokio::spawn(async move {
-                    let mut c = dial.dial().await?;
-                    c.act(&name, action, wait).await
-                })
+            .map(|step| match step {
+                Step::Act(name) => {
+                    let (dial, name) = (dial.clone(), name.clone());
+                    Some(tokio::spawn(async move {
+                        let mut c = dial.dial().await?;
+                        c.act(&name, action, wait).await
+                    }))
+                }
+                Step::Leave { .. } => None,
             })
             .collect();
         let mut failed = Vec::new();
-        for (name, task) in names.iter().zip(tasks) {
+        let mut acted = 0;
+        for (step, task) in steps.iter().zip(tasks) {
+            let (name, task) = match (step, task) {
+                (Step::Act(name), Some(task)) => (name, task),
+                (Step::Leave { name, state, why }, _) => {
+                    super::say(&format!("{name}: left {} ({why})\n", state.as_str()))?;
+                    continue;
+                }
+                (Step::Act(_), None) => continue,
+            };
+            acted += 1;
             let result = task
                 .await
                 .map_err(|e| Failure::failed(format!("{name}: {e}")))?;
@@ -464,7 +498,7 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
                     super::say(&format!("{name}: {verb}{pid}\n"))?;
                 }
                 Err(e) => {
-                    let f = client_failure(&e);
+                    let f = dial.failure(&e);
                     // The API's message may name the service already ("web: cannot start").
                     let msg = f
                         .message
@@ -483,12 +517,72 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
             {
                 Err(failed.remove(0).1)
             }
-            n => Err(Failure::failed(format!(
-                "{n} of {} service(s) failed",
-                names.len()
-            ))),
+            n => Err(Failure::failed(format!("{n} of {acted} service(s) failed"))),
         }
     })
+}
+
+/// What `start`/`stop`/`restart` does with one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Act(String),
+    /// `restart --all` leaves a service at rest as it is.
+    Leave {
+        name: String,
+        state: State,
+        why: String,
+    },
+}
+
+/// The services to act on, in the order given (each once), decided before any is touched:
+/// an unknown name fails the whole command (exit 1), so that `restart web nosuch` restarts
+/// nothing. `--all` means every service, except that `restart --all` restarts only what
+/// runs or is about to (pending, starting, running, backoff, stopping): a service stopped
+/// by hand, one that exited or one that failed is left as it is, and said so.
+fn plan(
+    action: Action,
+    names: &[String],
+    all: bool,
+    services: &[ServiceStatus],
+) -> Result<Vec<Step>, Failure> {
+    if all {
+        return Ok(services
+            .iter()
+            .map(|s| match (action, s.state) {
+                (Action::Restart, State::Stopped | State::Exited | State::Failed) => Step::Leave {
+                    name: s.name.clone(),
+                    state: s.state,
+                    why: s.reason.clone().unwrap_or_else(|| "at rest".into()),
+                },
+                _ => Step::Act(s.name.clone()),
+            })
+            .collect());
+    }
+    let mut wanted: Vec<&String> = Vec::new();
+    for n in names {
+        if !wanted.contains(&n) {
+            wanted.push(n);
+        }
+    }
+    let unknown: Vec<String> = wanted
+        .iter()
+        .filter(|&&n| !services.iter().any(|s| &s.name == n))
+        .map(|n| format!("{n:?}"))
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        let what = if unknown.len() == 1 {
+            "service named"
+        } else {
+            "services named"
+        };
+        return Err(Failure::failed(format!(
+            "no {what} {} (known: {}); nothing was done",
+            unknown.join(", "),
+            known.join(", ")
+        )));
+    }
+    Ok(wanted.into_iter().map(|n| Step::Act(n.clone())).collect())
 }
 
 /// `warden reload`.
@@ -550,5 +644,85 @@ mod tests {
             Some((20, Some("sync".into())))
         );
         assert!(split_logs_n(&["a".into(), "b".into()], None, None).is_err());
+    }
+
+    fn svc(name: &str, state: State, reason: Option<&str>) -> ServiceStatus {
+        ServiceStatus {
+            name: name.into(),
+            state,
+            pid: None,
+            uptime_ms: None,
+            restarts: 0,
+            last_exit: None,
+            next_start_in_ms: None,
+            reason: reason.map(Into::into),
+        }
+    }
+
+    fn services() -> Vec<ServiceStatus> {
+        vec![
+            svc("web", State::Running, None),
+            svc("held", State::Stopped, Some("stopped by hand")),
+            svc("crash", State::Backoff, Some("exited with code 1")),
+            svc("done", State::Exited, Some("exited with code 0")),
+            svc("flap", State::Failed, Some("start limit reached")),
+            svc("new", State::Starting, None),
+        ]
+    }
+
+    fn act(n: &str) -> Step {
+        Step::Act(n.into())
+    }
+
+    #[test]
+    fn an_unknown_name_stops_the_whole_plan() {
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        for action in Action::ALL {
+            let err = plan(action, &names(&["web", "nosuch"]), false, &services())
+                .expect_err("nosuch is unknown");
+            assert_eq!(err.code, crate::exit::FAILED);
+            assert!(
+                err.message.starts_with("no service named \"nosuch\" (known: web, held, "),
+                "{}",
+                err.message
+            );
+        }
+        let err = plan(Action::Stop, &names(&["a", "web", "b", "a"]), false, &services())
+            .expect_err("a and b are unknown");
+        assert!(
+            err.message.starts_with("no services named \"a\", \"b\" (known:"),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            plan(Action::Stop, &names(&["held", "web", "held"]), false, &services()).ok(),
+            Some(vec![act("held"), act("web")]),
+            "in the order given, each once"
+        );
+    }
+
+    #[test]
+    fn restart_all_leaves_what_is_at_rest() {
+        let leave = |n: &str, state: State, why: &str| Step::Leave {
+            name: n.into(),
+            state,
+            why: why.into(),
+        };
+        assert_eq!(
+            plan(Action::Restart, &[], true, &services()).ok(),
+            Some(vec![
+                act("web"),
+                leave("held", State::Stopped, "stopped by hand"),
+                act("crash"),
+                leave("done", State::Exited, "exited with code 0"),
+                leave("flap", State::Failed, "start limit reached"),
+                act("new"),
+            ])
+        );
+        for action in [Action::Start, Action::Stop] {
+            let all = plan(action, &[], true, &services()).expect("a plan");
+            assert!(all.iter().all(|s| matches!(s, Step::Act(_))), "{all:?}");
+            assert_eq!(all.len(), services().len());
+        }
     }
 }

@@ -1,9 +1,9 @@
-//! `warden logs [NAME] [-n N] [-f] [--stream out|err] [--timestamps]`.
+//! `warden logs [NAME] [-n N] [-f] [--stream out|err] [--timestamps] [--no-color]`.
 //!
 //! With a name: that service's last lines (both streams in the order warden read them), as
 //! they are. Without one: every service's, merged by the time each line was read (the API's
 //! `at`), each prefixed `NAME |` with the names padded to one width and, on a terminal
-//! (unless `NO_COLOR` is set), coloured per service, as `docker compose logs` does.
+//! (unless `--no-color` or `NO_COLOR`), coloured per service, as `docker compose logs` does.
 //!
 //! `-f` without a name opens one follow stream per service *before* it reads the tails, and
 //! then skips in each stream the lines that the tail already showed (by their sequence
@@ -32,6 +32,8 @@ pub struct LogsArgs {
     pub follow: bool,
     pub stream: Option<StreamArg>,
     pub timestamps: bool,
+    /// `--no-color`.
+    pub no_color: bool,
 }
 
 /// The colours of the `NAME |` prefixes, one per service in turn (ANSI SGR codes: cyan,
@@ -103,11 +105,6 @@ impl Printer {
     }
 }
 
-/// Colour on a terminal, unless `NO_COLOR` is set to anything but the empty string.
-fn colour_wanted() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
 /// `warden logs`.
 pub fn run(target: &Target, args: &LogsArgs) -> Result<(), Failure> {
     let stream = args.stream.map(|s| match s {
@@ -172,7 +169,11 @@ async fn all(target: &Target, args: &LogsArgs, stream: Option<Stream>) -> Result
         .into_iter()
         .map(|s| s.name)
         .collect();
-    let printer = Printer::prefixed(&names, colour_wanted(), args.timestamps);
+    let printer = Printer::prefixed(
+        &names,
+        crate::render::use_color(args.no_color, std::io::stdout().is_terminal()),
+        args.timestamps,
+    );
 
     // Subscribed before the tails are read: every line after a tail is in its stream.
     let mut followers = Vec::new();

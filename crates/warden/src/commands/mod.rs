@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             follow,
             stream,
             timestamps,
+            no_color,
             remote,
         } => {
             let (lines, instance) = ctl::split_logs_n(&n, lines, instance)?;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 follow,
                 stream,
                 timestamps,
+                no_color,
             };
             logs::run(&target, &args)
         }
@@ -86,19 +88,33 @@ pub fn load_config(arg: &ConfigArg) -> Result<Config, Failure> {
 /// `install`, the Windows service): every error, then `warden: N error(s); nothing was
 /// changed`.
 pub fn config_failure(e: &ConfigErrors) -> Failure {
-    errors_failure(e, "; nothing was changed")
+    errors_failure(e, NOTHING_CHANGED)
 }
+
+/// The end of the message of a config error that stopped a command from acting.
+pub const NOTHING_CHANGED: &str = "; nothing was changed";
 
 /// Every error of `e` on its own line, then `warden: N error(s)` and `tail`.
 pub fn errors_failure(e: &ConfigErrors, tail: &str) -> Failure {
-    let mut msg = String::new();
-    for err in &e.errors {
-        msg.push_str(&err.to_string());
+    let lines: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
+    config_errors(Some(&e.file), &lines, tail)
+}
+
+/// The one formatter of config errors (the local config's, or those a running warden
+/// answered a reload with): `config error in FILE`, each error on its own line, then
+/// `warden: N error(s)` and `tail`. Exit 2.
+pub fn config_errors(file: Option<&std::path::Path>, errors: &[String], tail: &str) -> Failure {
+    let mut msg = match file {
+        Some(f) => format!("config error in {}\n", f.display()),
+        None => "config error\n".to_owned(),
+    };
+    for err in errors {
+        msg.push_str(err);
         msg.push('\n');
     }
-    let _ = write!(msg, "warden: {} error(s){tail}", e.errors.len());
     // Each error line carries FILE:LINE:COL, so they are printed without the `warden:` prefix.
-    Failure::usage(format!("config error in {}\n{msg}", e.file.display()))
+    let _ = write!(msg, "warden: {} error(s){tail}", errors.len());
+    Failure::usage(msg)
 }
 
 /// Print each warning of `config` on stderr, as `FILE:LINE:COL: warning: ...`.

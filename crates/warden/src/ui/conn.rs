@@ -16,7 +16,7 @@ use warden_core::proto::FollowItem;
 use warden_core::proto::{ServiceStatus, StatusReport};
 
 use super::model::{Detail, Effect, FollowSpec, ReloadOutcome};
-use crate::commands::ctl::{Dialer, client_failure};
+use crate::commands::ctl::Dialer;
 
 /// How often the status is asked for.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -47,17 +47,10 @@ pub enum Update {
     Detail(String, Detail),
 }
 
-/// Why a call failed, in a few words.
-fn why(e: &ClientError) -> String {
-    match e {
-        ClientError::NotRunning { path } => {
-            format!(
-                "warden is not running (nothing answers on {})",
-                path.display()
-            )
-        }
-        other => client_failure(other).message,
-    }
+/// Why a call failed, in a few words: "not running" with the hint that fits the dialer
+/// (`warden up -d`, or over `--api` the remote's `api` key and the tunnel).
+fn why(dialer: &Dialer, e: &ClientError) -> String {
+    dialer.failure(e).message
 }
 
 pub struct Conn {
@@ -107,7 +100,7 @@ impl Conn {
                     match dialer.dial().await {
                         Ok(c) => client = Some(c),
                         Err(e) => {
-                            if tx.send(Update::Down(why(&e))).await.is_err() {
+                            if tx.send(Update::Down(why(&dialer, &e))).await.is_err() {
                                 return;
                             }
                         }
@@ -118,7 +111,7 @@ impl Conn {
                         Ok(report) => Update::Status(report),
                         Err(e) => {
                             client = None;
-                            Update::Down(why(&e))
+                            Update::Down(why(&dialer, &e))
                         }
                     };
                     if tx.send(update).await.is_err() {
@@ -160,7 +153,7 @@ impl Conn {
                 let mut follower = match follower {
                     Ok(f) => f,
                     Err(e) => {
-                        let _ = tx.send(ended(why(&e))).await;
+                        let _ = tx.send(ended(why(&dialer, &e))).await;
                         return;
                     }
                 };
@@ -183,7 +176,7 @@ impl Conn {
                             return;
                         }
                         Err(e) => {
-                            let _ = tx.send(ended(why(&e))).await;
+                            let _ = tx.send(ended(why(&dialer, &e))).await;
                             return;
                         }
                     }
@@ -200,8 +193,8 @@ impl Conn {
                 Effect::Quit => return,
                 Effect::Act(name, action) => {
                     let result = match dialer.dial().await {
-                        Ok(mut c) => c.act(&name, action, true).await.map_err(|e| why(&e)),
-                        Err(e) => Err(why(&e)),
+                        Ok(mut c) => c.act(&name, action, true).await.map_err(|e| why(&dialer, &e)),
+                        Err(e) => Err(why(&dialer, &e)),
                     };
                     Update::Acted {
                         name,
@@ -217,7 +210,7 @@ impl Conn {
                     Update::Reloaded(match result {
                         Ok(report) => ReloadOutcome::Done(report),
                         Err(ClientError::Config(errors)) => ReloadOutcome::Failed(errors),
-                        Err(e) => ReloadOutcome::Failed(vec![why(&e)]),
+                        Err(e) => ReloadOutcome::Failed(vec![why(&dialer, &e)]),
                     })
                 }
                 Effect::Detail(name) => {
@@ -228,7 +221,7 @@ impl Conn {
                     let detail = match result {
                         Ok(view) => Detail::Config(Box::new(view)),
                         Err(ClientError::Config(errors)) => Detail::Error(errors),
-                        Err(e) => Detail::Error(vec![why(&e)]),
+                        Err(e) => Detail::Error(vec![why(&dialer, &e)]),
                     };
                     Update::Detail(name, detail)
                 }

@@ -343,3 +343,36 @@ fn a_pop_up_that_does_not_fit_scrolls() {
     app.on_key(key(crossterm::event::KeyCode::Esc));
     assert!(app.popup.is_none());
 }
+
+#[test]
+fn while_warden_is_down_the_rows_say_they_are_stale() {
+    let mut app = example();
+    app.set_down("warden is not running (nothing answers on /x.sock)".into());
+    // Drawn 5 s after the last answer: no countdown runs on the frozen rows.
+    let later = app.polled_at + std::time::Duration::from_secs(5);
+    let mut t = Terminal::new(TestBackend::new(100, 24)).expect("terminal");
+    t.draw(|f| {
+        view::draw(f, &app, later);
+    })
+    .expect("draw");
+    let buf = t.backend().buffer();
+    let rows: Vec<String> = (0..24)
+        .map(|y| (0..100).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect();
+    assert!(rows[0].contains("DOWN: warden is not running"), "{}", rows[0]);
+    assert!(
+        rows[1].contains("warden is not answering: as last seen 5.0s ago"),
+        "{}",
+        rows[1]
+    );
+    assert!(
+        rows[4].contains("next start in 3.2s"),
+        "the countdown stopped: {}",
+        rows[4]
+    );
+    // And once warden answers again, the title is the usual one.
+    let mut live = example();
+    live.set_down("gone".into());
+    live.set_status(super::model::tests::info(), live.services.clone());
+    assert!(screen(&live, 100, 24).lines().nth(1).is_some_and(|l| l.contains("sort: config order")));
+}

@@ -323,14 +323,27 @@ fn pane_block<'a>(title: Line<'a>, focused: bool, pal: &Palette) -> Block<'a> {
 }
 
 fn draw_table(frame: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect, now: Instant) {
-    let age = now.saturating_duration_since(app.polled_at);
-    let mut title = format!(
-        " services {}/{} · sort: {}{} ",
-        app.view.len(),
-        app.services.len(),
-        app.sort.label(),
-        if app.reverse { " (reversed)" } else { "" }
-    );
+    // While warden does not answer, the rows are its last answer, frozen (no countdown),
+    // dimmed, and the title says so: they are not the services' state now.
+    let stale = matches!(app.link, Link::Down(_)) && app.warden.is_some();
+    let since = now.saturating_duration_since(app.polled_at);
+    let age = if stale { Duration::ZERO } else { since };
+    let mut title = if stale {
+        format!(
+            " services {}/{} · warden is not answering: as last seen {} ago ",
+            app.view.len(),
+            app.services.len(),
+            fmt_duration(since)
+        )
+    } else {
+        format!(
+            " services {}/{} · sort: {}{} ",
+            app.view.len(),
+            app.services.len(),
+            app.sort.label(),
+            if app.reverse { " (reversed)" } else { "" }
+        )
+    };
     if !app.filter.is_empty() {
         let _ = write!(title, "· filter: {} ", printable(&app.filter));
     }
@@ -358,12 +371,17 @@ fn draw_table(frame: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect, now: 
                 .map(|&(c, w)| {
                     let text = shorten(&cell(s, c, age), w);
                     match c {
-                        Col::State => Cell::from(Span::styled(text, pal.state(s.state))),
+                        Col::State if !stale => {
+                            Cell::from(Span::styled(text, pal.state(s.state)))
+                        }
                         _ => Cell::from(text),
                     }
                 })
                 .collect();
             let mut r = Row::new(cells);
+            if stale {
+                r = r.style(pal.fg(Color::DarkGray));
+            }
             if Some(row) == selected {
                 r = r.style(Style::default().add_modifier(Modifier::REVERSED));
             }
