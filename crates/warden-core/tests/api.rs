@@ -199,6 +199,13 @@ impl LogSource for FakeLogs {
     fn subscribe(&self) -> broadcast::Receiver<LogLine> {
         self.live.subscribe()
     }
+
+    fn rotate(&self) -> Vec<(PathBuf, warden_core::logs::Rotation)> {
+        vec![(
+            PathBuf::from("/fake/web.out.log"),
+            warden_core::logs::Rotation::Empty,
+        )]
+    }
 }
 
 struct Fake {
@@ -1258,6 +1265,17 @@ async fn api_yaml_describes_every_route_and_shape() {
                     assert_eq!(keys(s), shape("ServiceStatus"));
                 }
                 shape("StatusReport")
+            }
+            ("POST", "/v1/rotate" | "/v1/services/{name}/rotate", 200) => {
+                let files = v["files"].as_array().expect("files");
+                // stdout's and stderr's file of a, or of a and b.
+                let want = if template == "/v1/rotate" { 4 } else { 2 };
+                assert_eq!(files.len(), want, "{v}");
+                for f in files {
+                    assert_eq!(keys(f), shape("RotatedFile"));
+                    assert_eq!(f["outcome"], "empty", "{v}");
+                }
+                shape("RotateReport")
             }
             ("GET", "/v1/services/{name}", 200) | ("POST", _, 200 | 202)
                 if template.starts_with("/v1/services/") =>

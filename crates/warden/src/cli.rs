@@ -221,6 +221,15 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Rotate log files now (every service's, or NAME's): each becomes FILE.1 (FILE.1.gz with
+    /// `compress`) and a fresh file is begun, cut between two lines; an empty file is left.
+    Rotate {
+        #[command(flatten)]
+        target: Target,
+        /// Only this service [default: every service]
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+    },
     /// A live dashboard: every service, the logs of the selected one, actions by key (? lists
     /// the keys, q quits).
     Ui {

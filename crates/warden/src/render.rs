@@ -253,7 +253,11 @@ mod tests {
         assert!(db.ends_with("-       start lim…"), "{db}");
         // A short reason is never cut.
         assert!(
-            table.lines().nth(4).expect("held").ends_with("stopped by hand"),
+            table
+                .lines()
+                .nth(4)
+                .expect("held")
+                .ends_with("stopped by hand"),
             "{table}"
         );
     }

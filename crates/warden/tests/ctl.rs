@@ -747,7 +747,11 @@ fn an_unknown_name_makes_start_stop_and_restart_touch_nothing() {
         let o = env.run(&[verb, "web", "nosuch", "db"]);
         let err = assert_fails(&o, 1, "no service named \"nosuch\" (known: web, db)");
         assert!(err.contains("nothing was done"), "{err}");
-        assert!(o.stdout.is_empty(), "{verb} acted on a service: {}", out(&o));
+        assert!(
+            o.stdout.is_empty(),
+            "{verb} acted on a service: {}",
+            out(&o)
+        );
         assert_eq!(d.pid("web"), Some(web), "{verb} touched web");
         assert_eq!(d.service("db")["state"], "running", "{verb} touched db");
     }
@@ -759,12 +763,22 @@ fn an_unknown_name_makes_start_stop_and_restart_touch_nothing() {
     // A name given twice is acted on once.
     let o = env.run(&["restart", "web", "web"]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "{}", out(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        1,
+        "{}",
+        out(&o)
+    );
 }
 
 #[test]
 fn restart_all_restarts_what_runs_and_leaves_hand_stopped_services_stopped() {
-    let env = Env::new(&format!("{}{}{}", quick("web"), quick("held"), quick("lazy")));
+    let env = Env::new(&format!(
+        "{}{}{}",
+        quick("web"),
+        quick("held"),
+        quick("lazy")
+    ));
     let mut cfg = env.read("warden.toml");
     cfg.push_str("autostart = false\n");
     env.write_config(&cfg);
@@ -780,8 +794,18 @@ fn restart_all_restarts_what_runs_and_leaves_hand_stopped_services_stopped() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", out(&o));
     assert!(lines[0].starts_with("web: running (pid "), "{}", out(&o));
-    assert_eq!(lines[1], "held: left stopped (stopped by hand)", "{}", out(&o));
-    assert_eq!(lines[2], "lazy: left stopped (autostart = false)", "{}", out(&o));
+    assert_eq!(
+        lines[1],
+        "held: left stopped (stopped by hand)",
+        "{}",
+        out(&o)
+    );
+    assert_eq!(
+        lines[2],
+        "lazy: left stopped (autostart = false)",
+        "{}",
+        out(&o)
+    );
     let now = d.until_state("web", "running")["pid"].as_i64().unwrap();
     assert_ne!(now, web, "web was restarted");
     assert_eq!(d.service("held")["state"], "stopped");

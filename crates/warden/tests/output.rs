@@ -277,3 +277,176 @@ command = ["sh", "-c", "echo hello; echo oops >&2; exec sleep 3600"]
     // Without the flag, none.
     assert_eq!(d.logs(&["t"]), "hello\noops\n");
 }
+
+// ---------------------------------------------------------------------------------------
+// warden rotate
+
+/// `line 000000001 xxx…` as test-child's `--lines` writes it (newline included).
+fn numbered(i: u64, len: usize) -> Vec<u8> {
+    let mut line = format!("line {i:09} ").into_bytes();
+    line.resize(len - 1, b'x');
+    line.push(b'\n');
+    line
+}
+
+/// `warden rotate ARGS`: its exit code and stdout.
+fn rotate(env: &Env, args: &[&str]) -> (Option<i32>, String) {
+    let mut all = vec!["rotate"];
+    all.extend_from_slice(args);
+    let o = env.run(&all);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+/// Rotations while a service writes as fast as it can: every file is whole lines, and the
+/// rotated files and the live one, oldest first, hold every line once, in order.
+#[test]
+fn rotate_cuts_between_lines_and_loses_nothing_while_a_service_writes() {
+    const LINES: u64 = 200_000;
+    const LEN: usize = 64;
+    let env = Env::new(&format!(
+        r#"[services.flood]
+command = [{tc}, "--line-len", "{LEN}", "--lines", "{LINES}", "--sleep", "forever"]
+[services.flood.log]
+keep = 50
+max_size = "1GiB"
+"#,
+        tc = tc()
+    ));
+    let d = Daemon::up(&env);
+    let log = env.path("logs/flood.out.log");
+    // The first rotation has something to move.
+    wait_for("the first line", WAIT, || {
+        (std::fs::metadata(&log).ok()?.len() > 0).then_some(())
+    });
+    let all_written = LINES * LEN as u64;
+    // What the files hold so far, after `rotated` rotations.
+    let in_files = |rotated: u32| -> u64 {
+        let size = |rel: &str| std::fs::metadata(env.path(rel)).map_or(0, |m| m.len());
+        (1..=rotated)
+            .map(|n| size(&format!("logs/flood.out.log.{n}")))
+            .sum::<u64>()
+            + size("logs/flood.out.log")
+    };
+    // Rotate as often as we can while the lines come (at most 20 times: keep = 50).
+    let mut rotated = 0;
+    let mut during = 0;
+    while rotated < 20 && in_files(rotated) < all_written {
+        let (code, out) = rotate(&env, &["flood"]);
+        assert_eq!(code, Some(0), "{out}");
+        if out.contains("flood: rotated ") {
+            rotated += 1;
+            during += u32::from(in_files(rotated) < all_written);
+        } else {
+            assert!(out.contains("is empty, left as it is"), "{out}");
+        }
+    }
+    assert!(rotated >= 1, "nothing was rotated");
+    eprintln!("{rotated} rotation(s), {during} of them while the service was writing");
+    // Every line arrives; then the files are read oldest first.
+    wait_for("every line in the files", WAIT, || {
+        (in_files(rotated) >= all_written).then_some(())
+    });
+    let mut next = 1;
+    let mut files: Vec<String> = (1..=rotated)
+        .rev()
+        .map(|n| format!("logs/flood.out.log.{n}"))
+        .collect();
+    files.push("logs/flood.out.log".into());
+    for f in &files {
+        let bytes = std::fs::read(env.path(f)).unwrap();
+        assert!(
+            bytes.is_empty() || bytes.ends_with(b"\n"),
+            "{f} ends inside a line"
+        );
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            assert_eq!(
+                line,
+                numbered(next, LEN).as_slice(),
+                "{f}: line {next} is missing, split or out of order"
+            );
+            next += 1;
+        }
+    }
+    assert_eq!(next - 1, LINES, "every line once");
+    assert!(
+        !env.path(&format!("logs/flood.out.log.{}", rotated + 1))
+            .exists()
+    );
+    drop(d);
+}
+
+/// `warden rotate` without a name rotates every service's files (stderr's too); an empty
+/// file is left as it is; `compress = true` ends in `FILE.1.gz`; a file that cannot be
+/// written is reported and makes the exit code 1, as does an unknown name.
+#[test]
+fn rotate_every_service_compressed_empty_and_broken_files() {
+    let env = Env::new(&format!(
+        r#"[services.a]
+command = [{tc}, "--lines", "3", "--stderr", "--lines", "2", "--sleep", "forever"]
+[services.a.log]
+compress = true
+[services.quiet]
+command = [{tc}, "--sleep", "forever"]
+[services.broken]
+command = [{tc}, "--sleep", "forever"]
+[services.broken.log]
+stdout = "notadir/x.log"
+stderr = "stdout"
+"#,
+        tc = tc()
+    ));
+    std::fs::write(env.path("notadir"), "a file, not a directory").unwrap();
+    let d = Daemon::up(&env);
+    d.until_state("quiet", "running");
+    d.until_state("broken", "running");
+    d.wait_logs(&["a"], 5);
+    let o = env.run(&["rotate"]);
+    let err = common::assert_fails(&o, 1, "1 of 5 log file(s) could not be rotated");
+    let root = env.path("").display().to_string();
+    assert!(
+        err.contains(&format!(
+            "warden: broken: cannot rotate {root}notadir/x.log: cannot open {root}notadir/x.log: "
+        )),
+        "{err}"
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let dir = env.path("logs").display().to_string();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            format!("a: rotated {dir}/a.out.log to {dir}/a.out.log.1.gz"),
+            format!("a: rotated {dir}/a.err.log to {dir}/a.err.log.1.gz"),
+            format!("quiet: {dir}/quiet.out.log is empty, left as it is"),
+            format!("quiet: {dir}/quiet.err.log is empty, left as it is"),
+        ],
+        "{out}"
+    );
+    // Compressed in the background: wait for the file, then read it back.
+    let gz = env.path("logs/a.out.log.1.gz");
+    let text = wait_for("a.out.log.1.gz", WAIT, || {
+        let bytes = std::fs::read(&gz).ok()?;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text)
+    });
+    let want: String = (1..=3)
+        .map(|i| String::from_utf8(numbered(i, 100)).unwrap())
+        .collect();
+    assert_eq!(text, want);
+    assert_eq!(std::fs::read(env.path("logs/a.out.log")).unwrap(), b"");
+    assert!(!env.path("logs/quiet.out.log.1").exists());
+    // The logs in memory are untouched.
+    assert_eq!(d.logs(&["a"]).lines().count(), 5);
+
+    let o = env.run(&["rotate", "nosuch"]);
+    common::assert_fails(
+        &o,
+        1,
+        "no service named \"nosuch\" (known: a, quiet, broken)",
+    );
+}

@@ -437,15 +437,24 @@ autostart = false
     let coloured = run(1, &format!("env -u NO_COLOR {warden} logs -c {cfg}"));
     let lines = prefixed(&coloured);
     assert!(!lines.is_empty(), "{coloured}");
-    assert!(lines.iter().all(|l| l.contains('\x1b')), "coloured: {coloured:?}");
+    assert!(
+        lines.iter().all(|l| l.contains('\x1b')),
+        "coloured: {coloured:?}"
+    );
     for (n, cmd) in [
-        (2, format!("env -u NO_COLOR {warden} logs --no-color -c {cfg}")),
+        (
+            2,
+            format!("env -u NO_COLOR {warden} logs --no-color -c {cfg}"),
+        ),
         (3, format!("NO_COLOR=1 {warden} logs -c {cfg}")),
     ] {
         let plain = run(n, &cmd);
         let lines = prefixed(&plain);
         assert!(!lines.is_empty(), "{plain}");
-        assert!(lines.iter().all(|l| !l.contains('\x1b')), "{cmd}: {plain:?}");
+        assert!(
+            lines.iter().all(|l| !l.contains('\x1b')),
+            "{cmd}: {plain:?}"
+        );
     }
     // REASON is cut at the pane's 74 columns; piped, it is whole.
     let screen = run(4, &format!("NO_COLOR=1 {warden} status -c {cfg}"));
@@ -453,7 +462,10 @@ autostart = false
         .lines()
         .find(|l| l.starts_with("lazy "))
         .unwrap_or_else(|| panic!("no row of lazy: {screen}"));
-    assert!(lazy.ends_with('…') && lazy.chars().count() == 74, "{lazy:?}");
+    assert!(
+        lazy.ends_with('…') && lazy.chars().count() == 74,
+        "{lazy:?}"
+    );
     let piped = env.run(&["status"]);
     let whole = String::from_utf8_lossy(&piped.stdout);
     assert!(whole.contains("autostart = false"), "{whole}");

@@ -34,7 +34,7 @@ use crate::model::Stream;
 use crate::proto::error::CONFIG_ERROR;
 use crate::proto::{
     Action, ErrorBody, ErrorDetail, FollowItem, LogLineJson, LogsResponse, ReloadReport,
-    ServiceStatus, ShutdownAnswer, StatusReport,
+    RotateReport, ServiceStatus, ShutdownAnswer, StatusReport,
 };
 
 /// An error of a client call.
@@ -419,6 +419,15 @@ impl Client {
             what: "reload report",
             source,
         })
+    }
+
+    /// Rotate the log files of `name`, or of every service, now.
+    pub async fn rotate(&mut self, name: Option<&str>) -> Result<RotateReport, ClientError> {
+        let path = match name {
+            Some(n) => format!("/v1/services/{}/rotate", encode(n)),
+            None => "/v1/rotate".to_owned(),
+        };
+        self.call(Method::POST, &path, "rotate report").await
     }
 
     /// Ask warden to stop every service and exit; returns once warden accepted.

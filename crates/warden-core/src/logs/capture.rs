@@ -36,7 +36,7 @@ use super::Stream;
 use super::encoding::{Decoder, decoder_for};
 use super::scan;
 use super::tail::{TAIL_BYTES, TAIL_LINES, Tail};
-use super::writer::{FileSettings, Sink, timestamp};
+use super::writer::{FileSettings, Rotation, Sink, timestamp};
 use super::{LogConfig, StderrTarget};
 
 /// Called with a message to show on warden's own stderr (a write failed, writing works again).
@@ -150,6 +150,20 @@ impl ServiceLogs {
     pub fn problem(&self) -> Option<String> {
         let routes = Arc::clone(&lock(&self.routes));
         routes.out.problem().or_else(|| routes.err.problem())
+    }
+
+    /// Rotate this service's files now (`warden rotate`; see [`Sink::rotate_now`]): each
+    /// file once (a joined stderr shares stdout's), with what became of it.
+    pub fn rotate(&self) -> Vec<(std::path::PathBuf, Rotation)> {
+        let routes = Arc::clone(&lock(&self.routes));
+        let mut files = vec![&routes.out];
+        if !Arc::ptr_eq(&routes.out, &routes.err) {
+            files.push(&routes.err);
+        }
+        files
+            .into_iter()
+            .map(|sink| (sink.path().to_path_buf(), sink.rotate_now()))
+            .collect()
     }
 
     /// Apply a changed `[services.NAME.log]` (reload): later lines follow the new settings.

@@ -7,7 +7,8 @@
 //! - [`ServiceLogs::open`] once per service (and [`ServiceLogs::reconfigure`] on reload);
 //! - [`ServiceLogs::pump`] for each pipe of each run of the child; the pump ends at EOF,
 //!   after writing a last line that had no newline;
-//! - [`ServiceLogs::tail`] and [`ServiceLogs::subscribe`] for the control API and `--attach`.
+//! - [`ServiceLogs::tail`] and [`ServiceLogs::subscribe`] for the control API and `--attach`;
+//! - [`ServiceLogs::rotate`] for `warden rotate` (`POST /v1/rotate`).
 
 mod capture;
 pub mod encoding;
@@ -18,5 +19,6 @@ mod writer;
 
 pub use capture::{LogLine, Reporter, ServiceLogs};
 pub use settings::{LogConfig, StderrTarget};
+pub use writer::Rotation;
 
 pub use crate::model::Stream;

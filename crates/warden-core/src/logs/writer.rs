@@ -324,6 +324,12 @@ impl Sink {
     /// Move the current file aside and open a fresh one. An error here is about the new
     /// file (a failed rename is reported and writing goes on in the old file).
     fn rotate(&self, st: &mut SinkState, after: &mut After) -> io::Result<()> {
+        self.rotate_moved(st, after).map(|_| ())
+    }
+
+    /// [`Sink::rotate`], telling why the file was not moved aside, if it was not (its rename
+    /// failed, and writing goes on in it).
+    fn rotate_moved(&self, st: &mut SinkState, after: &mut After) -> io::Result<Option<String>> {
         st.file = None; // Windows cannot rename an open file.
         let keep = st.settings.keep.max(1);
         let moved = if st.settings.compress {
@@ -349,16 +355,52 @@ impl Sink {
             }
             Ok(None) => {}
             Err(e) => {
-                after.messages.push(format!(
-                    "log rotation of {} failed: {e}",
-                    self.path.display()
-                ));
+                let why = format!("log rotation of {} failed: {e}", self.path.display());
+                after.messages.push(why.clone());
                 // Go on in the same file rather than retrying on every line.
                 st.size = 0;
+                return Ok(Some(why));
             }
         }
-        Ok(())
+        Ok(None)
     }
+
+    /// Rotate now (`warden rotate`), as when the file reaches `max_size`: it becomes
+    /// `FILE.1` (or `FILE.1.gz`, compressed in the background) and a fresh file is opened.
+    /// Every write of whole lines holds the same lock, so the cut falls between two lines:
+    /// nothing is split or lost. An empty file is left as it is, and so is one that cannot
+    /// be written right now (its problem is the answer).
+    pub(crate) fn rotate_now(self: &Arc<Self>) -> Rotation {
+        let mut st = lock(&self.state);
+        let mut after = After::default();
+        let rotation = if let Some(f) = &st.failure {
+            Rotation::Failed(f.what.clone())
+        } else if st.size == 0 {
+            Rotation::Empty
+        } else {
+            let ext = if st.settings.compress { ".gz" } else { "" };
+            match self.rotate_moved(&mut st, &mut after) {
+                Ok(None) => Rotation::Rotated(numbered(&self.path, 1, ext)),
+                Ok(Some(why)) => Rotation::Failed(why),
+                // The next line finds the file closed and is held while it is retried.
+                Err(e) => Rotation::Failed(format!("cannot open {}: {e}", self.path.display())),
+            }
+        };
+        drop(st);
+        self.finish(&after);
+        rotation
+    }
+}
+
+/// What [`Sink::rotate_now`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// Moved aside to this file; a fresh one was opened.
+    Rotated(PathBuf),
+    /// Nothing to rotate: the file is empty.
+    Empty,
+    /// Not rotated, and why.
+    Failed(String),
 }
 
 /// Hold `data` while failing: whole lines up to the budget, then count what is dropped.

@@ -84,6 +84,48 @@ impl ReloadReport {
     }
 }
 
+/// `POST /v1/rotate` (every service) and `POST /v1/services/{name}/rotate`, 200: what
+/// `warden rotate` did to each log file, in config order, stdout's file before stderr's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateReport {
+    pub files: Vec<RotatedFile>,
+}
+
+/// One log file of a [`RotateReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedFile {
+    pub service: String,
+    /// The file warden writes (it starts empty after a rotation).
+    pub path: String,
+    pub outcome: RotateOutcome,
+    /// `rotated`: where the old content went (`PATH.1`, or `PATH.1.gz`, written in the
+    /// background, with `compress = true`).
+    pub to: Option<String>,
+    /// `failed`: why.
+    pub error: Option<String>,
+}
+
+/// What became of one log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RotateOutcome {
+    /// Moved aside; a fresh file was opened.
+    Rotated,
+    /// Left as it is: there was nothing in it.
+    Empty,
+    /// Not rotated (see `error`); the service's output is not lost.
+    Failed,
+}
+
+impl RotateReport {
+    /// Files that could not be rotated.
+    pub fn failed(&self) -> impl Iterator<Item = &RotatedFile> {
+        self.files
+            .iter()
+            .filter(|f| f.outcome == RotateOutcome::Failed)
+    }
+}
+
 /// `POST /v1/shutdown`, 202.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShutdownAnswer {

@@ -8,7 +8,7 @@ pub mod error;
 pub mod logs;
 pub mod status;
 
-pub use control::{Action, ReloadReport, ShutdownAnswer};
+pub use control::{Action, ReloadReport, RotateOutcome, RotateReport, RotatedFile, ShutdownAnswer};
 pub use error::{ErrorBody, ErrorDetail};
 pub use logs::{FollowItem, LogLineJson, LogsResponse};
 pub use status::{LastExit, ServiceStatus, State, StatusReport, WardenInfo};

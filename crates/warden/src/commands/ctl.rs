@@ -117,9 +117,13 @@ fn instance_hint(name: &str) -> String {
     if cfg!(windows) {
         format!("start it with `warden start -n {name}` (or `sc start {name}`)")
     } else if cfg!(target_os = "macos") {
-        format!("start it with `launchctl kickstart system/warden.{name}` (`gui/$UID/warden.{name}` for a user install)")
+        format!(
+            "start it with `launchctl kickstart system/warden.{name}` (`gui/$UID/warden.{name}` for a user install)"
+        )
     } else {
-        format!("start it with `systemctl start warden-{name}` (`systemctl --user` for a user install)")
+        format!(
+            "start it with `systemctl start warden-{name}` (`systemctl --user` for a user install)"
+        )
     }
 }
 
@@ -682,20 +686,33 @@ mod tests {
                 .expect_err("nosuch is unknown");
             assert_eq!(err.code, crate::exit::FAILED);
             assert!(
-                err.message.starts_with("no service named \"nosuch\" (known: web, held, "),
+                err.message
+                    .starts_with("no service named \"nosuch\" (known: web, held, "),
                 "{}",
                 err.message
             );
         }
-        let err = plan(Action::Stop, &names(&["a", "web", "b", "a"]), false, &services())
-            .expect_err("a and b are unknown");
+        let err = plan(
+            Action::Stop,
+            &names(&["a", "web", "b", "a"]),
+            false,
+            &services(),
+        )
+        .expect_err("a and b are unknown");
         assert!(
-            err.message.starts_with("no services named \"a\", \"b\" (known:"),
+            err.message
+                .starts_with("no services named \"a\", \"b\" (known:"),
             "{}",
             err.message
         );
         assert_eq!(
-            plan(Action::Stop, &names(&["held", "web", "held"]), false, &services()).ok(),
+            plan(
+                Action::Stop,
+                &names(&["held", "web", "held"]),
+                false,
+                &services()
+            )
+            .ok(),
             Some(vec![act("held"), act("web")]),
             "in the order given, each once"
         );

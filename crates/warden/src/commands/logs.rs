@@ -17,7 +17,7 @@ use std::io::IsTerminal as _;
 use tokio::sync::mpsc;
 use warden_core::api::client::ClientError;
 use warden_core::logs::Stream;
-use warden_core::proto::{FollowItem, LogLineJson};
+use warden_core::proto::{FollowItem, LogLineJson, RotateOutcome};
 
 use super::ctl::{block_on, client_failure, connect};
 use crate::Failure;
@@ -103,6 +103,47 @@ impl Printer {
     fn prefix(&self, service: usize) -> &str {
         self.prefixes.get(service).map_or("", String::as_str)
     }
+}
+
+/// `warden rotate [NAME]`: rotate the log files of one service, or of every service, now.
+/// Each file's outcome on stdout (`web: rotated PATH to PATH.1`, `web: PATH is empty, left
+/// as it is`); a file that could not be rotated on stderr, and exit 1.
+pub fn rotate(target: &Target, name: Option<&str>) -> Result<(), Failure> {
+    block_on(async {
+        let (mut client, _) = connect(target).await?;
+        let report = client.rotate(name).await.map_err(|e| client_failure(&e))?;
+        let mut text = String::new();
+        for f in &report.files {
+            match (f.outcome, &f.to) {
+                (RotateOutcome::Rotated, Some(to)) => {
+                    let _ = writeln!(text, "{}: rotated {} to {to}", f.service, f.path);
+                }
+                (RotateOutcome::Rotated, None) => {
+                    let _ = writeln!(text, "{}: rotated {}", f.service, f.path);
+                }
+                (RotateOutcome::Empty, _) => {
+                    let _ = writeln!(text, "{}: {} is empty, left as it is", f.service, f.path);
+                }
+                (RotateOutcome::Failed, _) => {}
+            }
+        }
+        super::say(&text)?;
+        let failed: Vec<_> = report.failed().collect();
+        for f in &failed {
+            let why = f.error.as_deref().unwrap_or("unknown error");
+            super::warn(&format!(
+                "warden: {}: cannot rotate {}: {why}",
+                f.service, f.path
+            ));
+        }
+        match failed.len() {
+            0 => Ok(()),
+            n => Err(Failure::failed(format!(
+                "{n} of {} log file(s) could not be rotated",
+                report.files.len()
+            ))),
+        }
+    })
 }
 
 /// `warden logs`.

@@ -65,6 +65,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             logs::run(&target, &args)
         }
         Command::Reload { target } => ctl::reload(&target),
+        Command::Rotate { target, name } => logs::rotate(&target, name.as_deref()),
         Command::Ui { target, no_color } => crate::ui::run(&target, no_color),
         Command::Install(args) => crate::os::install(&args),
         Command::Uninstall { name, purge, scope } => crate::os::uninstall(&name, purge, scope),

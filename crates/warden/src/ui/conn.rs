@@ -193,7 +193,10 @@ impl Conn {
                 Effect::Quit => return,
                 Effect::Act(name, action) => {
                     let result = match dialer.dial().await {
-                        Ok(mut c) => c.act(&name, action, true).await.map_err(|e| why(&dialer, &e)),
+                        Ok(mut c) => c
+                            .act(&name, action, true)
+                            .await
+                            .map_err(|e| why(&dialer, &e)),
                         Err(e) => Err(why(&dialer, &e)),
                     };
                     Update::Acted {

@@ -359,7 +359,11 @@ fn while_warden_is_down_the_rows_say_they_are_stale() {
     let rows: Vec<String> = (0..24)
         .map(|y| (0..100).map(|x| buf[(x, y)].symbol()).collect::<String>())
         .collect();
-    assert!(rows[0].contains("DOWN: warden is not running"), "{}", rows[0]);
+    assert!(
+        rows[0].contains("DOWN: warden is not running"),
+        "{}",
+        rows[0]
+    );
     assert!(
         rows[1].contains("warden is not answering: as last seen 5.0s ago"),
         "{}",
@@ -374,5 +378,10 @@ fn while_warden_is_down_the_rows_say_they_are_stale() {
     let mut live = example();
     live.set_down("gone".into());
     live.set_status(super::model::tests::info(), live.services.clone());
-    assert!(screen(&live, 100, 24).lines().nth(1).is_some_and(|l| l.contains("sort: config order")));
+    assert!(
+        screen(&live, 100, 24)
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("sort: config order"))
+    );
 }

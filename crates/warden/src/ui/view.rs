@@ -371,9 +371,7 @@ fn draw_table(frame: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect, now: 
                 .map(|&(c, w)| {
                     let text = shorten(&cell(s, c, age), w);
                     match c {
-                        Col::State if !stale => {
-                            Cell::from(Span::styled(text, pal.state(s.state)))
-                        }
+                        Col::State if !stale => Cell::from(Span::styled(text, pal.state(s.state))),
                         _ => Cell::from(text),
                     }
                 })

@@ -405,6 +405,10 @@ mod tests {
         fn subscribe(&self) -> broadcast::Receiver<LogLine> {
             unreachable!("the test subscribes itself")
         }
+
+        fn rotate(&self) -> Vec<(std::path::PathBuf, crate::logs::Rotation)> {
+            unreachable!("the follow tests rotate nothing")
+        }
     }
 
     // The tests run on one thread: the follow task runs only while the test awaits, so what

@@ -16,9 +16,13 @@ use super::follow::{FOLLOW_QUEUE, follow_task, line_json};
 use super::query::{BadQuery, parse_query, validate_query};
 use super::routes::{Route, RouteError, route};
 use super::{ApiContext, DEFAULT_TAIL, HEADER_TIMEOUT, MAX_BODY, MAX_FOLLOWERS};
-use crate::engine::ReloadError;
+use crate::engine::{EngineError, ReloadError};
+use crate::logs::Rotation;
 use crate::model::Stream;
-use crate::proto::{Action, ErrorBody, LogsResponse, ServiceStatus, ShutdownAnswer};
+use crate::proto::{
+    Action, ErrorBody, LogsResponse, RotateOutcome, RotateReport, RotatedFile, ServiceStatus,
+    ShutdownAnswer,
+};
 
 pub(super) async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>) -> Resp {
     let route = match route(req.method(), req.uri().path()) {
@@ -67,6 +71,7 @@ pub(super) async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>) -> Resp
         }
         Route::Config(name) => super::config_view::answer(ctx.backend.config_path(), &name).await,
         Route::Reload => reload(&ctx).await,
+        Route::Rotate(name) => rotate(&ctx, name).await,
         Route::Shutdown => shutdown(&ctx),
     }
 }
@@ -215,6 +220,57 @@ async fn reload(ctx: &ApiContext) -> Resp {
             )
         }
         Err(ReloadError::ShuttingDown) => shutting_down(),
+    }
+}
+
+/// Rotate the log files of `name`, or of every service (one that a reload removes meanwhile
+/// is skipped). The files are renamed off the async threads.
+async fn rotate(ctx: &ApiContext, name: Option<String>) -> Resp {
+    let all = name.is_none();
+    let names = match name {
+        Some(n) => vec![n],
+        None => match ctx.backend.status().await {
+            Some(report) => report.services.into_iter().map(|s| s.name).collect(),
+            None => return shutting_down(),
+        },
+    };
+    let mut sources = Vec::with_capacity(names.len());
+    for n in names {
+        match ctx.backend.logs(&n).await {
+            Ok(source) => sources.push((n, source)),
+            Err(EngineError::UnknownService { .. }) if all => {}
+            Err(e) => return engine_error(e, None),
+        }
+    }
+    let rotated = tokio::task::spawn_blocking(move || {
+        let mut files = Vec::new();
+        for (service, source) in sources {
+            for (path, rotation) in source.rotate() {
+                let (outcome, to, error) = match rotation {
+                    Rotation::Rotated(to) => {
+                        (RotateOutcome::Rotated, Some(to.display().to_string()), None)
+                    }
+                    Rotation::Empty => (RotateOutcome::Empty, None, None),
+                    Rotation::Failed(why) => (RotateOutcome::Failed, None, Some(why)),
+                };
+                files.push(RotatedFile {
+                    service: service.clone(),
+                    path: path.display().to_string(),
+                    outcome,
+                    to,
+                    error,
+                });
+            }
+        }
+        files
+    })
+    .await;
+    match rotated {
+        Ok(files) => json_response(StatusCode::OK, &RotateReport { files }),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the rotation task failed",
+        ),
     }
 }
 

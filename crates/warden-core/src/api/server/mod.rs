@@ -35,7 +35,7 @@ use super::transport::{self, Accept};
 pub use super::transport::{MAX_CONNECTIONS, ServeError, constant_time_eq, peer_allowed};
 use crate::config::Secret;
 use crate::engine::{EngineError, Handle, ReloadError};
-use crate::logs::{LogLine, ServiceLogs};
+use crate::logs::{LogLine, Rotation, ServiceLogs};
 use crate::model::Stream;
 use crate::proto::{Action, ReloadReport, StatusReport};
 
@@ -75,6 +75,9 @@ pub trait LogSource: Send + Sync {
     fn tail(&self, n: usize, stream: Option<Stream>) -> Vec<LogLine>;
     /// Every line from now on.
     fn subscribe(&self) -> broadcast::Receiver<LogLine>;
+    /// Rotate the files now (`POST /v1/rotate`): each file with what became of it. Blocking
+    /// file work: called off the async threads.
+    fn rotate(&self) -> Vec<(std::path::PathBuf, Rotation)>;
 }
 
 impl LogSource for ServiceLogs {
@@ -84,6 +87,10 @@ impl LogSource for ServiceLogs {
 
     fn subscribe(&self) -> broadcast::Receiver<LogLine> {
         ServiceLogs::subscribe(self)
+    }
+
+    fn rotate(&self) -> Vec<(std::path::PathBuf, Rotation)> {
+        ServiceLogs::rotate(self)
     }
 }
 

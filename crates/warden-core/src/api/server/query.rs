@@ -61,7 +61,11 @@ pub(super) fn validate_query(
         Route::Status => &["name"],
         Route::Act(..) => &["wait"],
         Route::Logs(_) => &["n", "stream", "follow"],
-        Route::Service(_) | Route::Config(_) | Route::Reload | Route::Shutdown => &[],
+        Route::Service(_)
+        | Route::Config(_)
+        | Route::Reload
+        | Route::Rotate(_)
+        | Route::Shutdown => &[],
     };
     let mut q = Query::default();
     let mut seen: Vec<String> = Vec::new();

@@ -14,6 +14,8 @@ pub(super) enum Route {
     Logs(String),
     Config(String),
     Reload,
+    /// Rotate the log files of one service, or of every service.
+    Rotate(Option<String>),
     Shutdown,
 }
 
@@ -36,11 +38,15 @@ pub(super) fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     let (route, allow) = match parts.as_slice() {
         ["status"] => (Route::Status, "GET"),
         ["reload"] => (Route::Reload, "POST"),
+        ["rotate"] => (Route::Rotate(None), "POST"),
         ["shutdown"] => (Route::Shutdown, "POST"),
         ["services", name] if !name.is_empty() => (Route::Service((*name).to_owned()), "GET"),
         ["services", name, "logs"] if !name.is_empty() => (Route::Logs((*name).to_owned()), "GET"),
         ["services", name, "config"] if !name.is_empty() => {
             (Route::Config((*name).to_owned()), "GET")
+        }
+        ["services", name, "rotate"] if !name.is_empty() => {
+            (Route::Rotate(Some((*name).to_owned())), "POST")
         }
         ["services", name, action] if !name.is_empty() => match Action::parse(action) {
             Some(a) => (Route::Act((*name).to_owned(), a), "POST"),
@@ -95,7 +101,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/services/{name}/restart"),
     ("GET", "/v1/services/{name}/logs"),
     ("GET", "/v1/services/{name}/config"),
+    ("POST", "/v1/services/{name}/rotate"),
     ("POST", "/v1/reload"),
+    ("POST", "/v1/rotate"),
     ("POST", "/v1/shutdown"),
 ];
 
@@ -125,6 +133,15 @@ mod tests {
             Ok(Route::Logs("web".into()))
         );
         assert_eq!(route(&post, "/v1/reload"), Ok(Route::Reload));
+        assert_eq!(route(&post, "/v1/rotate"), Ok(Route::Rotate(None)));
+        assert_eq!(
+            route(&post, "/v1/services/web/rotate"),
+            Ok(Route::Rotate(Some("web".into())))
+        );
+        assert_eq!(
+            route(&get, "/v1/services/web/rotate"),
+            Err(RouteError::Method("POST"))
+        );
         assert_eq!(route(&post, "/v1/shutdown"), Ok(Route::Shutdown));
         assert_eq!(route(&post, "/v1/status"), Err(RouteError::Method("GET")));
         assert_eq!(route(&Method::HEAD, "/v1/status"), Ok(Route::Status));
