@@ -2,6 +2,7 @@
 
 mod check;
 pub(crate) mod ctl;
+mod edit;
 mod logs;
 mod up;
 
@@ -66,6 +67,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ui { target, no_color } => crate::ui::run(&target, no_color),
         Command::Install(args) => crate::os::install(&args),
         Command::Uninstall { name, purge, scope } => crate::os::uninstall(&name, purge, scope),
+        Command::Set {
+            instance,
+            key,
+            value,
+        } => edit::set(&instance, &key, &value),
+        Command::Edit { instance } => edit::edit(&instance),
         Command::ServiceRun { name, config } => crate::os::service_run(&name, &config),
         Command::CtrlC { pid } => crate::os::ctrl_c(pid),
     }

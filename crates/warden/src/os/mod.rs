@@ -76,3 +76,16 @@ pub fn ctrl_c(_pid: u32) -> Result<(), Failure> {
 
 #[cfg(windows)]
 pub use windows::{ctrl_c, scm_action, service_run};
+
+/// The config file of the installed instance `name` (`-n NAME`): on Windows the `-c` of
+/// its service's command line, elsewhere what `install` wrote (see `unix::instance_config`).
+pub fn instance_config(name: &str) -> Result<std::path::PathBuf, Failure> {
+    #[cfg(windows)]
+    {
+        windows::instance_config(name)
+    }
+    #[cfg(unix)]
+    {
+        unix::instance_config(name)
+    }
+}

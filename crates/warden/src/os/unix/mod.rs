@@ -123,7 +123,15 @@ fn write_files(
         files::remove_file(&paths.config)?;
     }
     if let Some(text) = &plan.quick {
-        w.write_file(&paths.config, text, 0o644)?;
+        if plan.private_config {
+            // `--env` values are secrets: only warden's account reads them.
+            w.write_file(&paths.config, text, 0o600)?;
+            if let Some((uid, gid)) = owner {
+                files::chown(&paths.config, uid, gid)?;
+            }
+        } else {
+            w.write_file(&paths.config, text, 0o644)?;
+        }
         w.create_dir(&paths.state_dir, 0o700, owner)?;
         w.create_dir(&paths.log_dir, 0o750, owner)?;
     } else if let Some(target) = &plan.pointer_to {

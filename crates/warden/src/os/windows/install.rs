@@ -25,6 +25,7 @@ use super::eventlog;
 use super::scm::{self, Op, WaitError};
 use crate::Failure;
 use crate::os::InstallOptions;
+use crate::os::quick::Extras;
 use account::Account;
 use quick::{check_name, instance_dir, write_quick_config};
 use settings::{configure, launch_arguments, start_type, start_word};
@@ -62,6 +63,7 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
         }
         _ => {}
     }
+    let extras = Extras::parse(&opts.env, opts.cwd.as_deref(), !opts.program.is_empty())?;
     let account = Account::parse(opts.user.as_deref());
     let password = match (&opts.password_file, account.needs_password()) {
         (Some(file), true) => Some(read_password(file)?),
@@ -97,7 +99,7 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
 
     let config_path = match &opts.config {
         Some(c) => std::path::absolute(c).map_err(|e| usage(format!("{}: {e}", c.display())))?,
-        None => write_quick_config(name, &opts.program)?,
+        None => write_quick_config(name, &opts.program, &extras)?,
     };
     let config = load(&config_path)?;
 

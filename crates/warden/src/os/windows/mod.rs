@@ -25,7 +25,7 @@ mod install;
 mod scm;
 mod service;
 
-pub use scm::scm_action;
+pub use scm::{instance_config, scm_action};
 
 use std::path::Path;
 
