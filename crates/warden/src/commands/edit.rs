@@ -11,6 +11,7 @@
 //!
 //! Values are never printed: a key under `env` holds secrets.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -69,10 +70,11 @@ pub fn edit(instance: &str) -> Result<(), Failure> {
         return super::say(&format!("{}: no change\n", path.display()));
     }
     if let Err(mut f) = check(&path, &new) {
-        f.message.push_str(&format!(
+        let _ = write!(
+            f.message,
             "\nyour edit is kept in {}; `warden edit -n {instance}` starts again from the config",
             copy.display()
-        ));
+        );
         return Err(f);
     }
     replace(&path, &new)?;

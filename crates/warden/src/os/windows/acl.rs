@@ -141,7 +141,7 @@ impl Sid {
         Ok(Sid(sid))
     }
 
-    fn as_psid(&self) -> PSID {
+    pub fn as_psid(&self) -> PSID {
         self.0.as_ptr().cast_mut().cast()
     }
 

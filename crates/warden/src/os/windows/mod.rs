@@ -22,10 +22,11 @@
 mod acl;
 pub mod eventlog;
 mod install;
+mod registry;
 mod scm;
 mod service;
 
-pub use scm::{instance_config, scm_action};
+pub use scm::{instance_config, scm_action, start_hint};
 
 use std::path::Path;
 
