@@ -644,3 +644,46 @@ fn uninstall_reports_what_it_removed_and_kept_and_the_last_one_removes_the_event
         .expect("run reg");
     assert!(!key.status.success(), "the source's key is gone");
 }
+
+// Issue 11, section 4: `--user DOMAIN\user` is given "log on as a service" when it lacks it,
+// and install says so. Wine's LSA keeps no account rights: LsaEnumerateAccountRights never
+// lists one and LsaAddAccountRights succeeds, so every install says "granted" (the decision
+// itself is unit-tested in os::windows::install::logon_right).
+#[test]
+fn install_as_a_user_account_grants_the_right_to_log_on_as_a_service() {
+    let name = name("logon");
+    let user = format!(r".\{}", std::env::var("USERNAME").expect("USERNAME"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let password = tmp.path().join("password.txt");
+    std::fs::write(&password, "not-a-real-password\r\n").expect("password file");
+    let out = run(&[
+        "install",
+        &name,
+        "--user",
+        &user,
+        "--password-file",
+        &password.to_string_lossy(),
+        "--start",
+        "manual",
+        "--",
+        &test_child().to_string_lossy(),
+    ]);
+    let _guard = Installed(name.clone());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "granted {user} the right to log on as a service (SeServiceLogonRight)"
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!text(&out.stdout).contains("not-a-real-password"));
+    let svc = manager()
+        .open_service(&name, ServiceAccess::QUERY_CONFIG)
+        .expect("open");
+    let account = svc.query_config().expect("config").account_name;
+    assert_eq!(
+        account.map(|a| a.to_string_lossy().to_lowercase()),
+        Some(user.to_lowercase())
+    );
+}
