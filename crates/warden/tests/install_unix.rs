@@ -787,7 +787,11 @@ fn quick_form_env_and_cwd_then_set_and_edit_reload_the_running_instance() {
     ];
     let o = w.run(&args);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    assert!(!show(&o).contains(secret), "the secret was printed: {}", show(&o));
+    assert!(
+        !show(&o).contains(secret),
+        "the secret was printed: {}",
+        show(&o)
+    );
     let config = w.sys("/etc/warden/sync/warden.toml");
     let text = fs::read_to_string(&config).unwrap();
     assert!(
@@ -881,7 +885,11 @@ fn quick_form_env_and_cwd_then_set_and_edit_reload_the_running_instance() {
     });
 
     // `edit`: a valid edit is saved and reloaded; an invalid one changes nothing.
-    let good = editor(&w, "good", r#"sed -i 's/restart = "on-failure"/restart = "always"/' "$1""#);
+    let good = editor(
+        &w,
+        "good",
+        r#"sed -i 's/restart = "on-failure"/restart = "always"/' "$1""#,
+    );
     let o = w
         .command(&["edit", "-n", "sync"])
         .env("EDITOR", &good)
@@ -897,7 +905,10 @@ fn quick_form_env_and_cwd_then_set_and_edit_reload_the_running_instance() {
     );
     let text = fs::read_to_string(&config).unwrap();
     assert!(text.contains("restart = \"always\""), "{text}");
-    assert_eq!(fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     let bad = editor(&w, "bad", r#"echo 'bogus_key = 1' >> "$1""#);
     let o = w
@@ -908,7 +919,11 @@ fn quick_form_env_and_cwd_then_set_and_edit_reload_the_running_instance() {
         .unwrap();
     let err = assert_fails(&o, 2, "bogus_key");
     assert!(err.contains("your edit is kept in"), "{err}");
-    assert_eq!(fs::read_to_string(&config).unwrap(), text, "nothing applied");
+    assert_eq!(
+        fs::read_to_string(&config).unwrap(),
+        text,
+        "nothing applied"
+    );
 
     w.ok(&["down", "-n", "sync"]);
     let mut up = up;

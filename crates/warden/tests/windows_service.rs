@@ -317,8 +317,11 @@ fn a_config_error_at_start_stops_with_service_specific_code_2() {
     ]);
     let _guard = Installed(name.clone());
     assert_eq!(out.status.code(), Some(0));
-    std::fs::write(&config, format!("{warden}[services.ok]\ncomand = [\"x\"]\n"))
-        .expect("break config");
+    std::fs::write(
+        &config,
+        format!("{warden}[services.ok]\ncomand = [\"x\"]\n"),
+    )
+    .expect("break config");
     start(&name);
     let s = wait_state(&name, ServiceState::Stopped);
     assert_eq!(s.exit_code, ServiceExitCode::ServiceSpecific(2));
@@ -326,7 +329,10 @@ fn a_config_error_at_start_stops_with_service_specific_code_2() {
     let log = wait_file(&state.join("warden.log"), "error", |t| {
         t.contains("was not started")
     });
-    assert!(log.contains("config error") && log.contains("comand"), "{log}");
+    assert!(
+        log.contains("config error") && log.contains("comand"),
+        "{log}"
+    );
     assert!(!log.contains("nothing was changed"), "{log}");
     for line in log.lines().filter(|l| !l.is_empty()) {
         assert!(
@@ -447,7 +453,14 @@ fn a_console_program_that_needs_7s_to_stop_stops_gracefully_under_stop_timeout_1
         ),
     )
     .expect("write config");
-    let out = run(&["install", &name, "-c", &config.to_string_lossy(), "--start", "manual"]);
+    let out = run(&[
+        "install",
+        &name,
+        "-c",
+        &config.to_string_lossy(),
+        "--start",
+        "manual",
+    ]);
     let _guard = Installed(name.clone());
     assert_eq!(out.status.code(), Some(0));
     start(&name);
@@ -468,8 +481,8 @@ fn a_console_program_that_needs_7s_to_stop_stops_gracefully_under_stop_timeout_1
         "the program finished its cleanup"
     );
     assert!(took >= Duration::from_secs(7), "stopped after {took:?}");
-    let log = std::fs::read_to_string(tmp.path().join("state").join("warden.log"))
-        .expect("warden.log");
+    let log =
+        std::fs::read_to_string(tmp.path().join("state").join("warden.log")).expect("warden.log");
     assert!(!log.contains("did not stop within"), "{log}");
     assert!(log.contains("[slow] stopped (pid"), "{log}");
 }
@@ -496,7 +509,14 @@ fn when_all_ended_stop_takes_the_service_to_stopped_with_its_exit_code() {
             ),
         )
         .expect("write config");
-        let out = run(&["install", &name, "-c", &config.to_string_lossy(), "--start", "manual"]);
+        let out = run(&[
+            "install",
+            &name,
+            "-c",
+            &config.to_string_lossy(),
+            "--start",
+            "manual",
+        ]);
         let _guard = Installed(name.clone());
         assert_eq!(out.status.code(), Some(0));
         start(&name);
@@ -547,7 +567,9 @@ fn quick_install_with_env_and_cwd_then_set_and_edit_reload_it() {
     let o = run(&["status", "-n", &name]);
     assert_eq!(o.status.code(), Some(3));
     assert!(
-        text(&o.stderr).contains(&format!("`warden start -n {name}` starts it (or `sc start {name}`)")),
+        text(&o.stderr).contains(&format!(
+            "`warden start -n {name}` starts it (or `sc start {name}`)"
+        )),
         "{}",
         text(&o.stderr)
     );
@@ -604,24 +626,42 @@ fn uninstall_reports_what_it_removed_and_kept_and_the_last_one_removes_the_event
     std::fs::write(&config, format!("[services.a]\ncommand = [{:?}]\n", child)).expect("config");
     std::fs::create_dir_all(tmp.path().join("logs")).expect("logs");
     let own = name("purgec");
-    let out = run(&["install", &own, "-c", &config.to_string_lossy(), "--start", "manual"]);
+    let out = run(&[
+        "install",
+        &own,
+        "-c",
+        &config.to_string_lossy(),
+        "--start",
+        "manual",
+    ]);
     let _g2 = Installed(own.clone());
     assert_eq!(out.status.code(), Some(0));
 
     let out = run(&["uninstall", &own, "--purge"]);
     assert_eq!(out.status.code(), Some(0));
     let said = text(&out.stdout);
-    assert!(said.starts_with(&format!("uninstalled service \"{own}\"\n")), "{said}");
     assert!(
-        said.contains(&format!("kept {} (the config given to `install -c`)", config.display())),
+        said.starts_with(&format!("uninstalled service \"{own}\"\n")),
         "{said}"
     );
     assert!(
-        said.contains(&format!("kept {} (its logs)", tmp.path().join("logs").display())),
+        said.contains(&format!(
+            "kept {} (the config given to `install -c`)",
+            config.display()
+        )),
         "{said}"
     );
     assert!(
-        said.contains(&format!("kept the event log source \"warden\" (used by {quick})")),
+        said.contains(&format!(
+            "kept {} (its logs)",
+            tmp.path().join("logs").display()
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "kept the event log source \"warden\" (used by {quick})"
+        )),
         "{said}"
     );
     assert!(config.exists());
@@ -631,7 +671,10 @@ fn uninstall_reports_what_it_removed_and_kept_and_the_last_one_removes_the_event
     let said = text(&out.stdout);
     let dir = program_data().join("warden").join(&quick);
     assert!(
-        said.contains(&format!("removed {} (the generated config, logs and state)", dir.display())),
+        said.contains(&format!(
+            "removed {} (the generated config, logs and state)",
+            dir.display()
+        )),
         "{said}"
     );
     assert!(
@@ -639,7 +682,10 @@ fn uninstall_reports_what_it_removed_and_kept_and_the_last_one_removes_the_event
         "{said}"
     );
     let key = Command::new("reg")
-        .args(["query", r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\warden"])
+        .args([
+            "query",
+            r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\warden",
+        ])
         .output()
         .expect("run reg");
     assert!(!key.status.success(), "the source's key is gone");

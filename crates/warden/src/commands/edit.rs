@@ -203,7 +203,10 @@ pub fn set_key(
         .iter()
         .map(|k| k.get().to_owned())
         .collect();
-    if !matches!(parts.first().map(String::as_str), Some("services" | "warden")) {
+    if !matches!(
+        parts.first().map(String::as_str),
+        Some("services" | "warden")
+    ) {
         parts.splice(0..0, ["services".to_owned(), instance.to_owned()]);
     }
     let mut doc: DocumentMut = config
@@ -353,7 +356,10 @@ mod tests {
         let doc: DocumentMut = text.parse().expect("toml");
         let env = &doc["services"]["sync"]["env"];
         assert!(env.is_inline_table(), "{text}");
-        assert_eq!((env["A"].as_str(), env["B"].as_str()), (Some("1"), Some("2")));
+        assert_eq!(
+            (env["A"].as_str(), env["B"].as_str()),
+            (Some("1"), Some("2"))
+        );
     }
 
     #[test]

@@ -60,9 +60,7 @@ impl Extras {
                 )));
             }
             if vars.iter().any(|(k, _)| k == key) {
-                return Err(Failure::usage(format!(
-                    "--env {key}=...: given twice"
-                )));
+                return Err(Failure::usage(format!("--env {key}=...: given twice")));
             }
             vars.push((key.to_owned(), value.to_owned()));
         }
@@ -162,7 +160,11 @@ mod tests {
         for (env, cwd, quick) in [
             (vec!["hunter2".to_owned()], None, true),
             (vec!["=hunter2".to_owned()], None, true),
-            (vec!["A=hunter2".to_owned(), "A=hunter2".to_owned()], None, true),
+            (
+                vec!["A=hunter2".to_owned(), "A=hunter2".to_owned()],
+                None,
+                true,
+            ),
             (vec!["A=hunter2".to_owned()], None, false),
             (vec![], Some(tmp.path().join("missing")), true),
         ] {

@@ -9,15 +9,12 @@ use warden_core::config::{self, ProcessEnv};
 /// the loader does), even when the rest of the config has errors; the default one (`.warden`
 /// next to the file) when it sets none or that key itself is wrong.
 pub fn state_dir_despite_errors(path: &Path, text: &str) -> PathBuf {
-    let set = text
-        .parse::<toml_edit::DocumentMut>()
-        .ok()
-        .and_then(|doc| {
-            doc.get("warden")?
-                .get("state_dir")?
-                .as_str()
-                .map(str::to_owned)
-        });
+    let set = text.parse::<toml_edit::DocumentMut>().ok().and_then(|doc| {
+        doc.get("warden")?
+            .get("state_dir")?
+            .as_str()
+            .map(str::to_owned)
+    });
     let only = |text: &str| config::load_str(text, path, &ProcessEnv).ok();
     set.and_then(|dir| {
         only(&format!(
@@ -26,10 +23,7 @@ pub fn state_dir_despite_errors(path: &Path, text: &str) -> PathBuf {
         ))
     })
     .or_else(|| only(""))
-    .map_or_else(
-        || path.with_file_name(".warden"),
-        |c| c.warden.state_dir,
-    )
+    .map_or_else(|| path.with_file_name(".warden"), |c| c.warden.state_dir)
 }
 
 #[cfg(test)]
@@ -41,7 +35,10 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let path = tmp.path().join("warden.toml");
         let broken = "[warden]\nstate_dir = \"st\"\n[services.a]\ncomand = \"x\"\n";
-        assert_eq!(state_dir_despite_errors(&path, broken), tmp.path().join("st"));
+        assert_eq!(
+            state_dir_despite_errors(&path, broken),
+            tmp.path().join("st")
+        );
         let elsewhere = tmp.path().join("state dir");
         let text = format!(
             "[warden]\nstate_dir = {}\nlog_dir = 5\n",
@@ -55,7 +52,11 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let path = tmp.path().join("warden.toml");
         let default = tmp.path().join(".warden");
-        for text in ["not [ toml", "[warden]\nstate_dir = 5\n", "[services.a]\nx = 1\n"] {
+        for text in [
+            "not [ toml",
+            "[warden]\nstate_dir = 5\n",
+            "[services.a]\nx = 1\n",
+        ] {
             assert_eq!(state_dir_despite_errors(&path, text), default, "{text}");
         }
     }

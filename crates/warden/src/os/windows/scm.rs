@@ -210,8 +210,11 @@ pub fn instance_config(name: &str) -> Result<std::path::PathBuf, Failure> {
 
 /// For an installed service that does not answer: how to start it.
 pub fn start_hint(name: &str) -> Option<String> {
-    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT).ok()?;
-    manager.open_service(name, ServiceAccess::QUERY_STATUS).ok()?;
+    let manager =
+        ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT).ok()?;
+    manager
+        .open_service(name, ServiceAccess::QUERY_STATUS)
+        .ok()?;
     Some(format!(
         "`warden start -n {name}` starts it (or `sc start {name}`)"
     ))

@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(ensure(&lsa, &sid).expect("ensure"), Outcome::Granted);
         assert_eq!(
             *lsa.calls.borrow(),
-            [format!("rights {USER}"), format!("add {USER} SeServiceLogonRight")]
+            [
+                format!("rights {USER}"),
+                format!("add {USER} SeServiceLogonRight")
+            ]
         );
     }
 

@@ -89,9 +89,10 @@ pub fn plan(
         return (Some(dir), report);
     }
     let file = config.unwrap_or(&dir);
-    report
-        .kept
-        .push(format!("{} (the config given to `install -c`)", file.display()));
+    report.kept.push(format!(
+        "{} (the config given to `install -c`)",
+        file.display()
+    ));
     if let Some(c) = loaded {
         for (d, what) in folders(c) {
             report.kept.push(format!("{} ({what})", d.display()));
@@ -182,7 +183,10 @@ mod tests {
         assert_eq!(remove, Some(dir));
         assert_eq!(
             report.kept,
-            [format!("{} (set in the edited config)", elsewhere.display())]
+            [format!(
+                "{} (set in the edited config)",
+                elsewhere.display()
+            )]
         );
     }
 

@@ -32,7 +32,11 @@ pub fn quick_config(
     let lit = |p: &Path| literal(&p.to_string_lossy());
     let mut command = vec![lit(program)];
     command.extend(args.iter().map(|a| literal(a)));
-    let cwd = extras.cwd.as_deref().or_else(|| program.parent()).unwrap_or(dir);
+    let cwd = extras
+        .cwd
+        .as_deref()
+        .or_else(|| program.parent())
+        .unwrap_or(dir);
     format!(
         "# Written by `warden install {name}`; edit it, then `sc control {name} paramchange`\n\
          # (or `warden reload -n {name}`) applies the change.\n\
