@@ -623,7 +623,7 @@ fn uninstall_reports_what_it_removed_and_kept_and_the_last_one_removes_the_event
     assert_eq!(out.status.code(), Some(0));
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = tmp.path().join("warden.toml");
-    std::fs::write(&config, format!("[services.a]\ncommand = [{:?}]\n", child)).expect("config");
+    std::fs::write(&config, format!("[services.a]\ncommand = [{child:?}]\n")).expect("config");
     std::fs::create_dir_all(tmp.path().join("logs")).expect("logs");
     let own = name("purgec");
     let out = run(&[

@@ -150,6 +150,9 @@ fn write_private(file: &Path, text: &str, like: &Path) -> Result<(), Failure> {
             // Only root may give a file away; as the owner this is a no-op.
             let _ = std::os::unix::fs::chown(file, Some(meta.uid()), Some(meta.gid()));
         }
+        // Who may read it (a config with `--env` secrets has a DACL of its own).
+        #[cfg(windows)]
+        crate::os::windows::copy_access(like, file).map_err(fail)?;
     }
     Ok(())
 }

@@ -33,6 +33,11 @@ use std::path::Path;
 use super::InstallOptions;
 use crate::Failure;
 
+/// Give `to` the DACL of `from` (a config that replaces another keeps who may read it).
+pub fn copy_access(from: &Path, to: &Path) -> std::io::Result<()> {
+    acl::copy_dacl(from, to)
+}
+
 /// `warden install`.
 pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
     install::install(opts)

@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use super::super::acl;
 use super::usage;
 use crate::Failure;
 pub(super) use crate::os::quick::check_name;
@@ -114,7 +115,18 @@ pub(super) fn write_quick_config(
     let text = quick_config(name, &prog, args, extras, &dir);
     // A partial file, then a rename: a failed write never leaves half a config.
     let partial = dir.join("warden.toml.partial");
-    std::fs::write(&partial, text)
+    // `--env` values are secrets: the file gets a DACL of its own (SYSTEM, Administrators;
+    // install adds the service's account) before they are written into it.
+    let private = |p: &Path| {
+        if extras.env.is_empty() {
+            Ok(())
+        } else {
+            acl::set_dacl_sddl(p, acl::PRIVATE_SDDL)
+        }
+    };
+    std::fs::write(&partial, "")
+        .and_then(|()| private(&partial))
+        .and_then(|()| std::fs::write(&partial, text))
         .and_then(|()| std::fs::rename(&partial, &path))
         .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
