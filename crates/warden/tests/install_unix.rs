@@ -813,7 +813,7 @@ fn quick_form_env_and_cwd_then_set_and_edit_reload_the_running_instance() {
     assert_fails(
         &o,
         3,
-        "`warden start -n sync` starts it (`systemctl start warden-sync.service`)",
+        "start it with `warden start -n sync` (or `systemctl start warden-sync.service`)",
     );
     assert!(!show(&o).contains("warden up -d"), "{}", show(&o));
     w.clear_calls();

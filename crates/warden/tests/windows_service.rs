@@ -568,7 +568,7 @@ fn quick_install_with_env_and_cwd_then_set_and_edit_reload_it() {
     assert_eq!(o.status.code(), Some(3));
     assert!(
         text(&o.stderr).contains(&format!(
-            "`warden start -n {name}` starts it (or `sc start {name}`)"
+            "start it with `warden start -n {name}` (or `sc start {name}`)"
         )),
         "{}",
         text(&o.stderr)

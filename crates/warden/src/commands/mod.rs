@@ -41,11 +41,11 @@ fn with_start_hint(instance: Option<&str>, mut f: Failure) -> Failure {
     let Some(hint) = instance.and_then(crate::os::start_hint) else {
         return f;
     };
-    f.message = if f.message.contains(GENERIC) {
-        f.message.replace(GENERIC, &hint)
-    } else {
-        format!("{}; {hint}", f.message)
-    };
+    // Only the generic hint is replaced: a message that already says how to start the
+    // instance is left as it is.
+    if f.message.contains(GENERIC) {
+        f.message = f.message.replace(GENERIC, &hint);
+    }
     f
 }
 

@@ -288,7 +288,7 @@ pub fn service_action(name: &str, action: Action) -> Result<(), Failure> {
 pub fn start_hint(name: &str) -> Option<String> {
     let paths = installed_scope(name)?;
     Some(format!(
-        "`warden start -n {name}` starts it (`{}`)",
+        "start it with `warden start -n {name}` (or `{}`)",
         manager::start_command(name, paths.scope)
     ))
 }

@@ -216,7 +216,7 @@ pub fn start_hint(name: &str) -> Option<String> {
         .open_service(name, ServiceAccess::QUERY_STATUS)
         .ok()?;
     Some(format!(
-        "`warden start -n {name}` starts it (or `sc start {name}`)"
+        "start it with `warden start -n {name}` (or `sc start {name}`)"
     ))
 }
 
