@@ -104,10 +104,6 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
     };
     let config = load(&config_path)?;
 
-    if let Err(e) = eventlog::register_source(&exe) {
-        eprintln!("warden: warning: cannot register the event source \"warden\": {e}");
-    }
-
     let (start, delayed) = start_type(opts.start);
     let info = ServiceInfo {
         name: name.into(),
@@ -139,6 +135,10 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
         )
         .map_err(|e| scm::failure_of(Op::Create, "install", name, &e))?;
 
+    // After the service exists: an uninstall meanwhile sees it and keeps the source.
+    if let Err(e) = eventlog::register_source(&exe) {
+        eprintln!("warden: warning: cannot register the event source \"warden\": {e}");
+    }
     let configured =
         configure(&service, opts, delayed, &config).and_then(|()| grant_access(&account, &config));
     if let Err(f) = configured {

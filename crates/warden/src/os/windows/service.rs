@@ -7,7 +7,8 @@
 //! 2. The service main registers the control handler and reports `START_PENDING`; a ticker
 //!    advances the checkpoint every second while services start.
 //! 3. It loads the config (a config error ends in `STOPPED` with service-specific exit code
-//!    2, so the SCM's recovery actions apply), sends warden's own event lines to
+//!    2, so the SCM's recovery actions apply; its lines, timestamped, go to the `warden.log`
+//!    of the state dir the config sets, read despite the error, and to the Event Log), sends warden's own event lines to
 //!    `<state_dir>\warden.log`, and runs [`warden_core::daemon::supervise`] on a tokio runtime.
 //! 4. `on_ready` reports `RUNNING`, accepting `STOP`, `SHUTDOWN`, `PRESHUTDOWN` and `PARAMCHANGE`.
 //!    `STOP`, `SHUTDOWN` and `PRESHUTDOWN` become [`Request::Stop`] (and `STOP_PENDING` at once),
