@@ -14,9 +14,11 @@
  *   wchild grandchild MS        start "wchild sleep MS" (it inherits nothing), write
  *                               "grandchild PID", then sleep MS as well
  *   wchild orphan MS            start "wchild sleep MS", write "grandchild PID", exit 0
- *   wchild ctrlc FILE           install a console control handler, write "ready", sleep;
+ *   wchild ctrlc FILE [MS]      install a console control handler, write "ready", sleep;
  *                               on CTRL_C write "got ctrl-c" to FILE and exit 0
- *                               (CTRL_BREAK: "got ctrl-break", exit 0)
+ *                               (CTRL_BREAK: "got ctrl-break", exit 0); with MS, a
+ *                               cleanup of MS milliseconds first: "got ctrl-c", then after
+ *                               MS "got ctrl-c, cleaned up", then exit 0
  *   wchild window FILE          create a top-level window, write "ready", run a message
  *                               loop; on WM_CLOSE write "got wm_close" to FILE, exit 0
  *   wchild console              write "console yes" if it has a console, else "console no"
@@ -29,6 +31,7 @@
 #include <wchar.h>
 
 static const wchar_t *marker_path;
+static DWORD cleanup_ms;
 
 static void write_handle(DWORD which, const char *s, DWORD len)
 {
@@ -71,6 +74,10 @@ static BOOL WINAPI on_ctrl(DWORD type)
 {
     if (type == CTRL_C_EVENT) {
         write_marker("got ctrl-c");
+        if (cleanup_ms > 0) {
+            Sleep(cleanup_ms);
+            write_marker("got ctrl-c, cleaned up");
+        }
         ExitProcess(0);
     }
     if (type == CTRL_BREAK_EVENT) {
@@ -170,6 +177,8 @@ int wmain(int argc, wchar_t **argv)
     }
     if (!wcscmp(mode, L"ctrlc") && argc > 2) {
         marker_path = argv[2];
+        if (argc > 3)
+            cleanup_ms = (DWORD)_wtoi(argv[3]);
         if (!SetConsoleCtrlHandler(on_ctrl, TRUE)) {
             out("handler failed\n");
             return 3;

@@ -7,6 +7,9 @@
 #
 #   tools/wine/winsvc-test.sh              setup (idempotent), build, all checks
 #   tools/wine/winsvc-test.sh --no-setup   skip tools/wine/setup.sh
+#   TEST_ARGS='when_all_ended' tools/wine/winsvc-test.sh --no-setup
+#                                          only the Rust tests whose names match (the
+#                                          shell checks are skipped)
 #
 # Prints `N passed, N failed` at the end; exits non-zero if anything failed. Cleanup always
 # runs: the services it installed are uninstalled, the keep-alive ended, `wineserver -k`.
@@ -22,6 +25,8 @@ cd "$WARDEN_ROOT" || exit 1
 
 target=x86_64-pc-windows-gnu
 bin="$CARGO_TARGET_DIR/$target/debug"
+# The C test child (console Ctrl-C with a cleanup time) for windows_service.rs.
+export WARDEN_WCHILD="Z:${WARDEN_WINE_TOOLS//\//\\}\\wchild.exe"
 name="wsvc-sh-$$"
 crash="wsvc-kill-$$"
 passed=0
@@ -74,6 +79,7 @@ children() { pgrep -f "$child_pattern --print-pid --sleep forever" || true; }
 child_w="$(winepath -w "$bin/test-child.exe")"
 dir="$WINEPREFIX/drive_c/ProgramData/warden/$name"
 
+if [ -z "${TEST_ARGS:-}" ]; then
 # 1. The quick form.
 out="$(timeout 60 wine "$bin/warden.exe" install "$name" -- "$child_w" --print-pid --sleep forever 2>&1)"
 echo "  $out"
@@ -139,7 +145,7 @@ check "warden.log says all stopped" wait_log "$dir/state/warden.log" 'all servic
 
 out="$(timeout 90 wine "$bin/warden.exe" uninstall "$name" --purge 2>&1)"
 echo "  $out"
-check "uninstall --purge" grep -q "^uninstalled service \"$name\"; removed" <<<"$out"
+check "uninstall --purge says what it removed" grep -q "^removed C:\\\\ProgramData\\\\warden\\\\$name (the generated config, logs and state)" <<<"$out"
 check "sc query fails after uninstall" test -z "$(state "$name")"
 check "the ProgramData folder is gone" test ! -e "$dir"
 
@@ -167,6 +173,8 @@ out="$(timeout 90 wine "$bin/warden.exe" uninstall "$crash" --purge 2>&1)"
 echo "  $out"
 check "uninstall after the kill" test -z "$(state "$crash")"
 
+fi
+
 # 3. The Rust tests (output kept for the log; their counts are added to ours).
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 run_tests() { # run_tests LABEL CARGO-ARGS...
@@ -184,8 +192,14 @@ run_tests() { # run_tests LABEL CARGO-ARGS...
         fail "$label (cargo test exit $rc)"
     fi
 }
-run_tests "unit tests os::windows" --bin warden -- os::windows
-run_tests "tests/windows_service.rs" --test windows_service
+# shellcheck disable=SC2086
+if [ -z "${TEST_ARGS:-}" ]; then
+    run_tests "unit tests os::windows" --bin warden -- os::windows
+    run_tests "tests/windows_service.rs" --test windows_service
+else
+    run_tests "unit tests ($TEST_ARGS)" --bin warden -- $TEST_ARGS
+    run_tests "tests/windows_service.rs ($TEST_ARGS)" --test windows_service -- $TEST_ARGS
+fi
 
 check "no test-child.exe of this build left at the end" test -z "$(pgrep -f "$child_pattern" || true)"
 

@@ -136,6 +136,13 @@ pub struct InstallArgs {
     /// Linux and macOS: write the systemd unit or launchd plist to stdout; install nothing
     #[arg(long)]
     pub print: bool,
+    /// The quick form: an environment variable of the program (repeatable); values are
+    /// secrets, never printed
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The quick form: the program's working directory [default: the program's folder]
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
     /// The program and its arguments (the quick form)
     #[arg(last = true, value_name = "PROGRAM ARGS")]
     pub program: Vec<String>,
@@ -255,6 +262,26 @@ pub enum Command {
         /// Linux and macOS: only look in this scope [default: system, then user]
         #[arg(long, value_enum)]
         scope: Option<Scope>,
+    },
+    /// Change one key of an installed instance's config (checked first; a bad value changes
+    /// nothing), then reload the running instance.
+    Set {
+        /// The installed instance (see `warden install`)
+        #[arg(short = 'n', long = "instance", value_name = "NAME")]
+        instance: String,
+        /// A dotted key: `services.SVC.restart`, `warden.shutdown_timeout`,
+        /// `services.SVC.env.KEY`; a key without `services.`/`warden.` is one of the
+        /// service named like the instance (the quick form's): `restart`
+        key: String,
+        /// A TOML value (`5`, `true`, `["a", "b"]`, `"text"`); anything else is a string
+        value: String,
+    },
+    /// Open an installed instance's config in $EDITOR (notepad on Windows), check it, and
+    /// reload the running instance; an invalid edit changes nothing.
+    Edit {
+        /// The installed instance (see `warden install`)
+        #[arg(short = 'n', long = "instance", value_name = "NAME")]
+        instance: String,
     },
     /// Run as a Windows service (the SCM starts this; not for people).
     #[command(hide = true, name = "service-run")]

@@ -738,3 +738,195 @@ fn warden_up_tells_its_notify_socket_ready_watchdog_and_stopping_in_order() {
         "{got:?}"
     );
 }
+
+/// Kills (and reaps) a `warden up` the test started, however the test ends.
+struct Up(std::process::Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// An editor for `warden edit`: a script that runs `sed -i EXPR` on the file it is given.
+fn editor(w: &World, tag: &str, script: &str) -> String {
+    let path = w.path(&format!("bin/edit-{tag}"));
+    fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+// Issue 9, section 5: the quick form's --env and --cwd, `warden set` and `warden edit` on an
+// installed instance (checked; nothing changes on an error; the running instance reloads),
+// and `warden start -n NAME` / the hint of `status -n NAME` for an installed, stopped one.
+#[test]
+fn quick_form_env_and_cwd_then_set_and_edit_reload_the_running_instance() {
+    let w = World::new().with_systemd();
+    let work = w.path("work dir");
+    fs::create_dir_all(&work).unwrap();
+    let child = test_child().display().to_string();
+    let secret = "s3cr3t-value";
+    let env_arg = format!("TOKEN={secret}");
+    let args = [
+        "install",
+        "sync",
+        "--env",
+        &env_arg,
+        "--cwd",
+        work.to_str().unwrap(),
+        "--",
+        &child,
+        "--env",
+        "TOKEN",
+        "--cwd",
+        "--sleep",
+        "forever",
+    ];
+    let o = w.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        !show(&o).contains(secret),
+        "the secret was printed: {}",
+        show(&o)
+    );
+    let config = w.sys("/etc/warden/sync/warden.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains(&format!("env = {{ \"TOKEN\" = \"{secret}\" }}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("cwd = {:?}", work.display().to_string())),
+        "{text}"
+    );
+    assert_eq!(
+        fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "a config with --env values is private"
+    );
+
+    // Installed, not running: the hint names the OS service, and `start -n` starts it.
+    let o = w.run(&["status", "-n", "sync"]);
+    assert_fails(
+        &o,
+        3,
+        "start it with `warden start -n sync` (or `systemctl start warden-sync.service`)",
+    );
+    assert!(!show(&o).contains("warden up -d"), "{}", show(&o));
+    w.clear_calls();
+    assert_eq!(
+        w.ok(&["start", "-n", "sync"]),
+        "warden-sync.service: running\n"
+    );
+    assert_eq!(w.systemctl_calls(), ["start warden-sync.service"]);
+    w.clear_calls();
+    assert_eq!(
+        w.ok(&["stop", "-n", "sync"]),
+        "warden-sync.service: stopped\n"
+    );
+    assert_eq!(w.systemctl_calls(), ["stop warden-sync.service"]);
+    assert_fails(
+        &w.run(&["start", "-n", "nope"]),
+        1,
+        "warden-nope.service is not installed",
+    );
+
+    // `set` while it is not running: written, applied at the next start.
+    let out = w.ok(&["set", "-n", "sync", "restart", "on-failure"]);
+    assert_eq!(
+        out,
+        format!(
+            "set services.sync.restart in {}\nsync is not running; the change applies when it starts (`warden start -n sync`)\n",
+            config.display()
+        )
+    );
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(text.contains("restart = \"on-failure\""), "{text}");
+    // A bad value changes nothing (exit 2, the error at its line).
+    let o = w.run(&["set", "-n", "sync", "restart", "sometimes"]);
+    let err = assert_fails(&o, 2, "restart");
+    assert!(err.contains("was not changed"), "{err}");
+    assert_eq!(fs::read_to_string(&config).unwrap(), text);
+    assert_fails(
+        &w.run(&["set", "-n", "sync", "services.other.restart", "never"]),
+        2,
+        "no service \"other\"",
+    );
+
+    let up = Up(w
+        .command(&["up", "-c", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let log = w.sys("/var/log/warden/sync/sync.out.log");
+    let seen = wait_for("the child's env and cwd", WAIT, || {
+        let t = fs::read_to_string(&log).unwrap_or_default();
+        t.contains(&work.display().to_string()).then_some(t)
+    });
+    assert!(seen.contains(&format!("TOKEN={secret}")), "{seen}");
+
+    // `set` on the running instance reloads it; the new value reaches the child, and is
+    // never printed.
+    let o = w.run(&["set", "-n", "sync", "env.TOKEN", "second-value"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let said = show(&o);
+    assert!(said.contains("set services.sync.env.TOKEN in"), "{said}");
+    assert!(said.contains("reloaded:"), "{said}");
+    assert!(!said.contains("second-value"), "{said}");
+    wait_for("the reloaded child's env", WAIT, || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("TOKEN=second-value")
+            .then_some(())
+    });
+
+    // `edit`: a valid edit is saved and reloaded; an invalid one changes nothing.
+    let good = editor(
+        &w,
+        "good",
+        r#"sed -i 's/restart = "on-failure"/restart = "always"/' "$1""#,
+    );
+    let o = w
+        .command(&["edit", "-n", "sync"])
+        .env("EDITOR", &good)
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with(&format!("saved {}\nreloaded:", config.display())),
+        "{}",
+        show(&o)
+    );
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(text.contains("restart = \"always\""), "{text}");
+    assert_eq!(
+        fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let bad = editor(&w, "bad", r#"echo 'bogus_key = 1' >> "$1""#);
+    let o = w
+        .command(&["edit", "-n", "sync"])
+        .env("EDITOR", &bad)
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    let err = assert_fails(&o, 2, "bogus_key");
+    assert!(err.contains("your edit is kept in"), "{err}");
+    assert_eq!(
+        fs::read_to_string(&config).unwrap(),
+        text,
+        "nothing applied"
+    );
+
+    w.ok(&["down", "-n", "sync"]);
+    let mut up = up;
+    let code = wait_for("warden up to exit", WAIT, || up.0.try_wait().unwrap());
+    assert_eq!(code.code(), Some(0));
+}

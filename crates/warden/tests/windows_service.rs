@@ -296,11 +296,13 @@ fn a_config_error_at_start_stops_with_service_specific_code_2() {
     let name = name("badcfg");
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = tmp.path().join("warden.toml");
+    let state = tmp.path().join("its state");
     let child = test_child();
+    let warden = format!("[warden]\nstate_dir = {:?}\n", state.to_string_lossy());
     std::fs::write(
         &config,
         format!(
-            "[services.ok]\ncommand = [{:?}, \"--sleep\", \"forever\"]\n",
+            "{warden}[services.ok]\ncommand = [{:?}, \"--sleep\", \"forever\"]\n",
             child.to_string_lossy()
         ),
     )
@@ -315,16 +317,33 @@ fn a_config_error_at_start_stops_with_service_specific_code_2() {
     ]);
     let _guard = Installed(name.clone());
     assert_eq!(out.status.code(), Some(0));
-    std::fs::write(&config, "[services.ok]\ncomand = [\"x\"]\n").expect("break config");
+    std::fs::write(
+        &config,
+        format!("{warden}[services.ok]\ncomand = [\"x\"]\n"),
+    )
+    .expect("break config");
     start(&name);
     let s = wait_state(&name, ServiceState::Stopped);
     assert_eq!(s.exit_code, ServiceExitCode::ServiceSpecific(2));
-    let log = wait_file(
-        &tmp.path().join(".warden").join("warden.log"),
-        "error",
-        |t| t.contains("comand"),
+    // In the instance's own warden.log (its configured state dir), each line timestamped.
+    let log = wait_file(&state.join("warden.log"), "error", |t| {
+        t.contains("was not started")
+    });
+    assert!(
+        log.contains("config error") && log.contains("comand"),
+        "{log}"
     );
-    assert!(log.contains("config error"), "{log}");
+    assert!(!log.contains("nothing was changed"), "{log}");
+    for line in log.lines().filter(|l| !l.is_empty()) {
+        assert!(
+            line.starts_with("20") && line.contains("Z [warden] "),
+            "not a timestamped event line: {line}"
+        );
+    }
+    assert!(
+        !tmp.path().join(".warden").exists(),
+        "nothing goes to the default state dir"
+    );
 }
 
 #[test]
@@ -394,4 +413,323 @@ fn uninstall_of_an_unknown_service_exits_1() {
     let out = run(&["uninstall", &name("missing")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("is not installed"));
+}
+
+/// `wchild.exe` (tools/wine/wchild.c), as a Windows path in `WARDEN_WCHILD`.
+fn wchild() -> String {
+    std::env::var("WARDEN_WCHILD")
+        .expect("WARDEN_WCHILD: the path of wchild.exe (tools/wine/winsvc-test.sh sets it)")
+}
+
+fn toml(p: &Path) -> String {
+    format!("{:?}", p.to_string_lossy())
+}
+
+// Issue 9, section 5: a console program that needs 7 s to clean up after Ctrl-C, under
+// `stop_timeout = "10s"` and the default stop_method (ctrl-c, wm-close, terminate): it has
+// no window, so WM_CLOSE takes none of the time, and the whole 10 s is Ctrl-C's.
+//
+// Ignored until the engine hands the unused share back: `graceful` in
+// crates/warden-core/src/engine/service/stop.rs gives Ctrl-C half of the time (two steps
+// left), and when WM_CLOSE then turns out not to apply, the loop ends and kills at 5 s. It
+// must, after the last step, wait out what is left of stop_timeout when a step was applied.
+// With that change this test passes under Wine (tried on the `win` branch, 7.0 s stop).
+#[test]
+#[ignore = "needs the engine fix described above (stop.rs: the time left after the last step)"]
+fn a_console_program_that_needs_7s_to_stop_stops_gracefully_under_stop_timeout_10s() {
+    let _scm = starts_services();
+    let name = name("slow");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("warden.toml");
+    let marker = tmp.path().join("marker.txt");
+    std::fs::write(
+        &config,
+        format!(
+            "[warden]\nlog_dir = {}\nstate_dir = {}\n\n[services.slow]\ncommand = [{:?}, \"ctrlc\", {}, \"7000\"]\nstop_timeout = \"10s\"\n",
+            toml(&tmp.path().join("logs")),
+            toml(&tmp.path().join("state")),
+            wchild(),
+            toml(&marker),
+        ),
+    )
+    .expect("write config");
+    let out = run(&[
+        "install",
+        &name,
+        "-c",
+        &config.to_string_lossy(),
+        "--start",
+        "manual",
+    ]);
+    let _guard = Installed(name.clone());
+    assert_eq!(out.status.code(), Some(0));
+    start(&name);
+    wait_state(&name, ServiceState::Running);
+    wait_file(
+        &tmp.path().join("logs").join("slow.out.log"),
+        "ready",
+        |t| t.contains("ready"),
+    );
+    let t0 = Instant::now();
+    stop(&name);
+    let stopped = wait_state(&name, ServiceState::Stopped);
+    let took = t0.elapsed();
+    assert_eq!(stopped.exit_code, ServiceExitCode::NO_ERROR);
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "got ctrl-c, cleaned up",
+        "the program finished its cleanup"
+    );
+    assert!(took >= Duration::from_secs(7), "stopped after {took:?}");
+    let log =
+        std::fs::read_to_string(tmp.path().join("state").join("warden.log")).expect("warden.log");
+    assert!(!log.contains("did not stop within"), "{log}");
+    assert!(log.contains("[slow] stopped (pid"), "{log}");
+}
+
+// Issue 9, section 5: a `restart = "never"` program that exits, with
+// `when_all_ended = "stop"`, takes the Windows service to STOPPED: with a service-specific
+// exit code when it failed, without one when it succeeded.
+#[test]
+fn when_all_ended_stop_takes_the_service_to_stopped_with_its_exit_code() {
+    let _scm = starts_services();
+    let child = test_child();
+    for (tag, code, want) in [
+        ("endfail", 3, ServiceExitCode::ServiceSpecific(1)),
+        ("endok", 0, ServiceExitCode::NO_ERROR),
+    ] {
+        let name = name(tag);
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = tmp.path().join("warden.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[warden]\nwhen_all_ended = \"stop\"\n\n[services.job]\ncommand = [{:?}, \"--sleep\", \"1500ms\", \"--exit\", \"{code}\"]\nrestart = \"never\"\n",
+                child.to_string_lossy()
+            ),
+        )
+        .expect("write config");
+        let out = run(&[
+            "install",
+            &name,
+            "-c",
+            &config.to_string_lossy(),
+            "--start",
+            "manual",
+        ]);
+        let _guard = Installed(name.clone());
+        assert_eq!(out.status.code(), Some(0));
+        start(&name);
+        let s = wait_state(&name, ServiceState::Stopped);
+        assert_eq!(s.exit_code, want, "{tag}");
+        let log = wait_file(
+            &tmp.path().join(".warden").join("warden.log"),
+            "the end",
+            |t| t.contains("every service ended"),
+        );
+        if code != 0 {
+            assert!(log.contains("failed: job"), "{log}");
+        }
+    }
+}
+
+// Issue 9, section 5 (NSSM's habits): the quick form's --env and --cwd, then `warden set`
+// and `warden edit` on the installed service, reloaded over its pipe.
+#[test]
+fn quick_install_with_env_and_cwd_then_set_and_edit_reload_it() {
+    let _scm = starts_services();
+    let name = name("setedit");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let child = test_child();
+    let cwd = tmp.path().to_string_lossy().into_owned();
+    let out = run(&[
+        "install",
+        &name,
+        "--env",
+        "TOKEN=s3cr3t",
+        "--cwd",
+        &cwd,
+        "--",
+        &child.to_string_lossy(),
+        "--env",
+        "TOKEN",
+        "--cwd",
+        "--sleep",
+        "forever",
+    ]);
+    let _guard = Installed(name.clone());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!text(&out.stdout).contains("s3cr3t") && !text(&out.stderr).contains("s3cr3t"));
+    let dir = program_data().join("warden").join(&name);
+    let config = dir.join("warden.toml");
+
+    // Not running: `status -n` names `warden start -n`; `set` writes and says so.
+    let o = run(&["status", "-n", &name]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "start it with `warden start -n {name}` (or `sc start {name}`)"
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(&["set", "-n", &name, "stop_timeout", "5s"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).contains("is not running; the change applies when it starts"));
+    let o = run(&["set", "-n", &name, "restart", "sometimes"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("was not changed"));
+
+    let o = run(&["start", "-n", &name]);
+    assert_eq!(o.status.code(), Some(0));
+    let log = dir.join("logs").join(format!("{name}.out.log"));
+    let seen = wait_file(&log, "env and cwd", |t| t.contains(&cwd));
+    assert!(seen.contains("TOKEN=s3cr3t"), "{seen}");
+
+    let o = run(&["set", "-n", &name, "env.TOKEN", "second"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).contains("reloaded:"), "{}", text(&o.stdout));
+    assert!(!text(&o.stdout).contains("second"));
+    wait_file(&log, "the new env", |t| t.contains("TOKEN=second"));
+
+    // `edit` with an editor that breaks the file: reported, nothing applied.
+    let before = std::fs::read_to_string(&config).expect("config");
+    let bat = tmp.path().join("bad-edit.bat");
+    std::fs::write(&bat, "@echo off\r\necho bogus_key = 1 >> %1\r\n").expect("write editor");
+    let o = Command::new(warden())
+        .args(["edit", "-n", &name])
+        .env("EDITOR", &bat)
+        .env_remove("VISUAL")
+        .output()
+        .expect("run warden edit");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("bogus_key"), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&config).expect("config"), before);
+    stop(&name);
+    wait_state(&name, ServiceState::Stopped);
+}
+
+// Issue 9, section 5: `uninstall --purge` says what it removed and what it kept, and the
+// event source goes with the last warden service. Alone, so that no other test's service
+// counts as "another warden service".
+#[test]
+fn uninstall_reports_what_it_removed_and_kept_and_the_last_one_removes_the_event_source() {
+    let _alone = SCM_PIPE.write().unwrap_or_else(PoisonError::into_inner);
+    let child = test_child();
+    let child = child.to_string_lossy();
+    let quick = name("purgeq");
+    let out = run(&["install", &quick, "--", &child]);
+    let _g1 = Installed(quick.clone());
+    assert_eq!(out.status.code(), Some(0));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("warden.toml");
+    std::fs::write(&config, format!("[services.a]\ncommand = [{child:?}]\n")).expect("config");
+    std::fs::create_dir_all(tmp.path().join("logs")).expect("logs");
+    let own = name("purgec");
+    let out = run(&[
+        "install",
+        &own,
+        "-c",
+        &config.to_string_lossy(),
+        "--start",
+        "manual",
+    ]);
+    let _g2 = Installed(own.clone());
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = run(&["uninstall", &own, "--purge"]);
+    assert_eq!(out.status.code(), Some(0));
+    let said = text(&out.stdout);
+    assert!(
+        said.starts_with(&format!("uninstalled service \"{own}\"\n")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "kept {} (the config given to `install -c`)",
+            config.display()
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "kept {} (its logs)",
+            tmp.path().join("logs").display()
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "kept the event log source \"warden\" (used by {quick})"
+        )),
+        "{said}"
+    );
+    assert!(config.exists());
+
+    let out = run(&["uninstall", &quick, "--purge"]);
+    assert_eq!(out.status.code(), Some(0));
+    let said = text(&out.stdout);
+    let dir = program_data().join("warden").join(&quick);
+    assert!(
+        said.contains(&format!(
+            "removed {} (the generated config, logs and state)",
+            dir.display()
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains("removed the event log source \"warden\" (no warden service is left)"),
+        "{said}"
+    );
+    let key = Command::new("reg")
+        .args([
+            "query",
+            r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\warden",
+        ])
+        .output()
+        .expect("run reg");
+    assert!(!key.status.success(), "the source's key is gone");
+}
+
+// Issue 11, section 4: `--user DOMAIN\user` is given "log on as a service" when it lacks it,
+// and install says so. Wine's LSA keeps no account rights: LsaEnumerateAccountRights never
+// lists one and LsaAddAccountRights succeeds, so every install says "granted" (the decision
+// itself is unit-tested in os::windows::install::logon_right).
+#[test]
+fn install_as_a_user_account_grants_the_right_to_log_on_as_a_service() {
+    let name = name("logon");
+    let user = format!(r".\{}", std::env::var("USERNAME").expect("USERNAME"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let password = tmp.path().join("password.txt");
+    std::fs::write(&password, "not-a-real-password\r\n").expect("password file");
+    let out = run(&[
+        "install",
+        &name,
+        "--user",
+        &user,
+        "--password-file",
+        &password.to_string_lossy(),
+        "--start",
+        "manual",
+        "--",
+        &test_child().to_string_lossy(),
+    ]);
+    let _guard = Installed(name.clone());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "granted {user} the right to log on as a service (SeServiceLogonRight)"
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!text(&out.stdout).contains("not-a-real-password"));
+    let svc = manager()
+        .open_service(&name, ServiceAccess::QUERY_CONFIG)
+        .expect("open");
+    let account = svc.query_config().expect("config").account_name;
+    assert_eq!(
+        account.map(|a| a.to_string_lossy().to_lowercase()),
+        Some(user.to_lowercase())
+    );
 }

@@ -9,10 +9,16 @@ use crate::Failure;
 use crate::cli::Scope;
 
 pub mod quick;
+// Used by the Windows service; tested on every OS.
+#[cfg(any(windows, test))]
+mod state_dir;
 #[cfg(unix)]
 pub mod unix;
 #[cfg(windows)]
 pub mod windows;
+
+#[cfg(windows)]
+pub use state_dir::state_dir_despite_errors;
 
 /// `warden install`'s options, as parsed.
 pub use crate::cli::InstallArgs as InstallOptions;
@@ -76,3 +82,42 @@ pub fn ctrl_c(_pid: u32) -> Result<(), Failure> {
 
 #[cfg(windows)]
 pub use windows::{ctrl_c, scm_action, service_run};
+
+/// The config file of the installed instance `name` (`-n NAME`): on Windows the `-c` of
+/// its service's command line, elsewhere what `install` wrote (see `unix::instance_config`).
+pub fn instance_config(name: &str) -> Result<std::path::PathBuf, Failure> {
+    #[cfg(windows)]
+    {
+        windows::instance_config(name)
+    }
+    #[cfg(unix)]
+    {
+        unix::instance_config(name)
+    }
+}
+
+/// `warden start|stop|restart -n NAME` with no service names: act on the installed OS
+/// service itself (the SCM on Windows, systemd or launchd elsewhere) and wait for it.
+pub fn service_action(name: &str, action: warden_core::engine::Action) -> Result<(), Failure> {
+    #[cfg(windows)]
+    {
+        windows::scm_action(name, action)
+    }
+    #[cfg(unix)]
+    {
+        unix::service_action(name, action)
+    }
+}
+
+/// For an installed instance that does not answer: how to start it (`None` when `name`
+/// is not installed).
+pub fn start_hint(name: &str) -> Option<String> {
+    #[cfg(windows)]
+    {
+        windows::start_hint(name)
+    }
+    #[cfg(unix)]
+    {
+        unix::start_hint(name)
+    }
+}

@@ -70,6 +70,12 @@ pub fn remove_empty_dir(dir: &Path) -> bool {
     fs::remove_dir(dir).is_ok()
 }
 
+/// Give `path` to the account `uid`:`gid` (`--user`).
+pub fn chown(path: &Path, uid: u32, gid: u32) -> Result<(), Failure> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .map_err(|e| fail("give the account", path, &e))
+}
+
 /// What install wrote, in order, so that a failure can take it back.
 #[derive(Debug, Default)]
 pub struct Written {

@@ -98,6 +98,23 @@ pub fn unregister(name: &str, scope: Scope, plist: &Path) -> Vec<String> {
     warnings
 }
 
+/// `warden start|stop|restart -n NAME`: `launchctl kickstart` (`-k` kills a running one
+/// first), or `launchctl kill SIGTERM` (warden stops gracefully and exits 0, which
+/// `KeepAlive = { SuccessfulExit = false }` leaves stopped).
+pub fn control(name: &str, scope: Scope, verb: &str) -> Result<(), Failure> {
+    let target = format!("{}/{}", domain(scope), label(name));
+    match verb {
+        "start" => step(&["kickstart", &target]),
+        "restart" => step(&["kickstart", "-k", &target]),
+        _ => step(&["kill", "SIGTERM", &target]),
+    }
+}
+
+/// The command that starts the instance by hand, for hints.
+pub fn start_command(name: &str, scope: Scope) -> String {
+    format!("launchctl kickstart {}/{}", domain(scope), label(name))
+}
+
 /// Nothing to reload: launchd forgot the job at bootout.
 #[allow(clippy::unnecessary_wraps, reason = "the same signature as systemd.rs")]
 pub fn forget(_scope: Scope) -> Result<(), Failure> {

@@ -37,6 +37,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use warden_core::config::{self, ProcessEnv};
+use warden_core::engine::Action;
 
 use crate::Failure;
 use crate::cli::Scope;
@@ -123,7 +124,15 @@ fn write_files(
         files::remove_file(&paths.config)?;
     }
     if let Some(text) = &plan.quick {
-        w.write_file(&paths.config, text, 0o644)?;
+        if plan.private_config {
+            // `--env` values are secrets: only warden's account reads them.
+            w.write_file(&paths.config, text, 0o600)?;
+            if let Some((uid, gid)) = owner {
+                files::chown(&paths.config, uid, gid)?;
+            }
+        } else {
+            w.write_file(&paths.config, text, 0o644)?;
+        }
         w.create_dir(&paths.state_dir, 0o700, owner)?;
         w.create_dir(&paths.log_dir, 0o750, owner)?;
     } else if let Some(target) = &plan.pointer_to {
@@ -243,6 +252,44 @@ pub fn uninstall(name: &str, purge: bool, scope: Option<Scope>) -> Result<(), Fa
         "uninstalled {} {unit}\n{}",
         manager::KIND,
         report.text()
+    ))
+}
+
+/// The scope where the instance `name` is installed (its unit file exists), system first.
+fn installed_scope(name: &str) -> Option<Paths> {
+    [Scope::System, Scope::User]
+        .into_iter()
+        .filter_map(|s| Paths::new(name, s).ok())
+        .find(|p| p.unit.symlink_metadata().is_ok())
+}
+
+/// `warden start|stop|restart -n NAME` with no service names: start, stop or restart the
+/// installed unit (systemd) or job (launchd) itself, and wait as the service manager does.
+pub fn service_action(name: &str, action: Action) -> Result<(), Failure> {
+    crate::os::quick::check_name(name)?;
+    let unit = unit_name(name);
+    let Some(paths) = installed_scope(name) else {
+        return Err(Failure::failed(format!(
+            "{} {unit} is not installed; `warden install {name} ...` installs it",
+            manager::KIND
+        )));
+    };
+    let (verb, done) = match action {
+        Action::Start => ("start", "running"),
+        Action::Stop => ("stop", "stopped"),
+        Action::Restart => ("restart", "running"),
+    };
+    manager::check_running(paths.scope)?;
+    manager::control(name, paths.scope, verb)?;
+    say(&format!("{unit}: {done}\n"))
+}
+
+/// For an installed instance that does not answer: how to start it.
+pub fn start_hint(name: &str) -> Option<String> {
+    let paths = installed_scope(name)?;
+    Some(format!(
+        "start it with `warden start -n {name}` (or `{}`)",
+        manager::start_command(name, paths.scope)
     ))
 }
 

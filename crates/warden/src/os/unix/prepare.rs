@@ -12,7 +12,7 @@ use super::spec::{GENERATED, UnitSpec};
 use crate::Failure;
 use crate::cli::{Scope, StartType};
 use crate::os::InstallOptions;
-use crate::os::quick::{check_name, toml_str};
+use crate::os::quick::{Extras, check_name, literal};
 
 /// What install will do.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub struct Plan {
     /// `--user`: the account that gets the folders install creates.
     pub account: Option<Account>,
     pub now: bool,
+    /// The generated config holds `--env` values (secrets): mode 0600, owned by `--user`.
+    pub private_config: bool,
 }
 
 fn usage(message: impl Into<String>) -> Failure {
@@ -208,27 +210,28 @@ fn resolve_program(program: &str) -> Result<PathBuf, Failure> {
         .ok_or_else(|| usage(format!("program not found in PATH: {program}")))
 }
 
-/// A string of the generated config: `$` doubled, so that nothing is expanded.
-fn literal(s: &str) -> String {
-    toml_str(&s.replace('$', "$$"))
-}
-
 fn lit_path(p: &Path) -> String {
     literal(&p.to_string_lossy())
 }
 
 /// The config of `warden install NAME -- PROGRAM ARGS...`: one service NAME running the
-/// program (absolute) in its folder; logs, state and socket where `paths` say.
+/// program (absolute) in `--cwd` or the program's folder, with the `--env` variables; logs,
+/// state and socket where `paths` say.
 pub fn quick_config(
     name: &str,
     program: &Path,
     args: &[String],
+    extras: &Extras,
     paths: &Paths,
     socket: &Path,
 ) -> String {
     let mut command = vec![lit_path(program)];
     command.extend(args.iter().map(|a| literal(a)));
-    let cwd = program.parent().unwrap_or(&paths.state_dir);
+    let cwd = extras
+        .cwd
+        .as_deref()
+        .or_else(|| program.parent())
+        .unwrap_or(&paths.state_dir);
     format!(
         "{GENERATED} {name}`; `warden uninstall {name} --purge` removes it.\n\
          # Edit it, then `warden reload -n {name}` applies the change.\n\
@@ -240,12 +243,14 @@ pub fn quick_config(
          \n\
          [services.{name}]\n\
          command = [{}]\n\
-         cwd = {}\n",
+         cwd = {}\n\
+         {}",
         lit_path(&paths.log_dir),
         lit_path(&paths.state_dir),
         lit_path(socket),
         command.join(", "),
         lit_path(cwd),
+        extras.env_line(),
     )
 }
 
@@ -289,6 +294,7 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan, Failure> {
         }
         _ => {}
     }
+    let extras = Extras::parse(&opts.env, opts.cwd.as_deref(), !opts.program.is_empty())?;
     let account = account_of(opts)?;
     let depends_on = opts
         .depends_on
@@ -321,7 +327,7 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan, Failure> {
             } else {
                 paths.runtime_dir(name)?.join("warden.sock")
             };
-            let text = quick_config(name, &program, args, &paths, &socket);
+            let text = quick_config(name, &program, args, &extras, &paths, &socket);
             let config = config::load_str(&text, &paths.config, &ProcessEnv)
                 .map_err(|e| crate::commands::config_failure(&e))?;
             (config, Some(text), None)
@@ -366,6 +372,7 @@ pub fn plan(opts: &InstallOptions) -> Result<Plan, Failure> {
         pointer_to,
         account,
         now: opts.now,
+        private_config: !extras.env.is_empty(),
     })
 }
 
@@ -428,12 +435,16 @@ command = "x"
         let prog = tmp.path().join("bin dir/sync");
         std::fs::create_dir(tmp.path().join("bin dir")).expect("mkdir");
         let args = ["--home".to_owned(), "${HOME} $$ \"q\" \\".to_owned()];
-        let text = quick_config("sync", &prog, &args, &paths, &socket);
+        let extras = Extras {
+            env: vec![("TOKEN".into(), "a$b".into())],
+            cwd: Some(tmp.path().to_path_buf()),
+        };
+        let text = quick_config("sync", &prog, &args, &extras, &paths, &socket);
         assert!(text.starts_with(GENERATED), "{text}");
         let config = config::load_str(&text, &paths.config, &ProcessEnv).expect("valid");
         assert_eq!(config.warden.log_dir, paths.log_dir);
         assert_eq!(config.warden.state_dir, paths.state_dir);
-        assert_eq!(config.warden.socket, Some(socket));
+        assert_eq!(config.warden.socket, Some(socket.clone()));
         let svc = config.service("sync").expect("service");
         assert_eq!(
             svc.command,
@@ -443,6 +454,13 @@ command = "x"
                 args[1].clone()
             ]
         );
-        assert_eq!(svc.cwd, tmp.path().join("bin dir"));
+        assert_eq!(svc.cwd, tmp.path());
+        assert_eq!(svc.env.get("TOKEN").map(String::as_str), Some("a$b"));
+        let text = quick_config("sync", &prog, &[], &Extras::default(), &paths, &socket);
+        let config = config::load_str(&text, &paths.config, &ProcessEnv).expect("valid");
+        assert_eq!(
+            config.service("sync").expect("service").cwd,
+            tmp.path().join("bin dir")
+        );
     }
 }

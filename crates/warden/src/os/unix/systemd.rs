@@ -117,6 +117,17 @@ pub fn unregister(name: &str, scope: Scope, _unit: &Path) -> Vec<String> {
     warnings
 }
 
+/// `warden start|stop|restart -n NAME`: `systemctl [--user] VERB warden-NAME.service`
+/// (`start` returns once warden said READY=1).
+pub fn control(name: &str, scope: Scope, verb: &str) -> Result<(), Failure> {
+    step(scope, &[verb, &unit_name(name)])
+}
+
+/// The command that starts the instance by hand, for hints.
+pub fn start_command(name: &str, scope: Scope) -> String {
+    command_line(scope, &["start", &unit_name(name)])
+}
+
 /// After the unit file is gone: make systemd forget it.
 pub fn forget(scope: Scope) -> Result<(), Failure> {
     step(scope, &["daemon-reload"])

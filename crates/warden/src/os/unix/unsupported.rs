@@ -42,3 +42,11 @@ pub fn unregister(_name: &str, _scope: Scope, _unit: &Path) -> Vec<String> {
 pub fn forget(_scope: Scope) -> Result<(), Failure> {
     Ok(())
 }
+
+pub fn control(_name: &str, _scope: Scope, _verb: &str) -> Result<(), Failure> {
+    Err(unsupported())
+}
+
+pub fn start_command(_name: &str, _scope: Scope) -> String {
+    String::new()
+}

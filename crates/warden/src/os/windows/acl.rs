@@ -16,8 +16,10 @@ use windows_sys::Win32::Security::Authorization::{
     SetNamedSecurityInfoW, TRUSTEE_IS_SID, TRUSTEE_IS_UNKNOWN, TRUSTEE_W,
 };
 use windows_sys::Win32::Security::{
-    ACL, DACL_SECURITY_INFORMATION, LookupAccountNameW, NO_INHERITANCE, PSECURITY_DESCRIPTOR, PSID,
-    SID_NAME_USE, SUB_CONTAINERS_AND_OBJECTS_INHERIT, SidTypeUnknown,
+    ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorControl, GetSecurityDescriptorDacl,
+    LookupAccountNameW, NO_INHERITANCE, PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
+    PSID, SE_DACL_PROTECTED, SID_NAME_USE, SUB_CONTAINERS_AND_OBJECTS_INHERIT, SidTypeUnknown,
+    UNPROTECTED_DACL_SECURITY_INFORMATION,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     DELETE, FILE_GENERIC_EXECUTE, FILE_GENERIC_READ, FILE_GENERIC_WRITE,
@@ -141,7 +143,7 @@ impl Sid {
         Ok(Sid(sid))
     }
 
-    fn as_psid(&self) -> PSID {
+    pub fn as_psid(&self) -> PSID {
         self.0.as_ptr().cast_mut().cast()
     }
 
@@ -241,6 +243,80 @@ fn merged(old: *const ACL, sid: &Sid, access: Access, folder: bool) -> io::Resul
         return Err(io::Error::from_raw_os_error(code as i32));
     }
     Ok(Local(new))
+}
+
+/// The DACL of a file that holds secrets (the quick form's config with `--env`): SYSTEM and
+/// Administrators only, not inherited from its folder (`%ProgramData%` lets every user read).
+/// `grant` adds the service's account to it.
+pub const PRIVATE_SDDL: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)";
+
+/// Set the DACL of `path` from SDDL (`D:P...` protects it from inheritance).
+pub fn set_dacl_sddl(path: &Path, sddl: &str) -> io::Result<()> {
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+    };
+    let text = wide(sddl);
+    let mut sd: PSECURITY_DESCRIPTOR = ptr::null_mut();
+    // SAFETY: NUL-terminated SDDL; out-pointer freed by `Local`.
+    let ok = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            text.as_ptr(),
+            SDDL_REVISION_1,
+            &raw mut sd,
+            ptr::null_mut(),
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let sd = Local(sd);
+    set_dacl_of(path, sd.0)
+}
+
+/// Give `to` the DACL of `from`, its protection from inheritance included: a file that
+/// replaces another (`warden set` writes a new file and renames it) keeps who may read it.
+pub fn copy_dacl(from: &Path, to: &Path) -> io::Result<()> {
+    let (_, sd) = dacl_of(&wide(from))?;
+    set_dacl_of(to, sd.0)
+}
+
+/// Set the DACL (and its protection) of `sd` on `path`.
+fn set_dacl_of(path: &Path, sd: PSECURITY_DESCRIPTOR) -> io::Result<()> {
+    let mut present = 0;
+    let mut defaulted = 0;
+    let mut dacl: *mut ACL = ptr::null_mut();
+    let mut control = 0u16;
+    let mut revision = 0u32;
+    // SAFETY: a valid security descriptor; out-pointers to locals (the DACL points into it).
+    let ok = unsafe {
+        GetSecurityDescriptorDacl(sd, &raw mut present, &raw mut dacl, &raw mut defaulted) != 0
+            && GetSecurityDescriptorControl(sd, &raw mut control, &raw mut revision) != 0
+    };
+    if !ok {
+        return Err(io::Error::last_os_error());
+    }
+    let protection = if control & SE_DACL_PROTECTED != 0 {
+        PROTECTED_DACL_SECURITY_INFORMATION
+    } else {
+        UNPROTECTED_DACL_SECURITY_INFORMATION
+    };
+    let name = wide(path);
+    // SAFETY: a NUL-terminated path and a DACL that lives in `sd` for the call.
+    let code = unsafe {
+        SetNamedSecurityInfoW(
+            name.as_ptr(),
+            SE_FILE_OBJECT,
+            DACL_SECURITY_INFORMATION | protection,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            dacl,
+            ptr::null(),
+        )
+    };
+    if code != ERROR_SUCCESS {
+        return Err(io::Error::from_raw_os_error(code as i32));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -403,5 +479,22 @@ mod tests {
         let sid = Sid::from_string("S-1-5-19").expect("sid");
         grant(dir.path(), &sid, Access::Modify).expect("grant");
         assert!(dacl_sddl(dir.path()).expect("read back").starts_with("D:"));
+    }
+
+    #[test]
+    fn a_private_file_keeps_its_dacl_when_another_file_replaces_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let secret = tmp.path().join("warden.toml");
+        let next = tmp.path().join("warden.toml.partial");
+        std::fs::write(&secret, "x").expect("write");
+        std::fs::write(&next, "y").expect("write");
+        set_dacl_sddl(&secret, PRIVATE_SDDL).expect("private");
+        copy_dacl(&secret, &next).expect("copy");
+        // Wine accepts ACLs without applying them; where they are applied (Windows), the
+        // copy reads back as the original.
+        if let (Ok(a), Ok(b)) = (dacl_sddl(&secret), dacl_sddl(&next)) {
+            assert_eq!(a, b);
+        }
+        assert!(set_dacl_sddl(&secret, "not sddl").is_err());
     }
 }

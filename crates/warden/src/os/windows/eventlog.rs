@@ -185,9 +185,49 @@ pub fn report_event(level: EventLevel, msg: &str) -> bool {
     ok != 0
 }
 
+/// What uninstall did with the event source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceFate {
+    /// It was the last warden service: the source's key is gone.
+    Removed,
+    /// Other warden services still write to it.
+    Kept(Vec<String>),
+    /// There was none (the install could not register it).
+    Absent,
+}
+
+/// The warden services of `all` other than `uninstalled` (service names are
+/// case-insensitive).
+pub fn other_services(all: Vec<String>, uninstalled: &str) -> Vec<String> {
+    all.into_iter()
+        .filter(|n| !n.eq_ignore_ascii_case(uninstalled))
+        .collect()
+}
+
+/// After `uninstalled` was deleted: remove the event source `warden` unless another warden
+/// service is left. Needs an elevated prompt, as uninstall does.
+pub fn remove_source_if_unused(uninstalled: &str) -> io::Result<SourceFate> {
+    let others = other_services(super::registry::warden_services()?, uninstalled);
+    if !others.is_empty() {
+        return Ok(SourceFate::Kept(others));
+    }
+    Ok(if super::registry::delete_key(SOURCE_KEY)? {
+        SourceFate::Removed
+    } else {
+        SourceFate::Absent
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_source_stays_while_another_warden_service_uses_it() {
+        let all = vec!["Sync".to_owned(), "web".to_owned()];
+        assert_eq!(other_services(all.clone(), "sync"), ["web"]);
+        assert!(other_services(vec!["sync".to_owned()], "SYNC").is_empty());
+    }
 
     #[test]
     fn levels_map_to_event_types_and_ids() {

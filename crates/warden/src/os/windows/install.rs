@@ -5,11 +5,12 @@
 //! the SCM is told (start type, command line, recovery, preshutdown).
 
 mod account;
+mod logon_right;
+mod purge;
 mod quick;
 mod settings;
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,8 +26,9 @@ use super::eventlog;
 use super::scm::{self, Op, WaitError};
 use crate::Failure;
 use crate::os::InstallOptions;
+use crate::os::quick::Extras;
 use account::Account;
-use quick::{check_name, instance_dir, write_quick_config};
+use quick::{check_name, write_quick_config};
 use settings::{configure, launch_arguments, start_type, start_word};
 
 /// A usage or config error: exit 2.
@@ -62,6 +64,7 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
         }
         _ => {}
     }
+    let extras = Extras::parse(&opts.env, opts.cwd.as_deref(), !opts.program.is_empty())?;
     let account = Account::parse(opts.user.as_deref());
     let password = match (&opts.password_file, account.needs_password()) {
         (Some(file), true) => Some(read_password(file)?),
@@ -97,13 +100,9 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
 
     let config_path = match &opts.config {
         Some(c) => std::path::absolute(c).map_err(|e| usage(format!("{}: {e}", c.display())))?,
-        None => write_quick_config(name, &opts.program)?,
+        None => write_quick_config(name, &opts.program, &extras)?,
     };
     let config = load(&config_path)?;
-
-    if let Err(e) = eventlog::register_source(&exe) {
-        eprintln!("warden: warning: cannot register the event source \"warden\": {e}");
-    }
 
     let (start, delayed) = start_type(opts.start);
     let info = ServiceInfo {
@@ -136,6 +135,10 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
         )
         .map_err(|e| scm::failure_of(Op::Create, "install", name, &e))?;
 
+    // After the service exists: an uninstall meanwhile sees it and keeps the source.
+    if let Err(e) = eventlog::register_source(&exe) {
+        eprintln!("warden: warning: cannot register the event source \"warden\": {e}");
+    }
     let configured =
         configure(&service, opts, delayed, &config).and_then(|()| grant_access(&account, &config));
     if let Err(f) = configured {
@@ -148,12 +151,37 @@ pub fn install(opts: &InstallOptions) -> Result<(), Failure> {
         start_word(opts.start),
         config_path.display()
     );
+    grant_logon_right(&account);
 
     if opts.now {
         start_and_wait(&service, name, &config)?;
     }
     Ok(())
 }
+/// A `DOMAIN\user` account needs the right to log on as a service: grant it when missing,
+/// and say so (see `logon_right.rs`). A failure is a warning: the service is installed,
+/// and the right may be managed elsewhere (a domain's group policy).
+fn grant_logon_right(account: &Account) {
+    let Account::User(user) = account else {
+        return;
+    };
+    let done = account.sid().and_then(|sid| {
+        let policy = logon_right::Policy::open()?;
+        logon_right::ensure(&policy, &sid)
+    });
+    match done {
+        Ok(logon_right::Outcome::Granted) => println!(
+            "granted {user} the right to log on as a service ({})",
+            logon_right::RIGHT
+        ),
+        Ok(logon_right::Outcome::Had) => {}
+        Err(e) => eprintln!(
+            "warden: warning: cannot give {user} the right to log on as a service ({}): {e}; the service cannot start until it has it (Local Security Policy, User Rights Assignment, \"Log on as a service\")",
+            logon_right::RIGHT
+        ),
+    }
+}
+
 /// Let a non-`LocalSystem` account read the config and write the logs and state.
 fn grant_access(account: &Account, config: &Config) -> Result<(), Failure> {
     if *account == Account::LocalSystem {
@@ -283,23 +311,9 @@ pub fn uninstall(name: &str, purge: bool) -> Result<(), Failure> {
         ))
     })?;
     drop(service);
-    let mut msg = format!("uninstalled service \"{name}\"");
-    if purge {
-        let dir = instance_dir(name);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {
-                let _ = write!(msg, "; removed {}", dir.display());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                println!("{msg}");
-                return Err(Failure::failed(format!(
-                    "cannot remove {}: {e}",
-                    dir.display()
-                )));
-            }
-        }
-    }
-    println!("{msg}");
+    let config = scm::config_of_command_line(&command);
+    let report = purge::purge(name, config.as_deref(), purge);
+    println!("uninstalled service \"{name}\"");
+    print!("{}", report?.text());
     Ok(())
 }

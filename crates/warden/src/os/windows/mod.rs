@@ -3,8 +3,10 @@
 //! The life cycle, in the order things happen:
 //!
 //! 1. `warden install NAME -c FILE` (or `-- PROGRAM ARGS...`, which first writes
-//!    `%ProgramData%\warden\NAME\warden.toml`) validates the config, registers the event
-//!    source `warden`, and creates the service NAME whose command line is
+//!    `%ProgramData%\warden\NAME\warden.toml`; with `--env`, under a DACL of its own)
+//!    validates the config, creates the service NAME (then registers the event source
+//!    `warden`; a `DOMAIN\user` account gets `SeServiceLogonRight` if it lacks it) whose
+//!    command line is
 //!    `"<warden.exe>" service-run --name NAME -c "<FILE>"`, with SCM recovery actions
 //!    (restart after 1 s, 5 s, 30 s, also for a non-zero exit code) and a preshutdown
 //!    timeout of the config's `shutdown_timeout` + 10 s. See [`install`].
@@ -14,7 +16,9 @@
 //!    `STOP`/`SHUTDOWN`/`PRESHUTDOWN` into a graceful stop (`STOP_PENDING` with an advancing
 //!    checkpoint) and `PARAMCHANGE` into a reload, and always ends in `STOPPED`, with a
 //!    service-specific exit code when it stopped because of an error. See [`service`].
-//! 3. `warden uninstall NAME [--purge]` stops the service (bounded wait) and deletes it.
+//! 3. `warden uninstall NAME [--purge]` stops the service (bounded wait), deletes it, and
+//!    says what it removed and kept (`install/purge.rs`); the event source goes with the last
+//!    warden service.
 //!
 //! Exit codes follow the CLI's: 1 the operation failed (not elevated, already installed,
 //! not installed...), 2 usage or config error.
@@ -22,15 +26,21 @@
 mod acl;
 pub mod eventlog;
 mod install;
+mod registry;
 mod scm;
 mod service;
 
-pub use scm::scm_action;
+pub use scm::{instance_config, scm_action, start_hint};
 
 use std::path::Path;
 
 use super::InstallOptions;
 use crate::Failure;
+
+/// Give `to` the DACL of `from` (a config that replaces another keeps who may read it).
+pub fn copy_access(from: &Path, to: &Path) -> std::io::Result<()> {
+    acl::copy_dacl(from, to)
+}
 
 /// `warden install`.
 pub fn install(opts: &InstallOptions) -> Result<(), Failure> {

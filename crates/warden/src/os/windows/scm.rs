@@ -181,9 +181,77 @@ pub fn scm_action(name: &str, action: Action) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The config of the installed service `name`: the `-c` argument of its command line
+/// (`"warden.exe" service-run --name NAME -c "FILE"`), for `-n NAME`.
+pub fn instance_config(name: &str) -> Result<std::path::PathBuf, Failure> {
+    crate::os::quick::check_name(name)?;
+    let manager = open_manager("find", ServiceManagerAccess::CONNECT)?;
+    let service = manager
+        .open_service(name, ServiceAccess::QUERY_CONFIG)
+        .map_err(|e| match os_code(&e) {
+            Some(ERROR_SERVICE_DOES_NOT_EXIST) => Failure::usage(format!(
+                "no installed instance \"{name}\" (no such Windows service); `warden install {name} ...` installs one"
+            )),
+            _ => failure_of(Op::Open, "find", name, &e),
+        })?;
+    let cfg = service.query_config().map_err(|e| {
+        Failure::failed(format!(
+            "cannot read the configuration of service \"{name}\": {}",
+            describe(&e)
+        ))
+    })?;
+    let command = cfg.executable_path.to_string_lossy().into_owned();
+    config_of_command_line(&command).ok_or_else(|| {
+        Failure::usage(format!(
+            "service \"{name}\" was not installed by warden (it runs {command})"
+        ))
+    })
+}
+
+/// For an installed service that does not answer: how to start it.
+pub fn start_hint(name: &str) -> Option<String> {
+    let manager =
+        ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT).ok()?;
+    manager
+        .open_service(name, ServiceAccess::QUERY_STATUS)
+        .ok()?;
+    Some(format!(
+        "start it with `warden start -n {name}` (or `sc start {name}`)"
+    ))
+}
+
+/// The `-c FILE` of a `warden service-run` command line.
+pub fn config_of_command_line(command: &str) -> Option<std::path::PathBuf> {
+    if !command.contains(" service-run ") {
+        return None;
+    }
+    let (_, rest) = command.rsplit_once(" -c ")?;
+    let rest = rest.trim();
+    let path = rest
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(rest);
+    (!path.is_empty()).then(|| std::path::PathBuf::from(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_is_read_from_the_service_command_line() {
+        assert_eq!(
+            config_of_command_line(
+                r#""C:\Program Files\warden\warden.exe" service-run --name sync -c "C:\Program Data\w.toml""#
+            ),
+            Some(r"C:\Program Data\w.toml".into())
+        );
+        assert_eq!(
+            config_of_command_line(r"C:\w\warden.exe service-run --name a -c C:\a.toml"),
+            Some(r"C:\a.toml".into())
+        );
+        assert_eq!(config_of_command_line(r"C:\other.exe -c x"), None);
+    }
 
     #[test]
     fn access_denied_asks_for_an_elevated_prompt() {

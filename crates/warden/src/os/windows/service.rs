@@ -7,7 +7,8 @@
 //! 2. The service main registers the control handler and reports `START_PENDING`; a ticker
 //!    advances the checkpoint every second while services start.
 //! 3. It loads the config (a config error ends in `STOPPED` with service-specific exit code
-//!    2, so the SCM's recovery actions apply), sends warden's own event lines to
+//!    2, so the SCM's recovery actions apply; its lines, timestamped, go to the `warden.log`
+//!    of the state dir the config sets, read despite the error, and to the Event Log), sends warden's own event lines to
 //!    `<state_dir>\warden.log`, and runs [`warden_core::daemon::supervise`] on a tokio runtime.
 //! 4. `on_ready` reports `RUNNING`, accepting `STOP`, `SHUTDOWN`, `PRESHUTDOWN` and `PARAMCHANGE`.
 //!    `STOP`, `SHUTDOWN` and `PRESHUTDOWN` become [`Request::Stop`] (and `STOP_PENDING` at once),
@@ -41,6 +42,7 @@ use super::eventlog::{EventLevel, report_event};
 use super::scm;
 use crate::Failure;
 use warden_core::daemon::{self, Options, Request};
+use warden_core::engine::{Events, Level};
 
 /// How long the SCM should wait between two checkpoints (they advance every second).
 const WAIT_HINT: Duration = Duration::from_secs(10);
@@ -251,7 +253,7 @@ fn service_main(_arguments: Vec<OsString>) {
         }
         Err(f) => {
             let msg = format!("service {name} stopped because of an error: {}", f.message);
-            eprintln!("[warden] {msg}");
+            log_lines(Level::Bad, &msg);
             report_event(EventLevel::Error, &msg);
         }
     }
@@ -289,12 +291,23 @@ fn run_service(
     let config = match warden_core::config::load(config_path, &ProcessEnv) {
         Ok(c) => c,
         Err(errors) => {
-            let f = crate::commands::config_failure(&errors);
-            // No state dir is known: the default one (`.warden` next to the config).
-            if let Some(dir) = config_path.parent() {
-                let _ = redirect_stderr(&dir.join(".warden"));
+            let f = crate::commands::errors_failure(
+                &errors,
+                &format!("; service {name} was not started"),
+            );
+            // The instance's own warden.log, where its other events go: the state dir the
+            // config sets, read despite the errors.
+            let text = std::fs::read_to_string(config_path).unwrap_or_default();
+            let dir = crate::os::state_dir_despite_errors(config_path, &text);
+            if let Err(e) = redirect_stderr(&dir) {
+                report_event(
+                    EventLevel::Warning,
+                    &format!(
+                        "service {name}: cannot open {}: {e}",
+                        dir.join("warden.log").display()
+                    ),
+                );
             }
-            eprintln!("[warden] {}", f.message);
             return Err(f);
         }
     };
@@ -362,6 +375,19 @@ async fn supervise(
         .map_err(|e| Failure::failed(crate::commands::chain(&e)));
     ticker.abort();
     outcome
+}
+
+/// Write `text` to warden's own log (its stderr), each line an event line with its time,
+/// as the supervisor writes its own.
+fn log_lines(level: Level, text: &str) {
+    let events = Events {
+        color: false,
+        timestamps: true,
+        record: None,
+    };
+    for line in text.lines() {
+        events.emit("warden", level, line);
+    }
 }
 
 /// Send warden's own event lines (its stderr) to `<state_dir>\warden.log`, appended: in

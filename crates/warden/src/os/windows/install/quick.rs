@@ -4,10 +4,11 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use super::super::acl;
 use super::usage;
 use crate::Failure;
 pub(super) use crate::os::quick::check_name;
-use crate::os::quick::toml_str;
+use crate::os::quick::{Extras, literal};
 
 /// `%ProgramData%` (`C:\ProgramData` if unset).
 fn program_data() -> PathBuf {
@@ -20,11 +21,23 @@ pub(super) fn instance_dir(name: &str) -> PathBuf {
 }
 
 /// The config of `warden install NAME -- PROGRAM ARGS...`: one service NAME running the
-/// program (absolute) in its folder, with logs and state under `dir`.
-pub fn quick_config(name: &str, program: &Path, args: &[String], dir: &Path) -> String {
-    let mut command = vec![toml_str(&program.to_string_lossy())];
-    command.extend(args.iter().map(|a| toml_str(a)));
-    let cwd = program.parent().unwrap_or(dir);
+/// program (absolute) in `--cwd` or the program's folder, with the `--env` variables; logs
+/// and state under `dir`. Nothing in it is expanded (`$` is doubled).
+pub fn quick_config(
+    name: &str,
+    program: &Path,
+    args: &[String],
+    extras: &Extras,
+    dir: &Path,
+) -> String {
+    let lit = |p: &Path| literal(&p.to_string_lossy());
+    let mut command = vec![lit(program)];
+    command.extend(args.iter().map(|a| literal(a)));
+    let cwd = extras
+        .cwd
+        .as_deref()
+        .or_else(|| program.parent())
+        .unwrap_or(dir);
     format!(
         "# Written by `warden install {name}`; edit it, then `sc control {name} paramchange`\n\
          # (or `warden reload -n {name}`) applies the change.\n\
@@ -35,11 +48,13 @@ pub fn quick_config(name: &str, program: &Path, args: &[String], dir: &Path) -> 
          \n\
          [services.{name}]\n\
          command = [{}]\n\
-         cwd = {}\n",
-        toml_str(&dir.join("logs").to_string_lossy()),
-        toml_str(&dir.join("state").to_string_lossy()),
+         cwd = {}\n\
+         {}",
+        lit(&dir.join("logs")),
+        lit(&dir.join("state")),
         command.join(", "),
-        toml_str(&cwd.to_string_lossy()),
+        lit(cwd),
+        extras.env_line(),
     )
 }
 
@@ -84,7 +99,11 @@ fn resolve_program(program: &str) -> Result<PathBuf, Failure> {
     Err(not_found())
 }
 
-pub(super) fn write_quick_config(name: &str, program: &[String]) -> Result<PathBuf, Failure> {
+pub(super) fn write_quick_config(
+    name: &str,
+    program: &[String],
+    extras: &Extras,
+) -> Result<PathBuf, Failure> {
     let Some((prog, args)) = program.split_first() else {
         return Err(usage("no program given after `--`"));
     };
@@ -93,10 +112,21 @@ pub(super) fn write_quick_config(name: &str, program: &[String]) -> Result<PathB
     std::fs::create_dir_all(dir.join("logs"))
         .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join("warden.toml");
-    let text = quick_config(name, &prog, args, &dir);
+    let text = quick_config(name, &prog, args, extras, &dir);
     // A partial file, then a rename: a failed write never leaves half a config.
     let partial = dir.join("warden.toml.partial");
-    std::fs::write(&partial, text)
+    // `--env` values are secrets: the file gets a DACL of its own (SYSTEM, Administrators;
+    // install adds the service's account) before they are written into it.
+    let private = |p: &Path| {
+        if extras.env.is_empty() {
+            Ok(())
+        } else {
+            acl::set_dacl_sddl(p, acl::PRIVATE_SDDL)
+        }
+    };
+    std::fs::write(&partial, "")
+        .and_then(|()| private(&partial))
+        .and_then(|()| std::fs::write(&partial, text))
         .and_then(|()| std::fs::rename(&partial, &path))
         .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
@@ -115,10 +145,15 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("mkdir");
         let prog = tmp.path().join("bin dir").join("sync.exe");
         std::fs::create_dir_all(tmp.path().join("bin dir")).expect("mkdir");
+        let extras = Extras {
+            env: vec![("TOKEN".into(), "a$b".into())],
+            cwd: Some(tmp.path().to_path_buf()),
+        };
         let text = quick_config(
             "sync",
             &prog,
-            &["--flag".into(), r#"quote " and \ back"#.into()],
+            &["--flag".into(), r#"quote " and \ back $HOME"#.into()],
+            &extras,
             &dir,
         );
         let path = dir.join("warden.toml");
@@ -132,10 +167,11 @@ mod tests {
             [
                 prog.to_string_lossy().into_owned(),
                 "--flag".to_owned(),
-                r#"quote " and \ back"#.to_owned()
+                r#"quote " and \ back $HOME"#.to_owned()
             ]
         );
-        assert_eq!(svc.cwd, tmp.path().join("bin dir"));
+        assert_eq!(svc.cwd, tmp.path());
+        assert_eq!(svc.env.get("TOKEN").map(String::as_str), Some("a$b"));
     }
 
     #[test]
@@ -144,6 +180,7 @@ mod tests {
             "sync",
             Path::new(r"C:\Tools\sync.exe"),
             &[],
+            &Extras::default(),
             Path::new(r"C:\ProgramData\warden\sync"),
         );
         assert!(
