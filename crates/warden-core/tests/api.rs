@@ -123,6 +123,7 @@ impl Live {
                 api: None,
                 api_token: None,
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
+                log: warden_core::config::WardenLog::default(),
             },
             services: names.iter().map(|n| service(n, &root)).collect(),
             warnings: Vec::new(),
@@ -132,11 +133,7 @@ impl Live {
         let engine = Engine::new(
             config,
             state,
-            Events {
-                color: false,
-                timestamps: false,
-                record: None,
-            },
+            Events::plain(),
             kill_rx,
             false,
         );
@@ -1530,6 +1527,7 @@ fn load_server_child() {
                 api: None,
                 api_token: None,
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
+                log: warden_core::config::WardenLog::default(),
                 socket: None,
             },
             services: vec![flood],
@@ -1537,11 +1535,7 @@ fn load_server_child() {
         };
         let state = Arc::new(StateDir::lock(&config.warden.state_dir).expect("state dir"));
         let (_kill, kill_rx) = watch::channel(false);
-        let events = Events {
-            color: false,
-            timestamps: false,
-            record: None,
-        };
+        let events = Events::plain();
         let (handle, _task, ready) = Engine::new(config, state, events, kill_rx, false).spawn();
         within("engine ready", ready).await.expect("engine started");
         let ctx = Arc::new(ApiContext::new(handle, mpsc::channel(1).0));
