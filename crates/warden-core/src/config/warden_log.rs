@@ -53,3 +53,60 @@ pub(super) fn read_warden_log(r: &mut Reader<'_>, warden: Section<'_>) -> Warden
     }
     log
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::WardenLog;
+    use crate::config::{ConfigError, load_str};
+
+    const SERVICE: &str = "\n[services.web]\ncommand = \"a\"\n";
+
+    fn load(warden: &str) -> Result<WardenLog, Vec<ConfigError>> {
+        let text = format!("[warden]\n{warden}{SERVICE}");
+        load_str(&text, Path::new("/x/warden.toml"), &BTreeMap::new())
+            .map(|c| c.warden.log)
+            .map_err(|e| e.errors)
+    }
+
+    #[test]
+    fn defaults_are_10_mib_and_5_files() {
+        let log = load("").expect("valid");
+        assert_eq!((log.max_size, log.keep), (10 << 20, 5));
+        assert_eq!(log, WardenLog::default());
+    }
+
+    #[test]
+    fn both_forms_of_the_table_are_read() {
+        let log = load("log = { max_size = \"1MiB\", keep = 2 }\n").expect("inline");
+        assert_eq!((log.max_size, log.keep), (1 << 20, 2));
+        let text = format!("[warden.log]\nmax_size = \"2KiB\"\n{SERVICE}");
+        let config = load_str(&text, Path::new("/x/warden.toml"), &BTreeMap::new());
+        assert_eq!(config.expect("table").warden.log.max_size, 2048);
+    }
+
+    #[test]
+    fn out_of_bounds_values_and_unknown_keys_are_positioned_errors() {
+        let errors = load("log = { max_size = 10, keep = 0, compress = true }\n")
+            .expect_err("invalid");
+        let got: Vec<(usize, usize, &str)> = errors
+            .iter()
+            .map(|e| (e.line, e.col, e.message.as_str()))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got.contains(&(
+            2,
+            20,
+            "log.max_size must be between 1KiB and 1TiB (1024 and 1099511627776 bytes), found 10"
+        )));
+        assert!(got.contains(&(2, 31, "keep must be between 1 and 1000, found 0")));
+        assert!(
+            got.iter()
+                .any(|(l, _, m)| *l == 2 && m.contains("unknown key \"compress\" in [warden.log]")),
+            "{got:?}"
+        );
+        assert!(load("log = \"big\"\n").is_err(), "a table is expected");
+    }
+}

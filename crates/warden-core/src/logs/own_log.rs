@@ -50,3 +50,31 @@ impl OwnLog {
         self.sink.problem()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_rotates_by_size_and_keeps_keep_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("warden.log");
+        let log = OwnLog::open(&path, 1024, 2);
+        for i in 0..100 {
+            log.write(format!("[warden] event {i:03} {}\n", "x".repeat(80)).as_bytes());
+        }
+        assert_eq!(log.problem(), None);
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect(name);
+        let (now, one, two) = (read("warden.log"), read("warden.log.1"), read("warden.log.2"));
+        assert!(!dir.path().join("warden.log.3").exists());
+        for text in [&now, &one, &two] {
+            assert!(text.len() <= 1024 && text.ends_with('\n'), "{text}");
+        }
+        assert!(now.contains("event 099"), "{now}");
+        let last = |t: &str| t.lines().last().map(|l| l[15..18].to_owned());
+        let first = |t: &str| t.lines().next().map(|l| l[15..18].to_owned());
+        // The newest rotated file ends right where the current one begins.
+        let n: u32 = last(&one).expect("lines").parse().expect("number");
+        assert_eq!(first(&now), Some(format!("{:03}", n + 1)));
+    }
+}
