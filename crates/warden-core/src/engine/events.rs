@@ -124,13 +124,14 @@ impl Events {
     fn event_line(&self, service: &str, level: Level, message: &str, at: SystemTime) -> String {
         let mut line = String::with_capacity(64 + message.len());
         if self.json {
-            let obj = serde_json::json!({
-                "time": rfc3339_ms(at),
-                "service": service,
-                "level": level.as_str(),
-                "event": message,
-            });
-            let _ = writeln!(line, "{obj}");
+            let _ = writeln!(
+                line,
+                "{{\"time\":{},\"service\":{},\"level\":{},\"event\":{}}}",
+                json_str(&rfc3339_ms(at)),
+                json_str(service),
+                json_str(level.as_str()),
+                json_str(message)
+            );
             return line;
         }
         if self.timestamps || self.file.is_some() {
@@ -195,13 +196,14 @@ impl Events {
         bytes: &[u8],
     ) -> Vec<u8> {
         if self.json {
-            let obj = serde_json::json!({
-                "time": rfc3339_ms(at),
-                "service": service,
-                "stream": stream.as_str(),
-                "line": String::from_utf8_lossy(bytes),
-            });
-            return format!("{obj}\n").into_bytes();
+            return format!(
+                "{{\"time\":{},\"service\":{},\"stream\":{},\"line\":{}}}\n",
+                json_str(&rfc3339_ms(at)),
+                json_str(service),
+                json_str(stream.as_str()),
+                json_str(&String::from_utf8_lossy(bytes))
+            )
+            .into_bytes();
         }
         let mut out = Vec::with_capacity(bytes.len() + width + 16);
         if self.color {
@@ -219,6 +221,11 @@ impl Events {
         out.push(b'\n');
         out
     }
+}
+
+/// A JSON string literal (the keys of a JSON line are written in their documented order).
+fn json_str(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
 }
 
 #[cfg(test)]
@@ -239,6 +246,7 @@ mod tests {
         };
         let line = ev.event_line("web", Level::Bad, "exited with \"code\" 1", at());
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        assert!(line.starts_with("{\"time\":\"2023-"), "documented order: {line}");
         let v: serde_json::Value = serde_json::from_str(&line).expect("json");
         assert_eq!(
             v,

@@ -142,7 +142,20 @@ fn up_verdict(services: &[ServiceStatus], timeout: Duration) -> Result<(), Failu
         })
         .collect();
     if not_up.is_empty() {
-        return super::say(&format!("{up} service(s) up\n"));
+        let stopped: Vec<String> = services
+            .iter()
+            .filter(|s| s.state == State::Stopped)
+            .map(|s| match &s.reason {
+                Some(r) => format!("{} ({r})", s.name),
+                None => s.name.clone(),
+            })
+            .collect();
+        let rest = if stopped.is_empty() {
+            String::new()
+        } else {
+            format!("; not started: {}", stopped.join(", "))
+        };
+        return super::say(&format!("{up} service(s) up{rest}\n"));
     }
     Err(Failure::failed(format!(
         "{} service(s) not up:\n{}",
