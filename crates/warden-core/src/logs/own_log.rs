@@ -43,6 +43,24 @@ impl OwnLog {
     /// Append whole lines (each ending in `\n`).
     pub fn write(&self, lines: &[u8]) {
         self.sink.write(lines);
+        self.keep_private();
+    }
+
+    /// `warden.log` may quote the config: 0600, like the one `up -d` creates, also after a
+    /// rotation made a fresh file (the writer creates log files 0640). Events are rare: one
+    /// `lstat` each.
+    fn keep_private(&self) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.sink.path();
+            if let Ok(meta) = std::fs::symlink_metadata(path)
+                && meta.is_file()
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+            }
+        }
     }
 
     /// Why the file is not being written right now, if it is not.
@@ -67,6 +85,12 @@ mod tests {
         let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect(name);
         let (now, one, two) = (read("warden.log"), read("warden.log.1"), read("warden.log.2"));
         assert!(!dir.path().join("warden.log.3").exists());
+        #[cfg(unix)]
+        for name in ["warden.log", "warden.log.1", "warden.log.2"] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(name)).expect(name).permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
         for text in [&now, &one, &two] {
             assert!(text.len() <= 1024 && text.ends_with('\n'), "{text}");
         }
