@@ -364,7 +364,10 @@ impl StateDir {
 
     /// The services stopped by hand (they stay stopped across reloads and restarts of warden).
     pub fn hand_stopped(&self) -> Vec<String> {
-        self.hand_stopped_since().into_iter().map(|h| h.name).collect()
+        self.hand_stopped_since()
+            .into_iter()
+            .map(|h| h.name)
+            .collect()
     }
 
     /// The services stopped by hand, each with when (`None` in a file of an older warden,

@@ -130,13 +130,7 @@ impl Live {
         };
         let state = Arc::new(StateDir::lock(&config.warden.state_dir).expect("state dir"));
         let (kill, kill_rx) = watch::channel(false);
-        let engine = Engine::new(
-            config,
-            state,
-            Events::plain(),
-            kill_rx,
-            false,
-        );
+        let engine = Engine::new(config, state, Events::plain(), kill_rx, false);
         let (handle, _task, ready) = engine.spawn();
         within("engine ready", ready).await.expect("engine started");
         let (shutdown_tx, shutdown_rx) = mpsc::channel(1);

@@ -172,7 +172,12 @@ pub enum Command {
         #[arg(long, requires = "detach")]
         wait: bool,
         /// How long --wait waits, at most 1h
-        #[arg(long, value_name = "DURATION", default_value = "60s", requires = "wait")]
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "60s",
+            requires = "wait"
+        )]
         wait_timeout: String,
         /// Forget every service stopped by hand first: they start like the others
         #[arg(long)]
@@ -181,7 +186,7 @@ pub enum Command {
         /// container log collectors; implies --attach)
         #[arg(long, value_enum, default_value = "text", conflicts_with = "detach")]
         log_format: LogFormat,
-        /// Write the events into <state_dir>/warden.log, rotated (what `up -d` starts)
+        /// Write the events into `<state_dir>/warden.log`, rotated (what `up -d` starts)
         #[arg(long, hide = true)]
         own_log: bool,
     },

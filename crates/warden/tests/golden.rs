@@ -937,18 +937,22 @@ fn up_wait_and_reset_messages() {
     s.run(&["up", "-d", "--wait", "--wait-timeout", "20s"], Out::Text);
     s.run(&["stop", "web"], Out::Text);
     s.run(&["down"], Out::Text);
-    s.env.write_config(&format!("{}min_uptime = \"200ms\"\n", sleeper("web")));
+    s.env
+        .write_config(&format!("{}min_uptime = \"200ms\"\n", sleeper("web")));
     s.note("web stays stopped: nothing to wait for");
     s.run(&["up", "-d", "--wait"], Out::Text);
     s.run(&["down"], Out::Text);
     s.run(&["up", "-d", "--reset", "--wait"], Out::Text);
     s.note("what warden.log said of it");
     let log = s.env.read(".warden/warden.log");
-    let said: String = log
+    let mut said = String::new();
+    for l in log
         .lines()
         .filter(|l| l.contains("stopped by hand") || l.contains("not up"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    {
+        said.push_str(l);
+        said.push('\n');
+    }
     let said = s.norm.events(&said);
     s.transcript.push_str(&said);
     s.transcript.push('\n');
@@ -969,7 +973,9 @@ fn foreground_json_log_format() {
     let mut w = env.up(&["--log-format", "json"]);
     norm.learn_pid(i64::from(w.pid()));
     wait_for("supervising", WAIT, || {
-        w.stdout().contains("supervising 1 service(s)").then_some(())
+        w.stdout()
+            .contains("supervising 1 service(s)")
+            .then_some(())
     });
     std::fs::write(env.path("go"), "").unwrap();
     norm.learn_pid(i64::from(env.wait_pid("ready")));

@@ -131,7 +131,11 @@ fn ns_pids(host_pid: i32) -> Vec<i32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|l| l.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -165,7 +169,9 @@ min_uptime = "0s"
     env.wait_pid("forker.pid");
     // The double-forked daemon: its launcher's child exited, so it is warden's (PID 1's).
     let inner = env.wait_pid("daemon.pid");
-    let daemon = wait_for("the daemon's pid here", WAIT, || host_pid_of(w.host_pid, inner));
+    let daemon = wait_for("the daemon's pid here", WAIT, || {
+        host_pid_of(w.host_pid, inner)
+    });
     let seen = w.processes_inside();
     assert!(
         seen.contains(&(inner, 'S', 1)),
@@ -190,7 +196,11 @@ min_uptime = "0s"
     w.signal(libc::SIGTERM);
     assert_eq!(w.wait_exit(WAIT), Some(0), "{}", w.stderr());
     assert_eq!(env.read("term.txt"), "term", "{}", w.stderr());
-    assert!(w.stderr().contains("all services stopped"), "{}", w.stderr());
+    assert!(
+        w.stderr().contains("all services stopped"),
+        "{}",
+        w.stderr()
+    );
 }
 
 #[test]

@@ -771,20 +771,26 @@ command = [{tc}, "--lines", "2", "--stderr", "--lines", "1", "--stdout", "--read
         .map(|v| (v["stream"].as_str().unwrap(), v["line"].as_str().unwrap()))
         .collect();
     assert_eq!(
-        lines.iter().filter(|(s, l)| *s == "err" && l.starts_with("line ")).count(),
+        lines
+            .iter()
+            .filter(|(s, l)| *s == "err" && l.starts_with("line "))
+            .count(),
         1,
         "{out}"
     );
     assert_eq!(
-        lines.iter().filter(|(s, l)| *s == "out" && l.starts_with("line ")).count(),
+        lines
+            .iter()
+            .filter(|(s, l)| *s == "out" && l.starts_with("line "))
+            .count(),
         2,
         "{out}"
     );
     assert!(outputs.iter().all(|v| v["service"] == "talk"), "{out}");
     let said = |service: &str, text: &str| {
-        events.iter().any(|v| {
-            v["service"] == service && v["event"].as_str().unwrap().contains(text)
-        })
+        events
+            .iter()
+            .any(|v| v["service"] == service && v["event"].as_str().unwrap().contains(text))
     };
     assert!(said("talk", "started"), "{out}");
     assert!(said("warden", "supervising 1 service(s)"), "{out}");
@@ -858,7 +864,10 @@ min_uptime = "1h"
     );
     assert!(!err.contains("ok:"), "{err}");
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(15), "bounded by --wait-timeout: {took:?}");
+    assert!(
+        took < Duration::from_secs(15),
+        "bounded by --wait-timeout: {took:?}"
+    );
     // `up -d` without --wait is unchanged: it returns at once, and exits 0.
     let o = env.run(&["down"]);
     assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
@@ -899,8 +908,10 @@ min_uptime = "0s"
             .read(log)
             .lines()
             .find(|l| l.contains("[api] stopped by hand on "))
-            .map(str::to_owned)
-            .unwrap_or_else(|| panic!("no hand-stopped line:\n{}", env.read(log)));
+            .map_or_else(
+                || panic!("no hand-stopped line:\n{}", env.read(log)),
+                str::to_owned,
+            );
         // `[api] stopped by hand on 2026-…Z; warden start api starts it`
         let rest = line.split_once("[api] stopped by hand on ").unwrap().1;
         let (at, hint) = rest.split_once("; ").unwrap();
@@ -918,5 +929,9 @@ min_uptime = "0s"
     // Forgotten for good: the next `up` starts it and says nothing of it.
     let d = common::Daemon::up(&env);
     d.until_state("api", "running");
-    assert_eq!(said("[api] stopped by hand on "), 1, "only the first up said so");
+    assert_eq!(
+        said("[api] stopped by hand on "),
+        1,
+        "only the first up said so"
+    );
 }

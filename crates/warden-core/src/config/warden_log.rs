@@ -89,8 +89,8 @@ mod tests {
 
     #[test]
     fn out_of_bounds_values_and_unknown_keys_are_positioned_errors() {
-        let errors = load("log = { max_size = 10, keep = 0, compress = true }\n")
-            .expect_err("invalid");
+        let errors =
+            load("log = { max_size = 10, keep = 0, compress = true }\n").expect_err("invalid");
         let got: Vec<(usize, usize, &str)> = errors
             .iter()
             .map(|e| (e.line, e.col, e.message.as_str()))

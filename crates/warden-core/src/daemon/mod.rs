@@ -98,7 +98,11 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
         let path = crate::state::layout::Layout::new(&config.warden.state_dir).log();
         let log = config.warden.log;
         // Lives as long as the process: every task may write an event until the very end.
-        events.file = Some(Box::leak(Box::new(OwnLog::open(&path, log.max_size, log.keep))));
+        events.file = Some(Box::leak(Box::new(OwnLog::open(
+            &path,
+            log.max_size,
+            log.keep,
+        ))));
     }
     process::init_supervisor().map_err(DaemonError::Setup)?;
     let leftovers = process::kill_leftovers(&state.recorded_groups(), &state.marker());
@@ -276,10 +280,7 @@ fn hand_stopped(config: &Config, state: &StateDir, reset: bool, events: Events) 
             continue;
         }
         let when = h.since.map(|at| format!(" on {at}")).unwrap_or_default();
-        let message = format!(
-            "stopped by hand{when}; warden start {} starts it",
-            h.name
-        );
+        let message = format!("stopped by hand{when}; warden start {} starts it", h.name);
         events.emit(&h.name, Level::Warn, &message);
     }
 }

@@ -246,7 +246,10 @@ mod tests {
         };
         let line = ev.event_line("web", Level::Bad, "exited with \"code\" 1", at());
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
-        assert!(line.starts_with("{\"time\":\"2023-"), "documented order: {line}");
+        assert!(
+            line.starts_with("{\"time\":\"2023-"),
+            "documented order: {line}"
+        );
         let v: serde_json::Value = serde_json::from_str(&line).expect("json");
         assert_eq!(
             v,
@@ -281,7 +284,10 @@ mod tests {
             ev.event_line("web", Level::Info, "started", at()),
             "[web] started\n"
         );
-        assert_eq!(ev.output_line("a", 3, Stream::Out, at(), b"hi"), b"a   | hi\n");
+        assert_eq!(
+            ev.output_line("a", 3, Stream::Out, at(), b"hi"),
+            b"a   | hi\n"
+        );
         let timed = Events {
             timestamps: true,
             ..Events::plain()

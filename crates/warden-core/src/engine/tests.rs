@@ -518,7 +518,11 @@ async fn settled_waits_for_every_start_to_come_up_or_fail() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     r.fake.exit(r.fake.last_pid("pc"), CRASH);
     wait.await.unwrap();
-    assert_eq!(t0.elapsed(), Duration::from_secs(3), "b is up at 3s; a was at 1s");
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_secs(3),
+        "b is up at 3s; a was at 1s"
+    );
     let report = r.report().await;
     let states: Vec<State> = report.services.iter().map(|s| s.state).collect();
     assert_eq!(states, [State::Running, State::Running, State::Exited]);

@@ -32,14 +32,12 @@ impl Handle {
 /// up or will not be (for that start)?
 fn is_settled(first: &Snapshot, now: &Snapshot) -> bool {
     match now.view {
-        View::Running { .. } => true,
         View::Pending { .. } | View::Starting { .. } | View::Stopping { .. } => {
             // Still on its way, unless the run waited for already ended and another began.
             now.restarts != first.restarts || now.last_exit != first.last_exit
         }
-        View::Backoff { .. } | View::Stopped { .. } | View::Exited { .. } | View::Failed { .. } => {
-            true
-        }
+        // Up, or that start ended (backoff, stopped, exited, failed).
+        _ => true,
     }
 }
 

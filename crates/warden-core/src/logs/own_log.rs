@@ -83,12 +83,19 @@ mod tests {
         }
         assert_eq!(log.problem(), None);
         let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect(name);
-        let (now, one, two) = (read("warden.log"), read("warden.log.1"), read("warden.log.2"));
+        let (now, one, two) = (
+            read("warden.log"),
+            read("warden.log.1"),
+            read("warden.log.2"),
+        );
         assert!(!dir.path().join("warden.log.3").exists());
         #[cfg(unix)]
         for name in ["warden.log", "warden.log.1", "warden.log.2"] {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(name)).expect(name).permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(name))
+                .expect(name)
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{name}");
         }
         for text in [&now, &one, &two] {

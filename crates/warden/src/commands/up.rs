@@ -91,9 +91,7 @@ pub fn detached(arg: &ConfigArg, up: &UpOptions, wait: Option<&str>) -> Result<(
 fn parse_wait_timeout(text: &str) -> Result<Duration, Failure> {
     match warden_core::config::parse_duration(text) {
         Some(d) if d <= MAX_WAIT => Ok(d),
-        Some(_) => Err(Failure::usage(format!(
-            "--wait-timeout {text}: at most 1h"
-        ))),
+        Some(_) => Err(Failure::usage(format!("--wait-timeout {text}: at most 1h"))),
         None => Err(Failure::usage(format!(
             "--wait-timeout {text}: expected a duration such as 30s or 2m"
         ))),
@@ -124,7 +122,10 @@ fn wait_until_up(arg: &ConfigArg, timeout: Duration) -> Result<(), Failure> {
 /// Every service is up (or stopped on purpose: `autostart = false`, stopped by hand): say
 /// how many are up. Otherwise exit 1 with the reason of each one that is not.
 fn up_verdict(services: &[ServiceStatus], timeout: Duration) -> Result<(), Failure> {
-    let up = services.iter().filter(|s| s.state == State::Running).count();
+    let up = services
+        .iter()
+        .filter(|s| s.state == State::Running)
+        .count();
     let not_up: Vec<String> = services
         .iter()
         .filter(|s| !matches!(s.state, State::Running | State::Stopped))
@@ -222,8 +223,14 @@ mod tests {
 
     #[test]
     fn wait_timeout_is_a_bounded_duration() {
-        assert_eq!(parse_wait_timeout("90s").ok(), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_wait_timeout("90s").ok(),
+            Some(Duration::from_secs(90))
+        );
         assert_eq!(parse_wait_timeout("2h").map_err(|f| f.code).err(), Some(2));
-        assert_eq!(parse_wait_timeout("soon").map_err(|f| f.code).err(), Some(2));
+        assert_eq!(
+            parse_wait_timeout("soon").map_err(|f| f.code).err(),
+            Some(2)
+        );
     }
 }
