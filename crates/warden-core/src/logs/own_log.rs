@@ -43,30 +43,31 @@ impl OwnLog {
     /// Append whole lines (each ending in `\n`).
     pub fn write(&self, lines: &[u8]) {
         self.sink.write(lines);
-        self.keep_private();
-    }
-
-    /// `warden.log` may quote the config: 0600, like the one `up -d` creates, also after a
-    /// rotation made a fresh file (the writer creates log files 0640). Events are rare: one
-    /// `lstat` each.
-    fn keep_private(&self) {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let path = self.sink.path();
-            if let Ok(meta) = std::fs::symlink_metadata(path)
-                && meta.is_file()
-                && meta.permissions().mode() & 0o077 != 0
-            {
-                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-            }
-        }
+        keep_private(self.sink.path());
     }
 
     /// Why the file is not being written right now, if it is not.
     pub fn problem(&self) -> Option<String> {
         self.sink.problem()
     }
+}
+
+/// `warden.log` may quote the config: 0600, like the one `up -d` creates, also after a
+/// rotation made a fresh file (the writer creates log files 0640). Events are rare: one
+/// `lstat` each.
+fn keep_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && meta.is_file()
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path; // Windows: the folder's ACL decides.
 }
 
 #[cfg(test)]
