@@ -364,16 +364,63 @@ impl StateDir {
 
     /// The services stopped by hand (they stay stopped across reloads and restarts of warden).
     pub fn hand_stopped(&self) -> Vec<String> {
-        read_state_file(&Layout::new(&self.dir).hand_stopped())
-            .ok()
-            .and_then(|d| serde_json::from_slice(&d).ok())
-            .unwrap_or_default()
+        self.hand_stopped_since()
+            .into_iter()
+            .map(|h| h.name)
+            .collect()
     }
 
+    /// The services stopped by hand, each with when (`None` in a file of an older warden,
+    /// which kept only the names).
+    pub fn hand_stopped_since(&self) -> Vec<HandStopped> {
+        let entries: Vec<StoppedEntry> = read_state_file(&Layout::new(&self.dir).hand_stopped())
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default();
+        entries
+            .into_iter()
+            .map(|e| match e {
+                StoppedEntry::Name(name) => HandStopped { name, since: None },
+                StoppedEntry::Since(h) => h,
+            })
+            .collect()
+    }
+
+    /// Record `names` as the services stopped by hand: one already recorded keeps its time,
+    /// a new one is stamped now.
     pub fn save_hand_stopped(&self, names: &[String]) -> io::Result<()> {
-        let data = serde_json::to_vec(names).map_err(io::Error::other)?;
+        let known = self.hand_stopped_since();
+        let now = crate::util::rfc3339_ms(std::time::SystemTime::now());
+        let entries: Vec<HandStopped> = names
+            .iter()
+            .map(|name| HandStopped {
+                name: name.clone(),
+                since: known
+                    .iter()
+                    .find(|h| h.name == *name)
+                    .map_or_else(|| Some(now.clone()), |h| h.since.clone()),
+            })
+            .collect();
+        let data = serde_json::to_vec(&entries).map_err(io::Error::other)?;
         write_atomic(&Layout::new(&self.dir).hand_stopped(), &data)
     }
+}
+
+/// A service stopped by hand, as `stopped.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HandStopped {
+    pub name: String,
+    /// RFC 3339 UTC with milliseconds.
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+/// One entry of `stopped.json`: a bare name (older wardens) or a name with its time.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoppedEntry {
+    Name(String),
+    Since(HandStopped),
 }
 
 /// A short stable hex id of a path (FNV-1a of its text).
@@ -419,6 +466,31 @@ mod tests {
         st.clear_group("api").expect("clear");
         st.clear_group("api").expect("clear twice is fine");
         assert!(st.recorded_groups().is_empty());
+    }
+
+    #[test]
+    fn hand_stopped_keeps_each_time_and_reads_the_old_list_of_names() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let st = StateDir::lock(tmp.path()).expect("lock");
+        // The file of an older warden: names only.
+        fs::write(tmp.path().join(layout::HAND_STOPPED), br#"["old"]"#).expect("write");
+        assert_eq!(st.hand_stopped(), ["old"]);
+        assert_eq!(st.hand_stopped_since()[0].since, None);
+        st.save_hand_stopped(&["old".into(), "api".into()])
+            .expect("save");
+        let first = st.hand_stopped_since();
+        assert_eq!(first[0].since, None, "an old entry keeps having no time");
+        let api_at = first[1].since.clone().expect("a new entry is stamped");
+        assert!(api_at.ends_with('Z') && api_at.len() == 24, "{api_at}");
+        st.save_hand_stopped(&["api".into(), "db".into()])
+            .expect("save");
+        let second = st.hand_stopped_since();
+        assert_eq!(second[0].name, "api");
+        assert_eq!(second[0].since.as_deref(), Some(api_at.as_str()), "kept");
+        assert_eq!(second[1].name, "db");
+        assert_eq!(st.hand_stopped(), ["api", "db"]);
+        st.save_hand_stopped(&[]).expect("forget");
+        assert!(st.hand_stopped().is_empty());
     }
 
     #[test]

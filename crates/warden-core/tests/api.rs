@@ -123,23 +123,14 @@ impl Live {
                 api: None,
                 api_token: None,
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
+                log: warden_core::config::WardenLog::default(),
             },
             services: names.iter().map(|n| service(n, &root)).collect(),
             warnings: Vec::new(),
         };
         let state = Arc::new(StateDir::lock(&config.warden.state_dir).expect("state dir"));
         let (kill, kill_rx) = watch::channel(false);
-        let engine = Engine::new(
-            config,
-            state,
-            Events {
-                color: false,
-                timestamps: false,
-                record: None,
-            },
-            kill_rx,
-            false,
-        );
+        let engine = Engine::new(config, state, Events::plain(), kill_rx, false);
         let (handle, _task, ready) = engine.spawn();
         within("engine ready", ready).await.expect("engine started");
         let (shutdown_tx, shutdown_rx) = mpsc::channel(1);
@@ -1548,6 +1539,7 @@ fn load_server_child() {
                 api: None,
                 api_token: None,
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
+                log: warden_core::config::WardenLog::default(),
                 socket: None,
             },
             services: vec![flood],
@@ -1555,11 +1547,7 @@ fn load_server_child() {
         };
         let state = Arc::new(StateDir::lock(&config.warden.state_dir).expect("state dir"));
         let (_kill, kill_rx) = watch::channel(false);
-        let events = Events {
-            color: false,
-            timestamps: false,
-            record: None,
-        };
+        let events = Events::plain();
         let (handle, _task, ready) = Engine::new(config, state, events, kill_rx, false).spawn();
         within("engine ready", ready).await.expect("engine started");
         let ctx = Arc::new(ApiContext::new(handle, mpsc::channel(1).0));

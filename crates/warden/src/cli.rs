@@ -66,6 +66,13 @@ pub enum StreamArg {
     Err,
 }
 
+/// How `warden up` prints its events and the services' output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StartType {
     Auto,
@@ -168,6 +175,27 @@ pub enum Command {
         /// Run in the background; return once warden answers, printing its pid.
         #[arg(short = 'd', long)]
         detach: bool,
+        /// With -d: return once every autostart service is up; exit 1 naming those that are not
+        #[arg(long, requires = "detach")]
+        wait: bool,
+        /// How long --wait waits, at most 1h
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "60s",
+            requires = "wait"
+        )]
+        wait_timeout: String,
+        /// Forget every service stopped by hand first: they start like the others
+        #[arg(long)]
+        reset: bool,
+        /// json: every event and output line as one JSON object per line on stdout (for
+        /// container log collectors; implies --attach)
+        #[arg(long, value_enum, default_value = "text", conflicts_with = "detach")]
+        log_format: LogFormat,
+        /// Write the events into `<state_dir>/warden.log`, rotated (what `up -d` starts)
+        #[arg(long, hide = true)]
+        own_log: bool,
     },
     /// Stop every service gracefully, then warden exits.
     Down {

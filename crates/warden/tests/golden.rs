@@ -936,6 +936,82 @@ fn up_messages() {
     s.finish("up");
 }
 
+/// `up -d --wait` (issue 9): its verdicts; `up` saying which services stay stopped by hand,
+/// and `up --reset`. The event lines are those of `warden.log`.
+#[test]
+fn up_wait_and_reset_messages() {
+    let mut s = Session::new(&format!(
+        "{}min_uptime = \"200ms\"\n[services.crash]\ncommand = [{tc}, \"--exit\", \"3\"]\nbackoff = {{ initial = \"1h\", max = \"1h\" }}\n",
+        sleeper("web"),
+        tc = tc()
+    ));
+    s.daemon = true;
+    s.run(&["up", "-d", "--wait", "--wait-timeout", "20s"], Out::Text);
+    s.run(&["stop", "web"], Out::Text);
+    s.run(&["down"], Out::Text);
+    s.env
+        .write_config(&format!("{}min_uptime = \"200ms\"\n", sleeper("web")));
+    s.note("web stays stopped: nothing to wait for");
+    s.run(&["up", "-d", "--wait"], Out::Text);
+    s.run(&["down"], Out::Text);
+    s.run(&["up", "-d", "--reset", "--wait"], Out::Text);
+    s.note("what warden.log said of it");
+    let log = s.env.read(".warden/warden.log");
+    let mut said = String::new();
+    for l in log
+        .lines()
+        .filter(|l| l.contains("stopped by hand") || l.contains("not up"))
+    {
+        said.push_str(l);
+        said.push('\n');
+    }
+    let said = s.norm.events(&said);
+    s.transcript.push_str(&said);
+    s.transcript.push('\n');
+    s.note("usage errors");
+    s.run(&["up", "-d", "--wait", "--wait-timeout", "2h"], Out::Text);
+    s.run(&["up", "--wait"], Out::Text);
+    s.finish("up_wait");
+}
+
+/// `up --log-format json` (issue 11): every event and output line one JSON object.
+#[test]
+fn foreground_json_log_format() {
+    let env = Env::new(&format!(
+        "[services.talk]\ncommand = [\"sh\", \"-c\", \"while [ ! -e go ]; do sleep 0.01; done; exec {tc} --line-len 20 --lines 2 --ready-file ready --sleep forever\"]\n",
+        tc = tc().trim_matches('"')
+    ));
+    let mut norm = Norm::new(env.dir.path());
+    let mut w = env.up(&["--log-format", "json"]);
+    norm.learn_pid(i64::from(w.pid()));
+    wait_for("supervising", WAIT, || {
+        w.stdout()
+            .contains("supervising 1 service(s)")
+            .then_some(())
+    });
+    std::fs::write(env.path("go"), "").unwrap();
+    norm.learn_pid(i64::from(env.wait_pid("ready")));
+    wait_for("talk's two lines", WAIT, || {
+        (w.stdout().matches("\"stream\"").count() >= 2).then_some(())
+    });
+    w.signal(libc::SIGTERM);
+    let code = w
+        .wait_exit(WAIT)
+        .map_or_else(|| "signal".to_owned(), |c| c.to_string());
+    let stdout = w.stdout();
+    for line in stdout.lines() {
+        if let Some((_, rest)) = line.split_once("started (pid ") {
+            norm.learn_pid(rest.split(')').next().unwrap().parse().unwrap());
+        }
+    }
+    assert_eq!(w.stderr(), "", "nothing on stderr");
+    let text = format!(
+        "$ warden up --log-format json -c <DIR>/warden.toml; touch go; then SIGTERM\n[exit {code}]\n[stdout]\n{}",
+        norm.events(&stdout)
+    );
+    assert_golden("json_log_format", &text);
+}
+
 /// The foreground event log of a service that ignores SIGTERM and must be killed.
 #[test]
 fn foreground_events_of_a_stop_that_kills() {

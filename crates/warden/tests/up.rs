@@ -679,3 +679,259 @@ restart = "never"
         );
     }
 }
+
+// Issue 11: `warden.log` (warden's own log with `up -d`) rotates like a service log.
+#[test]
+fn warden_log_rotates_at_its_max_size_and_keeps_keep_files() {
+    let env = Env::new(&format!(
+        r#"
+[warden]
+log = {{ max_size = "1KiB", keep = 2 }}
+
+[services.loop]
+command = [{tc}, "--exit", "1"]
+backoff = {{ initial = "5ms", max = "5ms" }}
+"#,
+        tc = tc()
+    ));
+    let d = common::Daemon::up(&env);
+    let log = env.path(".warden/warden.log");
+    let numbered = |n: u32| env.path(&format!(".warden/warden.log.{n}"));
+    // Each crash writes a few event lines: two rotations take well under a second.
+    wait_for("warden.log.2", WAIT, || numbered(2).exists().then_some(()));
+    // Then one more rotation, so that the oldest was shifted out at least once.
+    let oldest = std::fs::read(numbered(2)).unwrap();
+    wait_for("another rotation", WAIT, || {
+        (std::fs::read(numbered(2)).unwrap_or_default() != oldest).then_some(())
+    });
+    drop(d);
+    assert!(!numbered(3).exists(), "keep = 2: no warden.log.3");
+    for path in [log.clone(), numbered(1), numbered(2)] {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.len() <= 1024,
+            "{} is {} bytes",
+            path.display(),
+            text.len()
+        );
+        assert!(text.ends_with('\n'), "{}: whole lines only", path.display());
+        for line in text.lines() {
+            // `2026-01-01T00:00:00.000Z [loop] ...`: every line an event with its time.
+            assert!(line.len() > 25 && line.as_bytes()[23] == b'Z', "{line:?}");
+            assert!(line[25..].starts_with('['), "{line:?}");
+        }
+    }
+    let rotated = std::fs::read_to_string(numbered(1)).unwrap();
+    assert!(rotated.contains("[loop] exited with code 1"), "{rotated}");
+    let now = std::fs::read_to_string(&log).unwrap();
+    assert!(now.contains("[warden] all services stopped"), "{now}");
+}
+
+// Issue 11: `warden up --log-format json`: every line one JSON object, output and events.
+#[test]
+fn log_format_json_prints_one_object_per_line_for_output_and_events() {
+    let env = Env::new(&format!(
+        r#"
+[services.talk]
+command = [{tc}, "--lines", "2", "--stderr", "--lines", "1", "--stdout", "--ready-file", "talk.pid", "--sleep", "forever"]
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up(&["--log-format", "json"]);
+    env.wait_pid("talk.pid");
+    wait_for("the err line", WAIT, || {
+        w.stdout().contains("\"stream\":\"err\"").then_some(())
+    });
+    w.signal(libc::SIGTERM);
+    assert_eq!(w.wait_exit(WAIT), Some(0), "{}", w.stderr());
+    let out = w.stdout();
+    let mut outputs = Vec::new();
+    let mut events = Vec::new();
+    for line in out.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}\n{out}"));
+        let obj = v.as_object().unwrap();
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let time = obj["time"].as_str().unwrap();
+        assert!(time.len() == 24 && time.ends_with('Z'), "{line}");
+        if keys == ["line", "service", "stream", "time"] {
+            outputs.push(v.clone());
+        } else {
+            assert_eq!(keys, ["event", "level", "service", "time"], "{line}");
+            assert!(
+                ["info", "warn", "error"].contains(&obj["level"].as_str().unwrap()),
+                "{line}"
+            );
+            events.push(v.clone());
+        }
+    }
+    let lines: Vec<(&str, &str)> = outputs
+        .iter()
+        .map(|v| (v["stream"].as_str().unwrap(), v["line"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|(s, l)| *s == "err" && l.starts_with("line "))
+            .count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|(s, l)| *s == "out" && l.starts_with("line "))
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(outputs.iter().all(|v| v["service"] == "talk"), "{out}");
+    let said = |service: &str, text: &str| {
+        events
+            .iter()
+            .any(|v| v["service"] == service && v["event"].as_str().unwrap().contains(text))
+    };
+    assert!(said("talk", "started"), "{out}");
+    assert!(said("warden", "supervising 1 service(s)"), "{out}");
+    assert!(said("warden", "all services stopped"), "{out}");
+    assert!(w.stderr().is_empty(), "nothing on stderr: {}", w.stderr());
+}
+
+// Issue 9: `up -d --wait` returns once every autostart service is up (`running`, after
+// `min_uptime`), and exits 1 naming those that are not.
+#[test]
+fn up_d_wait_returns_once_every_service_is_up() {
+    let env = Env::new(&format!(
+        r#"
+[services.web]
+command = [{tc}, "--sleep", "forever"]
+min_uptime = "700ms"
+
+[services.api]
+command = [{tc}, "--sleep", "forever"]
+min_uptime = "300ms"
+
+[services.manual]
+command = [{tc}, "--sleep", "forever"]
+autostart = false
+"#,
+        tc = tc()
+    ));
+    let o = env.run(&["up", "-d", "--wait"]);
+    let d = common::Daemon { env: &env };
+    assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("warden is running (pid "), "{out}");
+    assert!(out.contains("2 service(s) up"), "{out}");
+    // Up already, not merely spawned: without --wait they would still be `starting`.
+    assert_eq!(d.service("web")["state"], "running");
+    assert_eq!(d.service("api")["state"], "running");
+    assert_eq!(d.service("manual")["state"], "stopped");
+}
+
+#[test]
+fn up_d_wait_exits_1_with_the_reason_of_each_service_not_up() {
+    let env = Env::new(&format!(
+        r#"
+[services.ok]
+command = [{tc}, "--sleep", "forever"]
+min_uptime = "100ms"
+
+[services.crash]
+command = [{tc}, "--exit", "3"]
+backoff = {{ initial = "1h", max = "1h" }}
+
+[services.slow]
+command = [{tc}, "--sleep", "forever"]
+min_uptime = "1h"
+"#,
+        tc = tc()
+    ));
+    let started = Instant::now();
+    let o = env.run(&["up", "-d", "--wait", "--wait-timeout", "1500ms"]);
+    let _down = common::Daemon { env: &env };
+    let err = common::assert_fails(&o, 1, "2 service(s) not up:");
+    assert!(
+        err.contains("  crash: backoff: exited with code 3"),
+        "{}",
+        common::show(&o)
+    );
+    assert!(
+        err.contains("  slow: still starting after 1.5s"),
+        "{}",
+        common::show(&o)
+    );
+    assert!(!err.contains("ok:"), "{err}");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "bounded by --wait-timeout: {took:?}"
+    );
+    // `up -d` without --wait is unchanged: it returns at once, and exits 0.
+    let o = env.run(&["down"]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+    let o = env.run(&["up", "-d"]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+    let o = env.run(&["up", "-d", "--wait-timeout", "1s"]);
+    assert_eq!(o.status.code(), Some(2), "--wait-timeout needs --wait");
+}
+
+// Issue 9: a service stopped by hand stays stopped across down/up, `up` says so, and
+// `up --reset` forgets it.
+#[test]
+fn up_says_which_services_stay_stopped_by_hand_and_reset_forgets_them() {
+    let env = Env::new(&format!(
+        r#"
+[services.api]
+command = [{tc}, "--sleep", "forever"]
+min_uptime = "0s"
+
+[services.web]
+command = [{tc}, "--sleep", "forever"]
+min_uptime = "0s"
+"#,
+        tc = tc()
+    ));
+    {
+        let d = common::Daemon::up(&env);
+        d.until_state("api", "running");
+        let o = env.run(&["stop", "api"]);
+        assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+    }
+    let log = ".warden/warden.log";
+    let said = |text: &str| env.read(log).lines().filter(|l| l.contains(text)).count();
+    {
+        let d = common::Daemon::up(&env);
+        assert_eq!(d.service("api")["state"], "stopped");
+        let line = env
+            .read(log)
+            .lines()
+            .find(|l| l.contains("[api] stopped by hand on "))
+            .map_or_else(
+                || panic!("no hand-stopped line:\n{}", env.read(log)),
+                str::to_owned,
+            );
+        // `[api] stopped by hand on 2026-…Z; warden start api starts it`
+        let rest = line.split_once("[api] stopped by hand on ").unwrap().1;
+        let (at, hint) = rest.split_once("; ").unwrap();
+        assert!(at.len() == 24 && at.ends_with('Z'), "{line}");
+        assert_eq!(hint, "warden start api starts it");
+        assert_eq!(said("[web] stopped by hand"), 0);
+    }
+    {
+        let o = env.run(&["up", "-d", "--reset"]);
+        assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+        let d = common::Daemon { env: &env };
+        d.until_state("api", "running");
+        assert_eq!(said("forgot the services stopped by hand: api"), 1);
+    }
+    // Forgotten for good: the next `up` starts it and says nothing of it.
+    let d = common::Daemon::up(&env);
+    d.until_state("api", "running");
+    assert_eq!(
+        said("[api] stopped by hand on "),
+        1,
+        "only the first up said so"
+    );
+}

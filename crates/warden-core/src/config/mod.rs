@@ -27,7 +27,9 @@ mod service;
 #[cfg(test)]
 mod tests;
 mod units;
+mod warden_log;
 pub use parse::{load, load_str};
+pub use warden_log::WardenLog;
 
 /// The environment that `${VAR}` expansion reads from. Tests pass their own.
 pub trait Env {
@@ -90,6 +92,8 @@ pub struct WardenSettings {
     pub api_token: Option<Secret>,
     /// Default `keep`.
     pub when_all_ended: WhenAllEnded,
+    /// `log = { max_size, keep }`: the rotation of `warden.log`; default 10 MiB, 5 kept.
+    pub log: WardenLog,
 }
 
 /// A secret string that never prints itself.

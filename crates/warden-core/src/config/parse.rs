@@ -28,6 +28,7 @@ const WARDEN_KEYS: &[&str] = &[
     "api_token_file",
     "when_all_ended",
     "socket",
+    "log",
 ];
 
 /// Read, parse, validate and expand the config file at `path`.
@@ -261,6 +262,7 @@ fn default_warden(r: &Reader<'_>) -> WardenSettings {
         api: None,
         api_token: None,
         when_all_ended: WhenAllEnded::Keep,
+        log: super::WardenLog::default(),
     }
 }
 
@@ -299,6 +301,7 @@ fn read_warden(r: &mut Reader<'_>, section: Section<'_>) -> WardenSettings {
             ),
         }
     }
+    w.log = super::warden_log::read_warden_log(r, section);
     w.api_token = read_token(r, section);
     let api_field = section.field("api");
     w.api = api_field.and_then(|f| read_socket_addr(r, f));

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use crate::api::server::ServeError;
 use crate::config::Config;
 use crate::engine::{Engine, Events, Level};
+use crate::logs::OwnLog;
 use crate::process;
 use crate::state::{StateDir, StateError};
 
@@ -71,12 +72,21 @@ pub struct Options {
     /// it; progress reports while stopping are the caller's (the Windows service has its
     /// own ticker), so the loop here waits on events only.
     pub on_stopping: Box<dyn FnOnce() + Send>,
+    /// Every event and output line as one JSON object per line on stdout (`--log-format
+    /// json`, for container log collectors); implies the output lines of `attach`.
+    pub json: bool,
+    /// Write the events into `<state_dir>/warden.log`, rotated by `[warden] log` (`up -d`,
+    /// the Windows service, a launchd job), instead of stderr.
+    pub own_log: bool,
+    /// Forget every service stopped by hand before starting (`warden up --reset`).
+    pub reset: bool,
 }
 
 /// Supervise `config` until asked to stop (or the engine ends); returns once every process
 /// is gone and the state dir is released.
 pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonError> {
-    let events = Events::detect();
+    let mut events = Events::detect();
+    events.json = opts.json;
     let state = match StateDir::lock(&config.warden.state_dir) {
         Ok(s) => s,
         Err(StateError::AlreadyRunning { pid }) => {
@@ -84,6 +94,16 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
         }
         Err(e) => return Err(DaemonError::State(e)),
     };
+    if opts.own_log {
+        let path = crate::state::layout::Layout::new(&config.warden.state_dir).log();
+        let log = config.warden.log;
+        // Lives as long as the process: every task may write an event until the very end.
+        events.file = Some(Box::leak(Box::new(OwnLog::open(
+            &path,
+            log.max_size,
+            log.keep,
+        ))));
+    }
     process::init_supervisor().map_err(DaemonError::Setup)?;
     let leftovers = process::kill_leftovers(&state.recorded_groups(), &state.marker());
     if leftovers > 0 {
@@ -94,6 +114,7 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
         );
     }
     state.clear_all_groups();
+    hand_stopped(&config, &state, opts.reset, events);
     // What `warden check` warns about (a program not found): said once, then every service
     // starts anyway and shows its own reason.
     for w in &config.warnings {
@@ -116,7 +137,8 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
     // Held to the very end: `warden down` waits for this lock, so it must outlive the
     // control endpoint and the last reaped child.
     let state = std::sync::Arc::new(state);
-    let engine = Engine::new(config.clone(), state.clone(), events, kill_rx, opts.attach);
+    let attach = opts.attach || opts.json;
+    let engine = Engine::new(config.clone(), state.clone(), events, kill_rx, attach);
     let shutdown_timeout = engine.shutdown_timeout();
     let (handle, mut task, ready) = engine.spawn();
     // Serve only once every autostart service had its first start attempt, so that the
@@ -228,6 +250,38 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
     match finished {
         Some(f) if f.failed() => Err(DaemonError::Finished(f)),
         _ => Ok(()),
+    }
+}
+
+/// The services stopped by hand stay stopped: say so for each one that would start
+/// otherwise, or forget them all (`reset`, `warden up --reset`).
+fn hand_stopped(config: &Config, state: &StateDir, reset: bool, events: Events) {
+    let stopped = state.hand_stopped_since();
+    if reset {
+        if stopped.is_empty() {
+            return;
+        }
+        match state.save_hand_stopped(&[]) {
+            Ok(()) => {
+                let names: Vec<&str> = stopped.iter().map(|h| h.name.as_str()).collect();
+                let message = format!("forgot the services stopped by hand: {}", names.join(", "));
+                events.emit("warden", Level::Info, &message);
+            }
+            Err(e) => events.emit(
+                "warden",
+                Level::Warn,
+                &format!("cannot forget the services stopped by hand: {e}"),
+            ),
+        }
+        return;
+    }
+    for h in stopped {
+        if !config.service(&h.name).is_some_and(|s| s.autostart) {
+            continue;
+        }
+        let when = h.since.map(|at| format!(" on {at}")).unwrap_or_default();
+        let message = format!("stopped by hand{when}; warden start {} starts it", h.name);
+        events.emit(&h.name, Level::Warn, &message);
     }
 }
 

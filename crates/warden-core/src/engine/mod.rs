@@ -11,6 +11,7 @@ pub mod service;
 pub mod spawner;
 #[cfg(test)]
 mod tests;
+mod wait;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -416,14 +417,11 @@ impl Engine {
             tokio::spawn(async move {
                 loop {
                     match lines.recv().await {
-                        Ok(line) => events.attach_line(&name, width, &line.bytes),
+                        Ok(line) => {
+                            events.attach_line(&name, width, line.stream, line.at, &line.bytes);
+                        }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            events.attach_line(
-                                &name,
-                                width,
-                                format!("[warden] {n} lines not shown (output too fast)")
-                                    .as_bytes(),
-                            );
+                            events.attach_lagged(&name, width, n);
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     }

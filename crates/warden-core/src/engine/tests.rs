@@ -501,6 +501,48 @@ async fn a_stop_while_starting_answers_the_waiting_start() {
     );
 }
 
+/// `up -d --wait` (`Handle::settled`): resolves at the moment the last start comes up or
+/// fails, woken by the tasks' snapshots.
+#[tokio::test(start_paused = true)]
+async fn settled_waits_for_every_start_to_come_up_or_fail() {
+    let toml = format!(
+        "{}{}{}",
+        svc_up("a", "pa", ""),
+        svc_up("b", "pb", "min_uptime = \"3s\""),
+        svc_up("c", "pc", "restart = \"never\"\nmin_uptime = \"10s\""),
+    );
+    let r = rig(&toml).await;
+    let t0 = Instant::now();
+    let handle = r.handle.clone();
+    let wait = tokio::spawn(async move { handle.settled().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    r.fake.exit(r.fake.last_pid("pc"), CRASH);
+    wait.await.unwrap();
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_secs(3),
+        "b is up at 3s; a was at 1s"
+    );
+    let report = r.report().await;
+    let states: Vec<State> = report.services.iter().map(|s| s.state).collect();
+    assert_eq!(states, [State::Running, State::Running, State::Exited]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn settled_counts_a_crash_and_quick_restart_as_not_up() {
+    // No backoff to speak of: by the time the waiter looks, it is starting again.
+    let r = rig("[services.a]\ncommand = [\"pa\"]\nbackoff = { initial = \"1ms\", max = \"1ms\", jitter = 0.0 }\n").await;
+    let handle = r.handle.clone();
+    let t0 = Instant::now();
+    let wait = tokio::spawn(async move { handle.settled().await });
+    tokio::task::yield_now().await;
+    r.fake.exit(r.fake.last_pid("pa"), CRASH);
+    wait.await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    let s = r.status("a").await;
+    assert_ne!(s.state, State::Running, "{s:?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Crashes, backoff, start limit
 

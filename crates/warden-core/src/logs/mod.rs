@@ -12,12 +12,14 @@
 
 mod capture;
 pub mod encoding;
+mod own_log;
 mod scan;
 mod settings;
 mod tail;
 mod writer;
 
 pub use capture::{LogLine, Reporter, ServiceLogs};
+pub use own_log::OwnLog;
 pub use settings::{LogConfig, StderrTarget};
 pub use writer::Rotation;
 

@@ -256,8 +256,9 @@ pub(super) fn block_on<T>(
     super::runtime()?.block_on(f)
 }
 
-/// `warden up -d`: start warden in the background; return once it answers.
-pub fn up_detached(arg: &ConfigArg) -> Result<(), Failure> {
+/// `warden up -d`: start warden in the background (as `warden up --own-log` plus
+/// `extra`); return once it answers.
+pub fn up_detached(arg: &ConfigArg, extra: &[&str]) -> Result<(), Failure> {
     let config = super::load_config(arg)?;
     let target = Target {
         config: Some(config.path.clone()),
@@ -283,6 +284,8 @@ pub fn up_detached(arg: &ConfigArg) -> Result<(), Failure> {
         cmd.arg("up")
             .arg("-c")
             .arg(&config.path)
+            .arg("--own-log")
+            .args(extra)
             .current_dir(&config.dir);
         cmd.stdin(std::process::Stdio::null());
         cmd.stdout(

@@ -67,13 +67,25 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Up {
             config,
             attach,
-            detach: false,
-        } => up::run(&config, attach),
-        Command::Up {
-            config,
-            detach: true,
-            ..
-        } => ctl::up_detached(&config),
+            detach,
+            wait,
+            wait_timeout,
+            reset,
+            log_format,
+            own_log,
+        } => {
+            let opts = up::UpOptions {
+                attach,
+                json: log_format == crate::cli::LogFormat::Json,
+                own_log,
+                reset,
+            };
+            if detach {
+                up::detached(&config, &opts, wait.then_some(wait_timeout.as_str()))
+            } else {
+                up::run(&config, &opts)
+            }
+        }
         Command::Down { target } => ctl::down(&target),
         Command::Status {
             target,

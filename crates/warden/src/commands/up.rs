@@ -1,22 +1,44 @@
-//! `warden up`: supervise the services in the foreground (or detached with `-d`). Under
-//! systemd (`Type=notify`), it also tells systemd when it is ready and stopping, and pings
-//! its watchdog (`os::unix::notify`).
+//! `warden up`: supervise the services in the foreground (or detached with `-d`, and with
+//! `-d --wait` until every autostart service is up). Under systemd (`Type=notify`), it also
+//! tells systemd when it is ready and stopping, and pings its watchdog
+//! (`os::unix::notify`).
+
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use warden_core::config::Config;
 use warden_core::daemon::{self, Options};
+use warden_core::proto::{ServiceStatus, State};
 
 use crate::Failure;
-use crate::cli::ConfigArg;
+use crate::cli::{ConfigArg, Target};
 
 /// A callback of the daemon's life cycle (`Options::on_ready`, `on_stopping`).
 type Hook = Box<dyn FnOnce() + Send>;
 
-pub fn run(arg: &ConfigArg, attach: bool) -> Result<(), Failure> {
+/// The longest `--wait-timeout` (the API's bound of `until=up`).
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// The flags of `warden up` that shape the daemon.
+pub struct UpOptions {
+    /// `--attach`: the services' output as `NAME | line` on stdout.
+    pub attach: bool,
+    /// `--log-format json`.
+    pub json: bool,
+    /// `--own-log` (hidden; what `up -d` starts): events into the rotated `warden.log`.
+    pub own_log: bool,
+    /// `--reset`: forget the services stopped by hand.
+    pub reset: bool,
+}
+
+pub fn run(arg: &ConfigArg, up: &UpOptions) -> Result<(), Failure> {
     // SAFETY: first thing, before any thread (the runtime's) exists.
     #[cfg(unix)]
     let host = unsafe { crate::os::unix::notify::Host::take_from_env() };
     let config = super::load_config(arg)?;
+    // A launchd job's stderr is `warden.log` itself: rotate it like `up -d` does.
+    let own_log = up.own_log || stderr_is_own_log(&config);
     let rt = super::runtime()?;
     let result = rt.block_on(async move {
         let (tx, rx) = mpsc::channel(8);
@@ -35,13 +57,16 @@ pub fn run(arg: &ConfigArg, attach: bool) -> Result<(), Failure> {
         #[cfg(not(unix))]
         let (on_ready, on_stopping): (Hook, Hook) = (Box::new(|| {}), Box::new(|| {}));
         let opts = Options {
-            attach,
+            attach: up.attach,
             interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
             requests: rx,
             requests_tx: tx,
             on_ready,
             instance: None,
             on_stopping,
+            json: up.json,
+            own_log,
+            reset: up.reset,
         };
         daemon::supervise(config, opts)
             .await
@@ -50,4 +75,162 @@ pub fn run(arg: &ConfigArg, attach: bool) -> Result<(), Failure> {
     // Everything warden started is gone by now; do not wait for idle runtime threads.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     result
+}
+
+/// `warden up -d [--reset] [--wait [--wait-timeout D]]`.
+pub fn detached(arg: &ConfigArg, up: &UpOptions, wait: Option<&str>) -> Result<(), Failure> {
+    let timeout = wait.map(parse_wait_timeout).transpose()?;
+    let extra: &[&str] = if up.reset { &["--reset"] } else { &[] };
+    super::ctl::up_detached(arg, extra)?;
+    match timeout {
+        Some(t) => wait_until_up(arg, t),
+        None => Ok(()),
+    }
+}
+
+fn parse_wait_timeout(text: &str) -> Result<Duration, Failure> {
+    match warden_core::config::parse_duration(text) {
+        Some(d) if d <= MAX_WAIT => Ok(d),
+        Some(_) => Err(Failure::usage(format!("--wait-timeout {text}: at most 1h"))),
+        None => Err(Failure::usage(format!(
+            "--wait-timeout {text}: expected a duration such as 30s or 2m"
+        ))),
+    }
+}
+
+/// Ask the warden just started for its status once no service is on its way up any more
+/// (the engine's own notion of *up*, event driven on its side), then name those not up.
+fn wait_until_up(arg: &ConfigArg, timeout: Duration) -> Result<(), Failure> {
+    let target = Target {
+        config: Some(super::config_path(arg)),
+        ..Target::default()
+    };
+    super::ctl::block_on(async {
+        let (mut client, _) = super::ctl::connect(&target).await?;
+        // The server answers within `timeout`; the margin only guards against a hang.
+        let answer = tokio::time::timeout(
+            timeout + Duration::from_secs(10),
+            client.status_when_up(timeout),
+        )
+        .await
+        .map_err(|_| Failure::failed("warden did not answer the wait for its services"))?;
+        let report = answer.map_err(|e| super::ctl::client_failure(&e))?;
+        up_verdict(&report.services, timeout)
+    })
+}
+
+/// Every service is up (or stopped on purpose: `autostart = false`, stopped by hand): say
+/// how many are up. Otherwise exit 1 with the reason of each one that is not.
+fn up_verdict(services: &[ServiceStatus], timeout: Duration) -> Result<(), Failure> {
+    let up = services
+        .iter()
+        .filter(|s| s.state == State::Running)
+        .count();
+    let not_up: Vec<String> = services
+        .iter()
+        .filter(|s| !matches!(s.state, State::Running | State::Stopped))
+        .map(|s| {
+            let why = match (s.state, &s.reason) {
+                (State::Pending | State::Starting | State::Stopping, _) => format!(
+                    "still {} after {}",
+                    s.state.as_str(),
+                    warden_core::util::fmt_duration(timeout)
+                ),
+                (state, Some(reason)) => format!("{}: {reason}", state.as_str()),
+                (state, None) => state.as_str().to_owned(),
+            };
+            format!("  {}: {why}", s.name)
+        })
+        .collect();
+    if not_up.is_empty() {
+        let stopped: Vec<String> = services
+            .iter()
+            .filter(|s| s.state == State::Stopped)
+            .map(|s| match &s.reason {
+                Some(r) => format!("{} ({r})", s.name),
+                None => s.name.clone(),
+            })
+            .collect();
+        let rest = if stopped.is_empty() {
+            String::new()
+        } else {
+            format!("; not started: {}", stopped.join(", "))
+        };
+        return super::say(&format!("{up} service(s) up{rest}\n"));
+    }
+    Err(Failure::failed(format!(
+        "{} service(s) not up:\n{}",
+        not_up.len(),
+        not_up.join("\n")
+    )))
+}
+
+/// Is warden's stderr the state dir's `warden.log` (a launchd job's `StandardErrorPath`)?
+#[cfg(unix)]
+fn stderr_is_own_log(config: &Config) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let path = warden_core::state::layout::Layout::new(&config.warden.state_dir).log();
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match (std::fs::File::from(fd).metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Windows: `up -d` and the service say so themselves.
+#[cfg(not(unix))]
+fn stderr_is_own_log(_config: &Config) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(name: &str, state: State, reason: Option<&str>) -> ServiceStatus {
+        ServiceStatus {
+            name: name.into(),
+            state,
+            pid: None,
+            uptime_ms: None,
+            restarts: 0,
+            last_exit: None,
+            next_start_in_ms: None,
+            reason: reason.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_verdict_names_each_service_not_up_with_its_reason() {
+        let t = Duration::from_secs(5);
+        let all = [
+            svc("web", State::Running, None),
+            svc("off", State::Stopped, Some("autostart = false")),
+            svc("crash", State::Backoff, Some("exited with code 3")),
+            svc("slow", State::Starting, None),
+        ];
+        let f = up_verdict(&all, t).expect_err("not all up");
+        assert_eq!(f.code, crate::exit::FAILED);
+        assert_eq!(
+            f.message,
+            "2 service(s) not up:\n  crash: backoff: exited with code 3\n  slow: still starting after 5.0s"
+        );
+        assert!(up_verdict(&all[..2], t).is_ok());
+    }
+
+    #[test]
+    fn wait_timeout_is_a_bounded_duration() {
+        assert_eq!(
+            parse_wait_timeout("90s").ok(),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(parse_wait_timeout("2h").map_err(|f| f.code).err(), Some(2));
+        assert_eq!(
+            parse_wait_timeout("soon").map_err(|f| f.code).err(),
+            Some(2)
+        );
+    }
 }

@@ -62,6 +62,12 @@ pub(super) async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>) -> Resp
         return resp;
     }
     match route {
+        Route::Status if query.until_up => {
+            let timeout = query.timeout.unwrap_or(super::DEFAULT_UP_WAIT);
+            // Either way the answer is the status of that moment; the client tells who is up.
+            let _ = tokio::time::timeout(timeout, ctx.backend.settled()).await;
+            status(&ctx, &query.names).await
+        }
         Route::Status => status(&ctx, &query.names).await,
         Route::Service(name) => service(&ctx, &name).await,
         Route::Act(name, action) => act(ctx, name, action, query.wait.unwrap_or(true)).await,

@@ -65,6 +65,9 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_FOLLOWERS: usize = 256;
 /// `n` of `GET .../logs` when not given.
 pub const DEFAULT_TAIL: usize = 100;
+/// `timeout` of `GET /v1/status?until=up` when not given, and its largest value.
+pub const DEFAULT_UP_WAIT: Duration = Duration::from_secs(60);
+pub const MAX_UP_WAIT: Duration = Duration::from_secs(3600);
 
 /// A boxed future, for the object-safe [`Backend`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -105,6 +108,11 @@ pub trait Backend: Send + Sync + 'static {
     fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>>;
     /// The config file warden runs; `None` once the engine is gone.
     fn config_path(&self) -> Option<std::path::PathBuf>;
+    /// Resolves once no service is on its way up any more (see [`Handle::settled`]); the
+    /// server bounds the wait. A backend without starts has nothing to wait for.
+    fn settled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 impl Backend for Handle {
@@ -130,6 +138,10 @@ impl Backend for Handle {
 
     fn config_path(&self) -> Option<std::path::PathBuf> {
         Handle::config_path(self)
+    }
+
+    fn settled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(Handle::settled(self))
     }
 }
 

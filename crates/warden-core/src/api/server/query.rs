@@ -33,6 +33,10 @@ pub(super) struct Query {
     pub(super) n: Option<usize>,
     pub(super) stream: Option<Stream>,
     pub(super) follow: Option<bool>,
+    /// `until=up` of `GET /v1/status`: answer once no service is on its way up any more.
+    pub(super) until_up: bool,
+    /// `timeout=30s`: how long `until=up` may wait, at most [`super::MAX_UP_WAIT`].
+    pub(super) timeout: Option<std::time::Duration>,
 }
 
 /// A number of lines: any integer ≥ 0 (as the spec says), one too large for this machine
@@ -53,12 +57,23 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, BadQuery> {
     }
 }
 
+/// A duration (`30s`, `1m`, `500ms`) of at most [`super::MAX_UP_WAIT`].
+fn parse_wait(v: &str) -> Result<std::time::Duration, BadQuery> {
+    match crate::config::parse_duration(v) {
+        Some(d) if d <= super::MAX_UP_WAIT => Ok(d),
+        Some(_) => Err(BadQuery(format!("timeout={v:?}: at most 1h"))),
+        None => Err(BadQuery(format!(
+            "timeout={v:?}: expected a duration such as 30s"
+        ))),
+    }
+}
+
 pub(super) fn validate_query(
     route: &Route,
     pairs: Vec<(String, String)>,
 ) -> Result<Query, BadQuery> {
     let allowed: &[&str] = match route {
-        Route::Status => &["name"],
+        Route::Status => &["name", "until", "timeout"],
         Route::Act(..) => &["wait"],
         Route::Logs(_) => &["n", "stream", "follow"],
         Route::Service(_)
@@ -89,6 +104,9 @@ pub(super) fn validate_query(
             "wait" => q.wait = Some(parse_bool(&k, &v)?),
             "follow" => q.follow = Some(parse_bool(&k, &v)?),
             "n" => q.n = Some(parse_count(&v)?),
+            "until" if v == "up" => q.until_up = true,
+            "until" => return Err(BadQuery(format!("until={v:?}: expected up"))),
+            "timeout" => q.timeout = Some(parse_wait(&v)?),
             "stream" => {
                 q.stream = Some(match v.as_str() {
                     "out" => Stream::Out,
@@ -143,6 +161,12 @@ mod tests {
                 == Some(false)
         );
         assert!(q(&Route::Status, "name=%zz").is_err());
+        let up = q(&Route::Status, "until=up&timeout=90s").expect("valid");
+        assert!(up.until_up);
+        assert_eq!(up.timeout, Some(std::time::Duration::from_secs(90)));
+        assert!(q(&Route::Status, "until=ready").is_err());
+        assert!(q(&Route::Status, "until=up&timeout=2h").is_err());
+        assert!(q(&Route::Status, "until=up&timeout=soon").is_err());
         assert_eq!(q(&Route::Status, "").expect("empty"), Query::default());
     }
 }

@@ -369,6 +369,10 @@ async fn supervise(
         on_ready,
         instance: Some(name.to_owned()),
         on_stopping,
+        json: false,
+        // Its stderr is `warden.log` too (`redirect_stderr`), for what comes before this.
+        own_log: true,
+        reset: false,
     };
     let outcome = daemon::supervise(config, opts)
         .await
