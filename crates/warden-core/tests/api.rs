@@ -82,6 +82,7 @@ fn service(name: &str, dir: &Path) -> ServiceConfig {
             timestamps: false,
             encoding: None,
         },
+        privileges: warden_core::config::Privileges::default(),
     }
 }
 
@@ -227,6 +228,7 @@ impl Backend for Fake {
                     pid: 1,
                     config: "/c".into(),
                     uptime_ms: 0,
+                    tracking: Default::default(),
                 },
                 services: vec![fake_status("web")],
             })
@@ -453,7 +455,7 @@ async fn status_json_has_the_exact_shape() {
     assert_eq!(keys(&v), set(&["warden", "services"]));
     assert_eq!(
         keys(&v["warden"]),
-        set(&["version", "pid", "config", "uptime_ms"])
+        set(&["version", "pid", "config", "uptime_ms", "tracking"])
     );
     assert_eq!(v["warden"]["pid"], std::process::id());
     assert_eq!(
@@ -776,6 +778,8 @@ async fn another_user_gets_403() {
         clear_env: false,
         env: Vec::new(),
         output: warden_core::process::Output::Separate,
+        credentials: Default::default(),
+        confinement: None,
     };
     let mut child = warden_core::process::spawn(&spec).expect("run curl");
     let mut stdout = child.take_stdout().expect("stdout");
@@ -1592,6 +1596,8 @@ impl LoadServer {
                 .chain(script.map(|s| (LOAD_SCRIPT.into(), s.into())))
                 .collect(),
             output: warden_core::process::Output::Separate,
+            credentials: Default::default(),
+            confinement: None,
         };
         let mut child = warden_core::process::spawn(&spec).expect("run the server child");
         let stdout = child.take_stdout().expect("stdout");

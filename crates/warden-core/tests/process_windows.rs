@@ -52,6 +52,8 @@ fn spec(program: impl Into<OsString>, args: &[&str], cwd: &Path) -> SpawnSpec {
         clear_env: false,
         env: Vec::new(),
         output: Output::Separate,
+        credentials: Default::default(),
+        confinement: None,
     }
 }
 

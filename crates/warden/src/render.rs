@@ -140,6 +140,7 @@ mod tests {
                 pid: 1,
                 config: "/x".into(),
                 uptime_ms: 1,
+                tracking: Default::default(),
             },
             services: vec![api, worker, db],
         };

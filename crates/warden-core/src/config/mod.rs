@@ -21,6 +21,7 @@ mod expand;
 mod files;
 mod limits;
 mod parse;
+mod privileges;
 mod programs;
 mod reader;
 mod service;
@@ -28,6 +29,7 @@ mod service;
 mod tests;
 mod units;
 pub use parse::{load, load_str};
+pub use privileges::Privileges;
 
 /// The environment that `${VAR}` expansion reads from. Tests pass their own.
 pub trait Env {
@@ -140,6 +142,9 @@ pub struct ServiceConfig {
     /// Windows: `stop_method`, default `["ctrl-c", "wm-close", "terminate"]`.
     pub stop_method: Vec<StopMethod>,
     pub log: LogConfig,
+    /// `user`, `group`, `umask`, `nice`, `oom_score_adjust`, `no_new_privileges`, `limits`,
+    /// `memory_limit`, `cpu_max` (see `privileges.rs`); default: none of them.
+    pub privileges: Privileges,
 }
 
 impl ServiceConfig {
