@@ -195,8 +195,18 @@ fn read_limit(r: &mut Reader<'_>, f: Field<'_>, resource: Resource) -> Option<Li
     };
     let value = if resource.is_bytes() && f.item.is_str() {
         r.size(f)?
-    } else if f.item.is_integer() {
-        r.integer_in(f, 0, max as i64)? as u64
+    } else if let Some(n) = f.item.as_integer() {
+        if n < 0 || n as u64 > max {
+            r.error(
+                f.pos(),
+                format!("limits.{resource} must be between 0 and {max}, found {n}"),
+                Some(format!(
+                    "write limits.{resource} = \"unlimited\" for no limit"
+                )),
+            );
+            return None;
+        }
+        n as u64
     } else {
         let what = if resource.is_bytes() {
             "an integer, a size like \"8MiB\" or \"unlimited\""

@@ -124,6 +124,29 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// `CAP_SYS_RESOURCE`: raise a hard limit, lower `oom_score_adj`.
+const CAP_SYS_RESOURCE: u32 = 24;
+/// `CAP_SYS_NICE`: lower the nice value.
+const CAP_SYS_NICE: u32 = 23;
+
+/// May warden do what capability `cap` grants? Root has every capability, except where a
+/// container took some away (Linux: the effective set in `/proc/self/status`).
+fn may(cap: u32) -> bool {
+    if !is_root() {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(hex) = status.lines().find_map(|l| l.strip_prefix("CapEff:"))
+        && let Ok(bits) = u64::from_str_radix(hex.trim(), 16)
+    {
+        return bits & (1 << cap) != 0;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cap;
+    true
+}
+
 /// Resolve `creds` for a spawn of `program`. Refused here, with the reason, rather than as
 /// a bare errno from the child: another user (or group) while warden is not root, an
 /// account or group gone since the config was loaded, a limit, nice value or
@@ -192,22 +215,28 @@ pub(super) fn prepare(creds: &Credentials, program: &str) -> Result<Prepared, Sp
         p.switch = Some((euid, gid, vec![gid]));
     }
     if let Some(adj) = creds.oom_score_adjust {
-        if !root && adj < current_oom_score_adj().unwrap_or(i32::MIN) {
+        if let Some(own) = current_oom_score_adj()
+            && adj < own
+            && !may(CAP_SYS_RESOURCE)
+        {
             return Err(refuse(format!(
-                "oom_score_adjust = {adj} is below warden's own, and only root can lower it"
+                "oom_score_adjust = {adj} is below warden's own ({own}), and only root (with \
+                 CAP_SYS_RESOURCE) can lower it"
             )));
         }
         p.oom = Some(oom_text(adj));
     }
     if let Some(nice) = creds.nice
-        && !root
         && nice < current_nice()
+        && !may(CAP_SYS_NICE)
     {
         return Err(refuse(format!(
-            "nice = {nice} is below warden's own ({}), and only root can lower it",
+            "nice = {nice} is below warden's own ({}), and only root (with CAP_SYS_NICE) can \
+             lower it",
             current_nice()
         )));
     }
+    let raise_ok = may(CAP_SYS_RESOURCE);
     let mut has_nofile = false;
     for (resource, value) in &creds.limits {
         let Some(id) = resource_id(*resource) else {
@@ -220,13 +249,13 @@ pub(super) fn prepare(creds: &Credentials, program: &str) -> Result<Prepared, Sp
             LimitValue::Unlimited => libc::RLIM_INFINITY,
             LimitValue::Value(n) => (*n as libc::rlim_t).min(libc::RLIM_INFINITY),
         };
-        if !root
+        if !raise_ok
             && let Some(cur) = get_rlimit(id)
             && v > cur.rlim_max
         {
             return Err(refuse(format!(
-                "limits.{resource} = {} is above warden's hard limit ({}), and only root can \
-                 raise it",
+                "limits.{resource} = {} is above warden's hard limit ({}), and only root (with \
+                 CAP_SYS_RESOURCE) can raise it",
                 limit_text(v),
                 limit_text(cur.rlim_max)
             )));
