@@ -531,4 +531,78 @@ mod tests {
             "{notes:?}"
         );
     }
+
+    /// A real child in a real cgroup (skipped, with the reason, where this machine gives no
+    /// cgroup v2 subtree to manage): `service_of_pid` names its service, for its escaped
+    /// grandchild too; a kill empties the cgroup; dropping the child removes it.
+    #[tokio::test]
+    async fn a_child_and_its_escaped_grandchild_are_in_the_service_cgroup_until_killed() {
+        if let Err(reason) = hierarchy() {
+            println!("skipped: {reason}");
+            return;
+        }
+        let instance = format!("unit{}", std::process::id());
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let pid_file = tmp.path().join("escaped");
+        let script = format!(
+            "setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {}; exec sleep 300",
+            pid_file.display()
+        );
+        let spec = crate::process::SpawnSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: tmp.path().to_owned(),
+            clear_env: true,
+            env: Vec::new(),
+            output: crate::process::Output::Null,
+            credentials: crate::process::Credentials::default(),
+            confinement: Some(Confinement {
+                instance: instance.clone(),
+                service: "svc".into(),
+                memory_max: None,
+                cpu_max: None,
+            }),
+        };
+        let mut child = crate::process::spawn(&spec).expect("spawn");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let escaped: u32 = loop {
+            if let Some(pid) = fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                break pid;
+            }
+            assert!(std::time::Instant::now() < deadline, "no pid file");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
+        assert_eq!(
+            service_of_pid(child.pid(), &instance).as_deref(),
+            Some("svc")
+        );
+        assert_eq!(service_of_pid(escaped, &instance).as_deref(), Some("svc"));
+        assert_eq!(service_of_pid(escaped, "another-instance"), None);
+        assert_eq!(service_of_pid(std::process::id(), &instance), None);
+        let dir = child.cgroup.as_ref().expect("a cgroup").dir.clone();
+        assert!(dir.join("cgroup.procs").exists());
+
+        child.kill_tree().expect("kill");
+        assert!(
+            child
+                .wait_tree_gone(std::time::Duration::from_secs(20))
+                .await,
+            "the cgroup empties"
+        );
+        assert!(
+            !Path::new(&format!("/proc/{escaped}")).exists() || {
+                let stat = fs::read_to_string(format!("/proc/{escaped}/stat")).unwrap_or_default();
+                stat.contains(") Z")
+            }
+        );
+        drop(child);
+        assert!(!dir.exists(), "dropping the child removes its cgroup");
+        assert!(
+            !dir.parent().expect("instance").exists(),
+            "and the empty instance's"
+        );
+    }
 }
