@@ -228,7 +228,7 @@ impl Backend for Fake {
                     pid: 1,
                     config: "/c".into(),
                     uptime_ms: 0,
-                    tracking: Default::default(),
+                    tracking: warden_core::proto::Tracking::default(),
                 },
                 services: vec![fake_status("web")],
             })
@@ -778,7 +778,7 @@ async fn another_user_gets_403() {
         clear_env: false,
         env: Vec::new(),
         output: warden_core::process::Output::Separate,
-        credentials: Default::default(),
+        credentials: warden_core::process::Credentials::default(),
         confinement: None,
     };
     let mut child = warden_core::process::spawn(&spec).expect("run curl");
@@ -1596,7 +1596,7 @@ impl LoadServer {
                 .chain(script.map(|s| (LOAD_SCRIPT.into(), s.into())))
                 .collect(),
             output: warden_core::process::Output::Separate,
-            credentials: Default::default(),
+            credentials: warden_core::process::Credentials::default(),
             confinement: None,
         };
         let mut child = warden_core::process::spawn(&spec).expect("run the server child");

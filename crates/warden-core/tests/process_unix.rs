@@ -42,7 +42,7 @@ async fn test_child() -> &'static Path {
             clear_env: false,
             env: Vec::new(),
             output: Output::Separate,
-            credentials: Default::default(),
+            credentials: warden_core::process::Credentials::default(),
             confinement: None,
         };
         let (status, out, err) = run_to_end(&spec).await;
@@ -93,7 +93,7 @@ fn spec_for(program: &Path, dir: &Path, args: &[&str]) -> SpawnSpec {
         clear_env: false,
         env: Vec::new(),
         output: Output::Null,
-        credentials: Default::default(),
+        credentials: warden_core::process::Credentials::default(),
         confinement: None,
     }
 }

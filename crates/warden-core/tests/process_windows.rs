@@ -52,7 +52,7 @@ fn spec(program: impl Into<OsString>, args: &[&str], cwd: &Path) -> SpawnSpec {
         clear_env: false,
         env: Vec::new(),
         output: Output::Separate,
-        credentials: Default::default(),
+        credentials: warden_core::process::Credentials::default(),
         confinement: None,
     }
 }

@@ -140,7 +140,7 @@ mod tests {
                 pid: 1,
                 config: "/x".into(),
                 uptime_ms: 1,
-                tracking: Default::default(),
+                tracking: warden_core::proto::Tracking::default(),
             },
             services: vec![api, worker, db],
         };

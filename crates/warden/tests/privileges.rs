@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{Daemon, Env, WAIT, alive, path_str, show, tc, wait_for, wait_gone};
+use common::{Daemon, Env, WAIT, alive, show, tc, wait_for, wait_gone};
 
 fn is_root() -> bool {
     // SAFETY: plain syscall.

@@ -683,7 +683,7 @@ pub mod tests {
             pid: 4310,
             config: "/srv/app/warden.toml".into(),
             uptime_ms: 7_380_000,
-            tracking: Default::default(),
+            tracking: warden_core::proto::Tracking::default(),
         }
     }
 

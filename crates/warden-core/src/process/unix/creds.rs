@@ -247,7 +247,7 @@ pub(super) fn prepare(creds: &Credentials, program: &str) -> Result<Prepared, Sp
         has_nofile |= *resource == Resource::Nofile;
         let v = match value {
             LimitValue::Unlimited => libc::RLIM_INFINITY,
-            LimitValue::Value(n) => (*n as libc::rlim_t).min(libc::RLIM_INFINITY),
+            LimitValue::Value(n) => *n as libc::rlim_t,
         };
         if !raise_ok
             && let Some(cur) = get_rlimit(id)
