@@ -292,3 +292,79 @@ fn read_cpu_max(r: &mut Reader<'_>, f: Field<'_>) -> Option<CpuMax> {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::load_str;
+
+    fn load(body: &str) -> Result<Privileges, Vec<String>> {
+        let toml = format!("[services.s]\ncommand = [\"true\"]\n{body}\n");
+        let env: BTreeMap<String, String> = BTreeMap::new();
+        load_str(&toml, Path::new("/tmp/warden.toml"), &env)
+            .map(|c| c.services[0].privileges.clone())
+            .map_err(|e| e.errors.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn by_default_nothing_changes() {
+        let p = load("").expect("valid");
+        assert_eq!(p, Privileges::default());
+        assert!(p.credentials.is_default());
+    }
+
+    #[test]
+    fn every_key_is_read_into_its_typed_value() {
+        let p = load(
+            "user = \"root\"\ngroup = \"root\"\numask = \"0o027\"\nnice = -5\n\
+             oom_score_adjust = -1000\nno_new_privileges = true\n\
+             limits = { nofile = 65536, core = 0, stack = \"8MiB\", memlock = \"unlimited\" }\n\
+             memory_limit = \"1GiB\"\ncpu_max = \"250%\"",
+        )
+        .expect("valid");
+        let c = &p.credentials;
+        assert_eq!(c.user.as_deref(), Some("root"));
+        assert_eq!(c.group.as_deref(), Some("root"));
+        assert_eq!(c.umask, Some(0o027));
+        assert_eq!(c.nice, Some(-5));
+        assert_eq!(c.oom_score_adjust, Some(-1000));
+        assert!(c.no_new_privileges);
+        assert_eq!(
+            c.limits,
+            vec![
+                (Resource::Nofile, LimitValue::Value(65_536)),
+                (Resource::Core, LimitValue::Value(0)),
+                (Resource::Stack, LimitValue::Value(8 << 20)),
+                (Resource::Memlock, LimitValue::Unlimited),
+            ]
+        );
+        assert_eq!(p.memory_limit, Some(1 << 30));
+        assert_eq!(p.cpu_max, Some(CpuMax { percent: 250 }));
+    }
+
+    #[test]
+    fn out_of_bounds_values_are_errors_at_their_place() {
+        let errors = load(
+            "nice = 20\noom_score_adjust = 1001\numask = 27\n\
+             limits = { nofile = 2000000000, nproc = \"many\" }\ncpu_max = \"0%\"\n\
+             no_new_privileges = \"yes\"",
+        )
+        .expect_err("invalid");
+        let expected = [
+            "warden.toml:3:8: nice must be between -20 and 19, found 20",
+            "warden.toml:4:20: oom_score_adjust must be between -1000 and 1000, found 1001",
+            "warden.toml:5:9: umask: expected a string, found integer",
+            "warden.toml:6:21: limits.nofile must be between 0 and 1073741824, found 2000000000",
+            "warden.toml:6:41: limits.nproc: expected an integer or \"unlimited\", found \"many\"",
+            "warden.toml:7:11: cpu_max must be between 1% and 100000%, found 0%",
+            "warden.toml:8:21: no_new_privileges: expected a boolean",
+        ];
+        assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+        for (e, want) in errors.iter().zip(expected) {
+            assert!(e.contains(want), "{e:?} does not contain {want:?}");
+        }
+    }
+}
