@@ -28,6 +28,10 @@ type ResourceId = libc::c_int;
 
 /// The digits of an `oom_score_adj` value, formatted before the fork.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(
+    not(target_os = "linux"),
+    allow(dead_code, reason = "a Linux setting; the config refuses it elsewhere")
+)]
 struct OomText {
     bytes: [u8; 8],
     len: usize,
@@ -41,6 +45,10 @@ pub(super) struct Prepared {
     umask: Option<libc::mode_t>,
     nice: Option<libc::c_int>,
     oom: Option<OomText>,
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(dead_code, reason = "a Linux setting; the config refuses it elsewhere")
+    )]
     no_new_privileges: bool,
     limits: Vec<(ResourceId, libc::rlimit)>,
     /// `HOME`, `USER`, `LOGNAME`, `SHELL` of the account, set before the service's own `env`

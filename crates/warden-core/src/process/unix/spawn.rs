@@ -71,16 +71,14 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     }
     // Everything the child applies is resolved and allocated here, before the fork.
     let mut prepared = creds::prepare(&spec.credentials, &program)?;
-    let mut notes = Vec::new();
     #[cfg(target_os = "linux")]
-    let made = match spec.confinement.as_ref().map(Cgroup::make) {
-        Some(Ok(made)) => made,
-        Some(Err(reason)) => {
-            notes.push(format!("runs without its own cgroup: {reason}"));
-            None
-        }
-        None => None,
+    let (made, notes) = match spec.confinement.as_ref().map(Cgroup::make) {
+        Some(Ok(made)) => (made, Vec::new()),
+        Some(Err(reason)) => (None, vec![format!("runs without its own cgroup: {reason}")]),
+        None => (None, Vec::new()),
     };
+    #[cfg(not(target_os = "linux"))]
+    let notes = Vec::new();
     #[cfg(target_os = "linux")]
     let cgroup_fd = made.as_ref().map(|m| m.procs.as_raw_fd());
     #[cfg(not(target_os = "linux"))]

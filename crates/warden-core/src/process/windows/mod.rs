@@ -187,10 +187,12 @@ pub(super) fn init_supervisor() -> io::Result<()> {
 pub(super) fn raise_fd_limit() {}
 
 /// Per-service `user` is a Unix setting (a Windows service's account is chosen at install).
+#[allow(clippy::unnecessary_wraps, reason = "the same signature as on Unix")]
 pub(super) fn lookup_account(_name: &str) -> io::Result<Option<super::Account>> {
     Ok(None)
 }
 
+#[allow(clippy::unnecessary_wraps, reason = "the same signature as on Unix")]
 pub(super) fn lookup_group(_name: &str) -> io::Result<Option<u32>> {
     Ok(None)
 }
