@@ -1126,15 +1126,21 @@ async fn futures_poll<T>(task: &mut JoinHandle<T>) -> Option<T> {
 // ---------------------------------------------------------------------------------------
 // Privileges and confinement
 
-/// Every spawn of a service carries its credentials; only its own run gets its cgroup.
-#[cfg(unix)]
+/// Every spawn of a service carries its credentials (Unix); only its own run gets its
+/// cgroup (Linux) or job limits (Windows).
 #[tokio::test(start_paused = true)]
 async fn the_service_and_its_stop_command_carry_its_credentials_and_only_the_service_its_cgroup() {
+    let unix_keys = if cfg!(unix) {
+        "user = \"root\"\numask = \"0027\"\nnice = 3\nlimits = { nofile = 100 }\n"
+    } else {
+        ""
+    };
     let r = rig(&svc(
         "a",
         "pa",
-        "stop_command = [\"stopper\"]\nstop_timeout = \"1s\"\nuser = \"root\"\numask = \"0027\"\n\
-         nice = 3\nlimits = { nofile = 100 }\nmemory_limit = \"1GiB\"",
+        &format!(
+            "stop_command = [\"stopper\"]\nstop_timeout = \"1s\"\nmemory_limit = \"1GiB\"\n{unix_keys}"
+        ),
     ))
     .await;
     let pid = r.fake.last_pid("pa");
@@ -1145,15 +1151,19 @@ async fn the_service_and_its_stop_command_carry_its_credentials_and_only_the_ser
     stop.await.unwrap().unwrap();
     let book = r.fake.book();
     let of = |pid: u32| book.spawned.iter().find(|s| s.pid == pid).unwrap();
-    let expected = crate::process::Credentials {
-        user: Some("root".into()),
-        umask: Some(0o027),
-        nice: Some(3),
-        limits: vec![(
-            crate::process::Resource::Nofile,
-            crate::process::LimitValue::Value(100),
-        )],
-        ..Default::default()
+    let expected = if cfg!(unix) {
+        crate::process::Credentials {
+            user: Some("root".into()),
+            umask: Some(0o027),
+            nice: Some(3),
+            limits: vec![(
+                crate::process::Resource::Nofile,
+                crate::process::LimitValue::Value(100),
+            )],
+            ..Default::default()
+        }
+    } else {
+        crate::process::Credentials::default()
     };
     assert_eq!(of(pid).credentials, expected);
     assert_eq!(
