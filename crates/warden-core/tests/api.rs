@@ -82,6 +82,7 @@ fn service(name: &str, dir: &Path) -> ServiceConfig {
             timestamps: false,
             encoding: None,
         },
+        privileges: warden_core::config::Privileges::default(),
     }
 }
 
@@ -225,6 +226,7 @@ impl Backend for Fake {
                     pid: 1,
                     config: "/c".into(),
                     uptime_ms: 0,
+                    tracking: warden_core::proto::Tracking::default(),
                 },
                 services: vec![fake_status("web")],
             })
@@ -451,7 +453,7 @@ async fn status_json_has_the_exact_shape() {
     assert_eq!(keys(&v), set(&["warden", "services"]));
     assert_eq!(
         keys(&v["warden"]),
-        set(&["version", "pid", "config", "uptime_ms"])
+        set(&["version", "pid", "config", "uptime_ms", "tracking"])
     );
     assert_eq!(v["warden"]["pid"], std::process::id());
     assert_eq!(
@@ -774,6 +776,8 @@ async fn another_user_gets_403() {
         clear_env: false,
         env: Vec::new(),
         output: warden_core::process::Output::Separate,
+        credentials: warden_core::process::Credentials::default(),
+        confinement: None,
     };
     let mut child = warden_core::process::spawn(&spec).expect("run curl");
     let mut stdout = child.take_stdout().expect("stdout");
@@ -1598,6 +1602,8 @@ impl LoadServer {
                 .chain(script.map(|s| (LOAD_SCRIPT.into(), s.into())))
                 .collect(),
             output: warden_core::process::Output::Separate,
+            credentials: warden_core::process::Credentials::default(),
+            confinement: None,
         };
         let mut child = warden_core::process::spawn(&spec).expect("run the server child");
         let stdout = child.take_stdout().expect("stdout");

@@ -42,6 +42,8 @@ async fn test_child() -> &'static Path {
             clear_env: false,
             env: Vec::new(),
             output: Output::Separate,
+            credentials: warden_core::process::Credentials::default(),
+            confinement: None,
         };
         let (status, out, err) = run_to_end(&spec).await;
         assert_eq!(
@@ -91,6 +93,8 @@ fn spec_for(program: &Path, dir: &Path, args: &[&str]) -> SpawnSpec {
         clear_env: false,
         env: Vec::new(),
         output: Output::Null,
+        credentials: warden_core::process::Credentials::default(),
+        confinement: None,
     }
 }
 

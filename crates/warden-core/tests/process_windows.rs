@@ -52,6 +52,8 @@ fn spec(program: impl Into<OsString>, args: &[&str], cwd: &Path) -> SpawnSpec {
         clear_env: false,
         env: Vec::new(),
         output: Output::Separate,
+        credentials: warden_core::process::Credentials::default(),
+        confinement: None,
     }
 }
 

@@ -194,6 +194,7 @@ mod tests {
                 pid: 1,
                 config: "/x".into(),
                 uptime_ms: 1,
+                tracking: warden_core::proto::Tracking::default(),
             },
             services,
         }

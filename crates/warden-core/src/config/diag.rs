@@ -75,6 +75,9 @@ pub(super) const FOREIGN_KEYS: &[(&str, &str, &str)] = &[
     ("directory", "cwd", "supervisord"),
     ("pidfile", "pid_file", "supervisord"),
     ("max_memory_restart", "memory_max", "PM2"),
+    ("oomscoreadjust", "oom_score_adjust", "systemd"),
+    ("nonewprivileges", "no_new_privileges", "systemd"),
+    ("cpuquota", "cpu_max", "systemd"),
 ];
 
 /// `did you mean "restart"? "autorestart" is supervisord's name for it` for a known key of

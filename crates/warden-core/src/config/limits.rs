@@ -75,3 +75,25 @@ pub(crate) const MAX_SOCKET_PATH: usize = if cfg!(target_os = "linux") { 107 } e
 /// hostile one (1 MiB of `:`) must not turn a load into a million `stat` calls per service.
 /// A program not found within them is not warned about: warden cannot tell.
 pub(crate) const MAX_PATH_SEARCH: usize = 1_024;
+
+/// `limits.nofile`: Linux's `fs.nr_open` defaults to 2^20 and can be raised to about 2^30;
+/// more cannot be granted anywhere.
+pub(crate) const MAX_NOFILE: u64 = 1 << 30;
+
+/// `limits.nproc`: Linux's `pid_max` is at most 2^22.
+pub(crate) const MAX_NPROC: u64 = 1 << 22;
+
+/// Any other `limits` value (bytes, seconds, counts): far below `RLIM_INFINITY` (2^64 - 1),
+/// so that a number is never mistaken for "unlimited" (write `"unlimited"` for that).
+pub(crate) const MAX_LIMIT_VALUE: u64 = 1 << 62;
+
+/// `memory_limit`, at least: below a MiB no program even starts, and the kernel would kill
+/// it at once.
+pub(crate) const MIN_MEMORY_LIMIT: u64 = 1 << 20;
+
+/// `memory_limit`, at most: a PiB is more than any machine has.
+pub(crate) const MAX_MEMORY_LIMIT: u64 = 1 << 50;
+
+/// `cpu_max`, at most, in percent of one CPU: 1,000 CPUs (the quota per 100 ms period stays
+/// far below the kernel's bound).
+pub(crate) const MAX_CPU_PERCENT: u32 = 100_000;

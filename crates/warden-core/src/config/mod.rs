@@ -21,6 +21,7 @@ mod expand;
 mod files;
 mod limits;
 mod parse;
+mod privileges;
 mod programs;
 mod reader;
 mod service;
@@ -29,6 +30,7 @@ mod tests;
 mod units;
 mod warden_log;
 pub use parse::{load, load_str};
+pub use privileges::Privileges;
 pub use warden_log::WardenLog;
 
 /// The environment that `${VAR}` expansion reads from. Tests pass their own.
@@ -144,6 +146,9 @@ pub struct ServiceConfig {
     /// Windows: `stop_method`, default `["ctrl-c", "wm-close", "terminate"]`.
     pub stop_method: Vec<StopMethod>,
     pub log: LogConfig,
+    /// `user`, `group`, `umask`, `nice`, `oom_score_adjust`, `no_new_privileges`, `limits`,
+    /// `memory_limit`, `cpu_max` (see `privileges.rs`); default: none of them.
+    pub privileges: Privileges,
 }
 
 impl ServiceConfig {

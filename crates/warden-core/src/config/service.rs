@@ -16,7 +16,7 @@ use super::{
     Backoff, LogConfig, RestartPolicy, ServiceConfig, StartLimit, StderrTarget, StopMethod,
     WardenSettings,
 };
-use super::{dotenv, programs};
+use super::{dotenv, privileges, programs};
 use crate::model::{ExitAction, ExitActions, Signal};
 
 const SERVICE_KEYS: &[&str] = &[
@@ -38,6 +38,16 @@ const SERVICE_KEYS: &[&str] = &[
     "stop_command",
     "stop_method",
     "log",
+    // privileges.rs
+    "user",
+    "group",
+    "umask",
+    "nice",
+    "oom_score_adjust",
+    "no_new_privileges",
+    "limits",
+    "memory_limit",
+    "cpu_max",
 ];
 /// `min_uptime` by default: supervisord's `startsecs`.
 const DEFAULT_MIN_UPTIME: Duration = Duration::from_secs(1);
@@ -119,6 +129,7 @@ pub(super) fn read_service(
                 ]
             }),
         log,
+        privileges: privileges::read(r, section),
     };
     for finding in programs::check_service(&service, r.env, &r.rules, r.programs) {
         let pos = field(finding.key).map_or(section.pos, |f| f.key_pos());

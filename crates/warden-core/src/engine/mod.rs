@@ -137,6 +137,7 @@ impl Board {
                 pid: std::process::id(),
                 config: self.config.clone(),
                 uptime_ms: self.started.elapsed().as_millis() as u64,
+                tracking: tracking_mode(),
             },
             services: self
                 .services
@@ -144,6 +145,15 @@ impl Board {
                 .map(|(name, s, logs)| s.borrow().status(name, now, logs.problem()))
                 .collect(),
         })
+    }
+}
+
+/// The status's `tracking`, from the process layer's mode (found once).
+fn tracking_mode() -> crate::proto::Tracking {
+    match crate::process::tracking() {
+        crate::process::Tracking::Cgroup { .. } => crate::proto::Tracking::Cgroup,
+        crate::process::Tracking::Job => crate::proto::Tracking::Job,
+        crate::process::Tracking::ProcessGroup { .. } => crate::proto::Tracking::ProcessGroup,
     }
 }
 

@@ -42,6 +42,11 @@ pub trait Proc: Send + Sync {
     ) -> BoxFuture<'_, io::Result<process::StepOutcome>>;
     /// Kill the whole tree at once.
     fn kill_tree(&self) -> io::Result<()>;
+    /// Why the service's confinement is not all in force (no cgroup of its own, a hard
+    /// limit not applied): warnings for its events.
+    fn confinement_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The real spawner: [`process::spawn`].
@@ -92,5 +97,9 @@ impl Proc for Child {
 
     fn kill_tree(&self) -> io::Result<()> {
         Child::kill_tree(self)
+    }
+
+    fn confinement_notes(&self) -> Vec<String> {
+        Child::confinement_notes(self)
     }
 }

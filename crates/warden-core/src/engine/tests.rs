@@ -36,6 +36,8 @@ struct Spawned {
     exit: Arc<watch::Sender<Option<ExitStatus>>>,
     steps: Vec<StopStep>,
     killed: bool,
+    credentials: crate::process::Credentials,
+    confinement: Option<crate::process::Confinement>,
 }
 
 #[derive(Default)]
@@ -45,6 +47,8 @@ struct Book {
     missing: BTreeSet<String>,
     /// Programs that ignore every graceful step (only a kill ends them).
     stubborn: BTreeSet<String>,
+    /// Programs whose privileges cannot be granted (a permanent spawn error).
+    refused: BTreeSet<String>,
 }
 
 /// A spawner that records what it is asked and lets the test end processes.
@@ -112,6 +116,12 @@ impl Spawner for Fake {
                 source: io::Error::from(io::ErrorKind::NotFound),
             });
         }
+        if book.refused.contains(&program) {
+            return Err(SpawnError::Privileges {
+                program,
+                reason: "only root can switch users".into(),
+            });
+        }
         let pid = 1000 + book.spawned.len() as u32;
         let exit = Arc::new(watch::Sender::new(None));
         let stubborn = book.stubborn.contains(&program);
@@ -122,6 +132,8 @@ impl Spawner for Fake {
             exit: exit.clone(),
             steps: Vec::new(),
             killed: false,
+            credentials: spec.credentials.clone(),
+            confinement: spec.confinement.clone(),
         });
         Ok(Box::new(FakeProc {
             pid,
@@ -1151,4 +1163,83 @@ async fn futures_poll<T>(task: &mut JoinHandle<T>) -> Option<T> {
         r = task => Some(r.unwrap()),
         () = tokio::task::yield_now() => None,
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Privileges and confinement
+
+/// Every spawn of a service carries its credentials (Unix); only its own run gets its
+/// cgroup (Linux) or job limits (Windows).
+#[tokio::test(start_paused = true)]
+async fn the_service_and_its_stop_command_carry_its_credentials_and_only_the_service_its_cgroup() {
+    let unix_keys = if cfg!(unix) {
+        "user = \"root\"\numask = \"0027\"\nnice = 3\nlimits = { nofile = 100 }\n"
+    } else {
+        ""
+    };
+    let r = rig(&svc(
+        "a",
+        "pa",
+        &format!(
+            "stop_command = [\"stopper\"]\nstop_timeout = \"1s\"\nmemory_limit = \"1GiB\"\n{unix_keys}"
+        ),
+    ))
+    .await;
+    let pid = r.fake.last_pid("pa");
+    let handle = r.handle.clone();
+    let stop = tokio::spawn(async move { handle.act(Action::Stop, "a").await });
+    let stopper = r.until_spawned("stopper", 1).await;
+    r.fake.exit(pid, ExitStatus::Code(0));
+    stop.await.unwrap().unwrap();
+    let book = r.fake.book();
+    let of = |pid: u32| book.spawned.iter().find(|s| s.pid == pid).unwrap();
+    let expected = if cfg!(unix) {
+        crate::process::Credentials {
+            user: Some("root".into()),
+            umask: Some(0o027),
+            nice: Some(3),
+            limits: vec![(
+                crate::process::Resource::Nofile,
+                crate::process::LimitValue::Value(100),
+            )],
+            ..Default::default()
+        }
+    } else {
+        crate::process::Credentials::default()
+    };
+    assert_eq!(of(pid).credentials, expected);
+    assert_eq!(
+        of(stopper).credentials,
+        expected,
+        "stop_command runs as the service"
+    );
+    let conf = of(pid).confinement.clone().unwrap();
+    assert_eq!(conf.service, "a");
+    assert_eq!(conf.memory_max, Some(1 << 30));
+    assert!(!conf.instance.is_empty());
+    assert_eq!(
+        of(stopper).confinement,
+        None,
+        "stop_command runs beside the tree"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_whose_privileges_cannot_be_granted_fails_at_once_and_is_not_retried() {
+    let r = rig_with(&(svc("a", "pa", "") + &svc("b", "pb", "")), |b| {
+        b.refused.insert("pa".into());
+    })
+    .await;
+    let a = r.until_state("a", State::Failed).await;
+    assert!(
+        a.reason
+            .as_deref()
+            .unwrap()
+            .contains("only root can switch users"),
+        "{a:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let a = r.status("a").await;
+    assert_eq!((a.state, a.restarts), (State::Failed, 0));
+    assert_eq!(r.status("b").await.state, State::Running, "the others run");
 }

@@ -37,6 +37,7 @@ use std::time::Duration;
 #[cfg_attr(unix, path = "unix/mod.rs")]
 #[cfg_attr(windows, path = "windows/mod.rs")]
 mod imp;
+mod privileges;
 
 pub use crate::model::Signal;
 use crate::model::StopMethod;
@@ -137,7 +138,19 @@ pub struct SpawnSpec {
     pub env: Vec<(OsString, OsString)>,
     /// Where stdout and stderr go. stdin is always the null device.
     pub output: Output,
+    /// Who the child runs as and what it may do (Unix; [`Credentials::default`] on Windows):
+    /// every spawn of a service (its command, its `stop_command`, its probes) carries the
+    /// same.
+    pub credentials: Credentials,
+    /// The service's own cgroup (Linux) or the limits of its job (Windows); `None`: none
+    /// (a `stop_command`).
+    pub confinement: Option<Confinement>,
 }
+
+pub use privileges::{
+    Account, Confinement, CpuMax, Credentials, LimitValue, Resource, Tracking, lookup_account,
+    lookup_group, resource_supported, service_of_pid, tracking,
+};
 
 /// Where a child's stdout and stderr go (its stdin is always the null device).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,12 +189,24 @@ pub enum SpawnError {
         #[source]
         source: std::io::Error,
     },
+    /// The service's privileges cannot be applied: another `user` while warden is not
+    /// root, an account that no longer exists, a limit above what warden may grant. Retrying
+    /// cannot help: the service fails at once (see [`SpawnError::is_permanent`]).
+    #[error("cannot start {program}: {reason}")]
+    Privileges { program: String, reason: String },
     #[error("could not start {program}")]
     Other {
         program: String,
         #[source]
         source: std::io::Error,
     },
+}
+
+impl SpawnError {
+    /// Would the same spawn fail again, whatever the time? (Only [`SpawnError::Privileges`].)
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SpawnError::Privileges { .. })
+    }
 }
 
 /// Start a child: its own process group and session (Unix: `setsid`, a parent-death signal
@@ -194,8 +219,11 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
 
 /// Prepare warden's own process to supervise: on Linux become a child subreaper so that
 /// orphaned descendants are re-parented to warden (and reaped by it); start the reaper.
-/// Call once, early, inside the runtime.
+/// Also raise warden's own soft `RLIMIT_NOFILE` to its hard limit (a thousand services
+/// need two thousand pipe descriptors); children get the original soft limit back unless
+/// their `limits` say otherwise. Call once, early, inside the runtime.
 pub fn init_supervisor() -> std::io::Result<()> {
+    imp::raise_fd_limit();
     imp::init_supervisor()
 }
 

@@ -68,6 +68,34 @@ pub struct WardenInfo {
     pub pid: u32,
     pub config: String,
     pub uptime_ms: u64,
+    /// How the processes of the services are tracked and confined.
+    #[serde(default)]
+    pub tracking: Tracking,
+}
+
+/// How warden tracks the processes of its services (`warden.tracking` in the status).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tracking {
+    /// Linux, cgroup v2: each service in its own cgroup; exact tracking, whole-tree stop,
+    /// `memory_limit` and `cpu_max` as hard limits where the controllers exist.
+    Cgroup,
+    /// Windows: each service in its own Job Object; `memory_limit` is the job's limit.
+    Job,
+    /// Unix without a cgroup warden may manage: process groups, `/proc` ancestry and the
+    /// environment marker; `memory_limit` and `cpu_max` are not enforced.
+    #[default]
+    ProcessGroup,
+}
+
+impl Tracking {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tracking::Cgroup => "cgroup",
+            Tracking::Job => "job",
+            Tracking::ProcessGroup => "process-group",
+        }
+    }
 }
 
 /// `GET /v1/status`.

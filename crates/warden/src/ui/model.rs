@@ -683,6 +683,7 @@ pub mod tests {
             pid: 4310,
             config: "/srv/app/warden.toml".into(),
             uptime_ms: 7_380_000,
+            tracking: warden_core::proto::Tracking::default(),
         }
     }
 

@@ -319,6 +319,9 @@ impl ServiceTask {
             } else {
                 Output::Separate
             },
+            // Every spawn of the service (stop_command, probes) runs with its credentials.
+            credentials: self.cfg.privileges.credentials.clone(),
+            confinement: None,
         }
     }
 
@@ -341,9 +344,21 @@ impl ServiceTask {
         if restart {
             self.restarts = self.restarts.saturating_add(1);
         }
-        match self.ctx.spawner.spawn(&self.spawn_spec()) {
+        // Only the service's own run gets its cgroup (or job limits): a stop_command or a
+        // probe runs beside the tree it acts on.
+        let mut spec = self.spawn_spec();
+        spec.confinement = Some(crate::process::Confinement {
+            instance: self.ctx.marker.clone(),
+            service: self.cfg.name.clone(),
+            memory_max: self.cfg.privileges.memory_limit,
+            cpu_max: self.cfg.privileges.cpu_max,
+        });
+        match self.ctx.spawner.spawn(&spec) {
             Ok(mut child) => {
                 let pid = child.pid();
+                for note in child.confinement_notes() {
+                    self.emit(Level::Warn, &note);
+                }
                 // One task reads both pipes, fairly (see `ServiceLogs::pump_pair`).
                 let (out, err) = (child.take_stdout(), child.take_stderr());
                 let pumps = vec![self.logs.pump_pair(out, err)];
@@ -368,7 +383,12 @@ impl ServiceTask {
             Err(err) => {
                 let reason = format!("cannot start: {}", error_chain(&err));
                 self.emit(Level::Bad, &reason);
-                self.after_end(None, Duration::ZERO, reason);
+                if err.is_permanent() {
+                    // Its privileges cannot be granted: a retry would fail the same way.
+                    self.rest(Rest::Failed, reason);
+                } else {
+                    self.after_end(None, Duration::ZERO, reason);
+                }
             }
         }
     }

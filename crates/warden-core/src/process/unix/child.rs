@@ -41,6 +41,11 @@ pub struct Child {
         allow(dead_code, reason = "orphans are matched through /proc")
     )]
     pub(super) tag: Option<ServiceTag>,
+    /// Warnings about the confinement when there is no cgroup to carry them.
+    pub(super) notes: Vec<String>,
+    /// The service's own cgroup (Linux, cgroup mode): the exact tree; removed on drop.
+    #[cfg(target_os = "linux")]
+    pub(super) cgroup: Option<super::cgroup::Cgroup>,
 }
 
 impl Child {
@@ -82,6 +87,16 @@ impl Child {
         // The reaper drops a sender only after giving it a status: unreachable, but never
         // invent a status.
         std::future::pending().await
+    }
+
+    /// Why the service's hard limits (`memory_limit`, `cpu_max`) are not all applied, or
+    /// why it runs without its own cgroup: warnings for the service's events.
+    pub fn confinement_notes(&self) -> Vec<String> {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            return cg.notes.clone();
+        }
+        self.notes.clone()
     }
 
     /// Has the main process exited (and been reaped)?

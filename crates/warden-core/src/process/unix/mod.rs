@@ -48,9 +48,16 @@
 //!
 //! `spawn.rs` starts a child, `reaper.rs` owns `waitpid`, `child.rs` is the [`Child`] handle,
 //! `tree.rs` signals and kills its tree (and sweeps leftovers), `pipe.rs` its output,
-//! `procfs.rs` reads `/proc` (Linux), `stop.rs` the graceful stop steps.
+//! `procfs.rs` reads `/proc` (Linux), `stop.rs` the graceful stop steps. `creds.rs` applies
+//! a service's credentials and limits (resolved before the fork, set between fork and exec),
+//! `account.rs` reads the user database, `cgroup.rs` gives each service its own cgroup v2
+//! (Linux, when warden can manage one): exact tracking, a whole-tree kill, hard limits.
 
+mod account;
+#[cfg(target_os = "linux")]
+mod cgroup;
 mod child;
+mod creds;
 mod pipe;
 #[cfg(target_os = "linux")]
 mod procfs;
@@ -62,12 +69,28 @@ mod tree;
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+pub(super) use account::{lookup_account, lookup_group};
+#[cfg(target_os = "linux")]
+pub(super) use cgroup::{service_of_pid, tracking};
 pub use child::Child;
+pub(super) use creds::{raise_fd_limit, resource_supported};
 pub use pipe::OutputPipe;
 pub(super) use reaper::{init_supervisor, wait_no_children};
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
 pub(super) use tree::{kill_all_descendants, kill_leftovers};
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn tracking() -> super::Tracking {
+    super::Tracking::ProcessGroup {
+        reason: "cgroups are Linux-only".to_owned(),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn service_of_pid(_pid: u32, _instance: &str) -> Option<String> {
+    None
+}
 
 use super::Signal;
 

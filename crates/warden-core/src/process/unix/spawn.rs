@@ -1,7 +1,10 @@
-//! [`spawn`]: start a child in its own session and process group, registered with the reaper.
+//! [`spawn`]: start a child in its own session and process group (and, in cgroup mode, its
+//! service's cgroup), with the service's credentials and limits, registered with the reaper.
 
 use std::ffi::CString;
 use std::io;
+#[cfg(target_os = "linux")]
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -9,7 +12,10 @@ use std::process::{Command, Stdio};
 
 use tokio::sync::watch;
 
+#[cfg(target_os = "linux")]
+use super::cgroup::Cgroup;
 use super::child::{Child, ServiceTag};
+use super::creds::{self, Prepared};
 use super::pipe::OutputPipe;
 #[cfg(target_os = "linux")]
 use super::procfs;
@@ -63,6 +69,20 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     if let Err(source) = ensure_reaper() {
         return Err(SpawnError::Other { program, source });
     }
+    // Everything the child applies is resolved and allocated here, before the fork.
+    let mut prepared = creds::prepare(&spec.credentials, &program)?;
+    #[cfg(target_os = "linux")]
+    let (made, notes) = match spec.confinement.as_ref().map(Cgroup::make) {
+        Some(Ok(made)) => (made, Vec::new()),
+        Some(Err(reason)) => (None, vec![format!("runs without its own cgroup: {reason}")]),
+        None => (None, Vec::new()),
+    };
+    #[cfg(not(target_os = "linux"))]
+    let notes = Vec::new();
+    #[cfg(target_os = "linux")]
+    let cgroup_fd = made.as_ref().map(|m| m.procs.as_raw_fd());
+    #[cfg(not(target_os = "linux"))]
+    let cgroup_fd: Option<libc::c_int> = None;
 
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
@@ -71,6 +91,8 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     if spec.clear_env {
         cmd.env_clear();
     }
+    // The account's HOME, USER, LOGNAME and SHELL first: the service's own `env` wins.
+    cmd.envs(std::mem::take(&mut prepared.env));
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     // With `Joined`, the read end of the one pipe whose write end is both 1 and 2.
     let mut joined = None;
@@ -99,7 +121,7 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     let fd_bound = fd_loop_bound();
     // SAFETY: the hook only makes async-signal-safe syscalls (see `child_setup`).
     unsafe {
-        cmd.pre_exec(move || child_setup(parent, fd_bound));
+        cmd.pre_exec(move || child_setup(parent, fd_bound, &prepared, cgroup_fd));
     }
 
     // Holding the registry lock: the reaper cannot reap this child before it is registered,
@@ -121,6 +143,8 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     // Our copies of a joined pipe's write end: the reader sees end of file once the child's
     // copies are closed.
     drop(cmd);
+    #[cfg(target_os = "linux")]
+    let cgroup = made.map(|m| m.cgroup);
 
     let stdout = match joined {
         Some(reader) => Some(OutputPipe::new(reader.into())),
@@ -145,17 +169,35 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         stdout,
         stderr,
         tag: service_tag(spec),
+        notes,
+        #[cfg(target_os = "linux")]
+        cgroup,
     })
 }
 
 /// Runs in the child between fork and exec: async-signal-safe calls only, no allocation.
-/// `fd_bound`: see [`cloexec_all_but_stdio`].
-fn child_setup(parent: libc::pid_t, fd_bound: libc::c_int) -> io::Result<()> {
+/// `fd_bound`: see [`cloexec_all_but_stdio`]. In order: a new session; into the service's
+/// cgroup (`cgroup_fd`: its `cgroup.procs`); what needs warden's privileges (oom score,
+/// nice, limits, umask); the switch of groups and user, `no_new_privileges`; then the
+/// parent-death signal, which a change of credentials would have cleared.
+fn child_setup(
+    parent: libc::pid_t,
+    fd_bound: libc::c_int,
+    prepared: &Prepared,
+    cgroup_fd: Option<libc::c_int>,
+) -> io::Result<()> {
     // SAFETY: each call is an async-signal-safe syscall with valid arguments.
     unsafe {
         if libc::setsid() == -1 {
             return Err(io::Error::last_os_error());
         }
+        if let Some(fd) = cgroup_fd
+            && libc::write(fd, b"0".as_ptr().cast(), 1) != 1
+        {
+            return Err(io::Error::last_os_error());
+        }
+        prepared.apply_privileged()?;
+        prepared.switch_user()?;
         #[cfg(target_os = "linux")]
         {
             if libc::prctl(

@@ -34,8 +34,18 @@ impl Child {
             Ok(())
         };
         #[cfg(target_os = "linux")]
-        for pid in self.adopted_orphans_now() {
-            kill_pid(pid, signo);
+        if let Some(cg) = &self.cgroup {
+            // Cgroup mode: every process of the service gets it once, wherever its group is
+            // (the group's members got it above).
+            for pid in cg.pids() {
+                if procfs::stat(pid).is_some_and(|p| p.pgrp != self.pid) {
+                    kill_pid(pid, signo);
+                }
+            }
+        } else {
+            for pid in self.adopted_orphans_now() {
+                kill_pid(pid, signo);
+            }
         }
         result
     }
@@ -43,6 +53,13 @@ impl Child {
     /// SIGKILL to the whole tree: the process group, adopted orphans of this service and (on
     /// Linux) every process whose parent chain leads to one of those or to the main process.
     pub fn kill_tree(&self) -> io::Result<()> {
+        // In cgroup mode the cgroup is the tree: `cgroup.kill` ends all of it.
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup
+            && cg.kill().is_ok()
+        {
+            return Ok(());
+        }
         let ours = self.group_is_ours();
         let result = if ours {
             kill_group(self.pid, libc::SIGKILL)
@@ -85,6 +102,10 @@ impl Child {
     pub(super) fn tree_gone(&self) -> bool {
         if self.exit_status().is_none() {
             return false;
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            return !cg.populated();
         }
         if self.group_is_ours() && group_alive(self.pid) {
             return false;
@@ -159,7 +180,7 @@ pub(super) fn kill_group(pgid: u32, signo: libc::c_int) -> io::Result<()> {
 
 /// `kill(pid, sig)`; `true` if it was sent.
 #[cfg(target_os = "linux")]
-fn kill_pid(pid: u32, signo: libc::c_int) -> bool {
+pub(super) fn kill_pid(pid: u32, signo: libc::c_int) -> bool {
     if pid <= INIT_PID {
         return false;
     }
@@ -219,10 +240,12 @@ pub(crate) fn kill_leftovers(records: &[GroupRecord], marker: &str) -> usize {
     }
     victims.sort_unstable();
     victims.dedup();
+    let in_cgroups = super::cgroup::kill_leftover_instance(marker);
     victims
         .into_iter()
         .filter(|pid| kill_pid(*pid, libc::SIGKILL))
         .count()
+        .max(in_cgroups)
 }
 
 /// Without `/proc` a recorded group cannot be checked against pid reuse: do nothing.

@@ -22,12 +22,13 @@ use windows_sys::Win32::System::IO::{
     CreateIoCompletionPort, GetQueuedCompletionStatus, OVERLAPPED,
 };
 use windows_sys::Win32::System::JobObjects::{
-    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-    JOBOBJECT_ASSOCIATE_COMPLETION_PORT, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
-    JOBOBJECT_BASIC_PROCESS_ID_LIST, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
-    JobObjectAssociateCompletionPortInformation, JobObjectBasicAccountingInformation,
-    JobObjectBasicProcessIdList, JobObjectExtendedLimitInformation, QueryInformationJobObject,
-    SetInformationJobObject, TerminateJobObject,
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_JOB_MEMORY,
+    JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOBOBJECT_ASSOCIATE_COMPLETION_PORT,
+    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectAssociateCompletionPortInformation,
+    JobObjectBasicAccountingInformation, JobObjectBasicProcessIdList,
+    JobObjectExtendedLimitInformation, QueryInformationJobObject, SetInformationJobObject,
+    TerminateJobObject,
 };
 use windows_sys::Win32::System::SystemServices::JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO;
 use windows_sys::Win32::System::Threading::INFINITE;
@@ -156,7 +157,10 @@ pub(super) struct Job {
 }
 
 impl Job {
-    pub(super) fn new() -> io::Result<Job> {
+    /// A new job; `memory_max` (a service's `memory_limit`): the most memory committed by
+    /// all of its processes together (`JOB_OBJECT_LIMIT_JOB_MEMORY`); an allocation beyond
+    /// it fails.
+    pub(super) fn new(memory_max: Option<u64>) -> io::Result<Job> {
         let monitor = monitor()?;
         // SAFETY: no attributes (the handle is not inheritable: a child holding it would
         // keep the job, and so the kill-on-close, alive), no name.
@@ -168,8 +172,7 @@ impl Job {
         let handle = unsafe { OwnedHandle::from_raw_handle(raw) };
 
         // SAFETY: all-zero is a valid value of this plain C struct.
-        let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
-        limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        let limits = extended_limits(memory_max);
         set_info(&handle, JobObjectExtendedLimitInformation, &limits)?;
 
         let key = monitor.next_key.fetch_add(1, Ordering::Relaxed);
@@ -272,6 +275,19 @@ impl Drop for Job {
     }
 }
 
+/// The job's limits: kill-on-close, and the job memory limit if any (at most what the
+/// address space can hold).
+fn extended_limits(memory_max: Option<u64>) -> JOBOBJECT_EXTENDED_LIMIT_INFORMATION {
+    // SAFETY: all-zero is a valid value of this plain C struct.
+    let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+    limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+    if let Some(bytes) = memory_max {
+        limits.BasicLimitInformation.LimitFlags |= JOB_OBJECT_LIMIT_JOB_MEMORY;
+        limits.JobMemoryLimit = usize::try_from(bytes).unwrap_or(usize::MAX);
+    }
+    limits
+}
+
 fn set_info<T>(job: &OwnedHandle, class: i32, value: &T) -> io::Result<()> {
     // SAFETY: `value` is the struct that `class` names, valid for the call.
     check(unsafe {
@@ -348,5 +364,26 @@ pub(super) async fn wait_all_empty(timeout: Duration) -> bool {
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => return all_empty(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limit_sets_the_job_memory_limit() {
+        let plain = extended_limits(None);
+        assert_eq!(
+            plain.BasicLimitInformation.LimitFlags,
+            JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+        );
+        assert_eq!(plain.JobMemoryLimit, 0);
+        let limited = extended_limits(Some(1 << 30));
+        assert_eq!(
+            limited.BasicLimitInformation.LimitFlags,
+            JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE | JOB_OBJECT_LIMIT_JOB_MEMORY
+        );
+        assert_eq!(limited.JobMemoryLimit, 1 << 30);
     }
 }

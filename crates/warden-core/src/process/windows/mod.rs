@@ -167,6 +167,12 @@ impl Child {
         Some(ExitStatus::Code(code as i32))
     }
 
+    /// Warnings about the confinement: none on Windows (the job always holds the tree, and
+    /// its memory limit always applies).
+    pub fn confinement_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Wait until no process of the job is left, at most `timeout`. `true` if none is left.
     pub async fn wait_tree_gone(&mut self, timeout: Duration) -> bool {
         self.job.wait_empty(timeout).await
@@ -175,6 +181,33 @@ impl Child {
 
 pub(super) fn init_supervisor() -> io::Result<()> {
     job::init()
+}
+
+/// No `RLIMIT_NOFILE` on Windows.
+pub(super) fn raise_fd_limit() {}
+
+/// Per-service `user` is a Unix setting (a Windows service's account is chosen at install).
+#[allow(clippy::unnecessary_wraps, reason = "the same signature as on Unix")]
+pub(super) fn lookup_account(_name: &str) -> io::Result<Option<super::Account>> {
+    Ok(None)
+}
+
+#[allow(clippy::unnecessary_wraps, reason = "the same signature as on Unix")]
+pub(super) fn lookup_group(_name: &str) -> io::Result<Option<u32>> {
+    Ok(None)
+}
+
+pub(super) fn resource_supported(_resource: super::Resource) -> bool {
+    false
+}
+
+/// The job object is the exact tree on Windows; there are no cgroups.
+pub(super) fn tracking() -> super::Tracking {
+    super::Tracking::Job
+}
+
+pub(super) fn service_of_pid(_pid: u32, _instance: &str) -> Option<String> {
+    None
 }
 
 pub(super) fn signal_name(_num: i32) -> Option<&'static str> {

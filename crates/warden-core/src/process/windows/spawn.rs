@@ -45,6 +45,8 @@ pub(super) struct RawSpawn<'a> {
     pub(super) stdout: OwnedHandle,
     /// `None`: the very handle of `stdout` is the child's stderr too (one pipe for both).
     pub(super) stderr: Option<OwnedHandle>,
+    /// The job's memory limit (`memory_limit`), set before the child runs.
+    pub(super) memory_max: Option<u64>,
 }
 
 pub(super) struct Started {
@@ -134,6 +136,7 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         stdin: open_nul(GENERIC_READ).map_err(other)?,
         stdout: stdout_theirs,
         stderr: stderr_theirs,
+        memory_max: spec.confinement.as_ref().and_then(|c| c.memory_max),
     })
     .map_err(|source| classify(&program, &spec.cwd, source))?;
 
@@ -168,7 +171,7 @@ fn classify(program: &str, cwd: &Path, source: io::Error) -> SpawnError {
 
 /// Create the process suspended, put it in a new job, resume it.
 pub(super) fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
-    let job = Job::new()?;
+    let job = Job::new(spec.memory_max)?;
     let application = cmdline::to_wide_nul(spec.application.as_os_str())?;
     let cwd = spec
         .cwd

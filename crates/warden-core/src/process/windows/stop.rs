@@ -234,6 +234,7 @@ impl CtrlCHelper {
             stdin: open_nul(GENERIC_READ)?,
             stdout: open_nul(GENERIC_WRITE)?,
             stderr: None,
+            memory_max: None,
         })?;
         let exit = ExitWatch::new(&started.process)?;
         Ok(CtrlCHelper {

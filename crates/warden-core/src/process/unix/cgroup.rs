@@ -1,0 +1,608 @@
+//! cgroup v2 (Linux): each service in its own cgroup, so that its tree is tracked exactly,
+//! stopped whole and held to hard limits.
+//!
+//! - **Where**: the v2 hierarchy is found in `/proc/self/mountinfo` (never assumed at
+//!   `/sys/fs/cgroup`: a hybrid layout mounts it at `/sys/fs/cgroup/unified`), warden's own
+//!   cgroup in `/proc/self/cgroup` (`0::/PATH`). A service `web` of the instance `I` (the state
+//!   dir's marker) runs in `<own>/warden-I/web.service`. Cgroup mode is on when a probe cgroup
+//!   can be created under `<own>` (root, or a delegated subtree); else warden keeps the soft
+//!   tracking (process groups, `/proc` ancestry, the environment marker).
+//! - **Moving in**: the parent opens the cgroup's `cgroup.procs` (close-on-exec) before the
+//!   fork; the child writes `0` to it first thing, before `exec` and before dropping
+//!   privileges, so every process it ever forks is born inside.
+//! - **Limits**: `memory_limit` → `memory.max`, `cpu_max` → `cpu.max` ([`limit_writes`]),
+//!   written when the service's cgroup offers the controller. warden enables the controllers
+//!   it needs in its own `cgroup.subtree_control` and the instance's; where that is refused
+//!   (no such controller, or warden's cgroup holds processes and is not the root), the limit
+//!   is not applied and the service gets a warning saying why.
+//! - **Gone**: `cgroup.events` says `populated 0`. A thread (`warden-cgroups`) reads one
+//!   inotify descriptor watching every service's `cgroup.events`, and wakes the waiters
+//!   of `Child::wait_tree_gone` (the reaper's generation counter) on each change: no polling.
+//! - **Kill**: `cgroup.kill` (Linux ≥ 5.14); older kernels: SIGKILL to each pid of
+//!   `cgroup.procs`, a few passes.
+//! - **Cleanup**: dropping a [`Cgroup`] removes its directory (and the instance's once
+//!   empty); the next warden on the same state dir kills what a killed warden left in
+//!   `warden-I/` ([`kill_leftover_instance`]).
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use super::lock;
+use super::reaper::reaper;
+use crate::process::{Confinement, CpuMax, Tracking};
+
+/// The period of `cpu.max`, in microseconds (the kernel's default, 100 ms).
+const CPU_PERIOD_US: u64 = 100_000;
+/// How many times the fallback kill (no `cgroup.kill`) re-reads `cgroup.procs`.
+const KILL_PASSES: usize = 5;
+/// The suffix of a service's cgroup (a name of its own, never an interface file's).
+const SERVICE_SUFFIX: &str = ".service";
+/// The prefix of an instance's cgroup.
+const INSTANCE_PREFIX: &str = "warden-";
+
+/// The v2 hierarchy warden may manage.
+#[derive(Debug)]
+struct Hierarchy {
+    /// warden's own cgroup, absolute.
+    own: PathBuf,
+    /// What `<own>/cgroup.controllers` offers.
+    controllers: Vec<String>,
+}
+
+static HIERARCHY: OnceLock<Result<Hierarchy, String>> = OnceLock::new();
+/// Creating and removing cgroup directories: one at a time, so that a service's cgroup is
+/// never created in an instance directory that another's drop is removing.
+static TREE: Mutex<()> = Mutex::new(());
+
+fn hierarchy() -> Result<&'static Hierarchy, &'static str> {
+    HIERARCHY
+        .get_or_init(detect)
+        .as_ref()
+        .map_err(String::as_str)
+}
+
+pub(crate) fn tracking() -> Tracking {
+    match hierarchy() {
+        Ok(h) => Tracking::Cgroup {
+            dir: h.own.clone(),
+            controllers: h.controllers.clone(),
+        },
+        Err(reason) => Tracking::ProcessGroup {
+            reason: reason.to_owned(),
+        },
+    }
+}
+
+fn detect() -> Result<Hierarchy, String> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let (mount, root) = parse_mountinfo(&mountinfo)
+        .ok_or_else(|| "no cgroup v2 hierarchy is mounted".to_owned())?;
+    let cgroup = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    let path = parse_own_cgroup(&cgroup)
+        .ok_or_else(|| "/proc/self/cgroup names no cgroup v2 path".to_owned())?;
+    let own = own_dir(&mount, &root, &path);
+    let probe = own.join(format!("{INSTANCE_PREFIX}probe-{}", std::process::id()));
+    if let Err(e) = fs::create_dir(&probe) {
+        return Err(format!(
+            "cannot create a cgroup in {} (root or a delegated subtree is needed): {e}",
+            own.display()
+        ));
+    }
+    let _ = fs::remove_dir(&probe);
+    let controllers = read_words(&own.join("cgroup.controllers"));
+    Ok(Hierarchy { own, controllers })
+}
+
+/// The mount point and the mount's root of the first `cgroup2` mount.
+fn parse_mountinfo(text: &str) -> Option<(PathBuf, String)> {
+    text.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        let fields: Vec<&str> = left.split_whitespace().collect();
+        let root = unescape(fields.get(3)?);
+        let mount = unescape(fields.get(4)?);
+        Some((PathBuf::from(mount), root))
+    })
+}
+
+/// Undo mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(digits) = std::str::from_utf8(&b[i + 1..i + 4])
+            && let Ok(v) = u8::from_str_radix(digits, 8)
+        {
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The path of `0::PATH` in `/proc/PID/cgroup`.
+fn parse_own_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
+/// `mount` + `path` seen from the mount's `root`.
+fn own_dir(mount: &Path, root: &str, path: &str) -> PathBuf {
+    let rel = if root == "/" {
+        path
+    } else {
+        path.strip_prefix(root).unwrap_or(path)
+    };
+    mount.join(rel.trim_start_matches('/'))
+}
+
+fn read_words(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One file a limit writes: `(controller, file, contents)`.
+pub(super) type LimitWrite = (&'static str, &'static str, String);
+
+/// What `memory_limit` and `cpu_max` write into a service's cgroup.
+pub(super) fn limit_writes(memory_max: Option<u64>, cpu_max: Option<CpuMax>) -> Vec<LimitWrite> {
+    let mut out = Vec::new();
+    if let Some(bytes) = memory_max {
+        out.push(("memory", "memory.max", bytes.to_string()));
+    }
+    if let Some(cpu) = cpu_max {
+        let quota = u64::from(cpu.percent) * CPU_PERIOD_US / 100;
+        out.push(("cpu", "cpu.max", format!("{quota} {CPU_PERIOD_US}")));
+    }
+    out
+}
+
+/// Write `writes` into `dir` where its `cgroup.controllers` offers the controller; the
+/// warnings for those not applied.
+pub(super) fn apply_limits(dir: &Path, writes: &[LimitWrite]) -> Vec<String> {
+    let offered = read_words(&dir.join("cgroup.controllers"));
+    let mut notes = Vec::new();
+    for (controller, file, value) in writes {
+        let key = if *controller == "memory" {
+            "memory_limit"
+        } else {
+            "cpu_max"
+        };
+        if !offered.iter().any(|c| c == controller) {
+            notes.push(format!(
+                "{key} is not applied: the {controller} controller is not available to {}",
+                dir.display()
+            ));
+            continue;
+        }
+        if let Err(e) = write_file(&dir.join(file), value) {
+            notes.push(format!(
+                "{key} is not applied: cannot write {value:?} to {}: {e}",
+                dir.join(file).display()
+            ));
+        }
+    }
+    notes
+}
+
+fn write_file(path: &Path, value: &str) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(value.as_bytes())
+}
+
+/// Ask for `controllers` in `dir`'s `cgroup.subtree_control` (those it offers); the
+/// warnings for those refused.
+fn enable_controllers(dir: &Path, controllers: &[&str]) -> Vec<String> {
+    let offered = read_words(&dir.join("cgroup.controllers"));
+    let enabled = read_words(&dir.join("cgroup.subtree_control"));
+    let mut notes = Vec::new();
+    for c in controllers {
+        if enabled.iter().any(|e| e == c) || !offered.iter().any(|o| o == c) {
+            continue;
+        }
+        if let Err(e) = write_file(&dir.join("cgroup.subtree_control"), &format!("+{c}")) {
+            notes.push(format!(
+                "cannot enable the {c} controller in {}: {e}",
+                dir.display()
+            ));
+        }
+    }
+    notes
+}
+
+/// A service's cgroup, owned by its [`Child`](super::Child): removed when dropped.
+#[derive(Debug)]
+pub(super) struct Cgroup {
+    dir: PathBuf,
+    /// Why a limit was not applied, for the engine to warn about.
+    pub(super) notes: Vec<String>,
+}
+
+/// A cgroup made for a spawn, and its `cgroup.procs` open for the child to write `0` into.
+pub(super) struct Made {
+    pub(super) cgroup: Cgroup,
+    pub(super) procs: OwnedFd,
+}
+
+impl Cgroup {
+    /// Create (or reuse) the cgroup of `conf`, apply its limits and open its `cgroup.procs`.
+    /// `Ok(None)` when not in cgroup mode.
+    pub(super) fn make(conf: &Confinement) -> Result<Option<Made>, String> {
+        let Ok(h) = hierarchy() else { return Ok(None) };
+        let instance = h.own.join(format!("{INSTANCE_PREFIX}{}", conf.instance));
+        let dir = instance.join(format!("{}{SERVICE_SUFFIX}", conf.service));
+        let writes = limit_writes(conf.memory_max, conf.cpu_max);
+        let wanted: Vec<&str> = writes.iter().map(|w| w.0).collect();
+        let mut notes = Vec::new();
+        {
+            let _tree = lock(&TREE);
+            if !wanted.is_empty() {
+                notes.extend(enable_controllers(&h.own, &wanted));
+            }
+            mkdir(&instance)
+                .map_err(|e| format!("cannot create cgroup {}: {e}", instance.display()))?;
+            if !wanted.is_empty() {
+                notes.extend(enable_controllers(&instance, &wanted));
+            }
+            mkdir(&dir).map_err(|e| format!("cannot create cgroup {}: {e}", dir.display()))?;
+        }
+        let cgroup = Cgroup { dir, notes };
+        watch_events(&cgroup.dir.join("cgroup.events"));
+        let mut limit_notes = apply_limits(&cgroup.dir, &writes);
+        let procs = fs::OpenOptions::new()
+            .write(true)
+            .open(cgroup.dir.join("cgroup.procs"))
+            .map_err(|e| format!("cannot open {}/cgroup.procs: {e}", cgroup.dir.display()))?;
+        let mut cgroup = cgroup;
+        cgroup.notes.append(&mut limit_notes);
+        Ok(Some(Made {
+            cgroup,
+            procs: procs.into(),
+        }))
+    }
+
+    /// Does any process live in the cgroup (`populated 1` in `cgroup.events`)? A cgroup
+    /// that cannot be read counts as empty (it is gone).
+    pub(super) fn populated(&self) -> bool {
+        fs::read_to_string(self.dir.join("cgroup.events"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.trim() == "populated 1")
+    }
+
+    /// The pids in the cgroup now (its descendants' too).
+    pub(super) fn pids(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        collect_pids(&self.dir, &mut out);
+        out
+    }
+
+    /// SIGKILL everything in the cgroup: `cgroup.kill`, or each pid on older kernels.
+    pub(super) fn kill(&self) -> io::Result<()> {
+        kill_dir(&self.dir)
+    }
+}
+
+fn mkdir(dir: &Path) -> io::Result<()> {
+    match fs::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<u32>) {
+    out.extend(
+        fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok()),
+    );
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_pids(&e.path(), out);
+            }
+        }
+    }
+}
+
+fn kill_dir(dir: &Path) -> io::Result<()> {
+    match write_file(&dir.join("cgroup.kill"), "1") {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    // Before Linux 5.14: kill each pid; a few passes catch what forked meanwhile.
+    for _ in 0..KILL_PASSES {
+        let mut pids = Vec::new();
+        collect_pids(dir, &mut pids);
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            super::tree::kill_pid(pid, libc::SIGKILL);
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _tree = lock(&TREE);
+        // Fails while processes remain (they survived SIGKILL): the next warden cleans up.
+        if fs::remove_dir(&self.dir).is_ok()
+            && let Some(instance) = self.dir.parent()
+        {
+            // Fails while another service's cgroup is there.
+            let _ = fs::remove_dir(instance);
+        }
+    }
+}
+
+/// Kill and remove what a previous warden of instance `instance` left in its cgroups
+/// (Linux, cgroup mode); returns how many processes were in them.
+pub(crate) fn kill_leftover_instance(instance: &str) -> usize {
+    let Ok(h) = hierarchy() else { return 0 };
+    let dir = h.own.join(format!("{INSTANCE_PREFIX}{instance}"));
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut killed = 0;
+    let _tree = lock(&TREE);
+    for e in entries.filter_map(Result::ok) {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let mut pids = Vec::new();
+        collect_pids(&e.path(), &mut pids);
+        killed += pids.len();
+        if !pids.is_empty() {
+            let _ = kill_dir(&e.path());
+        }
+        // Fails until the killed processes are gone; the service's own drop retries.
+        let _ = fs::remove_dir(e.path());
+    }
+    let _ = fs::remove_dir(&dir);
+    killed
+}
+
+pub(crate) fn service_of_pid(pid: u32, instance: &str) -> Option<String> {
+    let h = hierarchy().ok()?;
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = parse_own_cgroup(&text)?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let (mount, root) = parse_mountinfo(&mountinfo)?;
+    let dir = own_dir(&mount, &root, &path);
+    let rel = dir
+        .strip_prefix(h.own.join(format!("{INSTANCE_PREFIX}{instance}")))
+        .ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    first.strip_suffix(SERVICE_SUFFIX).map(str::to_owned)
+}
+
+/// The inotify descriptor that watches every service's `cgroup.events`, read by the
+/// `warden-cgroups` thread; `None` if it could not be set up (waiters then fall back on
+/// the reaper's wake-ups and their deadline).
+static WATCHER: OnceLock<Option<OwnedFd>> = OnceLock::new();
+
+fn watcher() -> Option<&'static OwnedFd> {
+    WATCHER
+        .get_or_init(|| {
+            // SAFETY: plain syscall.
+            let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+            if fd < 0 {
+                return None;
+            }
+            // SAFETY: a fresh descriptor that nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let raw = fd.as_raw_fd();
+            std::thread::Builder::new()
+                .name("warden-cgroups".into())
+                .spawn(move || read_events(raw))
+                .ok()?;
+            Some(fd)
+        })
+        .as_ref()
+}
+
+/// Block on the inotify descriptor (it lives in a static: never closed); wake every
+/// waiter after each batch of events.
+fn read_events(fd: libc::c_int) {
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: a valid buffer of that length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        reaper().reaped.send_modify(|g| *g = g.wrapping_add(1));
+    }
+}
+
+/// Watch `events` for changes (removed by the kernel with the cgroup's directory).
+fn watch_events(events: &Path) {
+    let Some(fd) = watcher() else { return };
+    let Ok(c) = std::ffi::CString::new(events.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: a valid descriptor and NUL-terminated path. A failure (watch limit reached)
+    // leaves this cgroup to the reaper's wake-ups.
+    unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v2_mount_is_found_in_a_hybrid_layout() {
+        let text = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        assert_eq!(
+            parse_mountinfo(text),
+            Some((PathBuf::from("/sys/fs/cgroup/unified"), "/".to_owned()))
+        );
+        let spaced = "41 31 0:38 / /mnt/my\\040cgroups rw - cgroup2 none rw\n";
+        assert_eq!(
+            parse_mountinfo(spaced).map(|m| m.0),
+            Some(PathBuf::from("/mnt/my cgroups"))
+        );
+        assert_eq!(
+            parse_mountinfo("31 23 0:28 / /x rw - tmpfs tmpfs rw\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn own_cgroup_is_the_v2_line() {
+        let text = "4:memory:/a/b\n1:cpu:/\n0::/system.slice/warden.service\n";
+        let path = parse_own_cgroup(text).expect("v2 line");
+        assert_eq!(path, "/system.slice/warden.service");
+        assert_eq!(
+            own_dir(Path::new("/sys/fs/cgroup"), "/", &path),
+            PathBuf::from("/sys/fs/cgroup/system.slice/warden.service")
+        );
+        // A mount of a subtree (a container's view): paths are seen from its root.
+        assert_eq!(
+            own_dir(Path::new("/sys/fs/cgroup"), "/ctr", "/ctr/app"),
+            PathBuf::from("/sys/fs/cgroup/app")
+        );
+    }
+
+    #[test]
+    fn memory_limit_and_cpu_max_write_memory_max_and_cpu_max() {
+        assert_eq!(
+            limit_writes(Some(1 << 30), Some(CpuMax { percent: 50 })),
+            vec![
+                ("memory", "memory.max", "1073741824".to_owned()),
+                ("cpu", "cpu.max", "50000 100000".to_owned()),
+            ]
+        );
+        assert_eq!(
+            limit_writes(None, Some(CpuMax { percent: 250 })),
+            vec![("cpu", "cpu.max", "250000 100000".to_owned())]
+        );
+        assert!(limit_writes(None, None).is_empty());
+    }
+
+    /// What is written where the controller is offered, and the warning where it is not
+    /// (on a plain directory standing in for a cgroup: these machines' v2 hierarchy has no
+    /// memory or cpu controller).
+    #[test]
+    fn limits_are_written_only_where_the_controller_is_offered() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        fs::write(dir.join("cgroup.controllers"), "cpu io\n").expect("write");
+        fs::write(dir.join("cpu.max"), "max 100000\n").expect("write");
+        let writes = limit_writes(Some(512 << 20), Some(CpuMax { percent: 50 }));
+        let notes = apply_limits(dir, &writes);
+        assert_eq!(
+            fs::read_to_string(dir.join("cpu.max")).expect("read"),
+            "50000 100000"
+        );
+        assert!(!dir.join("memory.max").exists());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("memory_limit is not applied: the memory controller"),
+            "{notes:?}"
+        );
+    }
+
+    /// A real child in a real cgroup (skipped, with the reason, where this machine gives no
+    /// cgroup v2 subtree to manage): `service_of_pid` names its service, for its escaped
+    /// grandchild too; a kill empties the cgroup; dropping the child removes it.
+    #[tokio::test]
+    async fn a_child_and_its_escaped_grandchild_are_in_the_service_cgroup_until_killed() {
+        if let Err(reason) = hierarchy() {
+            println!("skipped: {reason}");
+            return;
+        }
+        let instance = format!("unit{}", std::process::id());
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let pid_file = tmp.path().join("escaped");
+        let script = format!(
+            "setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {}; exec sleep 300",
+            pid_file.display()
+        );
+        let spec = crate::process::SpawnSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: tmp.path().to_owned(),
+            clear_env: true,
+            env: Vec::new(),
+            output: crate::process::Output::Null,
+            credentials: crate::process::Credentials::default(),
+            confinement: Some(Confinement {
+                instance: instance.clone(),
+                service: "svc".into(),
+                memory_max: None,
+                cpu_max: None,
+            }),
+        };
+        let mut child = crate::process::spawn(&spec).expect("spawn");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let escaped: u32 = loop {
+            if let Some(pid) = fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                break pid;
+            }
+            assert!(std::time::Instant::now() < deadline, "no pid file");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
+        assert_eq!(
+            service_of_pid(child.pid(), &instance).as_deref(),
+            Some("svc")
+        );
+        assert_eq!(service_of_pid(escaped, &instance).as_deref(), Some("svc"));
+        assert_eq!(service_of_pid(escaped, "another-instance"), None);
+        assert_eq!(service_of_pid(std::process::id(), &instance), None);
+        let dir = child.cgroup.as_ref().expect("a cgroup").dir.clone();
+        assert!(dir.join("cgroup.procs").exists());
+
+        child.kill_tree().expect("kill");
+        assert!(
+            child
+                .wait_tree_gone(std::time::Duration::from_secs(20))
+                .await,
+            "the cgroup empties"
+        );
+        assert!(
+            !Path::new(&format!("/proc/{escaped}")).exists() || {
+                let stat = fs::read_to_string(format!("/proc/{escaped}/stat")).unwrap_or_default();
+                stat.contains(") Z")
+            }
+        );
+        drop(child);
+        assert!(!dir.exists(), "dropping the child removes its cgroup");
+        assert!(
+            !dir.parent().expect("instance").exists(),
+            "and the empty instance's"
+        );
+    }
+}
