@@ -112,19 +112,10 @@ impl Dialer {
     }
 }
 
-/// How to start the warden of an installed instance, for the not-running message.
+/// How to start the warden of an installed instance, for the not-running message: the OS
+/// service, through `warden start -n NAME` (or the service manager's own command).
 fn instance_hint(name: &str) -> String {
-    if cfg!(windows) {
-        format!("start it with `warden start -n {name}` (or `sc start {name}`)")
-    } else if cfg!(target_os = "macos") {
-        format!(
-            "start it with `launchctl kickstart system/warden.{name}` (`gui/$UID/warden.{name}` for a user install)"
-        )
-    } else {
-        format!(
-            "start it with `systemctl start warden-{name}` (`systemctl --user` for a user install)"
-        )
-    }
+    crate::os::start_hint(name).unwrap_or_else(|| format!("start it with `warden start -n {name}`"))
 }
 
 /// The hint for a config's own warden.

@@ -14,41 +14,6 @@ use warden_core::config::{self, Config, ConfigErrors, ProcessEnv};
 use crate::Failure;
 use crate::cli::{Cli, Command, ConfigArg};
 
-pub fn run(cli: Cli) -> Result<(), Failure> {
-    let instance = instance_of(&cli.command);
-    dispatch(cli).map_err(|f| with_start_hint(instance.as_deref(), f))
-}
-
-/// The installed instance a command talks to (`-n NAME`), for [`with_start_hint`].
-fn instance_of(command: &Command) -> Option<String> {
-    match command {
-        Command::Status { target, .. }
-        | Command::Down { target }
-        | Command::Reload { target }
-        | Command::Ui { target, .. } => target.instance.clone(),
-        Command::Start(a) | Command::Stop(a) | Command::Restart(a) => a.target.instance.clone(),
-        _ => None,
-    }
-}
-
-/// An installed instance that is not running is started with `warden start -n NAME` (the
-/// OS service), not `warden up -d`: say so.
-fn with_start_hint(instance: Option<&str>, mut f: Failure) -> Failure {
-    const GENERIC: &str = "start it with `warden up -d`";
-    if f.code != crate::exit::NOT_RUNNING {
-        return f;
-    }
-    let Some(hint) = instance.and_then(crate::os::start_hint) else {
-        return f;
-    };
-    // Only the generic hint is replaced: a message that already says how to start the
-    // instance is left as it is.
-    if f.message.contains(GENERIC) {
-        f.message = f.message.replace(GENERIC, &hint);
-    }
-    f
-}
-
 /// `warden start|stop|restart`: with `-n NAME` and no service names, the installed OS
 /// service itself.
 fn act(action: warden_core::engine::Action, args: &crate::cli::ActArgs) -> Result<(), Failure> {
@@ -61,7 +26,7 @@ fn act(action: warden_core::engine::Action, args: &crate::cli::ActArgs) -> Resul
     ctl::act(action, args)
 }
 
-fn dispatch(cli: Cli) -> Result<(), Failure> {
+pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Check { config, strict } => check::run(&config, strict),
         Command::Up {
