@@ -866,6 +866,10 @@ command = [{tc}, "--sleep", "forever"]
     s.note("usage errors");
     s.run(&["logs", "talk", "-n", "a", "-n", "b"], Out::Text);
     s.run(&["logs", "talk", "--stream", "both"], Out::Text);
+    s.note("rotate: one service, then every service (an empty file is left as it is)");
+    s.run(&["rotate", "talk"], Out::Text);
+    s.run(&["rotate"], Out::Text);
+    s.run(&["rotate", "nope"], Out::Text);
     s.finish("logs");
 }
 
