@@ -935,3 +935,65 @@ min_uptime = "0s"
         "only the first up said so"
     );
 }
+
+// Issue 11: a launchd job's stderr is `<state_dir>/warden.log` itself (`StandardErrorPath`):
+// a foreground `warden up` that finds it so rotates it too.
+#[test]
+fn a_foreground_up_whose_stderr_is_warden_log_rotates_it() {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let env = Env::new(&format!(
+        r#"
+[warden]
+log = {{ max_size = "1KiB", keep = 1 }}
+
+[services.loop]
+command = [{tc}, "--exit", "1"]
+backoff = {{ initial = "5ms", max = "5ms" }}
+"#,
+        tc = tc()
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(env.path(".warden"))
+        .unwrap();
+    let log = env.path(".warden/warden.log");
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log)
+        .unwrap();
+    let mut child = std::process::Command::new(common::warden_bin())
+        .args(["up", "-c"])
+        .arg(env.config())
+        .current_dir(env.dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let rotated = env.path(".warden/warden.log.1");
+    let found = wait_for("warden.log.1", WAIT, || {
+        if rotated.exists() {
+            return Some(true);
+        }
+        child.try_wait().unwrap().map(|_| false)
+    });
+    // SAFETY: plain kill(2) of our child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = wait_for("warden to exit", WAIT, || child.try_wait().unwrap());
+    assert!(found, "warden exited first: {status}");
+    assert_eq!(status.code(), Some(0));
+    for path in [&log, &rotated] {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(
+            text.len() <= 1024,
+            "{}: {} bytes",
+            path.display(),
+            text.len()
+        );
+    }
+    assert!(!env.path(".warden/warden.log.2").exists(), "keep = 1");
+}
