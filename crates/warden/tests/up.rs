@@ -598,10 +598,15 @@ compress = true
             .ok()?;
         Some(s)
     };
-    // Compression happens off the hot path: wait until no plain rotated file is left.
+    // Compression happens off the hot path: a rotated file waits as `big.out.log.rotating-N`
+    // until it is compressed (and the `.gz` files are shifted). Wait until none is left.
     let rotated = wait_for("the rotated files to be compressed", WAIT, || {
+        let pending = std::fs::read_dir(env.path("logs"))
+            .ok()?
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(".rotating-"));
         let plain = (1..=3).any(|i| env.path(&format!("logs/big.out.log.{i}")).exists());
-        if plain {
+        if pending || plain {
             return None;
         }
         Some((
