@@ -98,20 +98,22 @@ backoff = {{ initial = "100ms", max = "2s", factor = 2.0, jitter = 0.0, reset_af
     for (i, pair) in t.windows(2).take(4).enumerate() {
         let gap = pair[1] - pair[0];
         let expected = 100.0 * 2f64.powi(i as i32);
-        // Within the jitter below; above, jitter plus the time to start a process.
+        // Within the jitter below; above, jitter plus the time to start a process on a
+        // loaded machine (the exact delays are unit-tested under paused time in the engine).
         assert!(
-            gap as f64 >= expected * 0.9 && (gap as f64) <= expected * 1.1 + 150.0,
+            gap as f64 >= expected * 0.9 && (gap as f64) <= expected * 1.1 + 600.0,
             "restart {} came after {gap} ms, expected {expected} ms ± 10%: {t:?}",
             i + 1
         );
     }
-    // Each run of `reset` lasts 300 ms ≥ reset_after: the delay stays at `initial`.
+    // Each run of `reset` lasts 300 ms ≥ reset_after: the delay stays at `initial`. Without
+    // the reset the fourth gap would be 300 + 800 ms, above the bound.
     env.wait_lines("reset", 5);
     let t = start_times(&env, "reset");
     for pair in t.windows(2) {
         let gap = pair[1] - pair[0];
         assert!(
-            (390..=600).contains(&gap),
+            (390..=1000).contains(&gap),
             "gap {gap} ms: 300 ms run + 100 ms delay expected: {t:?}"
         );
     }
