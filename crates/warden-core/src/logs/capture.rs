@@ -1,8 +1,8 @@
 //! The service's logs and the pump that feeds them.
 //!
 //! One task reads both pipes of a child (a joined child has one). A pipe is read in chunks
-//! (512 bytes growing to 1 MiB while reads fill the buffer, back to 512 bytes when output
-//! slows down); the last newline of each chunk is found and everything before it goes to the
+//! (512 bytes growing to 1 MiB while reads fill the buffer, down to twice the last read when
+//! output slows down, so 512 bytes for a quiet stream); the last newline of each chunk is found and everything before it goes to the
 //! file in one write, then to the in-memory tail in one copy. Per-line work happens only for
 //! timestamps, for live subscribers, and while both streams are busy. A partial line stays
 //! in the pump until its newline arrives (or EOF), so two streams sharing a file never mix
@@ -398,7 +398,7 @@ struct Reader<R> {
     /// in `text` directly.
     raw: Vec<u8>,
     /// The size of the next read: [`READ_MIN`] doubling up to [`READ_MAX`] while reads fill
-    /// it, back to [`READ_MIN`] when output slows down.
+    /// it, down to twice the last read when output slows down (see [`Reader::take_in`]).
     want: usize,
     /// Its last read in a round brought bytes.
     busy: bool,
@@ -482,11 +482,15 @@ impl<R> Reader<R> {
             None => {}
         }
         // The size of the next read follows the raw bytes of this one: a full read doubles
-        // it, a read of less than a quarter means output slowed down.
+        // it; a read of less than a quarter means output slowed down, and the next read is
+        // sized to twice this one (a quiet stream is back at `READ_MIN` at once). Not
+        // straight back to `READ_MIN`: a reader that keeps up with a flood finds one write of
+        // the program at a time in the pipe, and climbing from 512 bytes again after each
+        // took eight reads (and eight rounds) per 64 KiB write.
         if n >= limit {
             self.want = (2 * limit).min(READ_MAX);
         } else if n < limit / 4 {
-            self.want = READ_MIN;
+            self.want = (2 * n).next_power_of_two().clamp(READ_MIN, READ_MAX);
         }
         cut
     }
