@@ -563,7 +563,10 @@ class Horust(Tool):
                 f.write("\n".join(lines) + "\n")
 
     def start(self):
-        self.root = spawn([self.ctx.horust, "--services-path", self.sdir], self.env(), self.out_path())
+        uds = os.path.join(self.d, "horust-uds")
+        os.makedirs(uds, exist_ok=True)
+        argv = [self.ctx.horust, "--services-path", self.sdir, "--uds-folder-path", uds]
+        self.root = spawn(argv, self.env(), self.out_path())
 
 
 class Circus(Tool):
@@ -935,7 +938,7 @@ def scenario_scale(ctx, tool):
         else:
             tool.stop()
         tool.stopped = True
-        gone = wait_until(lambda: not any(p in snapshot() for p in main), ctx.stop_timeout, 0.002)
+        gone = wait_until(lambda: main.isdisjoint(snapshot()), ctx.stop_timeout, 0.002)
         res["down_ms"] = (time.monotonic() - t0) * 1000 if gone else f">{ctx.stop_timeout * 1000:.0f}"
         table = snapshot()
         res["down_left"] = sum(1 for p in main if alive(table, p) and exe(p) == SLEEP)

@@ -82,12 +82,7 @@ pub(crate) fn count_nl(hay: &[u8]) -> usize {
             break;
         }
     }
-    total
-        + chunks
-            .remainder()
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
+    total + chunks.remainder().iter().filter(|&&b| b == b'\n').count()
 }
 
 /// The lines of `data` (each without its `\n`); a last piece without `\n` is yielded too.
@@ -137,7 +132,15 @@ mod tests {
         // Lengths around the word and the 255-word lane limits, newlines anywhere, and bytes
         // that differ from '\n' in one bit (0x0b, 0x8a) or only above it.
         let mut hay = Vec::new();
-        for (len, step) in [(0, 1), (7, 1), (8, 3), (63, 5), (2040, 1), (2041, 7), (4100, 2)] {
+        for (len, step) in [
+            (0, 1),
+            (7, 1),
+            (8, 3),
+            (63, 5),
+            (2040, 1),
+            (2041, 7),
+            (4100, 2),
+        ] {
             hay.clear();
             for i in 0..len {
                 hay.push(match i % (step + 3) {

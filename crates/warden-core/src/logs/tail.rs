@@ -213,10 +213,7 @@ mod tests {
         let first = t.push(Stream::Err, now, b"b\nc\nd\ne\nf\n");
         assert_eq!(first, 1);
         assert_eq!(t.bytes.len(), 6, "only d, e, f are copied");
-        assert_eq!(
-            texts(&t.last(10, None)),
-            ["3:err:d", "4:err:e", "5:err:f"]
-        );
+        assert_eq!(texts(&t.last(10, None)), ["3:err:d", "4:err:e", "5:err:f"]);
         // Exactly as many lines as are kept: all of them, nothing before.
         let mut t = Tail::new(3, 1 << 20);
         t.push(Stream::Out, now, b"x\ny\nz\n");
