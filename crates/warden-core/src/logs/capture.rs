@@ -357,10 +357,18 @@ fn append_lines(buf: &mut Vec<u8>, data: &[u8], ts: Option<&[u8; 25]>) {
         return;
     };
     buf.reserve(data.len() + ts.len() * (data.len() / 16 + 1));
-    for line in scan::lines(data) {
+    let mut rest = data;
+    while !rest.is_empty() {
         buf.extend_from_slice(ts);
-        buf.extend_from_slice(line);
-        buf.push(b'\n');
+        // Each line with its newline in one copy; a last piece without one gets one.
+        if let Some(i) = scan::find_nl(rest) {
+            buf.extend_from_slice(&rest[..=i]);
+            rest = &rest[i + 1..];
+        } else {
+            buf.extend_from_slice(rest);
+            buf.push(b'\n');
+            rest = &[];
+        }
     }
 }
 
