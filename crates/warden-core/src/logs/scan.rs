@@ -55,8 +55,13 @@ pub(crate) fn rfind_nl(hay: &[u8]) -> Option<usize> {
 /// whether it is a newline, summed in byte lanes (up to 255 words per lane before they are
 /// added up). About one instruction per byte; the release profile (`opt-level = "s"`) does
 /// not vectorize the naive loop, which took seven.
+#[allow(
+    clippy::naive_bytecount,
+    reason = "bytecount is not a dependency; only the last 7 bytes are counted one by one"
+)]
 pub(crate) fn count_nl(hay: &[u8]) -> usize {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const PAIRS: u64 = 0x00ff_00ff_00ff_00ff;
     let mut chunks = hay.chunks_exact(8);
     let mut total = 0;
     loop {
@@ -75,13 +80,13 @@ pub(crate) fn count_nl(hay: &[u8]) -> usize {
             }
         }
         // Eight lanes of up to 255: add them in pairs into 16-bit lanes, then those.
-        const PAIRS: u64 = 0x00ff_00ff_00ff_00ff;
         let pairs = (lanes & PAIRS) + ((lanes >> 8) & PAIRS);
         total += (pairs.wrapping_mul(0x0001_0001_0001_0001) >> 48) as usize;
         if words < 255 {
             break;
         }
     }
+    // At most 7 bytes.
     total + chunks.remainder().iter().filter(|&&b| b == b'\n').count()
 }
 
@@ -128,6 +133,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::naive_bytecount, reason = "the naive count is the reference")]
     fn counts_like_the_naive_count() {
         // Lengths around the word and the 255-word lane limits, newlines anywhere, and bytes
         // that differ from '\n' in one bit (0x0b, 0x8a) or only above it.
