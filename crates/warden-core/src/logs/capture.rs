@@ -529,6 +529,16 @@ impl<R> Reader<R> {
                     *v = Vec::new();
                 }
             }
+        } else {
+            // Output slowed down but goes on (reads of a few hundred bytes keep `want` a
+            // little above `READ_MIN`): a buffer left from a burst shrinks to what reads now
+            // need instead of staying at 1 MiB.
+            let need = self.want;
+            for v in [&mut self.text, &mut self.raw] {
+                if v.capacity() > 4 * need && v.len() <= need {
+                    v.shrink_to(need);
+                }
+            }
         }
         idle
     }
@@ -538,5 +548,56 @@ fn stream_name(stream: Stream) -> &'static str {
     match stream {
         Stream::Out => "stdout",
         Stream::Err => "stderr",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feed `n` bytes of whole lines to `r` as one read of at most `limit`, then deliver them.
+    fn read_lines(r: &mut Reader<&'static [u8]>, n: usize, limit: usize) {
+        let start = r.text.len();
+        r.text.resize(start + n, b'x');
+        r.text[start + n - 1] = b'\n';
+        r.take_in(n, limit);
+        r.consume();
+    }
+
+    /// A reader that keeps up with a flood finds one 64 KiB write in the pipe at a time: its
+    /// next read is sized to that (not back to 512 bytes, eight reads to climb again).
+    #[test]
+    fn a_read_after_a_slowdown_is_sized_to_what_it_got() {
+        let mut r: Reader<&'static [u8]> = Reader::new(Stream::Out, None, Some(&b""[..]));
+        read_lines(&mut r, READ_MAX, READ_MAX);
+        assert_eq!(r.want, READ_MAX);
+        read_lines(&mut r, 64 << 10, READ_MAX);
+        assert_eq!(r.want, 128 << 10);
+        read_lines(&mut r, 100, 128 << 10);
+        assert_eq!(
+            r.want, READ_MIN,
+            "a quiet stream is back at the minimum at once"
+        );
+    }
+
+    /// After a burst, a stream that goes on writing a few hundred bytes at a time does not
+    /// keep the burst's 1 MiB buffer.
+    #[test]
+    fn the_buffer_of_a_burst_shrinks_when_output_slows_down() {
+        let mut r: Reader<&'static [u8]> = Reader::new(Stream::Out, None, Some(&b""[..]));
+        r.text.reserve_exact(READ_MAX);
+        read_lines(&mut r, READ_MAX, READ_MAX);
+        assert!(r.text.capacity() >= READ_MAX);
+        for _ in 0..3 {
+            let limit = r.want;
+            read_lines(&mut r, 300, limit);
+            assert!(r.want > READ_MIN, "still more than the minimum: {}", r.want);
+            assert!(
+                r.text.capacity() <= 4 * r.want,
+                "capacity {} for reads of {}",
+                r.text.capacity(),
+                r.want
+            );
+        }
     }
 }
