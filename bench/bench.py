@@ -228,6 +228,9 @@ class Tool:
 
     name = "?"
     note = ""
+    # What this tool takes part in; the 1,000-services scenario is warden's (and the
+    # minimal C supervisor's, as the reference): it drives warden's own commands.
+    scenarios = {"respawn", "log", "idle", "stop"}
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -273,10 +276,16 @@ def toml_str(s):
 
 class Warden(Tool):
     name = "warden"
-    note = "`warden up -c FILE`; stop: SIGTERM"
+    note = "`warden up -c FILE`; stop: SIGTERM (1,000 services: `warden down`)"
+    scenarios = {"respawn", "log", "idle", "stop", "scale"}
 
     def setup(self, d, services):
         super().setup(d, services)
+        self.cfg = os.path.join(d, "warden.toml")
+        self.write_config(services)
+
+    def write_config(self, services):
+        d = self.d
         lines = [
             "[warden]",
             f"log_dir = {toml_str(d + '/logs')}",
@@ -292,12 +301,21 @@ class Warden(Tool):
             if s.log:
                 lines += [f"[services.{s.name}.log]", f"stdout = {toml_str(s.log)}", 'max_size = "100GiB"']
             lines.append("")
-        self.cfg = os.path.join(d, "warden.toml")
         with open(self.cfg, "w") as f:
             f.write("\n".join(lines))
 
     def start(self):
         self.root = spawn([self.ctx.warden, "up", "-c", self.cfg], self.env(), self.out_path())
+
+    def cli(self, *args):
+        """Run `warden ARGS -c FILE`; returns its wall time in ms. Fails the run if it fails."""
+        argv = [self.ctx.warden, *args, "-c", self.cfg]
+        t = time.monotonic()
+        r = subprocess.run(argv, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        ms = (time.monotonic() - t) * 1000
+        if r.returncode != 0:
+            raise Unavailable(f"`warden {' '.join(args)}` exited {r.returncode}: {r.stderr.decode(errors='replace')[-300:]}")
+        return ms
 
 
 class Supervisord(Tool):
@@ -477,7 +495,131 @@ class S6(DirTool):
         return ["s6-svc", "-o", sd]
 
 
-TOOLS = {"warden": Warden, "supervisord": Supervisord, "pm2": Pm2, "runit": Runit, "s6": S6}
+class Mini(Tool):
+    """The practical limit: bench/src/wb-mini.c, fork + pipe + read/write + waitpid."""
+
+    name = "mini"
+    note = (
+        "the minimal C supervisor `bench/src/wb-mini.c` (fork, pipe, 64 KiB read/write, waitpid;"
+        " no config language, API or state); stop: SIGTERM"
+    )
+    scenarios = {"respawn", "log", "idle", "stop", "scale"}
+
+    def setup(self, d, services):
+        super().setup(d, services)
+        self.cfg = os.path.join(d, "mini.conf")
+        with open(self.cfg, "w") as f:
+            for s in services:
+                f.write("\t".join([s.restart, s.log or "-"] + s.argv) + "\n")
+
+    def start(self):
+        self.root = spawn([self.ctx.mini, self.cfg], self.env(), self.out_path())
+
+
+class RawPipe(Tool):
+    """The physical limit of the log row: the writer piped into `cat > FILE` (one pipe, one
+    copy to the file, no supervisor)."""
+
+    name = "pipe"
+    note = "the raw pipe copy `wb-flood ... | cat > FILE` (log throughput only: the physical limit)"
+    scenarios = {"log"}
+
+    def start(self):
+        (s,) = self.services
+        cmd = f"{shlex.join(s.argv)} | cat > {shlex.quote(s.log)}"
+        self.root = spawn([SH, "-c", cmd], self.env(), self.out_path())
+
+    def check_alive(self, table):
+        """The shell ends with the copy: that is no failure."""
+
+
+class Horust(Tool):
+    name = "horust"
+    note = (
+        "`horust --services-path DIR` (one service file each; restart backoff 0s, attempts 0;"
+        " a logged service's stdout is the file itself: horust hands the child the open file,"
+        " no pipe); stop: SIGTERM"
+    )
+
+    def setup(self, d, services):
+        super().setup(d, services)
+        self.sdir = os.path.join(d, "services")
+        os.makedirs(self.sdir)
+        for s in services:
+            lines = [f"command = {toml_str(shlex.join(s.argv))}"]
+            if s.log:
+                lines.append(f"stdout = {toml_str(s.log)}")
+            lines += [
+                "[restart]",
+                f'strategy = "{s.restart}"',
+                'backoff = "0s"',
+                "attempts = 0",
+                "[termination]",
+                'wait = "10s"',
+                "[environment]",
+                "keep-env = true",
+            ]
+            with open(os.path.join(self.sdir, f"{s.name}.toml"), "w") as f:
+                f.write("\n".join(lines) + "\n")
+
+    def start(self):
+        uds = os.path.join(self.d, "horust-uds")
+        os.makedirs(uds, exist_ok=True)
+        argv = [self.ctx.horust, "--services-path", self.sdir, "--uds-folder-path", uds]
+        self.root = spawn(argv, self.env(), self.out_path())
+
+
+class Circus(Tool):
+    name = "circus"
+    note = (
+        "`circusd FILE` (a watcher each: warmup_delay 0, copy_env; FileStream for the log;"
+        " ipc endpoints in the work dir); stop: SIGTERM"
+    )
+
+    def setup(self, d, services):
+        super().setup(d, services)
+        lines = [
+            "[circus]",
+            f"endpoint = ipc://{d}/circus-endpoint",
+            f"pubsub_endpoint = ipc://{d}/circus-pubsub",
+            f"stats_endpoint = ipc://{d}/circus-stats",
+            "statsd = False",
+            "",
+        ]
+        for s in services:
+            lines += [
+                f"[watcher:{s.name}]",
+                f"cmd = {s.argv[0]}",
+                f"args = {shlex.join(s.argv[1:])}" if len(s.argv) > 1 else "",
+                "numprocesses = 1",
+                "warmup_delay = 0",
+                f"respawn = {s.restart == 'always'}",
+                "copy_env = True",
+                "graceful_timeout = 10",
+            ]
+            if s.log:
+                lines += ["stdout_stream.class = FileStream", f"stdout_stream.filename = {s.log}"]
+            lines.append("")
+        self.cfg = os.path.join(d, "circus.ini")
+        with open(self.cfg, "w") as f:
+            f.write("\n".join(lines))
+
+    def start(self):
+        self.root = spawn([self.ctx.circusd, self.cfg], self.env(), self.out_path())
+
+
+TOOLS = {
+    "warden": Warden,
+    "mini": Mini,
+    "pipe": RawPipe,
+    "supervisord": Supervisord,
+    "pm2": Pm2,
+    "runit": Runit,
+    "s6": S6,
+    "horust": Horust,
+    "circus": Circus,
+}
+SCENARIOS = ("respawn", "log", "idle", "stop", "scale")
 
 
 # --------------------------------------------------------------------------- runs
@@ -755,6 +897,54 @@ def scenario_idle_and_stop(ctx, tool):
     return res
 
 
+def scenario_scale(ctx, tool):
+    """1,000 services of `sleep 3600`: time until all run, the supervisor's RSS; for warden
+    also `warden status` (table and JSON) and `warden reload` with one service changed; then
+    the stop (`warden down`, SIGTERM for the others) until every sleep is reaped."""
+    ctx.extra_env = {}
+    n = ctx.scale
+    services = [Service(f"s{i:04d}", [SLEEP, "3600"], "always") for i in range(n)]
+    res = {}
+    with Run(ctx, tool, "scale", services) as run:
+        t_ready, pids = start_sleepers(ctx, run, n)
+        res["ready_ms"] = t_ready * 1000
+        time.sleep(ctx.settle)
+        table = snapshot()
+        tool.check_alive(table)
+        res["rss_mib"] = sum(status_kb(p, "VmRSS") or 0 for p in run.supervisor_pids(table)) / 1024
+        if isinstance(tool, Warden):
+            reps = 3 if ctx.quick else 5
+            res["status_ms"] = percentile(sorted(tool.cli("status") for _ in range(reps)), 50)
+            res["status_json_ms"] = percentile(sorted(tool.cli("status", "--json") for _ in range(reps)), 50)
+            # One change: the first service's command. The reload answers once it is applied.
+            changed = [Service(services[0].name, [SLEEP, "3601"], "always")] + services[1:]
+            tool.write_config(changed)
+            res["reload_ms"] = tool.cli("reload")
+            before = set(pids)
+
+            def back():
+                now = set(run.workers(snapshot(), SLEEP))
+                return now if len(now) >= n and now != before else None
+
+            new = wait_until(back, 30)
+            if not new:
+                raise Unavailable("the changed service did not come back after the reload")
+            pids = set(new)
+        table = snapshot()
+        main = {p for p in pids if p in table}
+        t0 = time.monotonic()
+        if isinstance(tool, Warden):
+            subprocess.Popen([ctx.warden, "down", "-c", tool.cfg], env=tool.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            tool.stop()
+        tool.stopped = True
+        gone = wait_until(lambda: main.isdisjoint(snapshot()), ctx.stop_timeout, 0.002)
+        res["down_ms"] = (time.monotonic() - t0) * 1000 if gone else f">{ctx.stop_timeout * 1000:.0f}"
+        table = snapshot()
+        res["down_left"] = sum(1 for p in main if alive(table, p) and exe(p) == SLEEP)
+    return res
+
+
 # --------------------------------------------------------------------------- report
 
 ROWS = [
@@ -777,6 +967,13 @@ ROWS = [
     ("stop", "term_left", "stop-all", "children exit on TERM: processes left", "{:d}"),
     ("stop", "gc_stop_ms", "stop-all", "with a grandchild each: until children reaped (ms)", "{:.0f}"),
     ("stop", "gc_left", "stop-all", "with a grandchild each: sleeps left", "{:d}"),
+    ("scale", "ready_ms", "1,000 services", "time until all run (ms)", "{:.0f}"),
+    ("scale", "rss_mib", "1,000 services", "supervisor RSS (MiB)", "{:.1f}"),
+    ("scale", "status_ms", "1,000 services", "`warden status` (ms, median)", "{:.0f}"),
+    ("scale", "status_json_ms", "1,000 services", "`warden status --json` (ms, median)", "{:.0f}"),
+    ("scale", "reload_ms", "1,000 services", "`warden reload`, one service changed (ms)", "{:.0f}"),
+    ("scale", "down_ms", "1,000 services", "stop (`warden down`) until all reaped (ms)", "{:.0f}"),
+    ("scale", "down_left", "1,000 services", "processes left", "{:d}"),
 ]
 
 
@@ -809,14 +1006,14 @@ def table_rows(ctx, results):
         head += [f"w/{p}" for p in peers]
     rows = []
     for scen, key, slabel, mlabel, f in ROWS:
-        if not (scen in ctx.only or (key == "ready_ms" and "stop" in ctx.only)):
+        if not (scen in ctx.only or (scen == "idle" and key == "ready_ms" and "stop" in ctx.only)):
             continue
         stored = "idle" if scen == "stop" else scen
         vals = {t: results.get(t, {}).get(stored, {}).get(key) for t in tools}
         row = [slabel.replace("N", str(ctx.services)), mlabel] + [fmt(vals[t], f) for t in tools]
         if "warden" in tools:
             # A ratio of counts (lines lost, processes left) says nothing the counts do not.
-            counts = {"gaps", "lost", "bad", "term_left", "gc_left"}
+            counts = {"gaps", "lost", "bad", "term_left", "gc_left", "down_left"}
             row += ["" if key in counts else ratio(vals["warden"], vals[p]) for p in peers]
         rows.append(row)
     return head, rows
@@ -863,9 +1060,12 @@ def main():
     ap.add_argument("--warden")
     ap.add_argument("--supervisord")
     ap.add_argument("--pm2")
-    ap.add_argument("--tools", default="warden,supervisord,pm2,runit,s6")
+    ap.add_argument("--mini")
+    ap.add_argument("--horust")
+    ap.add_argument("--circusd")
+    ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--unavailable", action="append", default=[], help="TOOL=REASON")
-    ap.add_argument("--only", default="respawn,log,idle,stop")
+    ap.add_argument("--only", default=",".join(SCENARIOS))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--md", help="write the markdown report here")
     ap.add_argument("--json", help="write the raw results here")
@@ -877,10 +1077,12 @@ def main():
     ctx.work, ctx.tag, ctx.extra_env = a.work, a.tag, {}
     ctx.stamp, ctx.flood, ctx.verify = (os.path.join(a.bin, n) for n in ("wb-stamp", "wb-flood", "wb-verify"))
     ctx.warden, ctx.supervisord, ctx.pm2 = a.warden, a.supervisord, a.pm2
+    ctx.mini, ctx.horust, ctx.circusd = a.mini, a.horust, a.circusd
     ctx.tools = [t for t in a.tools.split(",") if t]
     ctx.only = set(a.only.split(","))
     ctx.quick, ctx.keep = a.quick, a.keep
     ctx.services = 100
+    ctx.scale = 1000
     ctx.respawn_n = 200 if a.quick else 1000
     ctx.respawn_secs = 4 if a.quick else 10
     ctx.lines = 500_000 if a.quick else 2_000_000
@@ -888,7 +1090,7 @@ def main():
     ctx.idle_secs = 3 if a.quick else 10
     ctx.settle = 1 if a.quick else 2
     ctx.stop_timeout = 15 if a.quick else 30
-    unknown = set(ctx.tools) - set(TOOLS) or ctx.only - {"respawn", "log", "idle", "stop"}
+    unknown = set(ctx.tools) - set(TOOLS) or ctx.only - set(SCENARIOS)
     if unknown:
         ap.error(f"unknown: {', '.join(sorted(unknown))}")
 
@@ -909,6 +1111,7 @@ def main():
     scenarios = [("respawn", scenario_respawn), ("log", scenario_log)]
     if ctx.only & {"idle", "stop"}:
         scenarios.append(("idle", scenario_idle_and_stop))
+    scenarios.append(("scale", scenario_scale))
     try:
         for scen, fn in scenarios:
             if scen not in ctx.only and scen != "idle":
@@ -916,6 +1119,9 @@ def main():
             for name in ctx.tools:
                 r = results.setdefault(name, {})
                 if name in unavailable:
+                    continue
+                wanted = {"idle", "stop"} if scen == "idle" else {scen}
+                if not wanted & TOOLS[name].scenarios:
                     continue
                 tool = TOOLS[name](ctx)
                 print(f"[{scen}] {name} ...", file=sys.stderr, flush=True)
@@ -936,7 +1142,9 @@ def main():
     legend = [
         f"{when}, {mach}, load average {ctx.load} at the start{', --quick' if ctx.quick else ''}.",
         "w/PEER = warden / PEER, measured in the same run; below 1 is better for warden, except MB/s"
-        " (`-`: no ratio, a value is missing or the peer's is 0).",
+        " (`-`: no ratio, a value is missing or the peer's is 0). `mini` (a minimal C supervisor) and"
+        " `pipe` (the raw `| cat > FILE` copy, log row only) are the practical and physical limits;"
+        " the 1,000-services rows are warden's, with `mini` as the reference.",
     ]
     for name in ctx.tools:
         if name in unavailable:

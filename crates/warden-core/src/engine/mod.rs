@@ -376,10 +376,12 @@ impl Engine {
             let services = self.config.services.clone();
             let mut waits = Vec::new();
             for cfg in services {
-                if let Some(wait) = self.add_service(cfg) {
-                    waits.push(wait);
-                }
+                let (entry, wait) = self.new_service(cfg);
+                self.entries.push(entry);
+                waits.extend(wait);
             }
+            // Once, not once per service: each publish copies the whole list.
+            self.publish();
             for w in waits {
                 let _ = w.await;
             }
@@ -398,8 +400,12 @@ impl Engine {
         )
     }
 
-    /// Create the task of a service; start it if it should run. Returns the start's reply.
-    fn add_service(&mut self, cfg: ServiceConfig) -> Option<oneshot::Receiver<Result<(), String>>> {
+    /// Create the task of a service and start it if it should run; the caller adds the
+    /// entry (and publishes). Returns the entry and the start's reply.
+    fn new_service(
+        &mut self,
+        cfg: ServiceConfig,
+    ) -> (Entry, Option<oneshot::Receiver<Result<(), String>>>) {
         let events = self.ctx.events;
         let name = cfg.name.clone();
         let reporter: crate::logs::Reporter = {
@@ -455,15 +461,14 @@ impl Engine {
         } else {
             None
         };
-        self.entries.push(Entry {
+        let entry = Entry {
             cfg,
             tx: req_tx,
             status: status_rx,
             logs,
             task,
-        });
-        self.publish();
-        wait
+        };
+        (entry, wait)
     }
 
     fn find(&self, name: &str) -> Result<&Entry, EngineError> {

@@ -1,8 +1,8 @@
 //! The service's logs and the pump that feeds them.
 //!
 //! One task reads both pipes of a child (a joined child has one). A pipe is read in chunks
-//! (512 bytes growing to 1 MiB while reads fill the buffer, back to 512 bytes when output
-//! slows down); the last newline of each chunk is found and everything before it goes to the
+//! (512 bytes growing to 1 MiB while reads fill the buffer, down to twice the last read when
+//! output slows down, so 512 bytes for a quiet stream); the last newline of each chunk is found and everything before it goes to the
 //! file in one write, then to the in-memory tail in one copy. Per-line work happens only for
 //! timestamps, for live subscribers, and while both streams are busy. A partial line stays
 //! in the pump until its newline arrives (or EOF), so two streams sharing a file never mix
@@ -371,10 +371,18 @@ fn append_lines(buf: &mut Vec<u8>, data: &[u8], ts: Option<&[u8; 25]>) {
         return;
     };
     buf.reserve(data.len() + ts.len() * (data.len() / 16 + 1));
-    for line in scan::lines(data) {
+    let mut rest = data;
+    while !rest.is_empty() {
         buf.extend_from_slice(ts);
-        buf.extend_from_slice(line);
-        buf.push(b'\n');
+        // Each line with its newline in one copy; a last piece without one gets one.
+        if let Some(i) = scan::find_nl(rest) {
+            buf.extend_from_slice(&rest[..=i]);
+            rest = &rest[i + 1..];
+        } else {
+            buf.extend_from_slice(rest);
+            buf.push(b'\n');
+            rest = &[];
+        }
     }
 }
 
@@ -412,7 +420,7 @@ struct Reader<R> {
     /// in `text` directly.
     raw: Vec<u8>,
     /// The size of the next read: [`READ_MIN`] doubling up to [`READ_MAX`] while reads fill
-    /// it, back to [`READ_MIN`] when output slows down.
+    /// it, down to twice the last read when output slows down (see [`Reader::take_in`]).
     want: usize,
     /// Its last read in a round brought bytes.
     busy: bool,
@@ -496,11 +504,15 @@ impl<R> Reader<R> {
             None => {}
         }
         // The size of the next read follows the raw bytes of this one: a full read doubles
-        // it, a read of less than a quarter means output slowed down.
+        // it; a read of less than a quarter means output slowed down, and the next read is
+        // sized to twice this one (a quiet stream is back at `READ_MIN` at once). Not
+        // straight back to `READ_MIN`: a reader that keeps up with a flood finds one write of
+        // the program at a time in the pipe, and climbing from 512 bytes again after each
+        // took eight reads (and eight rounds) per 64 KiB write.
         if n >= limit {
             self.want = (2 * limit).min(READ_MAX);
         } else if n < limit / 4 {
-            self.want = READ_MIN;
+            self.want = (2 * n).next_power_of_two().clamp(READ_MIN, READ_MAX);
         }
         cut
     }
@@ -531,6 +543,16 @@ impl<R> Reader<R> {
                     *v = Vec::new();
                 }
             }
+        } else {
+            // Output slowed down but goes on (reads of a few hundred bytes keep `want` a
+            // little above `READ_MIN`): a buffer left from a burst shrinks to what reads now
+            // need instead of staying at 1 MiB.
+            let need = self.want;
+            for v in [&mut self.text, &mut self.raw] {
+                if v.capacity() > 4 * need && v.len() <= need {
+                    v.shrink_to(need);
+                }
+            }
         }
         idle
     }
@@ -540,5 +562,56 @@ fn stream_name(stream: Stream) -> &'static str {
     match stream {
         Stream::Out => "stdout",
         Stream::Err => "stderr",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feed `n` bytes of whole lines to `r` as one read of at most `limit`, then deliver them.
+    fn read_lines(r: &mut Reader<&'static [u8]>, n: usize, limit: usize) {
+        let start = r.text.len();
+        r.text.resize(start + n, b'x');
+        r.text[start + n - 1] = b'\n';
+        r.take_in(n, limit);
+        r.consume();
+    }
+
+    /// A reader that keeps up with a flood finds one 64 KiB write in the pipe at a time: its
+    /// next read is sized to that (not back to 512 bytes, eight reads to climb again).
+    #[test]
+    fn a_read_after_a_slowdown_is_sized_to_what_it_got() {
+        let mut r: Reader<&'static [u8]> = Reader::new(Stream::Out, None, Some(&b""[..]));
+        read_lines(&mut r, READ_MAX, READ_MAX);
+        assert_eq!(r.want, READ_MAX);
+        read_lines(&mut r, 64 << 10, READ_MAX);
+        assert_eq!(r.want, 128 << 10);
+        read_lines(&mut r, 100, 128 << 10);
+        assert_eq!(
+            r.want, READ_MIN,
+            "a quiet stream is back at the minimum at once"
+        );
+    }
+
+    /// After a burst, a stream that goes on writing a few hundred bytes at a time does not
+    /// keep the burst's 1 MiB buffer.
+    #[test]
+    fn the_buffer_of_a_burst_shrinks_when_output_slows_down() {
+        let mut r: Reader<&'static [u8]> = Reader::new(Stream::Out, None, Some(&b""[..]));
+        r.text.reserve_exact(READ_MAX);
+        read_lines(&mut r, READ_MAX, READ_MAX);
+        assert!(r.text.capacity() >= READ_MAX);
+        for _ in 0..3 {
+            let limit = r.want;
+            read_lines(&mut r, 300, limit);
+            assert!(r.want > READ_MIN, "still more than the minimum: {}", r.want);
+            assert!(
+                r.text.capacity() <= 4 * r.want,
+                "capacity {} for reads of {}",
+                r.text.capacity(),
+                r.want
+            );
+        }
     }
 }

@@ -62,6 +62,17 @@ impl Tail {
             lines -= skipped;
             data = &data[skip..];
         }
+        if lines > self.max_lines {
+            // Only its last `max_lines` lines can stay (they push out all older ones): copy
+            // no more. `data` ends with `\n`; find the newline before those lines.
+            let mut nl = data.len() - 1;
+            for _ in 0..self.max_lines {
+                nl = scan::rfind_nl(&data[..nl]).unwrap_or(0);
+            }
+            seg_first += (lines - self.max_lines) as u64;
+            lines = self.max_lines;
+            data = &data[nl + 1..];
+        }
         if lines == 0 {
             return first_seq;
         }
@@ -191,5 +202,22 @@ mod tests {
         );
         assert!(all.iter().all(|l| l.bytes.starts_with(b"big ")));
         assert_eq!(t.next_seq(), 150);
+    }
+
+    /// A chunk of more lines than are kept copies only the last ones, with their own seqs.
+    #[test]
+    fn a_chunk_of_many_lines_keeps_its_last_ones() {
+        let mut t = Tail::new(3, 1 << 20);
+        let now = SystemTime::now();
+        t.push(Stream::Out, now, b"a\n");
+        let first = t.push(Stream::Err, now, b"b\nc\nd\ne\nf\n");
+        assert_eq!(first, 1);
+        assert_eq!(t.bytes.len(), 6, "only d, e, f are copied");
+        assert_eq!(texts(&t.last(10, None)), ["3:err:d", "4:err:e", "5:err:f"]);
+        // Exactly as many lines as are kept: all of them, nothing before.
+        let mut t = Tail::new(3, 1 << 20);
+        t.push(Stream::Out, now, b"x\ny\nz\n");
+        assert_eq!(texts(&t.last(10, None)), ["0:out:x", "1:out:y", "2:out:z"]);
+        assert_eq!(t.next_seq(), 3);
     }
 }

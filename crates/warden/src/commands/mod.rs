@@ -180,9 +180,14 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     warden_core::engine::service::error_chain(err)
 }
 
-/// The runtime every async command uses.
+/// The runtime every async command uses. Two worker threads at most, whatever the number of
+/// CPUs: a supervisor waits far more than it computes, and each worker costs a stack and a
+/// malloc arena of idle memory (tokio's default is one per CPU). Two, not one, so that a
+/// log write stuck on a slow disk does not stall the control API too.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(format!("cannot start the runtime: {e}")))

@@ -138,7 +138,11 @@ impl Child {
         if self.tag.is_none() {
             return Vec::new();
         }
-        self.adopted_orphans(&procfs::own_children().unwrap_or_else(procfs::all))
+        // warden's own children are never adopted orphans: leave them out before reading
+        // their `/proc` entries (every task whose child exited asks this after every reap).
+        let registered: HashSet<u32> = lock(&reaper().live).keys().copied().collect();
+        let children = procfs::own_children(|pid| registered.contains(&pid));
+        self.adopted_orphans(&children.unwrap_or_else(procfs::all))
     }
 
     /// Processes re-parented to warden, not spawned by it, whose environment carries this
@@ -208,22 +212,33 @@ pub(crate) fn kill_leftovers(records: &[GroupRecord], marker: &str) -> usize {
     let me = std::process::id();
     let ancestors = procfs::ancestors(&procs, me);
     let spared = |p: &procfs::Proc| p.is_zombie() || p.pid == me || ancestors.contains(&p.pid);
+    // By pid and by group, so that 1,000 records against 1,000 processes are not 1,000,000
+    // comparisons.
+    let by_pid: std::collections::HashMap<u32, &procfs::Proc> =
+        procs.iter().map(|p| (p.pid, p)).collect();
+    let mut by_group: std::collections::HashMap<u32, Vec<&procfs::Proc>> =
+        std::collections::HashMap::new();
+    for p in &procs {
+        by_group.entry(p.pgrp).or_default().push(p);
+    }
     let mut victims: Vec<u32> = Vec::new();
     for rec in records {
         if rec.pgid <= INIT_PID {
             continue;
         }
         // A living leader with another start time: the pid was reused, the group is not ours.
-        if procs
-            .iter()
-            .any(|p| p.pid == rec.pgid && p.start_time != rec.start_time)
+        if by_pid
+            .get(&rec.pgid)
+            .is_some_and(|p| p.start_time != rec.start_time)
         {
             continue;
         }
         victims.extend(
-            procs
-                .iter()
-                .filter(|p| p.pgrp == rec.pgid && p.start_time >= rec.start_time && !spared(p))
+            by_group
+                .get(&rec.pgid)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.start_time >= rec.start_time && !spared(p))
                 .map(|p| p.pid),
         );
     }
@@ -262,10 +277,14 @@ pub(crate) fn kill_all_descendants() -> usize {
     let walked = {
         let procs = procfs::all();
         let me = std::process::id();
+        let live: HashSet<u32> = procs
+            .iter()
+            .filter(|p| !p.is_zombie())
+            .map(|p| p.pid)
+            .collect();
         procfs::closure(&procs, [me])
             .into_iter()
-            .filter(|pid| *pid != me)
-            .filter(|pid| procs.iter().any(|p| p.pid == *pid && !p.is_zombie()))
+            .filter(|pid| *pid != me && live.contains(pid))
             .filter(|pid| kill_pid(*pid, libc::SIGKILL))
             .count()
     };
