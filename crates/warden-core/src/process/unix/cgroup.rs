@@ -326,11 +326,18 @@ fn collect_pids(dir: &Path, out: &mut Vec<u32>) {
 
 fn kill_dir(dir: &Path) -> io::Result<()> {
     match write_file(&dir.join("cgroup.kill"), "1") {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        Err(_) => {}
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        Err(_) => {
+            kill_each(dir);
+            Ok(())
+        }
     }
-    // Before Linux 5.14: kill each pid; a few passes catch what forked meanwhile.
+}
+
+/// Before Linux 5.14 (no `cgroup.kill`): SIGKILL each pid of the cgroup and its
+/// descendants; a few passes catch what forked meanwhile.
+fn kill_each(dir: &Path) {
     for _ in 0..KILL_PASSES {
         let mut pids = Vec::new();
         collect_pids(dir, &mut pids);
@@ -341,7 +348,6 @@ fn kill_dir(dir: &Path) -> io::Result<()> {
             super::tree::kill_pid(pid, libc::SIGKILL);
         }
     }
-    Ok(())
 }
 
 impl Drop for Cgroup {
@@ -537,11 +543,21 @@ mod tests {
     /// grandchild too; a kill empties the cgroup; dropping the child removes it.
     #[tokio::test]
     async fn a_child_and_its_escaped_grandchild_are_in_the_service_cgroup_until_killed() {
+        in_a_real_cgroup(true).await;
+    }
+
+    /// The same with the fallback of kernels before 5.14: SIGKILL to each pid.
+    #[tokio::test]
+    async fn without_cgroup_kill_each_pid_of_the_cgroup_is_killed() {
+        in_a_real_cgroup(false).await;
+    }
+
+    async fn in_a_real_cgroup(with_cgroup_kill: bool) {
         if let Err(reason) = hierarchy() {
             println!("skipped: {reason}");
             return;
         }
-        let instance = format!("unit{}", std::process::id());
+        let instance = format!("unit{}{with_cgroup_kill}", std::process::id());
         let tmp = tempfile::tempdir().expect("tempdir");
         let pid_file = tmp.path().join("escaped");
         let script = format!(
@@ -585,7 +601,11 @@ mod tests {
         let dir = child.cgroup.as_ref().expect("a cgroup").dir.clone();
         assert!(dir.join("cgroup.procs").exists());
 
-        child.kill_tree().expect("kill");
+        if with_cgroup_kill {
+            child.kill_tree().expect("kill");
+        } else {
+            kill_each(&dir);
+        }
         assert!(
             child
                 .wait_tree_gone(std::time::Duration::from_secs(20))
