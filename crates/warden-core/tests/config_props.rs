@@ -197,6 +197,15 @@ const SERVICE_KEYS: &[&str] = &[
     "stop_command",
     "stop_method",
     "log",
+    "user",
+    "group",
+    "umask",
+    "nice",
+    "oom_score_adjust",
+    "no_new_privileges",
+    "limits",
+    "memory_limit",
+    "cpu_max",
 ];
 
 /// The value of one service key.
@@ -207,6 +216,7 @@ fn service_value(k: &str) -> BoxedStrategy<String> {
             scalar(),
         ),
         "start_limit" => table(&["count", "window"], scalar()),
+        "limits" => table(&["nofile", "nproc", "core", "stack", "nofiles"], scalar()),
         "log" => table(
             &[
                 "stdout",

@@ -44,6 +44,16 @@ struct TestUser {
     home: String,
 }
 
+/// The tests of this file change the user database one at a time (each of `useradd`,
+/// `userdel`, ... also takes the system's lock, against other processes).
+static USERDB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn userdb() -> std::sync::MutexGuard<'static, ()> {
+    USERDB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn run_ok(cmd: &mut Command) {
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{cmd:?}: {}", show(&o));
@@ -55,6 +65,7 @@ impl TestUser {
         let n = N.fetch_add(1, Ordering::Relaxed);
         let name = format!("wardentest{}x{n}", std::process::id());
         let extra_group = format!("wardentg{}x{n}", std::process::id());
+        let _db = userdb();
         run_ok(Command::new("groupadd").args(["--system", &extra_group]));
         run_ok(Command::new("useradd").args([
             "--system",
@@ -98,6 +109,7 @@ impl TestUser {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
+        let _db = userdb();
         let _ = Command::new("userdel").arg(&self.name).output();
         let _ = Command::new("groupdel").arg(&self.extra_group).output();
     }
@@ -337,6 +349,18 @@ fn warden_as(user: &TestUser, dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `warden down` as `user` when dropped.
+struct DownAs<'a> {
+    user: &'a TestUser,
+    dir: &'a Path,
+}
+
+impl Drop for DownAs<'_> {
+    fn drop(&mut self) {
+        let _ = warden_as(self.user, self.dir, &["down"]);
+    }
+}
+
 #[test]
 fn warden_not_root_fails_only_the_service_that_asks_for_another_user() {
     if !need_root("warden_not_root_fails_only...") {
@@ -364,6 +388,8 @@ min_uptime = "0s"
     std::os::unix::fs::chown(env.config(), Some(user.uid), Some(user.gid)).unwrap();
     let o = warden_as(&user, dir, &["up", "-d"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // Brought down even if an assertion fails, before the user is removed.
+    let _down = DownAs { user: &user, dir };
     let status = || -> serde_json::Value {
         let o = warden_as(&user, dir, &["status", "--json"]);
         assert_eq!(o.status.code(), Some(0), "{}", show(&o));

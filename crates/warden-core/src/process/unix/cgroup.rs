@@ -21,8 +21,10 @@
 //! - **Kill**: `cgroup.kill` (Linux ≥ 5.14); older kernels: SIGKILL to each pid of
 //!   `cgroup.procs`, a few passes.
 //! - **Cleanup**: dropping a [`Cgroup`] removes its directory (and the instance's once
-//!   empty); the next warden on the same state dir kills what a killed warden left in
-//!   `warden-I/` ([`kill_leftover_instance`]).
+//!   empty). If processes remain (the `Child` was dropped without a stop, as when a runtime
+//!   ends), they are killed first, as closing a Job Object does on Windows, and the
+//!   directory goes once the kernel emptied it. The next warden on the same state dir kills
+//!   what a killed warden left in `warden-I/` ([`kill_leftover_instance`]).
 
 use std::fs;
 use std::io::{self, Write};
@@ -326,11 +328,18 @@ fn collect_pids(dir: &Path, out: &mut Vec<u32>) {
 
 fn kill_dir(dir: &Path) -> io::Result<()> {
     match write_file(&dir.join("cgroup.kill"), "1") {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        Err(_) => {}
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        Err(_) => {
+            kill_each(dir);
+            Ok(())
+        }
     }
-    // Before Linux 5.14: kill each pid; a few passes catch what forked meanwhile.
+}
+
+/// Before Linux 5.14 (no `cgroup.kill`): SIGKILL each pid of the cgroup and its
+/// descendants; a few passes catch what forked meanwhile.
+fn kill_each(dir: &Path) {
     for _ in 0..KILL_PASSES {
         let mut pids = Vec::new();
         collect_pids(dir, &mut pids);
@@ -341,20 +350,45 @@ fn kill_dir(dir: &Path) -> io::Result<()> {
             super::tree::kill_pid(pid, libc::SIGKILL);
         }
     }
-    Ok(())
 }
+
+/// Cgroups whose `Child` was dropped while processes remained: removed by the
+/// `warden-cgroups` thread once they are empty (their `cgroup.events` is watched).
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
         let _tree = lock(&TREE);
-        // Fails while processes remain (they survived SIGKILL): the next warden cleans up.
-        if fs::remove_dir(&self.dir).is_ok()
-            && let Some(instance) = self.dir.parent()
-        {
-            // Fails while another service's cgroup is there.
-            let _ = fs::remove_dir(instance);
+        if remove(&self.dir) {
+            return;
+        }
+        // The tree outlived its `Child` (it was dropped without a stop, as when a runtime
+        // ends): end it, as closing a Job Object does on Windows, and remove the cgroup once
+        // the kernel has emptied it.
+        let _ = kill_dir(&self.dir);
+        if !remove(&self.dir) {
+            lock(&PENDING).push(self.dir.clone());
         }
     }
+}
+
+/// Remove a service's cgroup, and its instance's once that is empty; `false` while
+/// processes remain in it.
+fn remove(dir: &Path) -> bool {
+    if fs::remove_dir(dir).is_err() {
+        return false;
+    }
+    if let Some(instance) = dir.parent() {
+        // Fails while another service's cgroup is there.
+        let _ = fs::remove_dir(instance);
+    }
+    true
+}
+
+/// Remove the pending cgroups that are empty now.
+fn sweep_pending() {
+    let _tree = lock(&TREE);
+    lock(&PENDING).retain(|dir| dir.exists() && !remove(dir));
 }
 
 /// Kill and remove what a previous warden of instance `instance` left in its cgroups
@@ -436,6 +470,7 @@ fn read_events(fd: libc::c_int) {
         if n <= 0 {
             return;
         }
+        sweep_pending();
         reaper().reaped.send_modify(|g| *g = g.wrapping_add(1));
     }
 }
@@ -537,11 +572,21 @@ mod tests {
     /// grandchild too; a kill empties the cgroup; dropping the child removes it.
     #[tokio::test]
     async fn a_child_and_its_escaped_grandchild_are_in_the_service_cgroup_until_killed() {
+        in_a_real_cgroup(true).await;
+    }
+
+    /// The same with the fallback of kernels before 5.14: SIGKILL to each pid.
+    #[tokio::test]
+    async fn without_cgroup_kill_each_pid_of_the_cgroup_is_killed() {
+        in_a_real_cgroup(false).await;
+    }
+
+    async fn in_a_real_cgroup(with_cgroup_kill: bool) {
         if let Err(reason) = hierarchy() {
             println!("skipped: {reason}");
             return;
         }
-        let instance = format!("unit{}", std::process::id());
+        let instance = format!("unit{}{with_cgroup_kill}", std::process::id());
         let tmp = tempfile::tempdir().expect("tempdir");
         let pid_file = tmp.path().join("escaped");
         let script = format!(
@@ -585,7 +630,11 @@ mod tests {
         let dir = child.cgroup.as_ref().expect("a cgroup").dir.clone();
         assert!(dir.join("cgroup.procs").exists());
 
-        child.kill_tree().expect("kill");
+        if with_cgroup_kill {
+            child.kill_tree().expect("kill");
+        } else {
+            kill_each(&dir);
+        }
         assert!(
             child
                 .wait_tree_gone(std::time::Duration::from_secs(20))
@@ -604,5 +653,45 @@ mod tests {
             !dir.parent().expect("instance").exists(),
             "and the empty instance's"
         );
+    }
+
+    /// A child dropped while its tree runs (no stop: a runtime that ends) takes its tree
+    /// and, once the kernel emptied it, its cgroup along.
+    #[tokio::test]
+    async fn a_child_dropped_while_running_ends_its_tree_and_its_cgroup_goes() {
+        if let Err(reason) = hierarchy() {
+            println!("skipped: {reason}");
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let spec = crate::process::SpawnSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "sleep 300 & exec sleep 300".into()],
+            cwd: tmp.path().to_owned(),
+            clear_env: true,
+            env: Vec::new(),
+            output: crate::process::Output::Null,
+            credentials: crate::process::Credentials::default(),
+            confinement: Some(Confinement {
+                instance: format!("unitdrop{}", std::process::id()),
+                service: "svc".into(),
+                memory_max: None,
+                cpu_max: None,
+            }),
+        };
+        let child = crate::process::spawn(&spec).expect("spawn");
+        let dir = child.cgroup.as_ref().expect("a cgroup").dir.clone();
+        drop(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while dir.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} is still there: {}",
+                dir.display(),
+                fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(!dir.parent().expect("instance").exists());
     }
 }
