@@ -139,6 +139,18 @@ pub struct SpawnSpec {
     pub output: Output,
 }
 
+/// The variables a service manager above warden (systemd) gives warden itself: every child
+/// starts without them unless its own `env` (or warden, for `notify = true`) sets them, so
+/// that a child under `inherit_env` never talks to the host's systemd in warden's place.
+pub const HOST_MANAGER_VARS: &[&str] = &[
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+];
+
 /// Where a child's stdout and stderr go (its stdin is always the null device).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {

@@ -71,6 +71,9 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     if spec.clear_env {
         cmd.env_clear();
     }
+    for var in crate::process::HOST_MANAGER_VARS {
+        cmd.env_remove(var); // health: never the host's systemd variables
+    }
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     // With `Joined`, the read end of the one pipe whose write end is both 1 and 2.
     let mut joined = None;
