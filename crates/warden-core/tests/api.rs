@@ -82,6 +82,8 @@ fn service(name: &str, dir: &Path) -> ServiceConfig {
             timestamps: false,
             encoding: None,
         },
+        health: warden_core::config::HealthConfig::default(),
+        depends_on: Vec::new(),
     }
 }
 
@@ -123,6 +125,7 @@ impl Live {
                 api: None,
                 api_token: None,
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
+                health: warden_core::config::WardenHealth::default(),
             },
             services: names.iter().map(|n| service(n, &root)).collect(),
             warnings: Vec::new(),
@@ -1531,6 +1534,7 @@ fn load_server_child() {
                 api_token: None,
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
                 socket: None,
+                health: warden_core::config::WardenHealth::default(),
             },
             services: vec![flood],
             warnings: Vec::new(),

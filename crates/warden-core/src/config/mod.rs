@@ -15,10 +15,14 @@ use std::time::Duration;
 pub use crate::logs::{LogConfig, StderrTarget};
 pub use crate::model::{ExitAction, ExitActions, RestartPolicy, Signal, StopMethod, WhenAllEnded};
 
+mod depends;
 mod diag;
 mod dotenv;
 mod expand;
 mod files;
+mod health;
+#[cfg(test)]
+mod health_tests;
 mod limits;
 mod parse;
 mod programs;
@@ -27,6 +31,8 @@ mod service;
 #[cfg(test)]
 mod tests;
 mod units;
+pub use depends::{Condition, Dependency, start_levels};
+pub use health::{Check, HealthConfig, HttpProbe, OnUnhealthy, Probe, WardenHealth};
 pub use parse::{load, load_str};
 
 /// The environment that `${VAR}` expansion reads from. Tests pass their own.
@@ -90,6 +96,8 @@ pub struct WardenSettings {
     pub api_token: Option<Secret>,
     /// Default `keep`.
     pub when_all_ended: WhenAllEnded,
+    /// `sample_interval`, `http`, `metrics_public` (`health.rs`).
+    pub health: WardenHealth,
 }
 
 /// A secret string that never prints itself.
@@ -140,6 +148,10 @@ pub struct ServiceConfig {
     /// Windows: `stop_method`, default `["ctrl-c", "wm-close", "terminate"]`.
     pub stop_method: Vec<StopMethod>,
     pub log: LogConfig,
+    /// `ready`, `health`, `notify`, `watchdog`, `memory_max`, ... (`health.rs`).
+    pub health: HealthConfig,
+    /// `depends_on` (`depends.rs`), in the order written.
+    pub depends_on: Vec<Dependency>,
 }
 
 impl ServiceConfig {
