@@ -218,6 +218,9 @@ fn fake_status(name: &str) -> ServiceStatus {
         last_exit: None,
         next_start_in_ms: None,
         reason: None,
+        health: None,
+        cpu_percent: None,
+        memory_bytes: None,
     }
 }
 

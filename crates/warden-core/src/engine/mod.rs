@@ -43,6 +43,8 @@ pub struct Ctx {
     pub spawner: Arc<dyn Spawner>,
     /// What a task tells the engine about itself.
     pub notices: mpsc::UnboundedSender<Notice>,
+    /// Runs the ready and health probes (the OS, or a fake in the engine's unit tests).
+    pub prober: Arc<dyn crate::health::Prober>,
 }
 
 /// What a service task tells the engine on its own.
@@ -321,6 +323,7 @@ impl Engine {
                 kill_now,
                 spawner: Arc::new(OsSpawner),
                 notices: notices_tx,
+                prober: Arc::new(crate::health::OsProber),
             }),
             notices: Some(notices_rx),
             finish: watch::Sender::new(None),
@@ -349,6 +352,23 @@ impl Engine {
             kill_now: ctx.kill_now.clone(),
             spawner,
             notices: ctx.notices.clone(),
+            prober: ctx.prober.clone(),
+        });
+        self
+    }
+
+    /// Run every probe through `prober` instead of the network (the engine's unit tests).
+    #[must_use]
+    pub fn with_prober(mut self, prober: Arc<dyn crate::health::Prober>) -> Engine {
+        let ctx = &self.ctx;
+        self.ctx = Arc::new(Ctx {
+            events: ctx.events,
+            state: ctx.state.clone(),
+            marker: ctx.marker.clone(),
+            kill_now: ctx.kill_now.clone(),
+            spawner: ctx.spawner.clone(),
+            notices: ctx.notices.clone(),
+            prober,
         });
         self
     }

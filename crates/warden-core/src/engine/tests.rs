@@ -1110,3 +1110,7 @@ async fn futures_poll<T>(task: &mut JoinHandle<T>) -> Option<T> {
         () = tokio::task::yield_now() => None,
     }
 }
+
+// health: ready, health and depends_on, in their own file
+#[path = "health_tests.rs"]
+mod health;

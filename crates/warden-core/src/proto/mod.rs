@@ -11,4 +11,4 @@ pub mod status;
 pub use control::{Action, ReloadReport, ShutdownAnswer};
 pub use error::{ErrorBody, ErrorDetail};
 pub use logs::{FollowItem, LogLineJson, LogsResponse};
-pub use status::{LastExit, ServiceStatus, State, StatusReport, WardenInfo};
+pub use status::{Health, LastExit, ServiceStatus, State, StatusReport, WardenInfo};

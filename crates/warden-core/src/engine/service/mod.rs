@@ -5,6 +5,7 @@
 //! [`crate::policy`]. Its state is one [`Phase`], whose variants carry their data; what it
 //! publishes ([`Snapshot`]) is derived from it after every change, never written beside it.
 
+mod probe; // health: ready and health checks
 mod snapshot;
 mod stop;
 
@@ -15,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use self::snapshot::{Snapshot, View};
+pub use self::snapshot::{Snapshot, Usage, View};
 use super::events::Level;
 use super::spawner::Proc;
 use super::{Ctx, Notice};
@@ -98,6 +99,8 @@ enum Event {
     Up,
     BackoffOver,
     Request(Option<Request>),
+    /// health: a ready or health probe's result.
+    Probe(probe::ProbeResult),
 }
 
 pub struct ServiceTask {
@@ -112,6 +115,8 @@ pub struct ServiceTask {
     last_exit: Option<LastExit>,
     /// Replies waiting for the service to be up (or to end before).
     waiting: Vec<Reply>,
+    /// health: the probes of the current run (`probe.rs`).
+    probes: Option<probe::Probes>,
 }
 
 impl ServiceTask {
@@ -138,6 +143,7 @@ impl ServiceTask {
             restarts: 0,
             last_exit: None,
             waiting: Vec::new(),
+            probes: None,
         };
         (task, status_rx)
     }
@@ -154,6 +160,9 @@ impl ServiceTask {
     /// get their answer once it is, or once it will not be.
     fn set(&mut self, phase: Phase) {
         self.phase = phase;
+        if !matches!(self.phase, Phase::Starting(_) | Phase::Running(_)) {
+            self.probes = None; // health: the probes end with the run
+        }
         self.publish();
         if let Phase::Rest {
             rest: Rest::Exited | Rest::Failed,
@@ -193,6 +202,8 @@ impl ServiceTask {
             view: view(&self.phase),
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
+            health: self.health_shown(),
+            usage: None,
         });
     }
 
@@ -203,13 +214,21 @@ impl ServiceTask {
                 Phase::Running(run) => tokio::select! {
                     status = run.child.wait() => Event::Exited(status),
                     req = self.rx.recv() => Event::Request(req),
+                    r = probe::next(&mut self.probes) => Event::Probe(r),
                 },
                 Phase::Starting(run) => {
-                    let up_at = deadline_after_from(run.started, self.cfg.min_uptime);
+                    // health: with `ready` or `notify`, up when the check says so.
+                    let min_uptime = if self.cfg.health.gated() {
+                        probe::NEVER
+                    } else {
+                        self.cfg.min_uptime
+                    };
+                    let up_at = deadline_after_from(run.started, min_uptime);
                     tokio::select! {
                         status = run.child.wait() => Event::Exited(status),
                         () = tokio::time::sleep_until(up_at) => Event::Up,
                         req = self.rx.recv() => Event::Request(req),
+                        r = probe::next(&mut self.probes) => Event::Probe(r),
                     }
                 }
                 Phase::Backoff { until, .. } => {
@@ -229,6 +248,7 @@ impl ServiceTask {
                     }
                 }
                 Event::BackoffOver => self.start(true),
+                Event::Probe(r) => self.on_probe(r).await,
                 Event::Request(None) => {
                     self.stop("warden is shutting down").await;
                     break;
@@ -341,6 +361,7 @@ impl ServiceTask {
         if restart {
             self.restarts = self.restarts.saturating_add(1);
         }
+        let lines = probe::subscribe(&self.cfg, &self.logs); // health: before the first line
         match self.ctx.spawner.spawn(&self.spawn_spec()) {
             Ok(mut child) => {
                 let pid = child.pid();
@@ -359,11 +380,16 @@ impl ServiceTask {
                     started: now,
                     pumps,
                 };
-                self.set(if self.cfg.min_uptime.is_zero() {
-                    Phase::Running(run)
-                } else {
-                    Phase::Starting(run)
-                });
+                // health: the probes of this run
+                self.probes =
+                    probe::Probes::start(&self.cfg, &self.ctx.prober, self.exec_env(), lines, now);
+                self.set(
+                    if self.cfg.min_uptime.is_zero() && !self.cfg.health.gated() {
+                        Phase::Running(run)
+                    } else {
+                        Phase::Starting(run)
+                    },
+                );
             }
             Err(err) => {
                 let reason = format!("cannot start: {}", error_chain(&err));

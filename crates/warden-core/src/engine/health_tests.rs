@@ -1,0 +1,311 @@
+//! Ready and health checks through a fake [`Prober`] under paused time: what each result
+//! does to the state, the restarts it causes and what status shows.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::*;
+use crate::config::Probe;
+use crate::health::{ExecEnv, Health, ProbeFuture, Prober};
+
+/// What a fake probe of one target answers.
+#[derive(Debug, Clone)]
+enum Answer {
+    Pass,
+    Fail(&'static str),
+    /// Never answers: only the timeout ends it.
+    Hang,
+}
+
+#[derive(Default)]
+struct Probed {
+    answers: BTreeMap<String, Answer>,
+    calls: BTreeMap<String, u32>,
+    in_flight: u32,
+    max_in_flight: u32,
+}
+
+/// Probes answered from a table keyed by target (`tcp = "TARGET"`), counted.
+#[derive(Clone, Default)]
+struct FakeProber(Arc<Mutex<Probed>>);
+
+impl FakeProber {
+    fn set(&self, target: &str, a: Answer) {
+        self.0.lock().unwrap().answers.insert(target.into(), a);
+    }
+
+    fn calls(&self, target: &str) -> u32 {
+        self.0
+            .lock()
+            .unwrap()
+            .calls
+            .get(target)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Prober for FakeProber {
+    fn probe<'a>(
+        &'a self,
+        probe: &'a Probe,
+        _timeout: Duration,
+        _: &'a ExecEnv,
+    ) -> ProbeFuture<'a> {
+        Box::pin(async move {
+            let target = match probe {
+                Probe::Tcp(t) => t.clone(),
+                other => other.kind().to_owned(),
+            };
+            let answer = {
+                let mut p = self.0.lock().unwrap();
+                *p.calls.entry(target.clone()).or_default() += 1;
+                p.in_flight += 1;
+                p.max_in_flight = p.max_in_flight.max(p.in_flight);
+                p.answers
+                    .get(&target)
+                    .cloned()
+                    .unwrap_or(Answer::Fail("refused"))
+            };
+            struct Done(Arc<Mutex<Probed>>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.lock().unwrap().in_flight -= 1;
+                }
+            }
+            let _done = Done(self.0.clone());
+            match answer {
+                Answer::Pass => Ok(()),
+                Answer::Fail(why) => Err(format!("tcp {target}: {why}")),
+                Answer::Hang => std::future::pending().await,
+            }
+        })
+    }
+}
+
+async fn hrig(toml: &str, prober: &FakeProber) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let config = load(dir.path(), toml);
+    let state = Arc::new(StateDir::lock(&config.warden.state_dir).unwrap());
+    let events: &'static Mutex<Vec<String>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+    let (kill_now, kill_rx) = watch::channel(false);
+    let engine = Engine::new(config, state, Events::recording(events), kill_rx, false)
+        .with_spawner(Arc::new(fake.clone()))
+        .with_prober(Arc::new(prober.clone()));
+    let (handle, task, ready) = engine.spawn();
+    ready.await.unwrap();
+    Rig {
+        dir,
+        fake,
+        handle,
+        task,
+        events,
+        kill_now,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ready_check_keeps_it_starting_past_min_uptime_until_it_passes() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &svc_up("db", "db", "ready = { tcp = \"db:1\", interval = \"1s\" }"),
+        &p,
+    )
+    .await;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let s = r.status("db").await;
+    assert_eq!(s.state, State::Starting, "min_uptime does not make it up");
+    assert_eq!(s.health, None, "no health check: null");
+    assert!(
+        p.calls("db:1") >= 5,
+        "probed every second: {}",
+        p.calls("db:1")
+    );
+    p.set("db:1", Answer::Pass);
+    r.until_state("db", State::Running).await;
+    assert!(t0.elapsed() <= Duration::from_secs(7));
+    let calls = p.calls("db:1");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(p.calls("db:1"), calls, "a ready check stops once it passed");
+    assert!(r.has_event("ready (tcp check passed)"), "{:?}", r.events());
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_by_hand_of_a_ready_checked_service_answers_once_it_is_ready() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &svc_up(
+            "db",
+            "db",
+            "autostart = false\nready = { tcp = \"db:1\", interval = \"1s\" }",
+        ),
+        &p,
+    )
+    .await;
+    let h = r.handle.clone();
+    let start = tokio::spawn(async move { h.act(Action::Start, "db").await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!start.is_finished(), "still waiting for the check");
+    p.set("db:1", Answer::Pass);
+    start.await.unwrap().unwrap();
+    assert_eq!(r.status("db").await.state, State::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_is_unknown_then_healthy_then_unhealthy_restarts_counted_like_a_crash() {
+    let p = FakeProber::default();
+    p.set("api:1", Answer::Pass);
+    let r = hrig(
+        &svc(
+            "api",
+            "api",
+            "health = { tcp = \"api:1\", interval = \"1s\", retries = 3 }",
+        ),
+        &p,
+    )
+    .await;
+    let s = r.until("api", |s| s.health == Some(Health::Healthy)).await;
+    assert_eq!(s.state, State::Running);
+    let pid = r.fake.last_pid("api");
+    p.set("api:1", Answer::Fail("refused"));
+    let failed_at = Instant::now();
+    r.until_spawned("api", 2).await;
+    // Three failures one second apart, then the stop and the 100 ms backoff.
+    let took = failed_at.elapsed();
+    assert!(took <= Duration::from_millis(3_200), "{took:?}");
+    assert!(
+        r.fake.steps(pid).len() == 1,
+        "stopped gracefully: {:?}",
+        r.fake.steps(pid)
+    );
+    let s = r.status("api").await;
+    assert_eq!(s.restarts, 1, "counted like a crash");
+    assert_eq!(s.health, Some(Health::Unknown), "a new run starts unknown");
+    assert!(
+        r.has_event("unhealthy: tcp api:1: refused"),
+        "{:?}",
+        r.events()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unhealthy_under_restart_never_stays_exited_with_the_reason() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &svc(
+            "job",
+            "job",
+            "restart = \"never\"\nhealth = { tcp = \"job:1\", interval = \"1s\", retries = 2 }",
+        ),
+        &p,
+    )
+    .await;
+    let s = r.until_state("job", State::Exited).await;
+    assert_eq!(s.reason.as_deref(), Some("unhealthy: tcp job:1: refused"));
+    assert_eq!(r.fake.pids("job").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_unhealthy_ignore_only_shows_it() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &svc(
+            "api",
+            "api",
+            "on_unhealthy = \"ignore\"\nhealth = { tcp = \"api:1\", interval = \"1s\", retries = 1 }",
+        ),
+        &p,
+    )
+    .await;
+    r.until("api", |s| s.health == Some(Health::Unhealthy))
+        .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let s = r.status("api").await;
+    assert_eq!((s.state, s.restarts), (State::Running, 0));
+    assert_eq!(r.fake.pids("api").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_period_and_success_threshold_shape_the_result() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &svc(
+            "api",
+            "api",
+            "health = { tcp = \"api:1\", interval = \"1s\", retries = 1, start_period = \"5s\", success_threshold = 2 }",
+        ),
+        &p,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let s = r.status("api").await;
+    assert_eq!(
+        (s.health, r.fake.pids("api").len()),
+        (Some(Health::Unknown), 1),
+        "failures in start_period do not count"
+    );
+    p.set("api:1", Answer::Pass);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        r.status("api").await.health,
+        Some(Health::Unknown),
+        "one pass of two"
+    );
+    r.until("api", |s| s.health == Some(Health::Healthy)).await;
+    assert_eq!(r.fake.pids("api").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_never_answers_fails_at_its_timeout_and_never_piles_up() {
+    let p = FakeProber::default();
+    p.set("api:1", Answer::Hang);
+    let r = hrig(
+        &svc(
+            "api",
+            "api",
+            "health = { tcp = \"api:1\", interval = \"100ms\", timeout = \"2s\", retries = 2 }",
+        ),
+        &p,
+    )
+    .await;
+    let t0 = Instant::now();
+    r.until_spawned("api", 2).await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(4) && took <= Duration::from_millis(4_300),
+        "{took:?}"
+    );
+    assert!(
+        r.has_event("unhealthy: tcp: no answer within 2.0s"),
+        "{:?}",
+        r.events()
+    );
+    assert_eq!(p.0.lock().unwrap().max_in_flight, 1, "one probe in flight");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_service_shows_unknown_health_and_probes_nothing() {
+    let p = FakeProber::default();
+    p.set("api:1", Answer::Pass);
+    let r = hrig(
+        &svc(
+            "api",
+            "api",
+            "health = { tcp = \"api:1\", interval = \"1s\" }",
+        ),
+        &p,
+    )
+    .await;
+    r.until("api", |s| s.health == Some(Health::Healthy)).await;
+    r.handle.act(Action::Stop, "api").await.unwrap();
+    let calls = p.calls("api:1");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(p.calls("api:1"), calls);
+    let s = r.status("api").await;
+    assert_eq!((s.state, s.health), (State::Stopped, Some(Health::Unknown)));
+}
