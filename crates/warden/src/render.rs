@@ -57,7 +57,8 @@ pub fn status_table(report: &StatusReport, color: bool) -> String {
                     .map_or_else(|| "-".into(), |u| fmt_duration(Duration::from_millis(u))),
                 s.restarts.to_string(),
                 last_exit(s),
-                "-".into(),
+                s.health
+                    .map_or_else(|| "-".into(), |h| h.as_str().to_owned()),
             ]
         })
         .collect();
@@ -116,6 +117,9 @@ mod tests {
             last_exit: None,
             next_start_in_ms: None,
             reason: None,
+            health: None,
+            cpu_percent: None,
+            memory_bytes: None,
         }
     }
 

@@ -289,6 +289,36 @@ async fn a_probe_that_never_answers_fails_at_its_timeout_and_never_piles_up() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn health_failures_while_starting_do_not_count() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &svc_up(
+            "api",
+            "api",
+            "ready = { tcp = \"ready:1\", interval = \"1s\" }\nhealth = { tcp = \"api:1\", interval = \"100ms\", retries = 1 }",
+        ),
+        &p,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let s = r.status("api").await;
+    assert_eq!(
+        (s.state, s.health, s.restarts),
+        (State::Starting, Some(Health::Unknown), 0)
+    );
+    assert!(p.calls("api:1") > 10);
+    p.set("ready:1", Answer::Pass);
+    // Up, then the health failures count: restarted.
+    r.until_spawned("api", 2).await;
+    assert!(r.has_event("ready (tcp check passed)"), "{:?}", r.events());
+    assert!(
+        r.has_event("unhealthy: tcp api:1: refused"),
+        "{:?}",
+        r.events()
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stopped_service_shows_unknown_health_and_probes_nothing() {
     let p = FakeProber::default();
     p.set("api:1", Answer::Pass);

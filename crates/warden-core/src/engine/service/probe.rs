@@ -3,6 +3,8 @@
 //! `interval` (measured start to start), so at most one probe per check is ever in flight.
 //! The task of the service decides what a result means ([`crate::health::Tracker`]) and
 //! acts: up when `ready` passes, a restart (or nothing) when `health` turns unhealthy.
+//! Health failures count only once the service is up (`running`): before, it is `starting`,
+//! which its ready check, `min_uptime` and `start_timeout` judge.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,6 +218,12 @@ impl ServiceTask {
         let Some(probes) = self.probes.as_mut() else {
             return;
         };
+        // While it is starting, its ready check (or min_uptime) and start_timeout judge it:
+        // a health failure then does not count (a slow start is not a sick program).
+        if r.which == Which::Health && r.result.is_err() && matches!(self.phase, Phase::Starting(_))
+        {
+            return;
+        }
         let ran = probes.started.elapsed();
         let (check, tracker) = match r.which {
             Which::Ready => (self.cfg.health.ready.as_ref(), probes.ready.as_mut()),

@@ -1,0 +1,168 @@
+//! Health end to end, with real programs: readiness (tcp, http, log_line), a health check
+//! that catches a hung program (SIGSTOP), the systemd variables warden never passes on.
+
+#![cfg(unix)]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Daemon, Env, WAIT, show, tc, wait_for, warden_bin};
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn children_never_get_the_hosts_systemd_variables() {
+    let vars = [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+    ];
+    let mut args: Vec<String> = Vec::new();
+    for v in vars {
+        args.extend(["\"--env\"".into(), format!("\"{v}\"")]);
+    }
+    let env = Env::new(&format!(
+        "[services.child]\ncommand = [{}, {}, \"--env\", \"KEEP_ME\", \"--sleep\", \"forever\"]\n",
+        tc(),
+        args.join(", ")
+    ));
+    // warden started as systemd starts a service, with those variables (the socket absent).
+    let mut cmd = Command::new(warden_bin());
+    cmd.args(["up", "-d", "-c"])
+        .arg(env.config())
+        .current_dir(env.dir.path())
+        .env("KEEP_ME", "yes");
+    for v in vars {
+        cmd.env(v, "1");
+    }
+    cmd.env("NOTIFY_SOCKET", env.path("no-such.sock"));
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let d = Daemon { env: &env };
+    let lines = env.wait_lines("logs/child.out.log", vars.len() + 1);
+    let want: Vec<String> = vars.iter().map(|v| format!("{v} unset")).collect();
+    assert_eq!(lines[..vars.len()], want[..]);
+    assert_eq!(lines[vars.len()], "KEEP_ME=yes", "the rest is inherited");
+    drop(d);
+}
+
+#[test]
+fn a_log_line_ready_check_keeps_it_starting_until_the_line() {
+    let env = Env::new("");
+    let go = env.path("go");
+    env.write_config(&format!(
+        r#"[services.web]
+command = ["sh", "-c", "while [ ! -e {go} ]; do sleep 0.02; done; echo 'listening on 8080'; exec sleep 60"]
+ready = {{ log_line = "^listening on \\d+$" }}
+stop_timeout = "1s"
+"#,
+        go = go.display()
+    ));
+    let d = Daemon::up(&env);
+    // Past min_uptime (1 s), still starting: only the line makes it up.
+    let s = wait_for("web to run 1.5 s", WAIT, || {
+        let s = d.service("web");
+        (s["uptime_ms"].as_u64()? > 1500).then_some(s)
+    });
+    assert_eq!(s["state"], "starting", "{s}");
+    std::fs::write(&go, "").unwrap();
+    let s = d.until_state("web", "running");
+    assert_eq!(
+        s["health"],
+        serde_json::Value::Null,
+        "no health check: null"
+    );
+}
+
+#[test]
+fn a_hung_http_server_is_caught_by_its_health_check_and_restarted() {
+    if !have("python3") {
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let env = Env::new(&format!(
+        r#"[services.api]
+command = ["python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+ready = {{ http = "{url}", interval = "100ms", timeout = "500ms" }}
+health = {{ http = "{url}", interval = "300ms", timeout = "300ms", retries = 2 }}
+stop_timeout = "500ms"
+backoff = {{ initial = "100ms" }}
+"#
+    ));
+    let d = Daemon::up(&env);
+    let s = wait_for("api healthy", WAIT, || {
+        let s = d.service("api");
+        (s["health"] == "healthy").then_some(s)
+    });
+    assert_eq!(s["state"], "running");
+    let o = env.run(&["status"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let row = table.lines().find(|l| l.starts_with("api ")).unwrap();
+    assert!(row.ends_with("healthy"), "the HEALTH column: {table}");
+
+    let pid = s["pid"].as_i64().unwrap() as i32;
+    // SAFETY: a signal to the child this test's warden started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let stopped = std::time::Instant::now();
+    let s = wait_for("api restarted", WAIT, || {
+        let s = d.service("api");
+        (s["restarts"] == 1 && s["pid"].as_i64().is_some_and(|p| p != i64::from(pid))).then_some(s)
+    });
+    // interval × retries + timeout, plus the 500 ms stop of a stopped process (a kill).
+    let took = stopped.elapsed();
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}");
+    assert_eq!(
+        s["last_exit"]["signal"], 9,
+        "killed after stop_timeout: {s}"
+    );
+    common::wait_gone(pid);
+    wait_for("api healthy again", WAIT, || {
+        (d.service("api")["health"] == "healthy").then_some(())
+    });
+}
+
+#[test]
+fn redis_is_ready_by_tcp_and_healthy_by_redis_cli() {
+    if !have("redis-server") || !have("redis-cli") {
+        eprintln!("skipped: no redis-server or redis-cli");
+        return;
+    }
+    let port = free_port();
+    let env = Env::new(&format!(
+        r#"[services.db]
+command = ["redis-server", "--port", "{port}", "--save", "", "--appendonly", "no"]
+ready = {{ tcp = "127.0.0.1:{port}", interval = "100ms" }}
+health = {{ exec = ["redis-cli", "-p", "{port}", "ping"], interval = "500ms" }}
+"#
+    ));
+    let d = Daemon::up(&env);
+    // Up by its ready check (no min_uptime), healthy by its health check.
+    let s = wait_for("db running and healthy", WAIT, || {
+        let s = d.service("db");
+        (s["health"] == "healthy" && s["state"] == "running").then_some(s)
+    });
+    assert_eq!(s["restarts"], 0, "{}", env.read(".warden/warden.log"));
+    let log = env.read(".warden/warden.log");
+    assert!(log.contains("[db] ready (tcp check passed)"), "{log}");
+}
