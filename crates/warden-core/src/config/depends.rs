@@ -181,8 +181,21 @@ pub(super) fn check_graph(r: &mut Reader<'_>, services: Section<'_>, all: &[Serv
                     format!("depends_on: {} depends on itself", s.name),
                     None,
                 );
-            } else if known.contains(&d.service.as_str()) {
+            } else if let Some(dep) = all.iter().find(|c| c.name == d.service) {
                 edges.push(d.service.as_str());
+                if d.condition == Condition::Healthy && dep.health.health.is_none() {
+                    r.error(
+                        key_pos(&s.name),
+                        format!(
+                            "depends_on: {} waits for {} to be healthy, but {} has no health check",
+                            s.name, d.service, d.service
+                        ),
+                        Some(format!(
+                            "give {} a health check, or use \"ready\"",
+                            d.service
+                        )),
+                    );
+                }
             } else {
                 let hint = super::diag::did_you_mean(&d.service, &known)
                     .unwrap_or_else(|| format!("known services: {}", known.join(", ")));

@@ -323,6 +323,13 @@ depends_on = { b = "ready" }
     let (line, msg, _) = error(text);
     assert_eq!(line, 3);
     assert!(msg.contains("a cycle: a -> c -> b -> a"), "{msg}");
+    let (_, msg, _) = error(&format!(
+        "{TWO}[services.api]\ncommand = [\"a\"]\ndepends_on = {{ db = \"healthy\" }}\n"
+    ));
+    assert!(
+        msg.contains("api waits for db to be healthy, but db has no health check"),
+        "{msg}"
+    );
     let (line, msg, _) = error("[services.a]\ncommand = [\"a\"]\ndepends_on = [\"a\"]\n");
     assert_eq!(line, 3);
     assert!(msg.contains("a depends on itself"), "{msg}");

@@ -339,3 +339,152 @@ async fn a_stopped_service_shows_unknown_health_and_probes_nothing() {
     let s = r.status("api").await;
     assert_eq!((s.state, s.health), (State::Stopped, Some(Health::Unknown)));
 }
+
+// ---------------------------------------------------------------------------------------
+// depends_on
+
+#[tokio::test(start_paused = true)]
+async fn a_dependent_waits_pending_until_its_dependency_is_ready() {
+    let p = FakeProber::default();
+    let toml = svc_up("db", "db", "") + &svc("api", "api", "depends_on = { db = \"ready\" }");
+    let r = hrig(&toml, &p).await;
+    let s = r.until_state("api", State::Pending).await;
+    assert_eq!(s.reason.as_deref(), Some("waiting for db (starting)"));
+    assert!(r.fake.pids("api").is_empty());
+    let t0 = Instant::now();
+    r.until_spawned("api", 1).await;
+    assert_eq!(r.status("db").await.state, State::Running);
+    assert!(
+        t0.elapsed() <= Duration::from_millis(1_001),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn started_is_the_short_form_and_holds_once_spawned() {
+    let p = FakeProber::default();
+    let toml = svc_up("db", "db", "") + &svc("api", "api", "depends_on = [\"db\"]");
+    let r = hrig(&toml, &p).await;
+    r.until_spawned("api", 1).await;
+    assert_eq!(
+        r.status("db").await.state,
+        State::Starting,
+        "started, not yet up"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn completed_waits_for_a_success_exit_and_says_why_after_a_failure() {
+    let p = FakeProber::default();
+    let toml = svc("migrate", "migrate", "restart = \"never\"")
+        + &svc("api", "api", "depends_on = { migrate = \"completed\" }");
+    let r = hrig(&toml, &p).await;
+    let s = r.until_state("api", State::Pending).await;
+    assert_eq!(
+        s.reason.as_deref(),
+        Some("waiting for migrate (running, not completed)")
+    );
+    r.fake.exit(r.fake.last_pid("migrate"), CRASH);
+    let s = r
+        .until("api", |s| {
+            s.reason.as_deref().is_some_and(|r| r.contains("exited"))
+        })
+        .await;
+    assert_eq!(
+        s.reason.as_deref(),
+        Some("waiting for migrate (exited: exited with code 1)")
+    );
+    assert!(r.fake.pids("api").is_empty(), "stays pending");
+    // It recovers: run again, exits 0, the dependent starts.
+    r.handle.act(Action::Start, "migrate").await.unwrap();
+    r.fake.exit(r.fake.last_pid("migrate"), ExitStatus::Code(0));
+    r.until_spawned("api", 1).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn healthy_waits_for_the_first_passing_health_check() {
+    let p = FakeProber::default();
+    let toml = svc("db", "db", "health = { tcp = \"db:1\", interval = \"1s\" }")
+        + &svc("api", "api", "depends_on = { db = \"healthy\" }");
+    let r = hrig(&toml, &p).await;
+    let s = r.until_state("api", State::Pending).await;
+    assert_eq!(
+        s.reason.as_deref(),
+        Some("waiting for db (not healthy yet)")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(r.fake.pids("api").is_empty());
+    p.set("db:1", Answer::Pass);
+    r.until_spawned("api", 1).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_true_restarts_the_dependent_when_its_dependency_restarts() {
+    let p = FakeProber::default();
+    let toml = svc("db", "db", "")
+        + &svc(
+            "api",
+            "api",
+            "depends_on = { db = { condition = \"ready\", restart = true } }",
+        )
+        + &svc("web", "web", "depends_on = { db = \"ready\" }");
+    let r = hrig(&toml, &p).await;
+    let api1 = r.until_spawned("api", 1).await;
+    r.until_spawned("web", 1).await;
+    r.fake.exit(r.fake.last_pid("db"), CRASH);
+    r.until_spawned("db", 2).await;
+    let api2 = r.until_spawned("api", 2).await;
+    assert_ne!(api1, api2);
+    assert!(
+        r.fake.steps(api1).len() == 1,
+        "the old api was stopped gracefully"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        r.fake.pids("web").len(),
+        1,
+        "without restart = true, web keeps running"
+    );
+    assert_eq!(r.fake.pids("api").len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_by_hand_starts_what_it_needs_first_and_says_so() {
+    let p = FakeProber::default();
+    let toml = svc("db", "db", "autostart = false")
+        + &svc(
+            "api",
+            "api",
+            "autostart = false\ndepends_on = { db = \"ready\" }",
+        );
+    let r = hrig(&toml, &p).await;
+    r.handle.act(Action::Start, "api").await.unwrap();
+    assert_eq!(r.fake.pids("db").len(), 1);
+    assert_eq!(r.status("api").await.state, State::Running);
+    assert!(
+        r.has_event("[api] starting db first (depends_on)"),
+        "{:?}",
+        r.events()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_dependents_before_what_they_need() {
+    let p = FakeProber::default();
+    let toml = svc("db", "db", "")
+        + &svc("api", "api", "depends_on = [\"db\"]")
+        + &svc("worker", "worker", "depends_on = [\"api\"]")
+        + &svc("cache", "cache", "");
+    let r = hrig(&toml, &p).await;
+    r.until_spawned("worker", 1).await;
+    r.handle.shutdown().await;
+    let ev = r.events();
+    let at = |who: &str| {
+        ev.iter()
+            .position(|e| e.starts_with(&format!("[{who}] stopped")))
+            .unwrap_or_else(|| panic!("{who} not stopped: {ev:?}"))
+    };
+    assert!(at("worker") < at("api") && at("api") < at("db"), "{ev:?}");
+    assert!(at("worker") < at("cache"), "cache is at db's level: {ev:?}");
+}

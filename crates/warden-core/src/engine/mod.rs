@@ -5,6 +5,7 @@
 //! The engine is driven through a cloneable [`Handle`]; the control API and `warden up` are
 //! both clients of it.
 
+mod deps; // health: depends_on
 pub mod events;
 mod reload;
 pub mod service;
@@ -290,6 +291,10 @@ pub struct Engine {
     board: Arc<std::sync::RwLock<Board>>,
     /// With `--attach`: the width of the name column.
     attach: Option<usize>,
+    /// depends_on: the gate of each service waiting for (or following) what it needs.
+    gates: std::collections::BTreeMap<String, JoinHandle<()>>,
+    /// depends_on: the services to start through their gate once all exist.
+    to_gate: Vec<String>,
     /// The tasks' notices, taken by the loop.
     notices: Option<mpsc::UnboundedReceiver<Notice>>,
     /// Set once warden should end on its own.
@@ -338,6 +343,8 @@ impl Engine {
             entries: Vec::new(),
             hand_stopped,
             attach: attach.then_some(width),
+            gates: std::collections::BTreeMap::new(),
+            to_gate: Vec::new(),
         }
     }
 
@@ -388,6 +395,11 @@ impl Engine {
                 if let Some(wait) = self.add_service(cfg) {
                     waits.push(wait);
                 }
+            }
+            // depends_on: those that need others start through their gate, once all exist.
+            for name in std::mem::take(&mut self.to_gate) {
+                let (tx, _rx) = oneshot::channel();
+                self.start_gated(&name, service::Until::Spawned, tx);
             }
             for w in waits {
                 let _ = w.await;
@@ -459,7 +471,10 @@ impl Engine {
             reason.to_owned(),
         );
         let task = tokio::spawn(task.run());
-        let wait = if should_start {
+        if should_start && !cfg.depends_on.is_empty() {
+            self.to_gate.push(name.clone()); // depends_on: started by its gate
+        }
+        let wait = if should_start && cfg.depends_on.is_empty() {
             let (tx, rx) = oneshot::channel();
             // A fresh channel with room: this cannot fail.
             let _ = req_tx.try_send(service::Request::Start(tx, service::Until::Spawned));
@@ -598,8 +613,20 @@ impl Engine {
         action: Action,
         name: &str,
     ) -> Result<oneshot::Receiver<Result<(), String>>, EngineError> {
-        let entry = self.find(name)?;
         let (tx, rx) = oneshot::channel();
+        // depends_on: a start goes through the gate, after what it needs; a stop ends it.
+        if action == Action::Start && !self.find(name)?.cfg.depends_on.is_empty() {
+            self.start_needed(name);
+            self.start_gated(name, service::Until::Up, tx);
+            if self.hand_stopped.remove(name) {
+                self.save_hand_stopped();
+            }
+            return Ok(rx);
+        }
+        if action == Action::Stop {
+            self.end_gate(name);
+        }
+        let entry = self.find(name)?;
         let req = match action {
             Action::Start => service::Request::Start(tx, service::Until::Up),
             Action::Stop => service::Request::Stop(tx),
@@ -630,17 +657,28 @@ impl Engine {
         }
     }
 
-    /// Stop every service (all at once) and wait for their tasks.
+    /// Stop every service and wait for their tasks: dependents before what they need
+    /// (`depends_on`), each level all at once.
     async fn shutdown(&mut self) {
-        let mut waits = Vec::new();
-        for entry in self.entries.drain(..) {
-            let (tx, rx) = oneshot::channel();
-            let _ = entry.tx.send(service::Request::Shutdown(tx)).await;
-            waits.push((rx, entry.task));
+        for (_, gate) in std::mem::take(&mut self.gates) {
+            gate.abort();
         }
-        for (rx, task) in waits {
-            let _ = rx.await;
-            let _ = task.await;
+        for level in self.stop_levels() {
+            let mut waits = Vec::new();
+            let (now, later): (Vec<Entry>, Vec<Entry>) = self
+                .entries
+                .drain(..)
+                .partition(|e| level.contains(&e.cfg.name));
+            self.entries = later;
+            for entry in now {
+                let (tx, rx) = oneshot::channel();
+                let _ = entry.tx.send(service::Request::Shutdown(tx)).await;
+                waits.push((rx, entry.task));
+            }
+            for (rx, task) in waits {
+                let _ = rx.await;
+                let _ = task.await;
+            }
         }
         write(&self.board).closed = true;
     }

@@ -56,6 +56,8 @@ pub enum Request {
     Reconfigure(Box<ServiceConfig>, Reply),
     /// Stop it and end the task.
     Shutdown(Reply),
+    /// depends_on: stop it if it runs and rest `pending` with this reason (`engine/deps.rs`).
+    Wait(String, Reply),
 }
 
 /// A running child and what belongs to its run.
@@ -203,6 +205,7 @@ impl ServiceTask {
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
             health: self.health_shown(),
+            was_healthy: self.probes.as_ref().is_some_and(|p| p.was_healthy),
             usage: None,
         });
     }
@@ -305,6 +308,14 @@ impl ServiceTask {
                     Ok(())
                 };
                 let _ = reply.send(result);
+            }
+            Request::Wait(reason, reply) => {
+                // depends_on: back to pending until what it needs holds again.
+                if !matches!(self.phase, Phase::Rest { .. }) {
+                    self.stop(&reason).await;
+                }
+                self.rest(Rest::Pending, reason);
+                let _ = reply.send(Ok(()));
             }
             Request::Shutdown(_) => unreachable!("handled by run"),
         }

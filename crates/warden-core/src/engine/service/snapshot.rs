@@ -79,6 +79,8 @@ pub struct Snapshot {
     pub last_exit: Option<LastExit>,
     /// `None` without a health check (health: `engine/service/probe.rs`).
     pub health: Option<crate::proto::Health>,
+    /// The health check passed at least once in this run (`depends_on` condition `healthy`).
+    pub was_healthy: bool,
     /// The tree's last resource sample while it runs.
     pub usage: Option<Usage>,
 }
@@ -97,6 +99,7 @@ impl Snapshot {
             restarts: 0,
             last_exit: None,
             health: None,
+            was_healthy: false,
             usage: None,
         }
     }
