@@ -166,3 +166,59 @@ health = {{ exec = ["redis-cli", "-p", "{port}", "ping"], interval = "500ms" }}
     let log = env.read(".warden/warden.log");
     assert!(log.contains("[db] ready (tcp check passed)"), "{log}");
 }
+
+#[test]
+fn the_issue_config_starts_in_dependency_order_and_stops_dependents_first() {
+    if !have("redis-server") || !have("python3") {
+        eprintln!("skipped: no redis-server or python3");
+        return;
+    }
+    let (db_port, api_port) = (free_port(), free_port());
+    let env = Env::new("");
+    let marker = env.path("migrated");
+    env.write_config(&format!(
+        r#"[services.db]
+command = ["redis-server", "--port", "{db_port}", "--save", "", "--appendonly", "no"]
+ready = {{ tcp = "127.0.0.1:{db_port}", interval = "100ms" }}
+
+[services.migrate]
+command = ["sh", "-c", "sleep 0.5; touch {marker}"]
+restart = "never"
+
+[services.api]
+command = ["python3", "-m", "http.server", "{api_port}", "--bind", "127.0.0.1"]
+depends_on = {{ db = "ready", migrate = "completed" }}
+health = {{ http = "http://127.0.0.1:{api_port}/", interval = "200ms", timeout = "1s" }}
+
+[services.worker]
+command = [{tc}, "--sleep", "forever"]
+depends_on = {{ api = "healthy" }}
+"#,
+        marker = marker.display(),
+        tc = tc()
+    ));
+    let d = Daemon::up(&env);
+    let s = d.service("worker");
+    assert_eq!(s["state"], "pending", "{s}");
+    assert!(
+        s["reason"].as_str().unwrap().starts_with("waiting for api ("),
+        "{s}"
+    );
+    let api = d.service("api");
+    if api["state"] == "pending" {
+        assert!(api["reason"].as_str().unwrap().starts_with("waiting for "), "{api}");
+    }
+    d.until_state("worker", "running");
+    assert!(marker.exists(), "migrate completed before api started");
+    assert_eq!(d.service("migrate")["state"], "exited");
+    assert_eq!(d.service("api")["health"], "healthy");
+    let o = env.run(&["down"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let log = env.read(".warden/warden.log");
+    let at = |who: &str| {
+        log.find(&format!("[{who}] stopped"))
+            .unwrap_or_else(|| panic!("{who} not stopped:\n{log}"))
+    };
+    assert!(at("worker") < at("api") && at("api") < at("db"), "{log}");
+    drop(d);
+}
