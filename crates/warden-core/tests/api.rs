@@ -444,6 +444,9 @@ const SERVICE_KEYS: &[&str] = &[
     "last_exit",
     "next_start_in_ms",
     "reason",
+    "health",
+    "cpu_percent",
+    "memory_bytes",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -472,7 +475,8 @@ async fn status_json_has_the_exact_shape() {
         services[0],
         json!({
             "name": "web", "state": "stopped", "pid": null, "uptime_ms": null, "restarts": 0,
-            "last_exit": null, "next_start_in_ms": null, "reason": "autostart = false"
+            "last_exit": null, "next_start_in_ms": null, "reason": "autostart = false",
+            "health": null, "cpu_percent": null, "memory_bytes": null
         })
     );
     assert_eq!(services[1]["name"], "worker");

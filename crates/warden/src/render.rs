@@ -25,6 +25,17 @@ pub fn last_exit(s: &ServiceStatus) -> String {
     format!("{what} ({})", fmt_duration(Duration::from_millis(e.ran_ms)))
 }
 
+/// `12.3MiB`, `1.25GiB`.
+pub fn fmt_mem(bytes: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    let mib = bytes as f64 / MIB;
+    if mib >= 1024.0 {
+        format!("{:.2}GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1}MiB")
+    }
+}
+
 fn state_color(state: State) -> &'static str {
     match state {
         State::Running => "32",
@@ -43,9 +54,11 @@ pub fn status_table(report: &StatusReport, color: bool) -> String {
         "UPTIME",
         "RESTARTS",
         "LAST EXIT",
+        "CPU",
+        "MEM",
         "HEALTH",
     ];
-    let rows: Vec<[String; 7]> = report
+    let rows: Vec<[String; 9]> = report
         .services
         .iter()
         .map(|s| {
@@ -57,6 +70,9 @@ pub fn status_table(report: &StatusReport, color: bool) -> String {
                     .map_or_else(|| "-".into(), |u| fmt_duration(Duration::from_millis(u))),
                 s.restarts.to_string(),
                 last_exit(s),
+                s.cpu_percent
+                    .map_or_else(|| "-".into(), |c| format!("{c:.1}%")),
+                s.memory_bytes.map_or_else(|| "-".into(), fmt_mem),
                 s.health
                     .map_or_else(|| "-".into(), |h| h.as_str().to_owned()),
             ]
@@ -128,6 +144,9 @@ mod tests {
         let mut api = svc("api", State::Running);
         api.pid = Some(4312);
         api.uptime_ms = Some(7_380_000);
+        api.cpu_percent = Some(12.5);
+        api.memory_bytes = Some(40 << 20);
+        api.health = Some(warden_core::proto::Health::Healthy);
         let mut worker = svc("worker", State::Backoff);
         worker.restarts = 7;
         worker.last_exit = Some(LastExit {
@@ -151,15 +170,15 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],
-            "NAME    STATE    PID   UPTIME  RESTARTS  LAST EXIT       HEALTH"
+            "NAME    STATE    PID   UPTIME  RESTARTS  LAST EXIT       CPU    MEM      HEALTH"
         );
         assert_eq!(
             lines[1],
-            "api     running  4312  2h03m   0         -               -"
+            "api     running  4312  2h03m   0         -               12.5%  40.0MiB  healthy"
         );
         assert_eq!(
             lines[2],
-            "worker  backoff  -     -       7         code 1 (200ms)  -"
+            "worker  backoff  -     -       7         code 1 (200ms)  -      -        -"
         );
         assert_eq!(lines[4], "  db: start limit reached");
     }

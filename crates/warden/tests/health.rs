@@ -201,12 +201,18 @@ depends_on = {{ api = "healthy" }}
     let s = d.service("worker");
     assert_eq!(s["state"], "pending", "{s}");
     assert!(
-        s["reason"].as_str().unwrap().starts_with("waiting for api ("),
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("waiting for api ("),
         "{s}"
     );
     let api = d.service("api");
     if api["state"] == "pending" {
-        assert!(api["reason"].as_str().unwrap().starts_with("waiting for "), "{api}");
+        assert!(
+            api["reason"].as_str().unwrap().starts_with("waiting for "),
+            "{api}"
+        );
     }
     d.until_state("worker", "running");
     assert!(marker.exists(), "migrate completed before api started");

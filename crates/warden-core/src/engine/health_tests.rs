@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::*;
 use crate::config::Probe;
 use crate::health::{ExecEnv, Health, ProbeFuture, Prober};
+use crate::process::TreeSample;
 
 /// What a fake probe of one target answers.
 #[derive(Debug, Clone)]
@@ -22,15 +23,18 @@ enum Answer {
 
 #[derive(Default)]
 struct Probed {
+    /// Resource samples by pid (none: not sampled).
+    samples: BTreeMap<u32, TreeSample>,
     answers: BTreeMap<String, Answer>,
     calls: BTreeMap<String, u32>,
     in_flight: u32,
     max_in_flight: u32,
 }
 
-/// Probes answered from a table keyed by target (`tcp = "TARGET"`), counted.
+/// Probes answered from a table keyed by target (`tcp = "TARGET"`), counted; samples from
+/// a table keyed by pid.
 #[derive(Clone, Default)]
-struct FakeProber(Arc<Mutex<Probed>>);
+pub(super) struct FakeProber(Arc<Mutex<Probed>>);
 
 impl FakeProber {
     fn set(&self, target: &str, a: Answer) {
@@ -49,6 +53,10 @@ impl FakeProber {
 }
 
 impl Prober for FakeProber {
+    fn sample(&self, pid: u32) -> Option<TreeSample> {
+        self.0.lock().unwrap().samples.get(&pid).copied()
+    }
+
     fn probe<'a>(
         &'a self,
         probe: &'a Probe,
@@ -487,4 +495,89 @@ async fn shutdown_stops_dependents_before_what_they_need() {
     };
     assert!(at("worker") < at("api") && at("api") < at("db"), "{ev:?}");
     assert!(at("worker") < at("cache"), "cache is at db's level: {ev:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Resources
+
+impl FakeProber {
+    fn set_sample(&self, pid: u32, cpu_seconds: f64, rss_mib: u64) {
+        self.0.lock().unwrap().samples.insert(
+            pid,
+            TreeSample {
+                cpu_seconds,
+                rss_bytes: rss_mib << 20,
+                processes: 1,
+            },
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_shows_cpu_and_memory_once_sampled() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &("[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "")),
+        &p,
+    )
+    .await;
+    let pid = r.fake.last_pid("api");
+    p.set_sample(pid, 10.0, 100);
+    // The status read asks for the figures; the first sample has no CPU % yet.
+    let s = r.until("api", |s| s.memory_bytes.is_some()).await;
+    assert_eq!((s.memory_bytes, s.cpu_percent), (Some(100 << 20), None));
+    p.set_sample(pid, 10.5, 120);
+    let s = r.until("api", |s| s.cpu_percent.is_some()).await;
+    assert_eq!(s.memory_bytes, Some(120 << 20));
+    let cpu = s.cpu_percent.unwrap();
+    assert!(
+        (cpu - 50.0).abs() < 0.5,
+        "half a second of CPU in a second: {cpu}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_sampled_while_nobody_asks() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &("[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "")),
+        &p,
+    )
+    .await;
+    let pid = r.fake.last_pid("api");
+    p.set_sample(pid, 1.0, 100);
+    // Nobody read the status: after 5 minutes the sampler still has not run.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let snap = r.handle.board.read().unwrap().services[0].1.borrow().usage;
+    assert_eq!(snap, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_max_restarts_after_two_samples_above_with_the_reason() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &("[warden]\nsample_interval = \"1s\"\n".to_owned()
+            + &svc("api", "api", "memory_max = \"512MiB\"")),
+        &p,
+    )
+    .await;
+    let pid = r.fake.last_pid("api");
+    p.set_sample(pid, 0.0, 100);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(r.fake.pids("api").len(), 1);
+    p.set_sample(pid, 0.0, 530);
+    let t0 = Instant::now();
+    r.until_spawned("api", 2).await;
+    // Two samples above: within two sample intervals (plus the 100 ms backoff).
+    assert!(
+        t0.elapsed() <= Duration::from_millis(2_100),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(
+        r.has_event("memory limit: 530MiB > 512MiB"),
+        "{:?}",
+        r.events()
+    );
+    assert_eq!(r.status("api").await.restarts, 1, "counted like a crash");
 }

@@ -44,8 +44,8 @@ pub struct Ctx {
     pub spawner: Arc<dyn Spawner>,
     /// What a task tells the engine about itself.
     pub notices: mpsc::UnboundedSender<Notice>,
-    /// Runs the ready and health probes (the OS, or a fake in the engine's unit tests).
-    pub prober: Arc<dyn crate::health::Prober>,
+    /// Probes and resource samples (health).
+    pub sensing: service::Sensing,
 }
 
 /// What a service task tells the engine on its own.
@@ -125,6 +125,8 @@ struct Board {
     services: Vec<(String, watch::Receiver<Snapshot>, Arc<ServiceLogs>)>,
     /// The engine has ended: no status any more.
     closed: bool,
+    /// health: when the figures were last asked for (the samplers run while they are).
+    demand: Arc<watch::Sender<Option<Instant>>>,
 }
 
 impl Board {
@@ -133,6 +135,7 @@ impl Board {
             return None;
         }
         let now = Instant::now();
+        self.demand.send_replace(Some(now)); // health: CPU and MEM are wanted
         Some(StatusReport {
             warden: WardenInfo {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -313,6 +316,7 @@ impl Engine {
     ) -> Engine {
         let marker = state.marker();
         let (notices_tx, notices_rx) = mpsc::unbounded_channel();
+        let demand = Arc::new(watch::Sender::new(None));
         let hand_stopped = state.hand_stopped().into_iter().collect();
         let width = config
             .services
@@ -328,7 +332,11 @@ impl Engine {
                 kill_now,
                 spawner: Arc::new(OsSpawner),
                 notices: notices_tx,
-                prober: Arc::new(crate::health::OsProber),
+                sensing: service::Sensing {
+                    prober: Arc::new(crate::health::OsProber),
+                    sample_interval: config.warden.health.sample_interval,
+                    demand: demand.subscribe(),
+                },
             }),
             notices: Some(notices_rx),
             finish: watch::Sender::new(None),
@@ -338,6 +346,7 @@ impl Engine {
                 started: Instant::now(),
                 services: Vec::new(),
                 closed: false,
+                demand,
             })),
             config,
             entries: Vec::new(),
@@ -359,7 +368,7 @@ impl Engine {
             kill_now: ctx.kill_now.clone(),
             spawner,
             notices: ctx.notices.clone(),
-            prober: ctx.prober.clone(),
+            sensing: ctx.sensing.clone(),
         });
         self
     }
@@ -375,7 +384,10 @@ impl Engine {
             kill_now: ctx.kill_now.clone(),
             spawner: ctx.spawner.clone(),
             notices: ctx.notices.clone(),
-            prober,
+            sensing: service::Sensing {
+                prober,
+                ..ctx.sensing.clone()
+            },
         });
         self
     }

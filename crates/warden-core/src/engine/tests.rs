@@ -254,7 +254,8 @@ async fn rig_in(dir: tempfile::TempDir, toml: &str, prepare: impl FnOnce(&mut Bo
     let events: &'static Mutex<Vec<String>> = Box::leak(Box::new(Mutex::new(Vec::new())));
     let (kill_now, kill_rx) = watch::channel(false);
     let engine = Engine::new(config, state, Events::recording(events), kill_rx, false)
-        .with_spawner(Arc::new(fake.clone()));
+        .with_spawner(Arc::new(fake.clone()))
+        .with_prober(Arc::new(health::FakeProber::default()));
     let (handle, task, ready) = engine.spawn();
     ready.await.unwrap();
     Rig {

@@ -41,6 +41,11 @@ pub trait Prober: Send + Sync + 'static {
         timeout: Duration,
         exec: &'a ExecEnv,
     ) -> ProbeFuture<'a>;
+
+    /// A resource sample of the tree of `pid` (`None`: not sampled on this OS).
+    fn sample(&self, pid: u32) -> Option<process::TreeSample> {
+        process::sample_tree(pid)
+    }
 }
 
 /// The real probes.

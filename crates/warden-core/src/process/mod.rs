@@ -139,6 +139,21 @@ pub struct SpawnSpec {
     pub output: Output,
 }
 
+/// One resource sample of a service's tree (the main process, its group, its descendants).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TreeSample {
+    /// CPU time used so far, user and system, summed over the tree's live processes.
+    pub cpu_seconds: f64,
+    /// Resident memory, summed over the tree's processes.
+    pub rss_bytes: u64,
+    pub processes: u32,
+}
+
+/// Sample the tree of `pid` now: Linux reads `/proc`; elsewhere `None` (not sampled).
+pub fn sample_tree(pid: u32) -> Option<TreeSample> {
+    imp::sample_tree(pid)
+}
+
 /// The variables a service manager above warden (systemd) gives warden itself: every child
 /// starts without them unless its own `env` (or warden, for `notify = true`) sets them, so
 /// that a child under `inherit_env` never talks to the host's systemd in warden's place.

@@ -6,6 +6,7 @@
 //! publishes ([`Snapshot`]) is derived from it after every change, never written beside it.
 
 mod probe; // health: ready and health checks
+mod sample; // health: resource samples
 mod snapshot;
 mod stop;
 
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use self::sample::Sensing;
 pub use self::snapshot::{Snapshot, Usage, View};
 use super::events::Level;
 use super::spawner::Proc;
@@ -206,7 +208,7 @@ impl ServiceTask {
             last_exit: self.last_exit.clone(),
             health: self.health_shown(),
             was_healthy: self.probes.as_ref().is_some_and(|p| p.was_healthy),
-            usage: None,
+            usage: self.probes.as_ref().and_then(|p| p.usage),
         });
     }
 
@@ -392,8 +394,14 @@ impl ServiceTask {
                     pumps,
                 };
                 // health: the probes of this run
-                self.probes =
-                    probe::Probes::start(&self.cfg, &self.ctx.prober, self.exec_env(), lines, now);
+                self.probes = probe::Probes::start(
+                    &self.cfg,
+                    &self.ctx.sensing,
+                    pid,
+                    self.exec_env(),
+                    lines,
+                    now,
+                );
                 self.set(
                     if self.cfg.min_uptime.is_zero() && !self.cfg.health.gated() {
                         Phase::Running(run)

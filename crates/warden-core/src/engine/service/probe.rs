@@ -27,11 +27,15 @@ pub(super) enum Which {
     Health,
 }
 
-/// One probe's result.
+/// One probe's result, or a resource sample (with the memory limit's reason once the tree
+/// stayed above `memory_max` for two samples).
 #[derive(Debug)]
-pub(super) struct ProbeResult {
-    which: Which,
-    result: Result<(), String>,
+pub(super) enum ProbeResult {
+    Check {
+        which: Which,
+        result: Result<(), String>,
+    },
+    Usage(super::Usage, Option<String>),
 }
 
 /// The probes of the current run; dropping it ends them.
@@ -40,6 +44,9 @@ pub(super) struct Probes {
     /// The ready check's task (ended once it passed), then the health check's.
     ready_task: Option<JoinHandle<()>>,
     health_task: Option<JoinHandle<()>>,
+    sample_task: JoinHandle<()>,
+    /// The last resource sample.
+    pub(super) usage: Option<super::Usage>,
     started: Instant,
     /// `None` once the ready check passed (it stops then), or without one.
     ready: Option<Tracker>,
@@ -53,6 +60,7 @@ impl Drop for Probes {
         for t in [&self.ready_task, &self.health_task].into_iter().flatten() {
             t.abort();
         }
+        self.sample_task.abort();
     }
 }
 
@@ -70,18 +78,23 @@ pub(super) fn subscribe(
 }
 
 impl Probes {
-    /// Start the checks of a run that started at `started`; `None` without any.
+    /// Start the checks and the sampler of the run of `pid` that started at `started`.
     pub(super) fn start(
         cfg: &ServiceConfig,
-        prober: &Arc<dyn Prober>,
+        sensing: &super::Sensing,
+        pid: u32,
         exec: ExecEnv,
         lines: Option<broadcast::Receiver<LogLine>>,
         started: Instant,
     ) -> Option<Probes> {
-        if cfg.health.ready.is_none() && cfg.health.health.is_none() {
-            return None;
-        }
+        let prober = &sensing.prober;
         let (tx, rx) = mpsc::channel(4);
+        let sample_task = tokio::spawn(super::sample::sampler(
+            pid,
+            sensing.clone(),
+            cfg.health.memory_max,
+            tx.clone(),
+        ));
         let exec = Arc::new(exec);
         let ready_task = cfg
             .health
@@ -102,6 +115,8 @@ impl Probes {
             rx,
             ready_task,
             health_task,
+            sample_task,
+            usage: None,
             started,
             ready: cfg.health.ready.as_ref().map(|_| Tracker::default()),
             health: cfg.health.health.as_ref().map(|_| Tracker::default()),
@@ -156,7 +171,7 @@ fn spawn_loop(
                     crate::util::fmt_duration(check.timeout)
                 )),
             };
-            if tx.send(ProbeResult { which, result }).await.is_err() {
+            if tx.send(ProbeResult::Check { which, result }).await.is_err() {
                 return;
             }
             tokio::time::sleep_until(began + check.interval).await;
@@ -178,7 +193,7 @@ async fn watch_lines(
         match lines.recv().await {
             Ok(line) if re.is_match(&line.bytes) => {
                 let _ = tx
-                    .send(ProbeResult {
+                    .send(ProbeResult::Check {
                         which: Which::Ready,
                         result: Ok(()),
                     })
@@ -218,14 +233,24 @@ impl ServiceTask {
         let Some(probes) = self.probes.as_mut() else {
             return;
         };
+        let (which, result) = match r {
+            ProbeResult::Check { which, result } => (which, result),
+            ProbeResult::Usage(usage, over) => {
+                probes.usage = Some(usage);
+                match over {
+                    Some(reason) => self.end_run_for(reason).await,
+                    None => self.publish(),
+                }
+                return;
+            }
+        };
         // While it is starting, its ready check (or min_uptime) and start_timeout judge it:
         // a health failure then does not count (a slow start is not a sick program).
-        if r.which == Which::Health && r.result.is_err() && matches!(self.phase, Phase::Starting(_))
-        {
+        if which == Which::Health && result.is_err() && matches!(self.phase, Phase::Starting(_)) {
             return;
         }
         let ran = probes.started.elapsed();
-        let (check, tracker) = match r.which {
+        let (check, tracker) = match which {
             Which::Ready => (self.cfg.health.ready.as_ref(), probes.ready.as_mut()),
             Which::Health => (self.cfg.health.health.as_ref(), probes.health.as_mut()),
         };
@@ -233,9 +258,9 @@ impl ServiceTask {
             return;
         };
         let before = tracker.health;
-        let transition = tracker.record(check, ran, r.result);
+        let transition = tracker.record(check, ran, result);
         let error = tracker.last_error.clone().unwrap_or_default();
-        match (r.which, transition) {
+        match (which, transition) {
             (Which::Ready, Some(Transition::Healthy)) => {
                 probes.ready = None;
                 if let Some(t) = probes.ready_task.take() {

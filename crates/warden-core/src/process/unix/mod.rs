@@ -55,6 +55,7 @@ mod pipe;
 #[cfg(target_os = "linux")]
 mod procfs;
 mod reaper;
+mod sample; // health: resource samples
 mod spawn;
 mod stop;
 mod tree;
@@ -65,6 +66,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub use child::Child;
 pub use pipe::OutputPipe;
 pub(super) use reaper::{init_supervisor, wait_no_children};
+pub(super) use sample::sample_tree;
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
 pub(super) use tree::{kill_all_descendants, kill_leftovers};
