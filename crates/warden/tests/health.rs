@@ -228,3 +228,49 @@ depends_on = {{ api = "healthy" }}
     assert!(at("worker") < at("api") && at("api") < at("db"), "{log}");
     drop(d);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_growing_child_is_restarted_at_memory_max_and_status_shows_cpu_and_mem() {
+    if !have("python3") {
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let env = Env::new(
+        r#"[warden]
+sample_interval = "200ms"
+
+[services.leak]
+command = ["python3", "-c", "import time\na = []\nwhile True:\n    a.append(bytearray(8 << 20))\n    time.sleep(0.05)"]
+memory_max = "96MiB"
+stop_timeout = "1s"
+
+[services.idle]
+command = ["sleep", "60"]
+"#,
+    );
+    let d = Daemon::up(&env);
+    let s = wait_for("leak restarted", WAIT, || {
+        let s = d.service("leak");
+        (s["restarts"].as_u64()? >= 1).then_some(s)
+    });
+    let log = env.read(".warden/warden.log");
+    let line = log
+        .lines()
+        .find(|l| l.contains("[leak] memory limit: "))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("MiB > 96MiB"), "{line}");
+    let _ = s;
+    // The figures of a running service: MEM at once, CPU from the second sample.
+    let idle = wait_for("idle's CPU and MEM", WAIT, || {
+        let s = d.service("idle");
+        (s["cpu_percent"].is_number() && s["memory_bytes"].is_number()).then_some(s)
+    });
+    assert!(idle["memory_bytes"].as_u64().unwrap() > 100 << 10, "{idle}");
+    let o = env.run(&["status"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let header = table.lines().next().unwrap();
+    assert!(header.contains(" CPU ") && header.contains(" MEM "), "{table}");
+    let row = table.lines().find(|l| l.starts_with("idle ")).unwrap();
+    assert!(row.contains("MiB") && row.contains('%'), "{table}");
+}
