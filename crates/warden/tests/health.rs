@@ -111,11 +111,11 @@ backoff = {{ initial = "100ms" }}
 "#
     ));
     let d = Daemon::up(&env);
-    let s = wait_for("api healthy", WAIT, || {
+    // Ready and health probe on their own: wait for both.
+    let s = wait_for("api running and healthy", WAIT, || {
         let s = d.service("api");
-        (s["health"] == "healthy").then_some(s)
+        (s["health"] == "healthy" && s["state"] == "running").then_some(s)
     });
-    assert_eq!(s["state"], "running");
     let o = env.run(&["status"]);
     let table = String::from_utf8_lossy(&o.stdout).into_owned();
     let row = table.lines().find(|l| l.starts_with("api ")).unwrap();
