@@ -270,7 +270,99 @@ command = ["sleep", "60"]
     let o = env.run(&["status"]);
     let table = String::from_utf8_lossy(&o.stdout).into_owned();
     let header = table.lines().next().unwrap();
-    assert!(header.contains(" CPU ") && header.contains(" MEM "), "{table}");
+    assert!(
+        header.contains(" CPU ") && header.contains(" MEM "),
+        "{table}"
+    );
     let row = table.lines().find(|l| l.starts_with("idle ")).unwrap();
     assert!(row.contains("MiB") && row.contains('%'), "{table}");
+}
+
+/// A Python program that speaks sd_notify as under systemd: WATCHDOG=1 pings from the start,
+/// READY=1 once `go` exists (at once without it), the pings until `hang` exists.
+fn notify_client(dir: &std::path::Path, wait_for_go: bool) -> String {
+    let go = if wait_for_go {
+        format!(
+            "while not os.path.exists({:?}):\n    s.sendto(b'WATCHDOG=1', addr)\n    time.sleep(0.05)\n",
+            dir.join("go").display().to_string()
+        )
+    } else {
+        String::new()
+    };
+    let script = format!(
+        "import os, socket, time\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         addr = os.environ['NOTIFY_SOCKET']\n\
+         {go}\
+         s.sendto(b'STATUS=warming up\\nREADY=1', addr)\n\
+         while not os.path.exists({hang:?}):\n    s.sendto(b'WATCHDOG=1', addr)\n    time.sleep(0.1)\n\
+         time.sleep(60)\n",
+        hang = dir.join("hang").display().to_string()
+    );
+    format!("[\"python3\", \"-c\", {}]", common::toml_str(&script))
+}
+
+#[test]
+fn notify_ready_marks_it_up_and_a_missed_watchdog_restarts_it() {
+    if !have("python3") {
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let env = Env::new("");
+    env.write_config(&format!(
+        "[services.worker]\ncommand = {}\nnotify = true\nwatchdog = \"1s\"\nstop_timeout = \"1s\"\n",
+        notify_client(env.dir.path(), true)
+    ));
+    let d = Daemon::up(&env);
+    // A stranger's READY=1 (this test is outside the service's tree) is ignored.
+    let sock = env.path(".warden/notify/worker.sock");
+    wait_for("the notify socket", WAIT, || sock.exists().then_some(()));
+    let stranger = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    stranger.send_to(b"READY=1", &sock).unwrap();
+    let s = wait_for("worker to run 1.5 s", WAIT, || {
+        let s = d.service("worker");
+        (s["uptime_ms"].as_u64()? > 1500).then_some(s)
+    });
+    assert_eq!(
+        s["state"], "starting",
+        "a stranger's READY=1 counts for nothing: {s}"
+    );
+    std::fs::write(env.path("go"), "").unwrap();
+    d.until_state("worker", "running");
+    // Pings keep it alive well past the watchdog (1 s).
+    let s = wait_for("worker to run 3.5 s", WAIT, || {
+        let s = d.service("worker");
+        (s["uptime_ms"].as_u64()? > 3500).then_some(s)
+    });
+    assert_eq!(
+        (s["restarts"].as_u64(), s["state"].as_str()),
+        (Some(0), Some("running"))
+    );
+    std::fs::write(env.path("hang"), "").unwrap();
+    wait_for("the watchdog restart", WAIT, || {
+        (d.service("worker")["restarts"] == 1).then_some(())
+    });
+    let log = env.read(".warden/warden.log");
+    assert!(log.contains("[worker] ready (READY=1)"), "{log}");
+    assert!(log.contains("[worker] status: warming up"), "{log}");
+    assert!(log.contains("[worker] watchdog timeout"), "{log}");
+}
+
+#[test]
+fn redis_supervised_by_systemd_works_unchanged_under_notify() {
+    if !have("redis-server") {
+        eprintln!("skipped: no redis-server");
+        return;
+    }
+    let port = free_port();
+    let env = Env::new(&format!(
+        r#"[services.db]
+command = ["redis-server", "--port", "{port}", "--save", "", "--appendonly", "no", "--supervised", "systemd"]
+notify = true
+"#
+    ));
+    let d = Daemon::up(&env);
+    d.until_state("db", "running");
+    let log = env.read(".warden/warden.log");
+    assert!(log.contains("[db] ready (READY=1)"), "{log}");
 }

@@ -40,6 +40,8 @@ mod imp;
 
 pub use crate::model::Signal;
 use crate::model::StopMethod;
+#[cfg(unix)]
+pub use imp::NotifySocket;
 pub use imp::{Child, OutputPipe};
 
 /// One graceful step of a stop, the same type on every OS. [`stop_steps`] gives the steps a
@@ -147,6 +149,13 @@ pub struct TreeSample {
     /// Resident memory, summed over the tree's processes.
     pub rss_bytes: u64,
     pub processes: u32,
+}
+
+/// Is `pid` the process `root`, in its group, or a descendant of it? (The sender check of
+/// a notify message; `true` where the OS does not say who sent it.)
+#[cfg(unix)]
+pub fn in_tree(pid: u32, root: u32) -> bool {
+    imp::in_tree(pid, root)
 }
 
 /// Sample the tree of `pid` now: Linux reads `/proc`; elsewhere `None` (not sampled).

@@ -5,6 +5,7 @@
 //! [`crate::policy`]. Its state is one [`Phase`], whose variants carry their data; what it
 //! publishes ([`Snapshot`]) is derived from it after every change, never written beside it.
 
+mod notify; // health: sd_notify
 mod probe; // health: ready and health checks
 mod sample; // health: resource samples
 mod snapshot;
@@ -375,7 +376,14 @@ impl ServiceTask {
             self.restarts = self.restarts.saturating_add(1);
         }
         let lines = probe::subscribe(&self.cfg, &self.logs); // health: before the first line
-        match self.ctx.spawner.spawn(&self.spawn_spec()) {
+        let mut spec = self.spawn_spec();
+        // health: notify = true binds NOTIFY_SOCKET before the spawn
+        let notify =
+            notify::bind(&self.cfg, self.ctx.state.path(), &mut spec).unwrap_or_else(|e| {
+                self.emit(Level::Bad, &e);
+                None
+            });
+        match self.ctx.spawner.spawn(&spec) {
             Ok(mut child) => {
                 let pid = child.pid();
                 // One task reads both pipes, fairly (see `ServiceLogs::pump_pair`).
@@ -400,6 +408,7 @@ impl ServiceTask {
                     pid,
                     self.exec_env(),
                     lines,
+                    notify,
                     now,
                 );
                 self.set(

@@ -36,6 +36,8 @@ pub(super) enum ProbeResult {
         result: Result<(), String>,
     },
     Usage(super::Usage, Option<String>),
+    /// A notify message (`notify = true`).
+    Notify(super::notify::Note),
 }
 
 /// The probes of the current run; dropping it ends them.
@@ -45,6 +47,9 @@ pub(super) struct Probes {
     ready_task: Option<JoinHandle<()>>,
     health_task: Option<JoinHandle<()>>,
     sample_task: JoinHandle<()>,
+    notify_task: Option<JoinHandle<()>>,
+    /// The last `STATUS=` of a notify message.
+    pub(super) status_text: Option<String>,
     /// The last resource sample.
     pub(super) usage: Option<super::Usage>,
     started: Instant,
@@ -61,6 +66,9 @@ impl Drop for Probes {
             t.abort();
         }
         self.sample_task.abort();
+        if let Some(t) = &self.notify_task {
+            t.abort();
+        }
     }
 }
 
@@ -85,6 +93,7 @@ impl Probes {
         pid: u32,
         exec: ExecEnv,
         lines: Option<broadcast::Receiver<LogLine>>,
+        notify: Option<super::notify::Socket>,
         started: Instant,
     ) -> Option<Probes> {
         let prober = &sensing.prober;
@@ -116,6 +125,15 @@ impl Probes {
             ready_task,
             health_task,
             sample_task,
+            notify_task: notify.map(|sock| {
+                tokio::spawn(super::notify::listen(
+                    sock,
+                    pid,
+                    cfg.health.watchdog,
+                    tx.clone(),
+                ))
+            }),
+            status_text: None,
             usage: None,
             started,
             ready: cfg.health.ready.as_ref().map(|_| Tracker::default()),
@@ -235,6 +253,10 @@ impl ServiceTask {
         };
         let (which, result) = match r {
             ProbeResult::Check { which, result } => (which, result),
+            ProbeResult::Notify(note) => {
+                self.on_note(note).await;
+                return;
+            }
             ProbeResult::Usage(usage, over) => {
                 probes.usage = Some(usage);
                 match over {
@@ -296,6 +318,32 @@ impl ServiceTask {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Act on a notify message.
+    async fn on_note(&mut self, note: super::notify::Note) {
+        use super::notify::Note;
+        match note {
+            Note::Ready => {
+                if let Phase::Starting(_) = self.phase {
+                    self.emit(Level::Good, "ready (READY=1)");
+                    if let Phase::Starting(run) = self.take_phase() {
+                        self.set(Phase::Running(run));
+                    }
+                }
+            }
+            Note::Status(text) => {
+                let Some(p) = self.probes.as_mut() else {
+                    return;
+                };
+                if p.status_text.as_deref() != Some(text.as_str()) {
+                    p.status_text = Some(text.clone());
+                    self.emit(Level::Info, &format!("status: {text}"));
+                }
+            }
+            Note::Stopping => self.emit(Level::Info, "stopping (STOPPING=1)"),
+            Note::WatchdogTimeout => self.end_run_for("watchdog timeout".into()).await,
         }
     }
 

@@ -51,6 +51,7 @@
 //! `procfs.rs` reads `/proc` (Linux), `stop.rs` the graceful stop steps.
 
 mod child;
+mod notify; // health: the sd_notify socket
 mod pipe;
 #[cfg(target_os = "linux")]
 mod procfs;
@@ -64,6 +65,8 @@ use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub use child::Child;
+pub use notify::NotifySocket;
+pub(super) use notify::in_tree;
 pub use pipe::OutputPipe;
 pub(super) use reaper::{init_supervisor, wait_no_children};
 pub(super) use sample::sample_tree;
