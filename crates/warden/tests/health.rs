@@ -1,4 +1,4 @@
-//! Health end to end, with real programs: readiness (tcp, http, log_line), a health check
+//! Health end to end, with real programs: readiness (tcp, http, `log_line`), a health check
 //! that catches a hung program (SIGSTOP), the systemd variables warden never passes on.
 
 #![cfg(unix)]
@@ -278,7 +278,7 @@ command = ["sleep", "60"]
     assert!(row.contains("MiB") && row.contains('%'), "{table}");
 }
 
-/// A Python program that speaks sd_notify as under systemd: WATCHDOG=1 pings from the start,
+/// A Python program that speaks `sd_notify` as under systemd: WATCHDOG=1 pings from the start,
 /// READY=1 once `go` exists (at once without it), the pings until `hang` exists.
 fn notify_client(dir: &std::path::Path, wait_for_go: bool) -> String {
     let go = if wait_for_go {

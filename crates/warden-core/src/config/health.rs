@@ -119,7 +119,7 @@ pub struct HealthConfig {
     /// `health`: runs while the service runs.
     pub health: Option<Check>,
     pub on_unhealthy: OnUnhealthy,
-    /// `notify = true`: the sd_notify protocol (Unix).
+    /// `notify = true`: the `sd_notify` protocol (Unix).
     pub notify: bool,
     /// `watchdog`: no `WATCHDOG=1` for this long restarts it (needs `notify`).
     pub watchdog: Option<Duration>,

@@ -102,34 +102,31 @@ async fn gate(
                 unmet(n.dep.condition, &snap, &n.success_codes)
                     .map(|why| format!("waiting for {} ({why})", n.dep.service))
             });
-            match first_unmet {
-                Some(reason) => {
-                    if reason != shown {
-                        let (t, _r) = oneshot::channel();
-                        let _ = tx.send(service::Request::Wait(reason.clone(), t)).await;
-                        shown = reason;
-                    }
-                    // A start by hand answers now, with why it waits (it goes on waiting).
-                    if let Some((r, _)) = reply.take() {
-                        let _ = r.send(Err(shown.clone()));
-                    }
+            if let Some(reason) = first_unmet {
+                if reason != shown {
+                    let (t, _r) = oneshot::channel();
+                    let _ = tx.send(service::Request::Wait(reason.clone(), t)).await;
+                    shown = reason;
                 }
-                None => {
-                    let (t, r) = oneshot::channel();
-                    let until = reply.as_ref().map_or(service::Until::Spawned, |(_, u)| *u);
-                    if tx.send(service::Request::Start(t, until)).await.is_err() {
-                        return;
-                    }
-                    shown.clear();
-                    started_with = needs.iter().map(|n| run_pid(&n.status.borrow())).collect();
-                    if let Some((reply, _)) = reply.take() {
-                        tokio::spawn(async move {
-                            let _ = reply.send(r.await.unwrap_or(Err("shutting down".into())));
-                        });
-                    }
-                    if !needs.iter().any(|n| n.dep.restart) {
-                        return; // nothing more to follow
-                    }
+                // A start by hand answers now, with why it waits (it goes on waiting).
+                if let Some((r, _)) = reply.take() {
+                    let _ = r.send(Err(shown.clone()));
+                }
+            } else {
+                let (t, r) = oneshot::channel();
+                let until = reply.as_ref().map_or(service::Until::Spawned, |(_, u)| *u);
+                if tx.send(service::Request::Start(t, until)).await.is_err() {
+                    return;
+                }
+                shown.clear();
+                started_with = needs.iter().map(|n| run_pid(&n.status.borrow())).collect();
+                if let Some((reply, _)) = reply.take() {
+                    tokio::spawn(async move {
+                        let _ = reply.send(r.await.unwrap_or(Err("shutting down".into())));
+                    });
+                }
+                if !needs.iter().any(|n| n.dep.restart) {
+                    return; // nothing more to follow
                 }
             }
         } else {
@@ -173,8 +170,6 @@ impl Drop for AbortAll {
 
 /// The services `cfg` needs, transitively, in start order (deepest first).
 fn needed(all: &[ServiceConfig], cfg: &ServiceConfig) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
     fn visit(
         all: &[ServiceConfig],
         s: &ServiceConfig,
@@ -190,6 +185,8 @@ fn needed(all: &[ServiceConfig], cfg: &ServiceConfig) -> Vec<String> {
             }
         }
     }
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
     visit(all, cfg, &mut seen, &mut out);
     out
 }
@@ -304,6 +301,7 @@ mod tests {
 
     #[test]
     fn each_condition_holds_in_its_states_only() {
+        use Condition::{Completed, Healthy, Ready, Started};
         let t = Instant::now();
         let starting = snap(View::Starting { pid: 1, since: t });
         let running = snap(View::Running { pid: 1, since: t });
@@ -322,9 +320,8 @@ mod tests {
         bad.view = View::Exited {
             reason: "exited with code 1".into(),
         };
-        bad.last_exit.as_mut().unwrap().code = Some(1);
+        bad.last_exit = bad.last_exit.map(|e| LastExit { code: Some(1), ..e });
         let ok = [0];
-        use Condition::*;
         assert_eq!(unmet(Started, &starting, &ok), None);
         assert_eq!(
             unmet(Started, &done, &ok),

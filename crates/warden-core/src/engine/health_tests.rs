@@ -31,6 +31,15 @@ struct Probed {
     max_in_flight: u32,
 }
 
+/// Counts a probe out of flight when it ends (or is dropped at its timeout).
+struct Done(Arc<Mutex<Probed>>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().in_flight -= 1;
+    }
+}
+
 /// Probes answered from a table keyed by target (`tcp = "TARGET"`), counted; samples from
 /// a table keyed by pid.
 #[derive(Clone, Default)]
@@ -78,12 +87,6 @@ impl Prober for FakeProber {
                     .cloned()
                     .unwrap_or(Answer::Fail("refused"))
             };
-            struct Done(Arc<Mutex<Probed>>);
-            impl Drop for Done {
-                fn drop(&mut self) {
-                    self.0.lock().unwrap().in_flight -= 1;
-                }
-            }
             let _done = Done(self.0.clone());
             match answer {
                 Answer::Pass => Ok(()),
@@ -258,7 +261,7 @@ async fn start_period_and_success_threshold_shape_the_result() {
         "failures in start_period do not count"
     );
     p.set("api:1", Answer::Pass);
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         r.status("api").await.health,
         Some(Health::Unknown),

@@ -294,9 +294,9 @@ pub struct Engine {
     board: Arc<std::sync::RwLock<Board>>,
     /// With `--attach`: the width of the name column.
     attach: Option<usize>,
-    /// depends_on: the gate of each service waiting for (or following) what it needs.
+    /// `depends_on`: the gate of each service waiting for (or following) what it needs.
     gates: std::collections::BTreeMap<String, JoinHandle<()>>,
-    /// depends_on: the services to start through their gate once all exist.
+    /// `depends_on`: the services to start through their gate once all exist.
     to_gate: Vec<String>,
     /// The tasks' notices, taken by the loop.
     notices: Option<mpsc::UnboundedReceiver<Notice>>,

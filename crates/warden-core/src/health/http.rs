@@ -1,6 +1,8 @@
 //! A minimal HTTP/1.1 client for the `http` probe: one request, `Connection: close`, the
 //! status line read and the rest ignored. No TLS, no redirects (a 3xx passes).
 
+use std::fmt::Write as _;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -24,7 +26,7 @@ pub(super) async fn check(p: &HttpProbe) -> Result<(), String> {
         p.method, p.path, p.port
     );
     for (k, v) in &p.headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(req, "{k}: {v}\r\n");
     }
     req.push_str("\r\n");
     stream

@@ -103,15 +103,12 @@ async fn run_exec(argv: &[String], timeout: Duration, exec: &ExecEnv) -> Result<
         output: Output::Null,
     };
     let mut child = process::spawn(&spec).map_err(|e| format!("exec: {e}"))?;
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
-            let _ = child.kill_tree();
-            // Reaped by warden's reaper; its tree is gone after the kill.
-            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-            let _ = child.wait_tree_gone(Duration::from_secs(5)).await;
-            return Err(format!("exec: no exit within {}", fmt_duration(timeout)));
-        }
+    let Ok(status) = tokio::time::timeout(timeout, child.wait()).await else {
+        let _ = child.kill_tree();
+        // Reaped by warden's reaper; its tree is gone after the kill.
+        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        let _ = child.wait_tree_gone(Duration::from_secs(5)).await;
+        return Err(format!("exec: no exit within {}", fmt_duration(timeout)));
     };
     // What it left in its group goes too.
     let _ = child.kill_tree();

@@ -59,7 +59,7 @@ pub enum Request {
     Reconfigure(Box<ServiceConfig>, Reply),
     /// Stop it and end the task.
     Shutdown(Reply),
-    /// depends_on: stop it if it runs and rest `pending` with this reason (`engine/deps.rs`).
+    /// `depends_on`: stop it if it runs and rest `pending` with this reason (`engine/deps.rs`).
     Wait(String, Reply),
 }
 
@@ -402,7 +402,7 @@ impl ServiceTask {
                     pumps,
                 };
                 // health: the probes of this run
-                self.probes = probe::Probes::start(
+                self.probes = Some(probe::Probes::start(
                     &self.cfg,
                     &self.ctx.sensing,
                     pid,
@@ -410,7 +410,7 @@ impl ServiceTask {
                     lines,
                     notify,
                     now,
-                );
+                ));
                 self.set(
                     if self.cfg.min_uptime.is_zero() && !self.cfg.health.gated() {
                         Phase::Running(run)

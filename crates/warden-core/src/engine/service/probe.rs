@@ -95,7 +95,7 @@ impl Probes {
         lines: Option<broadcast::Receiver<LogLine>>,
         notify: Option<super::notify::Socket>,
         started: Instant,
-    ) -> Option<Probes> {
+    ) -> Probes {
         let prober = &sensing.prober;
         let (tx, rx) = mpsc::channel(4);
         let sample_task = tokio::spawn(super::sample::sampler(
@@ -120,7 +120,7 @@ impl Probes {
             .health
             .as_ref()
             .map(|check| spawn_loop(Which::Health, check, prober, &exec, &tx));
-        Some(Probes {
+        Probes {
             rx,
             ready_task,
             health_task,
@@ -139,7 +139,7 @@ impl Probes {
             ready: cfg.health.ready.as_ref().map(|_| Tracker::default()),
             health: cfg.health.health.as_ref().map(|_| Tracker::default()),
             was_healthy: false,
-        })
+        }
     }
 
     /// What the health check says now (`Unknown` before its first result).

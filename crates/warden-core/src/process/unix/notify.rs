@@ -111,10 +111,11 @@ fn recv_with_creds(fd: libc::c_int) -> io::Result<(Vec<u8>, Option<u32>)> {
                 pid = u32::try_from(cred.pid).ok();
             } else if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                for i in 0..len / std::mem::size_of::<libc::c_int>() {
-                    let fd: libc::c_int =
-                        std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
-                    libc::close(fd);
+                let size = std::mem::size_of::<libc::c_int>();
+                for i in 0..len / size {
+                    let mut raw = [0u8; 4];
+                    std::ptr::copy_nonoverlapping(data.add(i * size), raw.as_mut_ptr(), size);
+                    libc::close(libc::c_int::from_ne_bytes(raw));
                 }
             }
             c = libc::CMSG_NXTHDR(&raw const msg, c);

@@ -20,9 +20,7 @@ pub(crate) fn sample_tree(pid: u32) -> Option<TreeSample> {
     }
     // The descendants through the kernel's `children` files (a few reads, not a scan of
     // all of /proc), and the orphans of its group that were re-parented to warden.
-    if procfs::stat(pid).is_none() {
-        return None;
-    }
+    procfs::stat(pid)?;
     let mut roots = vec![pid];
     if let Some(own) = procfs::own_children() {
         roots.extend(
@@ -102,7 +100,7 @@ mod tests {
 
     #[test]
     fn the_own_process_has_memory() {
-        let s = sample_tree(std::process::id()).unwrap();
+        let s = sample_tree(std::process::id()).expect("a sample of this process");
         assert!(s.rss_bytes > 1 << 20 && s.processes >= 1, "{s:?}");
     }
 }
