@@ -6,6 +6,9 @@
 //! `STOPPING=1`, `MAINPID=` and `EXTEND_TIMEOUT_USEC=` are taken note of. No ping for
 //! `watchdog` ends the run with the reason `watchdog timeout`.
 
+// On Windows `notify` is a config error: the types stand, nothing makes them.
+#![cfg_attr(not(unix), allow(dead_code, clippy::unnecessary_wraps, clippy::unused_async))]
+
 #[cfg(unix)]
 pub(super) use imp::*;
 

@@ -36,7 +36,8 @@ pub(super) enum ProbeResult {
         result: Result<(), String>,
     },
     Usage(super::Usage, Option<String>),
-    /// A notify message (`notify = true`).
+    /// A notify message (`notify = true`; never on Windows).
+    #[cfg_attr(not(unix), allow(dead_code))]
     Notify(super::notify::Note),
 }
 
