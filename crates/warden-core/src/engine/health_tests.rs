@@ -584,3 +584,17 @@ async fn memory_max_restarts_after_two_samples_above_with_the_reason() {
     );
     assert_eq!(r.status("api").await.restarts, 1, "counted like a crash");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dependent_added_by_reload_starts_through_its_gate() {
+    let p = FakeProber::default();
+    let first = svc_up("db", "db", "autostart = false");
+    let r = hrig(&first, &p).await;
+    r.rewrite(&(first.clone() + &svc("api", "api", "depends_on = { db = \"ready\" }")));
+    let report = r.handle.reload().await.unwrap();
+    assert_eq!(report.added, vec!["api".to_owned()]);
+    let s = r.until_state("api", State::Pending).await;
+    assert_eq!(s.reason.as_deref(), Some("waiting for db (stopped)"));
+    r.handle.act(Action::Start, "db").await.unwrap();
+    r.until_spawned("api", 1).await;
+}

@@ -7,7 +7,10 @@
 //! `watchdog` ends the run with the reason `watchdog timeout`.
 
 // On Windows `notify` is a config error: the types stand, nothing makes them.
-#![cfg_attr(not(unix), allow(dead_code, clippy::unnecessary_wraps, clippy::unused_async))]
+#![cfg_attr(
+    not(unix),
+    allow(dead_code, clippy::unnecessary_wraps, clippy::unused_async)
+)]
 
 #[cfg(unix)]
 pub(super) use imp::*;
