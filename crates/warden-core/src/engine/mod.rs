@@ -373,25 +373,6 @@ impl Engine {
         self
     }
 
-    /// Run every probe through `prober` instead of the network (the engine's unit tests).
-    #[must_use]
-    pub fn with_prober(mut self, prober: Arc<dyn crate::health::Prober>) -> Engine {
-        let ctx = &self.ctx;
-        self.ctx = Arc::new(Ctx {
-            events: ctx.events,
-            state: ctx.state.clone(),
-            marker: ctx.marker.clone(),
-            kill_now: ctx.kill_now.clone(),
-            spawner: ctx.spawner.clone(),
-            notices: ctx.notices.clone(),
-            sensing: service::Sensing {
-                prober,
-                ..ctx.sensing.clone()
-            },
-        });
-        self
-    }
-
     /// Start the engine loop: every autostart service is started (concurrently). The returned
     /// future resolves once every autostart service had its first start attempt.
     pub fn spawn(mut self) -> (Handle, JoinHandle<()>, oneshot::Receiver<()>) {

@@ -81,3 +81,24 @@ pub(super) async fn sampler(
         tokio::time::sleep_until(now + interval).await;
     }
 }
+
+impl crate::engine::Engine {
+    /// Run every probe through `prober` instead of the network (the engine's unit tests).
+    #[must_use]
+    pub fn with_prober(mut self, prober: Arc<dyn crate::health::Prober>) -> crate::engine::Engine {
+        let ctx = &self.ctx;
+        self.ctx = Arc::new(crate::engine::Ctx {
+            events: ctx.events,
+            state: ctx.state.clone(),
+            marker: ctx.marker.clone(),
+            kill_now: ctx.kill_now.clone(),
+            spawner: ctx.spawner.clone(),
+            notices: ctx.notices.clone(),
+            sensing: Sensing {
+                prober,
+                ..ctx.sensing.clone()
+            },
+        });
+        self
+    }
+}
