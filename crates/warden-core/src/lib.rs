@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod health;
 pub mod logs;
 pub mod model;
 pub mod policy;

@@ -83,6 +83,8 @@ fn service(name: &str, dir: &Path) -> ServiceConfig {
             encoding: None,
         },
         privileges: warden_core::config::Privileges::default(),
+        health: warden_core::config::HealthConfig::default(),
+        depends_on: Vec::new(),
     }
 }
 
@@ -125,6 +127,7 @@ impl Live {
                 api_token: None,
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
                 log: warden_core::config::WardenLog::default(),
+                health: warden_core::config::WardenHealth::default(),
             },
             services: names.iter().map(|n| service(n, &root)).collect(),
             warnings: Vec::new(),
@@ -214,6 +217,9 @@ fn fake_status(name: &str) -> ServiceStatus {
         last_exit: None,
         next_start_in_ms: None,
         reason: None,
+        health: None,
+        cpu_percent: None,
+        memory_bytes: None,
     }
 }
 
@@ -438,6 +444,9 @@ const SERVICE_KEYS: &[&str] = &[
     "last_exit",
     "next_start_in_ms",
     "reason",
+    "health",
+    "cpu_percent",
+    "memory_bytes",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -466,7 +475,8 @@ async fn status_json_has_the_exact_shape() {
         services[0],
         json!({
             "name": "web", "state": "stopped", "pid": null, "uptime_ms": null, "restarts": 0,
-            "last_exit": null, "next_start_in_ms": null, "reason": "autostart = false"
+            "last_exit": null, "next_start_in_ms": null, "reason": "autostart = false",
+            "health": null, "cpu_percent": null, "memory_bytes": null
         })
     );
     assert_eq!(services[1]["name"], "worker");
@@ -1545,6 +1555,7 @@ fn load_server_child() {
                 when_all_ended: warden_core::config::WhenAllEnded::Keep,
                 log: warden_core::config::WardenLog::default(),
                 socket: None,
+                health: warden_core::config::WardenHealth::default(),
             },
             services: vec![flood],
             warnings: Vec::new(),

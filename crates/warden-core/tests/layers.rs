@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["logs"],
     &["config"],
     &["policy"],
+    &["health"],
     &["engine"],
     &["api"],
     &["daemon"],

@@ -27,6 +27,17 @@ pub fn last_exit(s: &ServiceStatus) -> String {
     format!("{what} ({})", fmt_duration(Duration::from_millis(e.ran_ms)))
 }
 
+/// `12.3MiB`, `1.25GiB`.
+pub fn fmt_mem(bytes: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    let mib = bytes as f64 / MIB;
+    if mib >= 1024.0 {
+        format!("{:.2}GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1}MiB")
+    }
+}
+
 /// The REASON cell of `warden status` and `warden ui`: why a service is not up (empty for one
 /// that is up and well), in backoff the countdown first. `age`: how old the answer is (the
 /// UI counts down between two answers). Control characters are made visible.
@@ -92,8 +103,15 @@ const COLUMNS: &[Column] = &[
     }),
     col("RESTARTS", |s| s.restarts.to_string()),
     col("LAST EXIT", last_exit),
-    // Filled in once the status carries health.
-    col("HEALTH", |_| "-".into()),
+    col("CPU", |s| {
+        s.cpu_percent
+            .map_or_else(|| "-".into(), |c| format!("{c:.1}%"))
+    }),
+    col("MEM", |s| s.memory_bytes.map_or_else(|| "-".into(), fmt_mem)),
+    col("HEALTH", |s| {
+        s.health
+            .map_or_else(|| "-".into(), |h| h.as_str().to_owned())
+    }),
     col("REASON", |s| reason(s, Duration::ZERO)),
 ];
 
@@ -184,6 +202,9 @@ mod tests {
             last_exit: None,
             next_start_in_ms: None,
             reason: None,
+            health: None,
+            cpu_percent: None,
+            memory_bytes: None,
         }
     }
 
@@ -204,6 +225,9 @@ mod tests {
         let mut api = svc("api", State::Running);
         api.pid = Some(4312);
         api.uptime_ms = Some(7_380_000);
+        api.cpu_percent = Some(12.5);
+        api.memory_bytes = Some(40 << 20);
+        api.health = Some(warden_core::proto::Health::Healthy);
         let mut worker = svc("worker", State::Backoff);
         worker.restarts = 7;
         worker.last_exit = Some(LastExit {

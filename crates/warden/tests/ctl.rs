@@ -48,7 +48,16 @@ fn the_whole_session_and_its_exit_codes() {
     let o = env.run(&["status"]);
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.starts_with("NAME"), "{table}");
-    for col in ["STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "HEALTH"] {
+    for col in [
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST EXIT",
+        "CPU",
+        "MEM",
+        "HEALTH",
+    ] {
         assert!(table.lines().next().unwrap().contains(col), "{table}");
     }
     assert!(
@@ -73,7 +82,10 @@ fn the_whole_session_and_its_exit_codes() {
     assert_eq!(
         keys,
         [
+            "cpu_percent",
+            "health",
             "last_exit",
+            "memory_bytes",
             "name",
             "next_start_in_ms",
             "pid",

@@ -212,6 +212,34 @@ fn json_number_of(s: &str, key: &str) -> String {
     out
 }
 
+/// The value of every `"key":` that is a number or null, as `<N>`.
+fn json_sample_of(s: &str, key: &str) -> String {
+    let needle = format!("\"{key}\":");
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(&needle) {
+        let (head, tail) = rest.split_at(i + needle.len());
+        out.push_str(head);
+        let spaces = tail.len() - tail.trim_start_matches(' ').len();
+        out.push_str(&tail[..spaces]);
+        let value = &tail[spaces..];
+        let len = if value.starts_with("null") {
+            4
+        } else {
+            value
+                .bytes()
+                .take_while(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'e' | b'+'))
+                .count()
+        };
+        if len > 0 {
+            out.push_str("<N>");
+        }
+        rest = &value[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// What varies in one test: its directory and the pids it has seen.
 struct Norm {
     dirs: Vec<String>,
@@ -291,6 +319,10 @@ impl Norm {
                 );
             }
         }
+        // Sampled on demand: a number, or null before the first sample.
+        for key in ["cpu_percent", "memory_bytes"] {
+            s = json_sample_of(&s, key);
+        }
         self.text(&timestamps(&s))
     }
 
@@ -348,6 +380,9 @@ impl Norm {
                 *cell = match *name {
                     "UPTIME" if is_duration(cell) => "<T>".to_owned(),
                     "REASON" => self.text(&durations_after(cell, "next start in ")),
+                    // Sampled on demand: a figure, or "-" before the first sample.
+                    "CPU" => "<CPU>".to_owned(),
+                    "MEM" => "<MEM>".to_owned(),
                     "LAST EXIT" => match cell.strip_suffix(')').and_then(|c| c.rsplit_once(" (")) {
                         Some((what, d)) if is_duration(d) => format!("{what} (<T>)"),
                         _ => cell.clone(),

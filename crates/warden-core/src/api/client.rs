@@ -39,6 +39,9 @@ use crate::proto::{
 
 /// An error of a client call.
 #[derive(Debug, thiserror::Error)]
+// `Api` carries a whole service status (with its health figures): an error is rare, its size
+// does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ClientError {
     /// No socket file, or nobody answers on it.
     #[error("warden is not running (nothing listens on {})", path.display())]

@@ -15,10 +15,14 @@ use std::time::Duration;
 pub use crate::logs::{LogConfig, StderrTarget};
 pub use crate::model::{ExitAction, ExitActions, RestartPolicy, Signal, StopMethod, WhenAllEnded};
 
+mod depends;
 mod diag;
 mod dotenv;
 mod expand;
 mod files;
+mod health;
+#[cfg(test)]
+mod health_tests;
 mod limits;
 mod parse;
 mod privileges;
@@ -29,6 +33,8 @@ mod service;
 mod tests;
 mod units;
 mod warden_log;
+pub use depends::{Condition, Dependency, start_levels};
+pub use health::{Check, HealthConfig, HttpProbe, OnUnhealthy, Probe, WardenHealth};
 pub use parse::{load, load_str};
 pub use privileges::Privileges;
 pub use warden_log::WardenLog;
@@ -96,6 +102,8 @@ pub struct WardenSettings {
     pub when_all_ended: WhenAllEnded,
     /// `log = { max_size, keep }`: the rotation of `warden.log`; default 10 MiB, 5 kept.
     pub log: WardenLog,
+    /// `sample_interval`, `http`, `metrics_public` (`health.rs`).
+    pub health: WardenHealth,
 }
 
 /// A secret string that never prints itself.
@@ -149,6 +157,10 @@ pub struct ServiceConfig {
     /// `user`, `group`, `umask`, `nice`, `oom_score_adjust`, `no_new_privileges`, `limits`,
     /// `memory_limit`, `cpu_max` (see `privileges.rs`); default: none of them.
     pub privileges: Privileges,
+    /// `ready`, `health`, `notify`, `watchdog`, `memory_max`, ... (`health.rs`).
+    pub health: HealthConfig,
+    /// `depends_on` (`depends.rs`), in the order written.
+    pub depends_on: Vec<Dependency>,
 }
 
 impl ServiceConfig {

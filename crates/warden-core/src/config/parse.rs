@@ -263,12 +263,15 @@ fn default_warden(r: &Reader<'_>) -> WardenSettings {
         api_token: None,
         when_all_ended: WhenAllEnded::Keep,
         log: super::WardenLog::default(),
+        health: super::WardenHealth::default(),
     }
 }
 
 fn read_warden(r: &mut Reader<'_>, section: Section<'_>) -> WardenSettings {
-    r.check_keys(section, WARDEN_KEYS, "[warden]");
+    let keys = [WARDEN_KEYS, super::health::WARDEN_KEYS].concat();
+    r.check_keys(section, &keys, "[warden]");
     let mut w = default_warden(r);
+    w.health = super::health::read_warden(r, section);
     if let Some(path) = section.field("log_dir").and_then(|f| r.path(f)) {
         w.log_dir = path;
     }
@@ -426,6 +429,7 @@ fn read_services(
         };
         services.push(read_service(r, name, section, warden));
     }
+    super::depends::check_graph(r, section, &services);
     services
 }
 

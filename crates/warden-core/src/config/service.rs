@@ -72,7 +72,8 @@ pub(super) fn read_service(
     section: Section<'_>,
     warden: &WardenSettings,
 ) -> ServiceConfig {
-    r.check_keys(section, SERVICE_KEYS, &format!("[services.{name}]"));
+    let keys = [SERVICE_KEYS, super::health::SERVICE_KEYS, &["depends_on"]].concat();
+    r.check_keys(section, &keys, &format!("[services.{name}]"));
     let field = |key: &str| section.field(key);
 
     let shell = field("shell").and_then(|f| r.bool(f)).unwrap_or(false);
@@ -130,6 +131,8 @@ pub(super) fn read_service(
             }),
         log,
         privileges: privileges::read(r, section),
+        health: super::health::read(r, section),
+        depends_on: super::depends::read(r, section),
     };
     for finding in programs::check_service(&service, r.env, &r.rules, r.programs) {
         let pos = field(finding.key).map_or(section.pos, |f| f.key_pos());

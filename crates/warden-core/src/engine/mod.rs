@@ -5,6 +5,7 @@
 //! The engine is driven through a cloneable [`Handle`]; the control API and `warden up` are
 //! both clients of it.
 
+mod deps; // health: depends_on
 pub mod events;
 mod reload;
 pub mod service;
@@ -44,6 +45,8 @@ pub struct Ctx {
     pub spawner: Arc<dyn Spawner>,
     /// What a task tells the engine about itself.
     pub notices: mpsc::UnboundedSender<Notice>,
+    /// Probes and resource samples (health).
+    pub sensing: service::Sensing,
 }
 
 /// What a service task tells the engine on its own.
@@ -123,6 +126,8 @@ struct Board {
     services: Vec<(String, watch::Receiver<Snapshot>, Arc<ServiceLogs>)>,
     /// The engine has ended: no status any more.
     closed: bool,
+    /// health: when the figures were last asked for (the samplers run while they are).
+    demand: Arc<watch::Sender<Option<Instant>>>,
 }
 
 impl Board {
@@ -131,6 +136,7 @@ impl Board {
             return None;
         }
         let now = Instant::now();
+        self.demand.send_replace(Some(now)); // health: CPU and MEM are wanted
         Some(StatusReport {
             warden: WardenInfo {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -299,6 +305,10 @@ pub struct Engine {
     board: Arc<std::sync::RwLock<Board>>,
     /// With `--attach`: the width of the name column.
     attach: Option<usize>,
+    /// `depends_on`: the gate of each service waiting for (or following) what it needs.
+    gates: std::collections::BTreeMap<String, JoinHandle<()>>,
+    /// `depends_on`: the services to start through their gate once all exist.
+    to_gate: Vec<String>,
     /// The tasks' notices, taken by the loop.
     notices: Option<mpsc::UnboundedReceiver<Notice>>,
     /// Set once warden should end on its own.
@@ -317,6 +327,7 @@ impl Engine {
     ) -> Engine {
         let marker = state.marker();
         let (notices_tx, notices_rx) = mpsc::unbounded_channel();
+        let demand = Arc::new(watch::Sender::new(None));
         let hand_stopped = state.hand_stopped().into_iter().collect();
         let width = config
             .services
@@ -332,6 +343,11 @@ impl Engine {
                 kill_now,
                 spawner: Arc::new(OsSpawner),
                 notices: notices_tx,
+                sensing: service::Sensing {
+                    prober: Arc::new(crate::health::OsProber),
+                    sample_interval: config.warden.health.sample_interval,
+                    demand: demand.subscribe(),
+                },
             }),
             notices: Some(notices_rx),
             finish: watch::Sender::new(None),
@@ -341,11 +357,14 @@ impl Engine {
                 started: Instant::now(),
                 services: Vec::new(),
                 closed: false,
+                demand,
             })),
             config,
             entries: Vec::new(),
             hand_stopped,
             attach: attach.then_some(width),
+            gates: std::collections::BTreeMap::new(),
+            to_gate: Vec::new(),
         }
     }
 
@@ -360,6 +379,7 @@ impl Engine {
             kill_now: ctx.kill_now.clone(),
             spawner,
             notices: ctx.notices.clone(),
+            sensing: ctx.sensing.clone(),
         });
         self
     }
@@ -379,6 +399,11 @@ impl Engine {
                 let (entry, wait) = self.new_service(cfg);
                 self.entries.push(entry);
                 waits.extend(wait);
+            }
+            // depends_on: those that need others start through their gate, once all exist.
+            for name in std::mem::take(&mut self.to_gate) {
+                let (tx, _rx) = oneshot::channel();
+                self.start_gated(&name, service::Until::Spawned, tx);
             }
             // Once, not once per service: each publish copies the whole list.
             self.publish();
@@ -453,7 +478,10 @@ impl Engine {
             reason.to_owned(),
         );
         let task = tokio::spawn(task.run());
-        let wait = if should_start {
+        if should_start && !cfg.depends_on.is_empty() {
+            self.to_gate.push(name.clone()); // depends_on: started by its gate
+        }
+        let wait = if should_start && cfg.depends_on.is_empty() {
             let (tx, rx) = oneshot::channel();
             // A fresh channel with room: this cannot fail.
             let _ = req_tx.try_send(service::Request::Start(tx, service::Until::Spawned));
@@ -591,8 +619,20 @@ impl Engine {
         action: Action,
         name: &str,
     ) -> Result<oneshot::Receiver<Result<(), String>>, EngineError> {
-        let entry = self.find(name)?;
         let (tx, rx) = oneshot::channel();
+        // depends_on: a start goes through the gate, after what it needs; a stop ends it.
+        if action == Action::Start && !self.find(name)?.cfg.depends_on.is_empty() {
+            self.start_needed(name);
+            self.start_gated(name, service::Until::Up, tx);
+            if self.hand_stopped.remove(name) {
+                self.save_hand_stopped();
+            }
+            return Ok(rx);
+        }
+        if action == Action::Stop {
+            self.end_gate(name);
+        }
+        let entry = self.find(name)?;
         let req = match action {
             Action::Start => service::Request::Start(tx, service::Until::Up),
             Action::Stop => service::Request::Stop(tx),
@@ -623,17 +663,28 @@ impl Engine {
         }
     }
 
-    /// Stop every service (all at once) and wait for their tasks.
+    /// Stop every service and wait for their tasks: dependents before what they need
+    /// (`depends_on`), each level all at once.
     async fn shutdown(&mut self) {
-        let mut waits = Vec::new();
-        for entry in self.entries.drain(..) {
-            let (tx, rx) = oneshot::channel();
-            let _ = entry.tx.send(service::Request::Shutdown(tx)).await;
-            waits.push((rx, entry.task));
+        for (_, gate) in std::mem::take(&mut self.gates) {
+            gate.abort();
         }
-        for (rx, task) in waits {
-            let _ = rx.await;
-            let _ = task.await;
+        for level in self.stop_levels() {
+            let mut waits = Vec::new();
+            let (now, later): (Vec<Entry>, Vec<Entry>) = self
+                .entries
+                .drain(..)
+                .partition(|e| level.contains(&e.cfg.name));
+            self.entries = later;
+            for entry in now {
+                let (tx, rx) = oneshot::channel();
+                let _ = entry.tx.send(service::Request::Shutdown(tx)).await;
+                waits.push((rx, entry.task));
+            }
+            for (rx, task) in waits {
+                let _ = rx.await;
+                let _ = task.await;
+            }
         }
         write(&self.board).closed = true;
     }

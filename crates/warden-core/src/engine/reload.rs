@@ -39,6 +39,9 @@ impl Engine {
                 kept.push(entry);
             } else {
                 report.removed.push(entry.cfg.name.clone());
+                if let Some(gate) = self.gates.remove(&entry.cfg.name) {
+                    gate.abort(); // depends_on
+                }
                 let (tx, rx) = oneshot::channel();
                 let _ = entry.tx.send(service::Request::Shutdown(tx)).await;
                 waits.push((entry, rx));
@@ -108,6 +111,11 @@ impl Engine {
             if let Ok(Err(reason)) = rx.await {
                 report.errors.push(format!("{name}: {reason}"));
             }
+        }
+        // depends_on: added services that need others start through their gate.
+        for name in std::mem::take(&mut self.to_gate) {
+            let (tx, _rx) = oneshot::channel();
+            self.start_gated(&name, service::Until::Spawned, tx);
         }
         let known: BTreeSet<String> = new.services.iter().map(|s| s.name.clone()).collect();
         let before = self.hand_stopped.len();

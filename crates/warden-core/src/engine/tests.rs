@@ -266,7 +266,8 @@ async fn rig_in(dir: tempfile::TempDir, toml: &str, prepare: impl FnOnce(&mut Bo
     let events: &'static Mutex<Vec<String>> = Box::leak(Box::new(Mutex::new(Vec::new())));
     let (kill_now, kill_rx) = watch::channel(false);
     let engine = Engine::new(config, state, Events::recording(events), kill_rx, false)
-        .with_spawner(Arc::new(fake.clone()));
+        .with_spawner(Arc::new(fake.clone()))
+        .with_prober(Arc::new(health::FakeProber::default()));
     let (handle, task, ready) = engine.spawn();
     ready.await.unwrap();
     Rig {
@@ -1243,3 +1244,7 @@ async fn a_service_whose_privileges_cannot_be_granted_fails_at_once_and_is_not_r
     assert_eq!((a.state, a.restarts), (State::Failed, 0));
     assert_eq!(r.status("b").await.state, State::Running, "the others run");
 }
+
+// health: ready, health and depends_on, in their own file
+#[path = "health_tests.rs"]
+mod health;

@@ -41,6 +41,8 @@ mod privileges;
 
 pub use crate::model::Signal;
 use crate::model::StopMethod;
+#[cfg(unix)]
+pub use imp::NotifySocket;
 pub use imp::{Child, OutputPipe};
 
 /// One graceful step of a stop, the same type on every OS. [`stop_steps`] gives the steps a
@@ -151,6 +153,39 @@ pub use privileges::{
     Account, Confinement, CpuMax, Credentials, LimitValue, Resource, Tracking, lookup_account,
     lookup_group, resource_supported, service_of_pid, tracking,
 };
+/// One resource sample of a service's tree (the main process, its group, its descendants).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TreeSample {
+    /// CPU time used so far, user and system, summed over the tree's live processes.
+    pub cpu_seconds: f64,
+    /// Resident memory, summed over the tree's processes.
+    pub rss_bytes: u64,
+    pub processes: u32,
+}
+
+/// Is `pid` the process `root`, in its group, or a descendant of it? (The sender check of
+/// a notify message; `true` where the OS does not say who sent it.)
+#[cfg(unix)]
+pub fn in_tree(pid: u32, root: u32) -> bool {
+    imp::in_tree(pid, root)
+}
+
+/// Sample the tree of `pid` now: Linux reads `/proc`; elsewhere `None` (not sampled).
+pub fn sample_tree(pid: u32) -> Option<TreeSample> {
+    imp::sample_tree(pid)
+}
+
+/// The variables a service manager above warden (systemd) gives warden itself: every child
+/// starts without them unless its own `env` (or warden, for `notify = true`) sets them, so
+/// that a child under `inherit_env` never talks to the host's systemd in warden's place.
+pub const HOST_MANAGER_VARS: &[&str] = &[
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+];
 
 /// Where a child's stdout and stderr go (its stdin is always the null device).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

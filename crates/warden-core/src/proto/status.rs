@@ -38,6 +38,28 @@ impl State {
     }
 }
 
+/// What a service's health check says (`null` in JSON when it has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Its check passed (`success_threshold` times in a row).
+    Healthy,
+    /// Its check failed `retries` times in a row.
+    Unhealthy,
+    /// No result yet in this run.
+    Unknown,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Unknown => "unknown",
+        }
+    }
+}
+
 /// How the last run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastExit {
@@ -50,7 +72,7 @@ pub struct LastExit {
     pub ran_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceStatus {
     pub name: String,
     pub state: State,
@@ -60,7 +82,21 @@ pub struct ServiceStatus {
     pub last_exit: Option<LastExit>,
     pub next_start_in_ms: Option<u64>,
     pub reason: Option<String>,
+    /// `null` without a health check.
+    #[serde(default)]
+    pub health: Option<Health>,
+    /// The whole tree's CPU use over the last sample period, in percent of one core;
+    /// `null` while nothing runs or before the first two samples.
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
+    /// The whole tree's resident memory, summed over its processes; `null` while nothing
+    /// runs or before the first sample.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
 }
+
+// `cpu_percent` is always finite (warden computes it from counters), so equality is total.
+impl Eq for ServiceStatus {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WardenInfo {

@@ -15,6 +15,8 @@ pub const API_TOKEN: &str = "api.token";
 pub const HAND_STOPPED: &str = "stopped.json";
 /// The folder of the records of running process groups, one file per service.
 pub const RUN_DIR: &str = "run";
+/// The folder of the notify sockets (`notify = true`), one per service.
+pub const NOTIFY_DIR: &str = "notify";
 
 /// The paths of one state dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +57,11 @@ impl Layout {
 
     pub fn run_dir(&self) -> PathBuf {
         self.dir.join(RUN_DIR)
+    }
+
+    /// The notify socket of `service` (`NOTIFY_SOCKET`).
+    pub fn notify_socket(&self, service: &str) -> PathBuf {
+        self.dir.join(NOTIFY_DIR).join(format!("{service}.sock"))
     }
 
     /// The record of `service`'s running process group.

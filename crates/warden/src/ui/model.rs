@@ -674,6 +674,9 @@ pub mod tests {
             last_exit: None,
             next_start_in_ms: None,
             reason: None,
+            health: None,
+            cpu_percent: None,
+            memory_bytes: None,
         }
     }
 

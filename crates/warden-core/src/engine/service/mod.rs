@@ -5,6 +5,9 @@
 //! [`crate::policy`]. Its state is one [`Phase`], whose variants carry their data; what it
 //! publishes ([`Snapshot`]) is derived from it after every change, never written beside it.
 
+mod notify; // health: sd_notify
+mod probe; // health: ready and health checks
+mod sample; // health: resource samples
 mod snapshot;
 mod stop;
 
@@ -15,7 +18,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use self::snapshot::{Snapshot, View};
+pub use self::sample::Sensing;
+pub use self::snapshot::{Snapshot, Usage, View};
 use super::events::Level;
 use super::spawner::Proc;
 use super::{Ctx, Notice};
@@ -55,6 +59,8 @@ pub enum Request {
     Reconfigure(Box<ServiceConfig>, Reply),
     /// Stop it and end the task.
     Shutdown(Reply),
+    /// `depends_on`: stop it if it runs and rest `pending` with this reason (`engine/deps.rs`).
+    Wait(String, Reply),
 }
 
 /// A running child and what belongs to its run.
@@ -98,6 +104,8 @@ enum Event {
     Up,
     BackoffOver,
     Request(Option<Request>),
+    /// health: a ready or health probe's result.
+    Probe(probe::ProbeResult),
 }
 
 pub struct ServiceTask {
@@ -112,6 +120,8 @@ pub struct ServiceTask {
     last_exit: Option<LastExit>,
     /// Replies waiting for the service to be up (or to end before).
     waiting: Vec<Reply>,
+    /// health: the probes of the current run (`probe.rs`).
+    probes: Option<probe::Probes>,
 }
 
 impl ServiceTask {
@@ -138,6 +148,7 @@ impl ServiceTask {
             restarts: 0,
             last_exit: None,
             waiting: Vec::new(),
+            probes: None,
         };
         (task, status_rx)
     }
@@ -154,6 +165,9 @@ impl ServiceTask {
     /// get their answer once it is, or once it will not be.
     fn set(&mut self, phase: Phase) {
         self.phase = phase;
+        if !matches!(self.phase, Phase::Starting(_) | Phase::Running(_)) {
+            self.probes = None; // health: the probes end with the run
+        }
         self.publish();
         if let Phase::Rest {
             rest: Rest::Exited | Rest::Failed,
@@ -193,6 +207,9 @@ impl ServiceTask {
             view: view(&self.phase),
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
+            health: self.health_shown(),
+            was_healthy: self.probes.as_ref().is_some_and(|p| p.was_healthy),
+            usage: self.probes.as_ref().and_then(|p| p.usage),
         });
     }
 
@@ -203,13 +220,21 @@ impl ServiceTask {
                 Phase::Running(run) => tokio::select! {
                     status = run.child.wait() => Event::Exited(status),
                     req = self.rx.recv() => Event::Request(req),
+                    r = probe::next(&mut self.probes) => Event::Probe(r),
                 },
                 Phase::Starting(run) => {
-                    let up_at = deadline_after_from(run.started, self.cfg.min_uptime);
+                    // health: with `ready` or `notify`, up when the check says so.
+                    let min_uptime = if self.cfg.health.gated() {
+                        probe::NEVER
+                    } else {
+                        self.cfg.min_uptime
+                    };
+                    let up_at = deadline_after_from(run.started, min_uptime);
                     tokio::select! {
                         status = run.child.wait() => Event::Exited(status),
                         () = tokio::time::sleep_until(up_at) => Event::Up,
                         req = self.rx.recv() => Event::Request(req),
+                        r = probe::next(&mut self.probes) => Event::Probe(r),
                     }
                 }
                 Phase::Backoff { until, .. } => {
@@ -229,6 +254,7 @@ impl ServiceTask {
                     }
                 }
                 Event::BackoffOver => self.start(true),
+                Event::Probe(r) => self.on_probe(r).await,
                 Event::Request(None) => {
                     self.stop("warden is shutting down").await;
                     break;
@@ -285,6 +311,14 @@ impl ServiceTask {
                     Ok(())
                 };
                 let _ = reply.send(result);
+            }
+            Request::Wait(reason, reply) => {
+                // depends_on: back to pending until what it needs holds again.
+                if !matches!(self.phase, Phase::Rest { .. }) {
+                    self.stop(&reason).await;
+                }
+                self.rest(Rest::Pending, reason);
+                let _ = reply.send(Ok(()));
             }
             Request::Shutdown(_) => unreachable!("handled by run"),
         }
@@ -344,8 +378,7 @@ impl ServiceTask {
         if restart {
             self.restarts = self.restarts.saturating_add(1);
         }
-        // Only the service's own run gets its cgroup (or job limits): a stop_command or a
-        // probe runs beside the tree it acts on.
+        let lines = probe::subscribe(&self.cfg, &self.logs); // health: before the first line
         let mut spec = self.spawn_spec();
         spec.confinement = Some(crate::process::Confinement {
             instance: self.ctx.marker.clone(),
@@ -353,6 +386,12 @@ impl ServiceTask {
             memory_max: self.cfg.privileges.memory_limit,
             cpu_max: self.cfg.privileges.cpu_max,
         });
+        // health: notify = true binds NOTIFY_SOCKET before the spawn
+        let notify =
+            notify::bind(&self.cfg, self.ctx.state.path(), &mut spec).unwrap_or_else(|e| {
+                self.emit(Level::Bad, &e);
+                None
+            });
         match self.ctx.spawner.spawn(&spec) {
             Ok(mut child) => {
                 let pid = child.pid();
@@ -374,11 +413,23 @@ impl ServiceTask {
                     started: now,
                     pumps,
                 };
-                self.set(if self.cfg.min_uptime.is_zero() {
-                    Phase::Running(run)
-                } else {
-                    Phase::Starting(run)
-                });
+                // health: the probes of this run
+                self.probes = Some(probe::Probes::start(
+                    &self.cfg,
+                    &self.ctx.sensing,
+                    pid,
+                    self.exec_env(),
+                    lines,
+                    notify,
+                    now,
+                ));
+                self.set(
+                    if self.cfg.min_uptime.is_zero() && !self.cfg.health.gated() {
+                        Phase::Running(run)
+                    } else {
+                        Phase::Starting(run)
+                    },
+                );
             }
             Err(err) => {
                 let reason = format!("cannot start: {}", error_chain(&err));

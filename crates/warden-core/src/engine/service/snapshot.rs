@@ -71,12 +71,25 @@ impl View {
 }
 
 /// Everything `status` shows of one service, as its task last published it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub view: View,
     /// Starts by the restart policy since warden started the service.
     pub restarts: u32,
     pub last_exit: Option<LastExit>,
+    /// `None` without a health check (health: `engine/service/probe.rs`).
+    pub health: Option<crate::proto::Health>,
+    /// The health check passed at least once in this run (`depends_on` condition `healthy`).
+    pub was_healthy: bool,
+    /// The tree's last resource sample while it runs.
+    pub usage: Option<Usage>,
+}
+
+/// One resource sample of a service's tree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: u64,
 }
 
 impl Snapshot {
@@ -85,6 +98,9 @@ impl Snapshot {
             view,
             restarts: 0,
             last_exit: None,
+            health: None,
+            was_healthy: false,
+            usage: None,
         }
     }
 
@@ -112,6 +128,10 @@ impl Snapshot {
             last_exit: self.last_exit.clone(),
             next_start_in_ms: until.map(|t| t.saturating_duration_since(now).as_millis() as u64),
             reason,
+            // health: filled in from the service's probes and samples
+            health: self.health,
+            cpu_percent: self.usage.and_then(|u| u.cpu_percent),
+            memory_bytes: self.usage.map(|u| u.memory_bytes),
         }
     }
 }

@@ -58,10 +58,12 @@ mod account;
 mod cgroup;
 mod child;
 mod creds;
+mod notify; // health: the sd_notify socket
 mod pipe;
 #[cfg(target_os = "linux")]
 mod procfs;
 mod reaper;
+mod sample; // health: resource samples
 mod spawn;
 mod stop;
 mod tree;
@@ -74,8 +76,11 @@ pub(super) use account::{lookup_account, lookup_group};
 pub(super) use cgroup::{service_of_pid, tracking};
 pub use child::Child;
 pub(super) use creds::{raise_fd_limit, resource_supported};
+pub use notify::NotifySocket;
+pub(super) use notify::in_tree;
 pub use pipe::OutputPipe;
 pub(super) use reaper::{init_supervisor, wait_no_children};
+pub(super) use sample::sample_tree;
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
 pub(super) use tree::{kill_all_descendants, kill_leftovers};

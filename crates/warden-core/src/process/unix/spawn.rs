@@ -91,6 +91,9 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     if spec.clear_env {
         cmd.env_clear();
     }
+    for var in crate::process::HOST_MANAGER_VARS {
+        cmd.env_remove(var); // health: never the host's systemd variables
+    }
     // The account's HOME, USER, LOGNAME and SHELL first: the service's own `env` wins.
     cmd.envs(std::mem::take(&mut prepared.env));
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));

@@ -78,7 +78,10 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         if spec.clear_env {
             Vec::new()
         } else {
-            std::env::vars_os().collect()
+            // health: never the host's systemd variables
+            std::env::vars_os()
+                .filter(|(k, _)| !crate::process::HOST_MANAGER_VARS.iter().any(|v| k == v))
+                .collect()
         },
         &spec.env,
     );

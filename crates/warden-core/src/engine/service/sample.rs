@@ -1,0 +1,104 @@
+//! Resource sampling of one run: a small task that samples the tree (CPU %, RSS) every
+//! `[warden] sample_interval` while someone needs the figures: a `status` or `/metrics`
+//! read in the last minute (or 3 intervals if longer), or, always, a `memory_max`. When the
+//! RSS stays above `memory_max` for two samples in a row it reports the limit, and the
+//! service task restarts the run gracefully (counted like a crash).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::Usage;
+use super::probe::ProbeResult;
+use crate::health::Prober;
+
+/// What every task needs to probe and sample (part of the engine's `Ctx`).
+#[derive(Clone)]
+pub struct Sensing {
+    /// Runs the probes and samples (the OS, or a fake in the engine's unit tests).
+    pub prober: Arc<dyn Prober>,
+    /// `[warden] sample_interval`.
+    pub sample_interval: Duration,
+    /// When the figures were last asked for (`status`, `/metrics`).
+    pub demand: watch::Receiver<Option<Instant>>,
+}
+
+/// `530MiB`.
+pub(super) fn mib(bytes: u64) -> String {
+    format!("{}MiB", bytes >> 20)
+}
+
+/// Sample the tree of `pid` while needed; stop after reporting the memory limit.
+pub(super) async fn sampler(
+    pid: u32,
+    sensing: Sensing,
+    memory_max: Option<u64>,
+    tx: mpsc::Sender<ProbeResult>,
+) {
+    let interval = sensing.sample_interval;
+    let window = Duration::from_secs(60).max(interval * 3);
+    let mut demand = sensing.demand;
+    let mut prev: Option<(Instant, f64)> = None;
+    let mut above = 0u32;
+    loop {
+        let asked = (*demand.borrow_and_update()).is_some_and(|t| t.elapsed() < window);
+        if memory_max.is_none() && !asked {
+            prev = None;
+            if demand.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let now = Instant::now();
+        if let Some(s) = sensing.prober.sample(pid) {
+            let cpu_percent = prev.and_then(|(t, c)| {
+                let secs = now.duration_since(t).as_secs_f64();
+                (secs > 0.0).then(|| ((s.cpu_seconds - c).max(0.0) / secs * 100.0).min(1e6))
+            });
+            prev = Some((now, s.cpu_seconds));
+            let mut over = None;
+            if let Some(max) = memory_max {
+                if s.rss_bytes > max {
+                    above += 1;
+                    if above >= 2 {
+                        over = Some(format!("memory limit: {} > {}", mib(s.rss_bytes), mib(max)));
+                    }
+                } else {
+                    above = 0;
+                }
+            }
+            let done = over.is_some();
+            let usage = Usage {
+                cpu_percent,
+                memory_bytes: s.rss_bytes,
+            };
+            if tx.send(ProbeResult::Usage(usage, over)).await.is_err() || done {
+                return;
+            }
+        }
+        tokio::time::sleep_until(now + interval).await;
+    }
+}
+
+impl crate::engine::Engine {
+    /// Run every probe through `prober` instead of the network (the engine's unit tests).
+    #[must_use]
+    pub fn with_prober(mut self, prober: Arc<dyn crate::health::Prober>) -> crate::engine::Engine {
+        let ctx = &self.ctx;
+        self.ctx = Arc::new(crate::engine::Ctx {
+            events: ctx.events,
+            state: ctx.state.clone(),
+            marker: ctx.marker.clone(),
+            kill_now: ctx.kill_now.clone(),
+            spawner: ctx.spawner.clone(),
+            notices: ctx.notices.clone(),
+            sensing: Sensing {
+                prober,
+                ..ctx.sensing.clone()
+            },
+        });
+        self
+    }
+}

@@ -1,0 +1,106 @@
+//! Resource samples of a service's tree: CPU time and resident memory summed over the
+//! main process, its process group and every descendant (Linux: `/proc`). Elsewhere on Unix
+//! (macOS) nothing is sampled: `None`, shown as "-", rather than a guess.
+
+use crate::process::TreeSample;
+
+/// The tree of `pid` (its group and descendants) now.
+#[cfg(target_os = "linux")]
+pub(crate) fn sample_tree(pid: u32) -> Option<TreeSample> {
+    use super::procfs;
+    // SAFETY: sysconf only reads a system constant.
+    let (tick, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if tick <= 0 || page <= 0 {
+        return None;
+    }
+    // The descendants through the kernel's `children` files (a few reads, not a scan of
+    // all of /proc), and the orphans of its group that were re-parented to warden.
+    procfs::stat(pid)?;
+    let mut roots = vec![pid];
+    if let Some(own) = procfs::own_children() {
+        roots.extend(
+            own.iter()
+                .filter(|p| p.pgrp == pid && p.pid != pid)
+                .map(|p| p.pid),
+        );
+    }
+    let mut members = std::collections::HashSet::new();
+    let mut stack = roots;
+    while let Some(p) = stack.pop() {
+        if members.insert(p) {
+            stack.extend(children(p).into_iter().filter(|c| !members.contains(c)));
+        }
+    }
+    let (mut ticks, mut pages, mut processes) = (0u64, 0u64, 0u32);
+    for p in members {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        if let Some((u, s, rss)) = parse_usage(&text) {
+            ticks = ticks.saturating_add(u.saturating_add(s));
+            pages = pages.saturating_add(rss);
+            processes += 1;
+        }
+    }
+    Some(TreeSample {
+        cpu_seconds: ticks as f64 / tick as f64,
+        rss_bytes: pages.saturating_mul(page as u64),
+        processes,
+    })
+}
+
+/// The children of `pid`, from every one of its threads.
+#[cfg(target_os = "linux")]
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for task in tasks.filter_map(Result::ok) {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                text.split_ascii_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// Fields 14 (utime), 15 (stime) and 24 (rss, in pages) of `/proc/PID/stat`, counted after
+/// the last `)` of the command name.
+#[cfg(target_os = "linux")]
+fn parse_usage(text: &str) -> Option<(u64, u64, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // `rest` starts at field 3.
+    let get = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some((get(14)?, get(15)?, get(24)?))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn sample_tree(_pid: u32) -> Option<TreeSample> {
+    None
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_fields_are_counted_after_the_command_name() {
+        let text = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 123 10000 250 18446744073709551615";
+        assert_eq!(parse_usage(text), Some((7, 3, 250)));
+    }
+
+    #[test]
+    fn the_own_process_has_memory() {
+        let s = sample_tree(std::process::id()).expect("a sample of this process");
+        assert!(s.rss_bytes > 1 << 20 && s.processes >= 1, "{s:?}");
+    }
+}
