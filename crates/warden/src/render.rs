@@ -252,30 +252,30 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "NAME    STATE    PID   UPTIME  RESTARTS  LAST EXIT       HEALTH  REASON",
-                "api     running  4312  2h03m   0         -               -",
-                "worker  backoff  -     -       7         code 1 (200ms)  -       next start in 1.5s; exited with code 1",
-                "db      failed   -     -       0         -               -       start limit reached: more than 5 starts within 1m00s",
-                "held    stopped  -     -       0         -               -       stopped by hand",
+                "NAME    STATE    PID   UPTIME  RESTARTS  LAST EXIT       CPU    MEM      HEALTH   REASON",
+                "api     running  4312  2h03m   0         -               12.5%  40.0MiB  healthy",
+                "worker  backoff  -     -       7         code 1 (200ms)  -      -        -        next start in 1.5s; exited with code 1",
+                "db      failed   -     -       0         -               -      -        -        start limit reached: more than 5 starts within 1m00s",
+                "held    stopped  -     -       0         -               -      -        -        stopped by hand",
             ]
         );
     }
 
     #[test]
     fn on_a_terminal_the_reason_is_cut_to_its_width() {
-        let table = status_table(&example(), false, Some(80));
+        let table = status_table(&example(), false, Some(100));
         for l in table.lines() {
-            assert!(l.chars().count() <= 80, "{l:?} is wider than 80");
+            assert!(l.chars().count() <= 100, "{l:?} is wider than 100");
         }
         let db = table.lines().nth(3).expect("db's row");
         assert_eq!(
             db,
-            "db      failed   -     -       0         -               -       start limit re…"
+            "db      failed   -     -       0         -               -      -        -        start limit reach…"
         );
         // Too narrow for the other columns: REASON still shows its first characters.
         let narrow = status_table(&example(), false, Some(40));
         let db = narrow.lines().nth(3).expect("db's row");
-        assert!(db.ends_with("-       start lim…"), "{db}");
+        assert!(db.ends_with("-        start lim…"), "{db}");
         // A short reason is never cut.
         assert!(
             table
@@ -301,7 +301,7 @@ mod tests {
         let api = table.lines().nth(1).expect("api");
         assert_eq!(
             api,
-            "api     \x1b[32mrunning\x1b[0m  4312  2h03m   0         -               -"
+            "api     \x1b[32mrunning\x1b[0m  4312  2h03m   0         -               12.5%  40.0MiB  healthy"
         );
     }
 }

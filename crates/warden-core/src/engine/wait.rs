@@ -58,6 +58,9 @@ mod tests {
                 at: String::new(),
                 ran_ms: 0,
             }),
+            health: None,
+            was_healthy: false,
+            usage: None,
         }
     }
 

@@ -30,6 +30,9 @@ pub struct ExecEnv {
     pub cwd: PathBuf,
     pub clear_env: bool,
     pub env: Vec<(OsString, OsString)>,
+    /// The service's user, group and limits: a probe never runs as root for a service that
+    /// does not.
+    pub credentials: process::Credentials,
 }
 
 /// Runs one probe to its end or its timeout.
@@ -101,6 +104,8 @@ async fn run_exec(argv: &[String], timeout: Duration, exec: &ExecEnv) -> Result<
         clear_env: exec.clear_env,
         env: exec.env.clone(),
         output: Output::Null,
+        credentials: exec.credentials.clone(),
+        confinement: None,
     };
     let mut child = process::spawn(&spec).map_err(|e| format!("exec: {e}"))?;
     let Ok(status) = tokio::time::timeout(timeout, child.wait()).await else {

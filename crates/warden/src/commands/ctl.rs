@@ -654,6 +654,9 @@ mod tests {
             last_exit: None,
             next_start_in_ms: None,
             reason: reason.map(Into::into),
+            health: None,
+            cpu_percent: None,
+            memory_bytes: None,
         }
     }
 

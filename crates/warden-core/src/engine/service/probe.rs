@@ -226,13 +226,15 @@ async fn watch_lines(
 }
 
 impl ServiceTask {
-    /// How an exec probe runs: like the command (cwd, environment).
+    /// How an exec probe runs: like the command (cwd, environment, the service's user and
+    /// limits; beside its cgroup, not in it).
     pub(super) fn exec_env(&self) -> ExecEnv {
         let spec = self.spawn_spec();
         ExecEnv {
             cwd: spec.cwd,
             clear_env: spec.clear_env,
             env: spec.env,
+            credentials: spec.credentials,
         }
     }
 

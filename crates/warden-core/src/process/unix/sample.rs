@@ -22,7 +22,7 @@ pub(crate) fn sample_tree(pid: u32) -> Option<TreeSample> {
     // all of /proc), and the orphans of its group that were re-parented to warden.
     procfs::stat(pid)?;
     let mut roots = vec![pid];
-    if let Some(own) = procfs::own_children() {
+    if let Some(own) = procfs::own_children(|_| false) {
         roots.extend(
             own.iter()
                 .filter(|p| p.pgrp == pid && p.pid != pid)
