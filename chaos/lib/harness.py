@@ -47,7 +47,7 @@ def wait_for(what, timeout, fn, pause=0.01):
         if time.monotonic() >= deadline:
             raise Violation(f"timed out after {timeout}s waiting for {what}")
         time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+        pause = min(pause * 2, max(pause, 0.05))
 
 
 def toml_str(s):
