@@ -627,6 +627,43 @@ fn status_answers_while_a_service_floods() {
     }
 }
 
+// Found by the chaos suite (scenario 3): with two or more services flooding, both worker
+// threads stayed with the pumps for 128 rounds of up to a MiB each between yields, and a
+// `status` took over 10 s (debug build, four floods). Each round that read something now
+// yields.
+#[test]
+fn status_answers_while_several_services_flood() {
+    let mut config = String::new();
+    for i in 0..4 {
+        config.push_str(&format!(
+            "[services.flood{i}]\ncommand = [\"yes\", \"flood flood flood flood flood flood flood flood\"]\n[services.flood{i}.log]\nmax_size = \"1MiB\"\nkeep = 1\n"
+        ));
+    }
+    let env = Env::new(&config);
+    let d = Daemon::up(&env);
+    for i in 0..4 {
+        d.until_state(&format!("flood{i}"), "running");
+    }
+    for _ in 0..10 {
+        let t = std::time::Instant::now();
+        let mut child = Command::new(common::warden_bin())
+            .args(["status", "-c"])
+            .arg(env.config())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let status = wait_for("status to answer during the floods", WAIT, || {
+            child.try_wait().unwrap()
+        });
+        assert!(status.success());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "status took {:?}",
+            t.elapsed()
+        );
+    }
+}
+
 // Issue 8, E.14: `reload -c B.toml` reloaded A's config and `down -c B.toml` stopped A when
 // both configs named the same state dir.
 #[test]
