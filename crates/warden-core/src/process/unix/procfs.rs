@@ -50,10 +50,10 @@ pub(super) fn stat(pid: u32) -> Option<Proc> {
     parse_stat(pid, &text)
 }
 
-/// warden's own direct children (every thread's), with their stat: adopted orphans are
-/// always among them, and this costs a few reads instead of a scan of all of `/proc`.
-/// `None` where the kernel does not offer the `children` files.
-pub(super) fn own_children() -> Option<Vec<Proc>> {
+/// warden's own direct children (every thread's) but those in `skip`, with their stat:
+/// adopted orphans are always among them, and this costs a few reads instead of a scan of
+/// all of `/proc`. `None` where the kernel does not offer the `children` files.
+pub(super) fn own_children(skip: &HashSet<u32>) -> Option<Vec<Proc>> {
     let mut out = Vec::new();
     for task in std::fs::read_dir("/proc/self/task")
         .ok()?
@@ -63,6 +63,7 @@ pub(super) fn own_children() -> Option<Vec<Proc>> {
         out.extend(
             text.split_ascii_whitespace()
                 .filter_map(|p| p.parse().ok())
+                .filter(|p| !skip.contains(p))
                 .filter_map(stat),
         );
     }

@@ -117,7 +117,11 @@ impl Child {
         if self.tag.is_none() {
             return Vec::new();
         }
-        self.adopted_orphans(&procfs::own_children().unwrap_or_else(procfs::all))
+        // The children warden spawned are no orphans: skipped before their stat is read, so
+        // that 1,000 services stopping at once read no stat of the 999 others each (found
+        // by the chaos suite: `down` of 1,000 services took 77 s).
+        let registered: HashSet<u32> = lock(&reaper().live).keys().copied().collect();
+        self.adopted_orphans(&procfs::own_children(&registered).unwrap_or_else(procfs::all))
     }
 
     /// Processes re-parented to warden, not spawned by it, whose environment carries this
