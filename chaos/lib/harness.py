@@ -479,6 +479,7 @@ class Context:
         self.long = long_mode
         self.keep = keep
         self.rng = rng
+        self.release = False
         self.cleanups = []
         self.rows = []
         self.measured = []
