@@ -51,6 +51,8 @@
 //! `procfs.rs` reads `/proc` (Linux), `stop.rs` the graceful stop steps.
 
 mod child;
+#[cfg(target_os = "linux")]
+mod oom;
 mod pipe;
 #[cfg(target_os = "linux")]
 mod procfs;
