@@ -60,14 +60,15 @@ def run(ctx):
     probe.start()
     filler = os.path.join(logs, "filler")
     t_full = now_ms()
-    with open(filler, "wb") as f:
-        chunk = b"\0" * 65536
-        try:
-            while True:
-                f.write(chunk)
-                f.flush()
-        except OSError:
-            pass
+    chunk = b"\0" * 65536
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        while True:
+            os.write(fd, chunk)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     # Hold it full: the writer's lines go to warden's buffer, then are dropped.
     restarts0 = w.services()["crasher"]["restarts"]
     wait_for("the disk full period", FULL_S + 5, lambda: now_ms() - t_full >= FULL_S * 1000, pause=0.2)
