@@ -633,11 +633,14 @@ fn status_answers_while_a_service_floods() {
 // yields.
 #[test]
 fn status_answers_while_several_services_flood() {
+    use std::fmt::Write as _;
     let mut config = String::new();
     for i in 0..4 {
-        config.push_str(&format!(
-            "[services.flood{i}]\ncommand = [\"yes\", \"flood flood flood flood flood flood flood flood\"]\n[services.flood{i}.log]\nmax_size = \"1MiB\"\nkeep = 1\n"
-        ));
+        writeln!(
+            config,
+            "[services.flood{i}]\ncommand = [\"yes\", \"flood flood flood flood flood flood flood flood\"]\n[services.flood{i}.log]\nmax_size = \"1MiB\"\nkeep = 1"
+        )
+        .unwrap();
     }
     let env = Env::new(&config);
     let d = Daemon::up(&env);
@@ -775,11 +778,10 @@ fn a_follow_ends_plainly_when_warden_stops_and_the_log_dir_is_0750() {
 // 400 about 14 s (debug build). The children warden spawned are now skipped unread.
 #[test]
 fn down_of_400_services_takes_seconds_not_a_minute() {
+    use std::fmt::Write as _;
     let mut config = String::from("[warden]\nshutdown_timeout = \"60s\"\n");
     for i in 0..400 {
-        config.push_str(&format!(
-            "[services.s{i}]\ncommand = [\"sleep\", \"3600\"]\n"
-        ));
+        writeln!(config, "[services.s{i}]\ncommand = [\"sleep\", \"3600\"]").unwrap();
     }
     let env = Env::new(&config);
     let d = Daemon::up(&env);
