@@ -21,6 +21,7 @@
 //! | `--line-len L` | length of the next `--lines`/`--flood` lines, newline included (default 100) |
 //! | `--lines N` | write N numbered lines `line 000000001 xxxx…`, one write per line |
 //! | `--flood N` | same lines, as fast as possible, through a 1 MiB buffer |
+//! | `--flood-for DUR` | the chaos suite's flood: the same lines, as fast as possible, for DUR, then `flood-done N` (N the last line's number); every write ends at a line's end |
 //! | `--alternate N` | write `out-1` to stdout, `err-1` to stderr, `out-2`, … up to `err-N`, one write (flushed) per line |
 //! | `--no-newline TEXT` | write TEXT without a newline |
 //! | `--invalid-utf8` | write the bytes `ff fe` and a newline |
@@ -190,6 +191,11 @@ fn run(args: &[OsString]) -> Result<Option<i32>, Failure> {
                 let n: u64 = parse_num(value("a count")?)?;
                 flood(st.target, n, st.line_len)?;
             }
+            "--flood-for" => {
+                let dur = parse_duration(value("a duration")?)?
+                    .ok_or_else(|| Failure::Usage("--flood-for needs a finite duration".into()))?;
+                flood_for(st.target, dur, st.line_len)?;
+            }
             "--alternate" => {
                 let n: u64 = parse_num(value("a count")?)?;
                 for i in 1..=n {
@@ -301,6 +307,34 @@ fn flood(target: Target, n: u64, len: usize) -> io::Result<()> {
     for i in 1..=n {
         w.write_all(&numbered_line(i, len))?;
     }
+    w.flush()
+}
+
+/// `--flood-for`: numbered lines through the flood buffer until `dur` passed (the clock is
+/// read every 1024 lines), then `flood-done N`. The buffer is flushed only at a line's end.
+fn flood_for(target: Target, dur: Duration, len: usize) -> io::Result<()> {
+    let sink: Box<dyn Write> = match target {
+        Target::Stdout => Box::new(io::stdout().lock()),
+        Target::Stderr => Box::new(io::stderr().lock()),
+    };
+    let line = numbered_line(1, len);
+    let per_flush = (FLOOD_BUFFER / line.len()).max(1);
+    let mut buf = Vec::with_capacity(per_flush * line.len());
+    let mut w = sink;
+    let deadline = Instant::now() + dur;
+    let mut i = 0u64;
+    while Instant::now() < deadline {
+        for _ in 0..1024 {
+            i += 1;
+            buf.extend_from_slice(&numbered_line(i, len));
+            if buf.len() + line.len() > buf.capacity() {
+                w.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+    }
+    buf.extend_from_slice(format!("flood-done {i}\n").as_bytes());
+    w.write_all(&buf)?;
     w.flush()
 }
 

@@ -270,9 +270,15 @@ impl ServiceLogs {
                 scratch = Vec::new();
             }
             // The process layer's pipes read the descriptor directly, past tokio's
-            // cooperative budget: count each round against it, so that a flood yields its
-            // worker thread to the other tasks (the API above all) now and then.
-            tokio::task::consume_budget().await;
+            // cooperative budget and the reactor: a round that read something yields its
+            // worker thread, so that floods (one round is up to a MiB) never keep the other
+            // tasks (the API above all) waiting. Counting rounds against the budget only
+            // yielded every 128 rounds: two floods held both worker threads for seconds.
+            if out_idle && err_idle {
+                tokio::task::consume_budget().await;
+            } else {
+                tokio::task::yield_now().await;
+            }
         }
     }
 

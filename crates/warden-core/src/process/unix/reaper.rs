@@ -175,6 +175,7 @@ pub(crate) fn init_supervisor() -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         SUBREAPER.store(true, Ordering::Relaxed);
+        super::oom::lower_own();
     }
     ensure_reaper()
 }

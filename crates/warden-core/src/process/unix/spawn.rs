@@ -122,9 +122,18 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     let parent = std::process::id() as libc::pid_t;
     // Read here: `getrlimit` is not on the async-signal-safe list.
     let fd_bound = fd_loop_bound();
+    #[cfg(target_os = "linux")]
+    let oom = super::oom::child_value();
     // SAFETY: the hook only makes async-signal-safe syscalls (see `child_setup`).
     unsafe {
-        cmd.pre_exec(move || child_setup(parent, fd_bound, &prepared, cgroup_fd));
+        cmd.pre_exec(move || {
+            // warden's lowered oom_score_adj is not the service's: its original back.
+            #[cfg(target_os = "linux")]
+            if let Some(v) = oom {
+                super::oom::reset_in_child(v);
+            }
+            child_setup(parent, fd_bound, &prepared, cgroup_fd)
+        });
     }
 
     // Holding the registry lock: the reaper cannot reap this child before it is registered,
