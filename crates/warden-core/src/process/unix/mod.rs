@@ -51,6 +51,7 @@
 //! `procfs.rs` reads `/proc` (Linux), `stop.rs` the graceful stop steps.
 
 mod child;
+mod follow;
 mod pipe;
 #[cfg(target_os = "linux")]
 mod procfs;
@@ -58,6 +59,7 @@ mod reaper;
 mod spawn;
 mod stop;
 mod tree;
+mod watch;
 
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -65,6 +67,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub use child::Child;
 pub use pipe::OutputPipe;
 pub(super) use reaper::{init_supervisor, wait_no_children};
+pub use watch::DirWatch;
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
 pub(super) use tree::{kill_all_descendants, kill_leftovers};
