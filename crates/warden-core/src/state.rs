@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod layout;
+pub mod pidfile;
 
 use self::layout::Layout;
 use crate::process::GroupRecord;

@@ -82,6 +82,7 @@ fn service(name: &str, dir: &Path) -> ServiceConfig {
             timestamps: false,
             encoding: None,
         },
+        daemonize: warden_core::config::Daemonize::default(),
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 pub use crate::logs::{LogConfig, StderrTarget};
 pub use crate::model::{ExitAction, ExitActions, RestartPolicy, Signal, StopMethod, WhenAllEnded};
 
+mod daemonize;
 mod diag;
 mod dotenv;
 mod expand;
@@ -27,6 +28,7 @@ mod service;
 #[cfg(test)]
 mod tests;
 mod units;
+pub use daemonize::{DEFAULT_START_TIMEOUT, Daemonize};
 pub use parse::{load, load_str};
 
 /// The environment that `${VAR}` expansion reads from. Tests pass their own.
@@ -140,6 +142,8 @@ pub struct ServiceConfig {
     /// Windows: `stop_method`, default `["ctrl-c", "wm-close", "terminate"]`.
     pub stop_method: Vec<StopMethod>,
     pub log: LogConfig,
+    /// `pid_file`, `daemon`, `start_timeout` (see `daemonize.rs`).
+    pub daemonize: Daemonize,
 }
 
 impl ServiceConfig {

@@ -16,7 +16,7 @@ use super::{
     Backoff, LogConfig, RestartPolicy, ServiceConfig, StartLimit, StderrTarget, StopMethod,
     WardenSettings,
 };
-use super::{dotenv, programs};
+use super::{daemonize, dotenv, programs};
 use crate::model::{ExitAction, ExitActions, Signal};
 
 const SERVICE_KEYS: &[&str] = &[
@@ -38,6 +38,9 @@ const SERVICE_KEYS: &[&str] = &[
     "stop_command",
     "stop_method",
     "log",
+    "pid_file",
+    "daemon",
+    "start_timeout",
 ];
 /// `min_uptime` by default: supervisord's `startsecs`.
 const DEFAULT_MIN_UPTIME: Duration = Duration::from_secs(1);
@@ -119,7 +122,9 @@ pub(super) fn read_service(
                 ]
             }),
         log,
+        daemonize: daemonize::read(r, section),
     };
+    daemonize::check(r, section, &service);
     for finding in programs::check_service(&service, r.env, &r.rules, r.programs) {
         let pos = field(finding.key).map_or(section.pos, |f| f.key_pos());
         r.warning(pos, finding.message, finding.hint);

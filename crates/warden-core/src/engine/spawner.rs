@@ -42,6 +42,11 @@ pub trait Proc: Send + Sync {
     ) -> BoxFuture<'_, io::Result<process::StepOutcome>>;
     /// Kill the whole tree at once.
     fn kill_tree(&self) -> io::Result<()>;
+    /// Make `pid` the main process from now on (a daemon named by `pid_file`, or adopted);
+    /// refused unless it belongs to this tree.
+    fn follow(&mut self, pid: u32) -> io::Result<()>;
+    /// What the main process that just exited left behind, attributed to this service.
+    fn find_daemon(&self) -> process::Adoption;
 }
 
 /// The real spawner: [`process::spawn`].
@@ -92,5 +97,13 @@ impl Proc for Child {
 
     fn kill_tree(&self) -> io::Result<()> {
         Child::kill_tree(self)
+    }
+
+    fn follow(&mut self, pid: u32) -> io::Result<()> {
+        Child::follow(self, pid)
+    }
+
+    fn find_daemon(&self) -> process::Adoption {
+        Child::find_daemon(self)
     }
 }

@@ -5,8 +5,10 @@
 //! [`crate::policy`]. Its state is one [`Phase`], whose variants carry their data; what it
 //! publishes ([`Snapshot`]) is derived from it after every change, never written beside it.
 
+mod daemonize;
 mod snapshot;
 mod stop;
+mod up;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -60,7 +62,15 @@ pub enum Request {
 /// A running child and what belongs to its run.
 struct Run {
     child: Box<dyn Proc>,
+    /// When the launcher was spawned: `start_timeout` and "ran" count from here.
     started: Instant,
+    /// When the current main process became the main one (the spawn, or the moment a
+    /// daemon was followed): `min_uptime` and the uptime count from here.
+    main_since: Instant,
+    /// The main process is a daemon the launcher left (`pid_file`, or adopted).
+    followed: bool,
+    /// The launcher exited with a success code; the pid of `pid_file` is awaited.
+    awaiting: Option<daemonize::PidWait>,
     pumps: Vec<JoinHandle<()>>,
 }
 
@@ -96,6 +106,10 @@ enum Event {
     Exited(ExitStatus),
     /// A starting service ran `min_uptime`.
     Up,
+    /// The pid file names this pid (not yet checked against the tree).
+    PidFile(u32),
+    /// A starting service was not up within `start_timeout`.
+    StartTimeout,
     BackoffOver,
     Request(Option<Request>),
 }
@@ -205,11 +219,22 @@ impl ServiceTask {
                     req = self.rx.recv() => Event::Request(req),
                 },
                 Phase::Starting(run) => {
-                    let up_at = deadline_after_from(run.started, self.cfg.min_uptime);
-                    tokio::select! {
-                        status = run.child.wait() => Event::Exited(status),
-                        () = tokio::time::sleep_until(up_at) => Event::Up,
-                        req = self.rx.recv() => Event::Request(req),
+                    let give_up = up::start_deadline(&self.cfg, run);
+                    let up_at = up::up_at(&self.cfg, run);
+                    let pid_file = self.cfg.daemonize.pid_file.as_deref();
+                    if let (Some(wait), Some(path)) = (&mut run.awaiting, pid_file) {
+                        tokio::select! {
+                            pid = daemonize::next_pid(path, wait) => Event::PidFile(pid),
+                            () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
+                            req = self.rx.recv() => Event::Request(req),
+                        }
+                    } else {
+                        tokio::select! {
+                            status = run.child.wait() => Event::Exited(status),
+                            () = sleep_until_some(up_at) => Event::Up,
+                            () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
+                            req = self.rx.recv() => Event::Request(req),
+                        }
                     }
                 }
                 Phase::Backoff { until, .. } => {
@@ -228,6 +253,8 @@ impl ServiceTask {
                         self.set(Phase::Running(run));
                     }
                 }
+                Event::PidFile(pid) => self.on_pid(pid),
+                Event::StartTimeout => self.on_start_timeout().await,
                 Event::BackoffOver => self.start(true),
                 Event::Request(None) => {
                     self.stop("warden is shutting down").await;
@@ -357,9 +384,12 @@ impl ServiceTask {
                 let run = Run {
                     child,
                     started: now,
+                    main_since: now,
+                    followed: false,
+                    awaiting: None,
                     pumps,
                 };
-                self.set(if self.cfg.min_uptime.is_zero() {
+                self.set(if up::is_up(&self.cfg, &run) {
                     Phase::Running(run)
                 } else {
                     Phase::Starting(run)
@@ -386,8 +416,18 @@ impl ServiceTask {
 
     /// The main process ended on its own.
     async fn on_exit(&mut self, status: ExitStatus) {
-        let (Phase::Running(run) | Phase::Starting(run)) = self.take_phase() else {
-            return;
+        let (was_up, run) = match self.take_phase() {
+            Phase::Running(run) => (true, run),
+            Phase::Starting(run) => (false, run),
+            _ => return,
+        };
+        // A launcher that daemonized: the run goes on with the daemon as its main process.
+        let run = match self.daemonized(run, status, was_up) {
+            Ok(phase) => {
+                self.set(phase);
+                return;
+            }
+            Err(run) => run,
         };
         let ran = run.started.elapsed();
         // What the program left behind in its group goes too, before any restart.
@@ -398,6 +438,23 @@ impl ServiceTask {
         self.end_tree(run, false).await;
         self.last_exit = Some(last_exit(status, ran));
         self.after_end(Some(status), ran, format!("exited with {status}"));
+    }
+
+    /// A start that was not up within `start_timeout`: end its tree; the restart policy
+    /// decides as for a failed start.
+    async fn on_start_timeout(&mut self) {
+        let Phase::Starting(run) = self.take_phase() else {
+            return;
+        };
+        let reason = self.not_up_reason(&run);
+        self.emit(Level::Bad, &reason);
+        self.set(Phase::Stopping {
+            pid: run.child.pid(),
+            since: run.main_since,
+        });
+        let since = run.started;
+        self.end_tree(run, true).await;
+        self.after_end(None, since.elapsed(), reason);
     }
 
     /// Decide and enter what follows the end of a run (`None`: the spawn failed).
@@ -491,7 +548,9 @@ impl ServiceTask {
                 reason: reason.to_owned(),
             },
         );
-        if let Phase::Running(run) | Phase::Starting(run) = phase {
+        if let Phase::Running(mut run) | Phase::Starting(mut run) = phase {
+            // A daemon that wrote its pid file meanwhile is stopped as the main process.
+            self.try_pid_file(&mut run);
             let pid = run.child.pid();
             self.set(Phase::Stopping {
                 pid,
@@ -528,11 +587,11 @@ fn view(phase: &Phase) -> View {
         }
         Phase::Starting(run) => View::Starting {
             pid: run.child.pid(),
-            since: run.started,
+            since: run.main_since,
         },
         Phase::Running(run) => View::Running {
             pid: run.child.pid(),
-            since: run.started,
+            since: run.main_since,
         },
         Phase::Stopping { pid, since } => View::Stopping {
             pid: *pid,
@@ -542,6 +601,14 @@ fn view(phase: &Phase) -> View {
             until: *until,
             reason: reason.clone(),
         },
+    }
+}
+
+/// Sleep until `at`, or forever for `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -364,7 +364,8 @@ async fn pidfd_wait(pid: u32, start_time: u64) -> io::Result<()> {
     if procfs::stat(pid).is_none_or(|p| p.start_time != start_time || p.is_zombie()) {
         return Ok(());
     }
-    let fd = tokio::io::unix::AsyncFd::new(fd)?;
+    // SAFETY: the descriptor is owned by the AsyncFd for its whole life.
+    let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }?;
     let _ = fd.readable().await?;
     Ok(())
 }

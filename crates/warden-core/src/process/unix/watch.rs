@@ -76,7 +76,8 @@ fn inotify(dir: &Path) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::
     if unsafe { libc::inotify_add_watch(raw, path.as_ptr(), mask) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    tokio::io::unix::AsyncFd::new(fd)
+    // SAFETY: the descriptor is owned by the AsyncFd for its whole life.
+    Ok(unsafe { tokio::io::unix::AsyncFd::register(fd) }?)
 }
 
 /// Wait until inotify has events, then read them all (what changed does not matter).

@@ -46,11 +46,13 @@
 //! environment blocks and program lookup.
 
 mod cmdline;
+mod follow;
 mod job;
 mod pipe;
 mod spawn;
 mod stop;
 mod wait;
+mod watch;
 
 use std::io;
 use std::os::windows::io::{AsRawHandle, OwnedHandle};
@@ -63,9 +65,10 @@ use job::Job;
 pub use pipe::OutputPipe;
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
+pub use watch::DirWatch;
 use wait::ExitWatch;
 
-use super::{ExitStatus, GroupRecord, Signal};
+use super::{ExitStatus, GroupRecord, MainRecord, Signal};
 
 /// The exit code a process gets when warden terminates its job.
 const TERMINATED_EXIT_CODE: u32 = 1;
@@ -83,6 +86,8 @@ pub struct Child {
     exit: ExitWatch,
     process: OwnedHandle,
     job: Job,
+    /// The main process is one the launcher started (`pid_file`), no longer the launcher.
+    followed: bool,
 }
 
 impl Child {
@@ -103,6 +108,10 @@ impl Child {
             service: service.to_owned(),
             pgid: self.pid,
             start_time: self.start_time(),
+            main: self.followed.then_some(MainRecord {
+                pid: self.pid,
+                start_time: self.start_time,
+            }),
         }
     }
 
