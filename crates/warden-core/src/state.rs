@@ -414,6 +414,10 @@ mod tests {
             service: "api".into(),
             pgid: 42,
             start_time: 7,
+            main: Some(crate::process::MainRecord {
+                pid: 43,
+                start_time: 8,
+            }),
         };
         st.save_group(&rec).expect("save");
         assert_eq!(st.recorded_groups(), vec![rec]);

@@ -21,7 +21,9 @@ use crate::config::{self, Config, Env};
 #[cfg(unix)]
 use crate::process::Signal;
 use crate::process::StopStep;
-use crate::process::{ExitStatus, GroupRecord, OutputPipe, SpawnError, SpawnSpec, StepOutcome};
+use crate::process::{
+    Adoption, ExitStatus, GroupRecord, OutputPipe, SpawnError, SpawnSpec, StepOutcome,
+};
 use crate::proto::{ServiceStatus, State, StatusReport};
 use crate::state::StateDir;
 
@@ -45,6 +47,10 @@ struct Book {
     missing: BTreeSet<String>,
     /// Programs that ignore every graceful step (only a kill ends them).
     stubborn: BTreeSet<String>,
+    /// What a launcher of this program leaves behind when it exits (default: nothing).
+    leaves: std::collections::BTreeMap<String, Adoption>,
+    /// The pids `follow` accepts (the daemons of [`Fake::daemon`]).
+    tree: BTreeSet<u32>,
 }
 
 /// A spawner that records what it is asked and lets the test end processes.
@@ -91,6 +97,23 @@ impl Fake {
         self.book().spawned.iter().any(|s| s.pid == pid && s.killed)
     }
 
+    /// A process a launcher left behind (not spawned by warden), which `follow` accepts:
+    /// its pid. It ends by [`Fake::exit`] like any other.
+    fn daemon(&self) -> u32 {
+        let mut book = self.book();
+        let pid = 1000 + book.spawned.len() as u32;
+        book.spawned.push(Spawned {
+            pid,
+            program: "<daemon>".into(),
+            env: Vec::new(),
+            exit: Arc::new(watch::Sender::new(None)),
+            steps: Vec::new(),
+            killed: false,
+        });
+        book.tree.insert(pid);
+        pid
+    }
+
     fn env_of(&self, pid: u32, key: &str) -> Option<String> {
         let book = self.book();
         let p = book.spawned.iter().find(|s| s.pid == pid).unwrap();
@@ -125,6 +148,7 @@ impl Spawner for Fake {
         });
         Ok(Box::new(FakeProc {
             pid,
+            program: spec.program.to_string_lossy().into_owned(),
             status: exit.subscribe(),
             exit,
             stubborn,
@@ -135,6 +159,7 @@ impl Spawner for Fake {
 
 struct FakeProc {
     pid: u32,
+    program: String,
     exit: Arc<watch::Sender<Option<ExitStatus>>>,
     status: watch::Receiver<Option<ExitStatus>>,
     stubborn: bool,
@@ -151,6 +176,7 @@ impl Proc for FakeProc {
             service: service.to_owned(),
             pgid: self.pid,
             start_time: 0,
+            main: None,
         }
     }
 
@@ -208,6 +234,31 @@ impl Proc for FakeProc {
             true
         });
         Ok(())
+    }
+
+    fn follow(&mut self, pid: u32) -> io::Result<()> {
+        let book = self.book.book();
+        if !book.tree.contains(&pid) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("pid {pid} is not of this service's tree"),
+            ));
+        }
+        let daemon = book.spawned.iter().find(|s| s.pid == pid).unwrap();
+        self.exit = daemon.exit.clone();
+        self.status = self.exit.subscribe();
+        self.pid = pid;
+        self.program = daemon.program.clone();
+        Ok(())
+    }
+
+    fn find_daemon(&self) -> Adoption {
+        self.book
+            .book()
+            .leaves
+            .get(&self.program)
+            .cloned()
+            .unwrap_or(Adoption::Nothing)
     }
 }
 
@@ -1110,3 +1161,6 @@ async fn futures_poll<T>(task: &mut JoinHandle<T>) -> Option<T> {
         () = tokio::task::yield_now() => None,
     }
 }
+
+#[path = "tests_daemonize.rs"]
+mod daemonize;

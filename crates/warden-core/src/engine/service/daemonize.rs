@@ -60,6 +60,8 @@ impl ServiceTask {
         }
         match run.child.find_daemon() {
             Adoption::Nothing => Err(run),
+            // Never the process that just exited.
+            Adoption::One(pid) if pid == run.child.pid() => Err(run),
             Adoption::One(pid) => match run.child.follow(pid) {
                 Ok(()) => {
                     self.followed(&mut run, pid, "");
