@@ -90,6 +90,17 @@ impl ServiceTask {
         }
     }
 
+    /// A run that ends for good: what its main process left behind and is surely this
+    /// service's (a daemon that cleared its environment, under `daemon = false` or after a
+    /// failed exit) is made part of the tree, so that ending the tree ends it too.
+    pub(super) fn reach_leftovers(&self, run: &mut Run) {
+        if let Adoption::One(pid) = run.child.find_daemon()
+            && pid != run.child.pid()
+        {
+            let _ = run.child.follow(pid);
+        }
+    }
+
     /// The phase for a run that goes on: `running` if it was up or is up now, else
     /// `starting`.
     fn settle(&self, run: Run, was_up: bool) -> Phase {

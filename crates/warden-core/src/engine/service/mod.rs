@@ -422,13 +422,14 @@ impl ServiceTask {
             _ => return,
         };
         // A launcher that daemonized: the run goes on with the daemon as its main process.
-        let run = match self.daemonized(run, status, was_up) {
+        let mut run = match self.daemonized(run, status, was_up) {
             Ok(phase) => {
                 self.set(phase);
                 return;
             }
             Err(run) => run,
         };
+        self.reach_leftovers(&mut run);
         let ran = run.started.elapsed();
         // What the program left behind in its group goes too, before any restart.
         self.set(Phase::Stopping {

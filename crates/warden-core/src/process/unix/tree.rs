@@ -30,6 +30,27 @@ impl Child {
     /// process group, then the rest of the tree.
     pub fn signal(&self, sig: Signal) -> io::Result<()> {
         let signo = signal_number(sig);
+        #[cfg(target_os = "linux")]
+        if let Some(f) = &self.followed {
+            // Each process once, the main one first.
+            let procs = procfs::all();
+            let mut sent = HashSet::new();
+            if f.status.borrow().is_none() && kill_pid(f.pid, signo) {
+                sent.insert(f.pid);
+            }
+            let (ours, f_ours) = (self.group_is_ours(), f.group_is_ours());
+            let members = procs.iter().filter(|p| {
+                !p.is_zombie() && ((f_ours && p.pgrp == f.pid) || (ours && p.pgrp == self.pid))
+            });
+            let orphans = self.adopted_orphans(&procs);
+            for pid in members.map(|p| p.pid).chain(orphans) {
+                if sent.insert(pid) {
+                    kill_pid(pid, signo);
+                }
+            }
+            return Ok(());
+        }
+        #[cfg(not(target_os = "linux"))]
         if let Some(f) = &self.followed {
             f.signal(signo);
         }
