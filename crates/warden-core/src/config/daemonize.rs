@@ -71,3 +71,79 @@ pub(super) fn check(r: &mut Reader<'_>, section: Section<'_>, service: &ServiceC
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::Daemonize;
+    use crate::config::{ConfigError, ServiceConfig, load_str};
+
+    const CMD: &str = "[services.web]\ncommand = \"/bin/sh\"\n";
+
+    fn load(text: &str) -> Result<ServiceConfig, Vec<ConfigError>> {
+        let dir = Path::new("/srv/app");
+        load_str(text, &dir.join("warden.toml"), &BTreeMap::new())
+            .map(|c| c.services.into_iter().next().unwrap())
+            .map_err(|e| e.errors)
+    }
+
+    #[test]
+    fn defaults_are_no_pid_file_adoption_on_and_a_minute_to_be_up() {
+        let s = load(CMD).unwrap();
+        assert_eq!(s.daemonize, Daemonize::default());
+        assert_eq!(
+            (s.daemonize.pid_file, s.daemonize.daemon, s.daemonize.start_timeout),
+            (None, true, Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn pid_file_is_relative_to_the_config_and_the_keys_are_read() {
+        let s = load(&format!(
+            "{CMD}pid_file = \"run/nginx.pid\"\ndaemon = false\nstart_timeout = \"5s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.daemonize,
+            Daemonize {
+                pid_file: Some(Path::new("/srv/app/run/nginx.pid").to_path_buf()),
+                daemon: false,
+                start_timeout: Duration::from_secs(5),
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_errors_at_their_key() {
+        let e = load(&format!("{CMD}start_timeout = \"2d\"\n")).unwrap_err();
+        assert_eq!((e[0].line, e[0].col), (3, 17), "{e:?}");
+        assert!(e[0].message.contains("start_timeout: at most"), "{e:?}");
+        let e = load(&format!("{CMD}daemon = \"no\"\n")).unwrap_err();
+        assert_eq!(e[0].line, 3, "{e:?}");
+        let e = load(&format!("{CMD}pid_file = \"\"\n")).unwrap_err();
+        assert_eq!(e[0].line, 3, "{e:?}");
+    }
+
+    #[test]
+    fn a_start_timeout_shorter_than_min_uptime_is_an_error() {
+        let e = load(&format!("{CMD}min_uptime = \"10s\"\nstart_timeout = \"5s\"\n")).unwrap_err();
+        assert_eq!(e[0].line, 4, "{e:?}");
+        assert!(
+            e[0].message
+                .contains("start_timeout (5.0s) is shorter than min_uptime (10.0s)"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn supervisord_s_pidfile_hints_at_pid_file() {
+        let e = load(&format!("{CMD}pidfile = \"x.pid\"\n")).unwrap_err();
+        let hint = e[0].hint.clone().unwrap_or_default();
+        assert!(hint.contains("did you mean \"pid_file\"?"), "{hint}");
+    }
+}
