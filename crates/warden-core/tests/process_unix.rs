@@ -1035,18 +1035,16 @@ async fn a_daemon_that_cleared_its_environment_is_found_and_followed() {
         &tagged_spec(
             dir.path(),
             "web",
-            &[
-                "--daemon-clear-env",
-                "--double-fork",
-                path_str(&pid_file),
-            ],
+            &["--daemon-clear-env", "--double-fork", path_str(&pid_file)],
         )
         .await,
     )
     .expect("spawn");
     let launcher_pid = launcher.pid();
     assert_eq!(
-        timeout(LONG, launcher.wait()).await.expect("launcher exits"),
+        timeout(LONG, launcher.wait())
+            .await
+            .expect("launcher exits"),
         ExitStatus::Code(0)
     );
     let dpid = read_pid_file(&pid_file).await;
@@ -1061,8 +1059,13 @@ async fn a_daemon_that_cleared_its_environment_is_found_and_followed() {
 
     // SAFETY: plain syscall.
     let stranger = unsafe { libc::getppid() } as u32;
-    let err = launcher.follow(stranger).expect_err("a stranger is refused");
-    assert!(err.to_string().contains("is not of this service's tree"), "{err}");
+    let err = launcher
+        .follow(stranger)
+        .expect_err("a stranger is refused");
+    assert!(
+        err.to_string().contains("is not of this service's tree"),
+        "{err}"
+    );
     assert_eq!(launcher.pid(), launcher_pid);
 
     launcher.follow(dpid).expect("follow the daemon");
@@ -1073,7 +1076,9 @@ async fn a_daemon_that_cleared_its_environment_is_found_and_followed() {
     assert_eq!(record.main.map(|m| m.pid), Some(dpid));
     launcher.signal(Signal::Term).expect("signal");
     assert_eq!(
-        timeout(LONG, launcher.wait()).await.expect("the daemon exits"),
+        timeout(LONG, launcher.wait())
+            .await
+            .expect("the daemon exits"),
         ExitStatus::Signal(libc::SIGTERM),
         "its real status: it is warden's child"
     );

@@ -148,7 +148,10 @@ fn stop_command_output_goes_to_the_log_and_a_failure_sends_the_stop_signal_at_on
         t0.elapsed()
     );
     assert_eq!(env.read("term"), "term", "the stop signal followed");
-    wait_log(&env, "stop_command exited with code 4; sending the stop signal now");
+    wait_log(
+        &env,
+        "stop_command exited with code 4; sending the stop signal now",
+    );
     let err_log = env.read("logs/s.err.log");
     assert!(
         err_log.contains("[warden] stop_command: oops"),
@@ -241,8 +244,9 @@ fn nginx_under_warden(mode: Mode) {
             let s = d.service("web");
             let pid = s["pid"].as_i64()? as i32;
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            (s["state"] == "running" && String::from_utf8_lossy(&cmdline).contains("master process"))
-                .then_some(pid)
+            (s["state"] == "running"
+                && String::from_utf8_lossy(&cmdline).contains("master process"))
+            .then_some(pid)
         })
     };
     // nginx logs a graceful stop at `notice`: the master got SIGQUIT, and it exited.
@@ -255,7 +259,11 @@ fn nginx_under_warden(mode: Mode) {
     let d = Daemon::up(&env);
     let first = master(&d);
     if mode != Mode::Foreground {
-        assert_eq!(env.wait_pid("nginx.pid"), first, "status shows the master's pid");
+        assert_eq!(
+            env.wait_pid("nginx.pid"),
+            first,
+            "status shows the master's pid"
+        );
     }
     let s = d.service("web");
     assert_eq!(s["restarts"], 0, "runs once: {s}");

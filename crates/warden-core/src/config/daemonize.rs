@@ -97,7 +97,11 @@ mod tests {
         let s = load(CMD).unwrap();
         assert_eq!(s.daemonize, Daemonize::default());
         assert_eq!(
-            (s.daemonize.pid_file, s.daemonize.daemon, s.daemonize.start_timeout),
+            (
+                s.daemonize.pid_file,
+                s.daemonize.daemon,
+                s.daemonize.start_timeout
+            ),
             (None, true, Duration::from_secs(60))
         );
     }
@@ -131,7 +135,10 @@ mod tests {
 
     #[test]
     fn a_start_timeout_shorter_than_min_uptime_is_an_error() {
-        let e = load(&format!("{CMD}min_uptime = \"10s\"\nstart_timeout = \"5s\"\n")).unwrap_err();
+        let e = load(&format!(
+            "{CMD}min_uptime = \"10s\"\nstart_timeout = \"5s\"\n"
+        ))
+        .unwrap_err();
         assert_eq!(e[0].line, 4, "{e:?}");
         assert!(
             e[0].message

@@ -41,15 +41,26 @@ async fn a_pid_file_s_process_becomes_the_main_one_and_its_exit_follows_the_poli
     assert_eq!(r.status("d").await.state, State::Starting);
     r.fake.exit(launcher, ExitStatus::Code(0));
     let s = r.until("d", |s| s.pid == Some(daemon)).await;
-    assert_eq!(s.state, State::Starting, "up once the daemon ran min_uptime");
+    assert_eq!(
+        s.state,
+        State::Starting,
+        "up once the daemon ran min_uptime"
+    );
     assert!(r.has_event(&format!("[d] daemonized: following pid {daemon} (from ")));
     let t0 = Instant::now();
     let s = r.until_state("d", State::Running).await;
-    assert_eq!((s.pid, t0.elapsed()), (Some(daemon), Duration::from_secs(1)));
+    assert_eq!(
+        (s.pid, t0.elapsed()),
+        (Some(daemon), Duration::from_secs(1))
+    );
     // Its exit follows the policy.
     r.fake.exit(daemon, ExitStatus::Code(3));
     let s = r.until_state("d", State::Exited).await;
-    assert_eq!(s.last_exit.unwrap().code, Some(3), "restart = never applies");
+    assert_eq!(
+        s.last_exit.unwrap().code,
+        Some(3),
+        "restart = never applies"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -91,18 +102,18 @@ async fn a_pid_file_that_never_appears_is_a_failed_start_after_start_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stale_pid_file_naming_a_stranger_is_refused_until_the_daemon_rewrites_it() {
-    let r = rig_at(
-        |d| pid_file_svc(d, "start_timeout = \"10s\""),
-        |_| {},
-    )
-    .await;
+    let r = rig_at(|d| pid_file_svc(d, "start_timeout = \"10s\""), |_| {}).await;
     let pid_file = r.dir.path().join("d.pid");
     std::fs::write(&pid_file, "4242\n").unwrap();
     r.fake.exit(r.fake.last_pid(LAUNCHER), ExitStatus::Code(0));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let s = r.status("d").await;
     assert_eq!(s.state, State::Starting);
-    assert_eq!(s.pid, Some(r.fake.last_pid(LAUNCHER)), "no stranger is shown");
+    assert_eq!(
+        s.pid,
+        Some(r.fake.last_pid(LAUNCHER)),
+        "no stranger is shown"
+    );
     let daemon = r.fake.daemon();
     std::fs::write(&pid_file, format!("{daemon}\n")).unwrap();
     let s = r.until("d", |s| s.pid == Some(daemon)).await;
@@ -208,7 +219,9 @@ async fn a_process_not_up_within_start_timeout_is_a_failed_start() {
     let s = r.until_state("d", State::Failed).await;
     assert_eq!(
         s.reason.as_deref(),
-        Some(&*format!("not up within 3s: the launcher (pid {launcher}) has not exited"))
+        Some(&*format!(
+            "not up within 3s: the launcher (pid {launcher}) has not exited"
+        ))
     );
     assert_eq!(r.fake.steps(launcher).len(), 1, "its tree is stopped");
 }
@@ -240,7 +253,11 @@ async fn a_failing_stop_command_goes_straight_to_the_stop_signal() {
 #[tokio::test(start_paused = true)]
 async fn a_stop_command_that_succeeds_leaves_the_rest_of_the_timeout_to_the_program() {
     let r = rig_with(
-        &svc("a", "pa", "stop_command = [\"stopper\"]\nstop_timeout = \"10s\""),
+        &svc(
+            "a",
+            "pa",
+            "stop_command = [\"stopper\"]\nstop_timeout = \"10s\"",
+        ),
         |b| {
             b.stubborn.insert("pa".into());
         },

@@ -62,19 +62,21 @@ impl ServiceTask {
             Adoption::Nothing => Err(run),
             // Never the process that just exited.
             Adoption::One(pid) if pid == run.child.pid() => Err(run),
-            Adoption::One(pid) => match run.child.follow(pid) {
-                Ok(()) => {
-                    self.followed(&mut run, pid, "");
-                    Ok(self.settle(run, was_up))
-                }
-                Err(e) => {
-                    self.emit(
+            Adoption::One(pid) => {
+                match run.child.follow(pid) {
+                    Ok(()) => {
+                        self.followed(&mut run, pid, "");
+                        Ok(self.settle(run, was_up))
+                    }
+                    Err(e) => {
+                        self.emit(
                         Level::Warn,
                         &format!("exited with code 0 and left pid {pid}, which cannot be followed: {e}"),
                     );
-                    Err(run)
+                        Err(run)
+                    }
                 }
-            },
+            }
             Adoption::Ambiguous(pids) => {
                 let list: Vec<String> = pids.iter().map(u32::to_string).collect();
                 self.emit(
@@ -93,7 +95,7 @@ impl ServiceTask {
     /// A run that ends for good: what its main process left behind and is surely this
     /// service's (a daemon that cleared its environment, under `daemon = false` or after a
     /// failed exit) is made part of the tree, so that ending the tree ends it too.
-    pub(super) fn reach_leftovers(&self, run: &mut Run) {
+    pub(super) fn reach_leftovers(run: &mut Run) {
         if let Adoption::One(pid) = run.child.find_daemon()
             && pid != run.child.pid()
         {
@@ -116,7 +118,10 @@ impl ServiceTask {
         run.followed = true;
         run.awaiting = None;
         run.main_since = Instant::now();
-        self.emit(Level::Good, &format!("daemonized: following pid {pid}{from}"));
+        self.emit(
+            Level::Good,
+            &format!("daemonized: following pid {pid}{from}"),
+        );
         if let Err(e) = self
             .ctx
             .state
@@ -176,7 +181,12 @@ impl ServiceTask {
     pub(super) fn not_up_reason(&self, run: &Run) -> String {
         let why = if let Some(wait) = &run.awaiting {
             wait.problem.clone().unwrap_or_else(|| {
-                let path = self.cfg.daemonize.pid_file.as_deref().unwrap_or(Path::new(""));
+                let path = self
+                    .cfg
+                    .daemonize
+                    .pid_file
+                    .as_deref()
+                    .unwrap_or(Path::new(""));
                 format!("no pid in {}", path.display())
             })
         } else if self.cfg.daemonize.pid_file.is_some() && !run.followed {

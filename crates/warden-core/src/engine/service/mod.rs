@@ -429,7 +429,7 @@ impl ServiceTask {
             }
             Err(run) => run,
         };
-        self.reach_leftovers(&mut run);
+        Self::reach_leftovers(&mut run);
         let ran = run.started.elapsed();
         // What the program left behind in its group goes too, before any restart.
         self.set(Phase::Stopping {

@@ -119,9 +119,7 @@ impl ServiceTask {
                     }
                     self.emit(
                         Level::Warn,
-                        &format!(
-                            "stop_command exited with {ended}; sending the stop signal now"
-                        ),
+                        &format!("stop_command exited with {ended}; sending the stop signal now"),
                     );
                     stop_cmd = Some((c, pumps));
                 }

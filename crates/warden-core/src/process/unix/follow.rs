@@ -8,9 +8,9 @@
 //! through a pidfd on Linux, by a backoff re-check elsewhere; its exit status cannot be known
 //! and counts as code 0, as systemd counts it.
 
-use std::io;
 #[cfg(target_os = "linux")]
 use std::collections::HashSet;
+use std::io;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -72,7 +72,8 @@ impl Followed {
 
     /// It ended and nothing of its own group is left.
     pub(super) fn gone(&self) -> bool {
-        !self.running() && !(self.group_is_ours() && group_alive(self.pid))
+        let group_lives = self.group_is_ours() && group_alive(self.pid);
+        !self.running() && !group_lives
     }
 }
 
@@ -102,7 +103,11 @@ impl Child {
         if pid <= INIT_PID || pid == std::process::id() {
             return Err(not_ours(pid, "init or warden itself"));
         }
-        if self.followed.as_ref().is_some_and(|f| f.pid == pid && f.running()) {
+        if self
+            .followed
+            .as_ref()
+            .is_some_and(|f| f.pid == pid && f.running())
+        {
             return Ok(());
         }
         if pid == self.pid && self.launcher_status().is_some() {
@@ -127,7 +132,7 @@ impl Child {
             return Err(ended(pid));
         };
         let mut cur = *target;
-        for _ in 0..procs.len() + 1 {
+        for _ in 0..=procs.len() {
             if self.in_our_groups(cur.pgrp) {
                 return Ok(target.start_time);
             }
@@ -197,7 +202,10 @@ impl Child {
     #[cfg(target_os = "linux")]
     pub fn find_daemon(&self) -> Adoption {
         let main = self.pid();
-        let main_start = self.followed.as_ref().map_or(self.start_time, |f| f.start_time);
+        let main_start = self
+            .followed
+            .as_ref()
+            .map_or(self.start_time, |f| f.start_time);
         let lives = reaper::lifetimes();
         let Some(main_life) = lives
             .iter()
@@ -265,7 +273,11 @@ impl Child {
             return Verdict::NotOurs;
         }
         if let Some(ours) = cgroup_verdict(c.pid) {
-            return if ours { Verdict::Ours } else { Verdict::NotOurs };
+            return if ours {
+                Verdict::Ours
+            } else {
+                Verdict::NotOurs
+            };
         }
         let within = |l: &reaper::Lifetime| {
             l.end
@@ -300,6 +312,13 @@ fn cgroup_verdict(_pid: u32) -> Option<bool> {
 }
 
 /// Start watching `pid` (started at `start_time`) for its end.
+#[cfg_attr(
+    not(target_os = "linux"),
+    allow(
+        clippy::unnecessary_wraps,
+        reason = "Linux can fail: the process ended meanwhile"
+    )
+)]
 fn watch_process(pid: u32, start_time: u64) -> io::Result<Followed> {
     #[cfg(target_os = "linux")]
     {
@@ -379,7 +398,7 @@ fn process_exists(pid: u32) -> bool {
     #[cfg(not(target_os = "linux"))]
     {
         // SAFETY: plain syscall, signal 0 only checks.
-        unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
-            || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        let sent = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+        sent || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }
 }

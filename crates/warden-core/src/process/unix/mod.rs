@@ -67,10 +67,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub use child::Child;
 pub use pipe::OutputPipe;
 pub(super) use reaper::{init_supervisor, wait_no_children};
-pub use watch::DirWatch;
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
 pub(super) use tree::{kill_all_descendants, kill_leftovers};
+pub use watch::DirWatch;
 
 use super::Signal;
 

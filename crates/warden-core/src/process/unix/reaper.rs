@@ -69,6 +69,7 @@ pub(super) fn note_end(pid: u32) {
 }
 
 /// The recorded lifetimes (running and ended).
+#[cfg(target_os = "linux")]
 pub(super) fn lifetimes() -> Vec<Lifetime> {
     lock(&reaper().lifetimes).clone()
 }

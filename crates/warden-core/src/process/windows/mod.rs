@@ -65,8 +65,8 @@ use job::Job;
 pub use pipe::OutputPipe;
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
-pub use watch::DirWatch;
 use wait::ExitWatch;
+pub use watch::DirWatch;
 
 use super::{ExitStatus, GroupRecord, MainRecord, Signal};
 
