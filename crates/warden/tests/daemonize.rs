@@ -282,7 +282,14 @@ fn nginx_under_warden(mode: Mode) {
 
     // Gone after `down`, gracefully too.
     let o = env.run(&["start", "web"]);
-    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\nwarden.log:\n{}\nerror.log:\n{}",
+        show(&o),
+        warden_log(&env),
+        env.read("error.log")
+    );
     let second = master(&d);
     drop(d);
     wait_gone(second);
