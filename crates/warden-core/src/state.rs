@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod layout;
+pub mod pidfile;
 
 use self::layout::Layout;
 use crate::process::GroupRecord;
@@ -460,6 +461,10 @@ mod tests {
             service: "api".into(),
             pgid: 42,
             start_time: 7,
+            main: Some(crate::process::MainRecord {
+                pid: 43,
+                start_time: 8,
+            }),
         };
         st.save_group(&rec).expect("save");
         assert_eq!(st.recorded_groups(), vec![rec]);

@@ -85,6 +85,7 @@ fn service(name: &str, dir: &Path) -> ServiceConfig {
         privileges: warden_core::config::Privileges::default(),
         health: warden_core::config::HealthConfig::default(),
         depends_on: Vec::new(),
+        daemonize: warden_core::config::Daemonize::default(),
     }
 }
 
@@ -1915,7 +1916,10 @@ async fn b6_a_thousand_hostile_clients_of_each_kind_do_not_slow_status() {
     // whatever else runs) must not be starved: the median stays well under a second, and
     // no answer takes anywhere near the client's own timeout.
     assert!(median < Duration::from_millis(250), "median {median:?}");
-    assert!(worst < Duration::from_secs(10), "worst {worst:?} (p90 {p90:?})");
+    assert!(
+        worst < Duration::from_secs(10),
+        "worst {worst:?} (p90 {p90:?})"
+    );
     assert!(
         peak < before + 64 * MIB,
         "from {} MiB to {} MiB",

@@ -706,7 +706,8 @@ async fn start_time_matches_proc_and_group_is_own_session() {
         GroupRecord {
             service: "svc".into(),
             pgid: pid,
-            start_time: child.start_time()
+            start_time: child.start_time(),
+            main: None,
         }
     );
     child.kill_tree().expect("kill");
@@ -739,6 +740,7 @@ async fn kill_leftovers_checks_start_times_and_markers() {
         service: "x".into(),
         pgid: u32::MAX / 2,
         start_time: 1,
+        main: None,
     };
     assert_eq!(process::kill_leftovers(&[absent], ""), 0);
     assert_eq!(child.exit_status(), None);
@@ -1022,4 +1024,67 @@ async fn joined_output_gives_the_child_one_pipe_as_stdout_and_stderr() {
         assert!(names[0].starts_with("pipe:["), "{out}");
         assert_eq!(names[0], names[1], "fd 1 and fd 2 are one pipe");
     }
+}
+
+/// A launcher that double-forks a daemon which clears its environment, then exits 0: the
+/// daemon is found by its start time (no marker left), followed as the main process, and
+/// signalled first; a stranger's pid is refused.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_cleared_its_environment_is_found_and_followed() {
+    let dir = temp_dir();
+    let me = std::process::id();
+    let pid_file = dir.path().join("daemon.pid");
+    let mut launcher = process::spawn(
+        &tagged_spec(
+            dir.path(),
+            "web",
+            &["--daemon-clear-env", "--double-fork", path_str(&pid_file)],
+        )
+        .await,
+    )
+    .expect("spawn");
+    let launcher_pid = launcher.pid();
+    assert_eq!(
+        timeout(LONG, launcher.wait())
+            .await
+            .expect("launcher exits"),
+        ExitStatus::Code(0)
+    );
+    let dpid = read_pid_file(&pid_file).await;
+    wait_adopted(dpid, me).await;
+    // Other tests of this binary start processes at the same moment: their lifetimes may
+    // contain the daemon's start too, which makes it ambiguous (and never someone else's).
+    match launcher.find_daemon() {
+        process::Adoption::One(pid) => assert_eq!(pid, dpid),
+        process::Adoption::Ambiguous(pids) => assert!(pids.contains(&dpid), "{pids:?}"),
+        process::Adoption::Nothing => panic!("the daemon {dpid} is not found"),
+    }
+
+    // SAFETY: plain syscall.
+    let stranger = unsafe { libc::getppid() } as u32;
+    let err = launcher
+        .follow(stranger)
+        .expect_err("a stranger is refused");
+    assert!(
+        err.to_string().contains("is not of this service's tree"),
+        "{err}"
+    );
+    assert_eq!(launcher.pid(), launcher_pid);
+
+    launcher.follow(dpid).expect("follow the daemon");
+    assert_eq!(launcher.pid(), dpid);
+    assert_eq!(launcher.exit_status(), None, "the daemon runs");
+    let record = launcher.group_record("web");
+    assert_eq!(record.pgid, launcher_pid);
+    assert_eq!(record.main.map(|m| m.pid), Some(dpid));
+    launcher.signal(Signal::Term).expect("signal");
+    assert_eq!(
+        timeout(LONG, launcher.wait())
+            .await
+            .expect("the daemon exits"),
+        ExitStatus::Signal(libc::SIGTERM),
+        "its real status: it is warden's child"
+    );
+    assert!(launcher.wait_tree_gone(LONG).await, "tree gone");
 }

@@ -107,7 +107,9 @@ const COLUMNS: &[Column] = &[
         s.cpu_percent
             .map_or_else(|| "-".into(), |c| format!("{c:.1}%"))
     }),
-    col("MEM", |s| s.memory_bytes.map_or_else(|| "-".into(), fmt_mem)),
+    col("MEM", |s| {
+        s.memory_bytes.map_or_else(|| "-".into(), fmt_mem)
+    }),
     col("HEALTH", |s| {
         s.health
             .map_or_else(|| "-".into(), |h| h.as_str().to_owned())

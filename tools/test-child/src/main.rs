@@ -17,6 +17,8 @@
 //! | `--setsid` | become a session leader (Unix) |
 //! | `--spawn-grandchild PIDFILE` | start a copy of itself that sleeps forever in the same group; it writes its pid to PIDFILE; returns once PIDFILE exists |
 //! | `--double-fork PIDFILE` | start an intermediate copy that starts a `setsid` daemon sleeping forever (its pid in PIDFILE) and exits; returns once the intermediate is reaped and PIDFILE exists |
+//! | `--daemon-clear-env` | the daemon of a later `--double-fork` starts with an empty environment (as nginx's master clears its own) |
+//! | `--daemon-arg ARG` | the daemon of a later `--double-fork` also runs flag ARG (repeat for each word: `--daemon-arg --on-term-write --daemon-arg PATH`) |
 //! | `--stderr` / `--stdout` | where the next output flags write (stdout by default) |
 //! | `--line-len L` | length of the next `--lines`/`--flood` lines, newline included (default 100) |
 //! | `--lines N` | write N numbered lines `line 000000001 xxxx…`, one write per line |
@@ -79,6 +81,8 @@ struct State {
     line_len: usize,
     ignore_term: bool,
     exit_pending: bool,
+    daemon_clear_env: bool,
+    daemon_args: Vec<OsString>,
 }
 
 fn main() -> ExitCode {
@@ -112,6 +116,8 @@ fn run(args: &[OsString]) -> Result<Option<i32>, Failure> {
         line_len: DEFAULT_LINE_LEN,
         ignore_term: false,
         exit_pending: false,
+        daemon_clear_env: false,
+        daemon_args: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -171,13 +177,19 @@ fn run(args: &[OsString]) -> Result<Option<i32>, Failure> {
                 let pidfile = PathBuf::from(value("a pid file")?);
                 let mut extra = vec![OsString::from("--setsid")];
                 extra.extend(descendant_flags(&st));
+                extra.extend(st.daemon_args.iter().cloned());
                 let mut daemon = self_command(&extra, &pidfile)?;
+                if st.daemon_clear_env {
+                    daemon.env_clear();
+                }
                 daemon
                     .spawn()
                     .map_err(|e| Failure::Io("spawn daemon".into(), e))?;
                 wait_for_file(&pidfile)?;
                 return Ok(Some(0));
             }
+            "--daemon-clear-env" => st.daemon_clear_env = true,
+            "--daemon-arg" => st.daemon_args.push(value("a flag")?.clone()),
             "--stderr" => st.target = Target::Stderr,
             "--stdout" => st.target = Target::Stdout,
             "--line-len" => st.line_len = parse_num(value("a length")?)?,
@@ -395,8 +407,15 @@ fn spawn_grandchild(st: &State, pidfile: &Path) -> Result<(), Failure> {
 }
 
 fn double_fork(st: &State, pidfile: &Path) -> Result<(), Failure> {
-    let status = self_copy()?
-        .args(descendant_flags(st))
+    let mut middle = self_copy()?;
+    middle.args(descendant_flags(st));
+    if st.daemon_clear_env {
+        middle.arg("--daemon-clear-env");
+    }
+    for arg in &st.daemon_args {
+        middle.arg("--daemon-arg").arg(arg);
+    }
+    let status = middle
         .arg("--double-fork-middle")
         .arg(pidfile)
         .status()

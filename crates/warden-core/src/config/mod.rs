@@ -15,6 +15,7 @@ use std::time::Duration;
 pub use crate::logs::{LogConfig, StderrTarget};
 pub use crate::model::{ExitAction, ExitActions, RestartPolicy, Signal, StopMethod, WhenAllEnded};
 
+mod daemonize;
 mod depends;
 mod diag;
 mod dotenv;
@@ -33,6 +34,7 @@ mod service;
 mod tests;
 mod units;
 mod warden_log;
+pub use daemonize::{DEFAULT_START_TIMEOUT, Daemonize};
 pub use depends::{Condition, Dependency, start_levels};
 pub use health::{Check, HealthConfig, HttpProbe, OnUnhealthy, Probe, WardenHealth};
 pub use parse::{load, load_str};
@@ -161,6 +163,8 @@ pub struct ServiceConfig {
     pub health: HealthConfig,
     /// `depends_on` (`depends.rs`), in the order written.
     pub depends_on: Vec<Dependency>,
+    /// `pid_file`, `daemon`, `start_timeout` (see `daemonize.rs`).
+    pub daemonize: Daemonize,
 }
 
 impl ServiceConfig {

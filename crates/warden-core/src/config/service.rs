@@ -16,7 +16,7 @@ use super::{
     Backoff, LogConfig, RestartPolicy, ServiceConfig, StartLimit, StderrTarget, StopMethod,
     WardenSettings,
 };
-use super::{dotenv, privileges, programs};
+use super::{daemonize, dotenv, privileges, programs};
 use crate::model::{ExitAction, ExitActions, Signal};
 
 const SERVICE_KEYS: &[&str] = &[
@@ -48,6 +48,9 @@ const SERVICE_KEYS: &[&str] = &[
     "limits",
     "memory_limit",
     "cpu_max",
+    "pid_file",
+    "daemon",
+    "start_timeout",
 ];
 /// `min_uptime` by default: supervisord's `startsecs`.
 const DEFAULT_MIN_UPTIME: Duration = Duration::from_secs(1);
@@ -133,7 +136,9 @@ pub(super) fn read_service(
         privileges: privileges::read(r, section),
         health: super::health::read(r, section),
         depends_on: super::depends::read(r, section),
+        daemonize: daemonize::read(r, section),
     };
+    daemonize::check(r, section, &service);
     for finding in programs::check_service(&service, r.env, &r.rules, r.programs) {
         let pos = field(finding.key).map_or(section.pos, |f| f.key_pos());
         r.warning(pos, finding.message, finding.hint);

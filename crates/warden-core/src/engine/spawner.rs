@@ -47,6 +47,11 @@ pub trait Proc: Send + Sync {
     fn confinement_notes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Make `pid` the main process from now on (a daemon named by `pid_file`, or adopted);
+    /// refused unless it belongs to this tree.
+    fn follow(&mut self, pid: u32) -> io::Result<()>;
+    /// What the main process that just exited left behind, attributed to this service.
+    fn find_daemon(&self) -> process::Adoption;
 }
 
 /// The real spawner: [`process::spawn`].
@@ -101,5 +106,13 @@ impl Proc for Child {
 
     fn confinement_notes(&self) -> Vec<String> {
         Child::confinement_notes(self)
+    }
+
+    fn follow(&mut self, pid: u32) -> io::Result<()> {
+        Child::follow(self, pid)
+    }
+
+    fn find_daemon(&self) -> process::Adoption {
+        Child::find_daemon(self)
     }
 }

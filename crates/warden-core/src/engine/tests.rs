@@ -21,7 +21,9 @@ use crate::config::{self, Config, Env};
 #[cfg(unix)]
 use crate::process::Signal;
 use crate::process::StopStep;
-use crate::process::{ExitStatus, GroupRecord, OutputPipe, SpawnError, SpawnSpec, StepOutcome};
+use crate::process::{
+    Adoption, ExitStatus, GroupRecord, OutputPipe, SpawnError, SpawnSpec, StepOutcome,
+};
 use crate::proto::{ServiceStatus, State, StatusReport};
 use crate::state::StateDir;
 
@@ -49,6 +51,10 @@ struct Book {
     stubborn: BTreeSet<String>,
     /// Programs whose privileges cannot be granted (a permanent spawn error).
     refused: BTreeSet<String>,
+    /// What a launcher of this program leaves behind when it exits (default: nothing).
+    leaves: std::collections::BTreeMap<String, Adoption>,
+    /// The pids `follow` accepts (the daemons of [`Fake::daemon`]).
+    tree: BTreeSet<u32>,
 }
 
 /// A spawner that records what it is asked and lets the test end processes.
@@ -95,6 +101,25 @@ impl Fake {
         self.book().spawned.iter().any(|s| s.pid == pid && s.killed)
     }
 
+    /// A process a launcher left behind (not spawned by warden), which `follow` accepts:
+    /// its pid. It ends by [`Fake::exit`] like any other.
+    fn daemon(&self) -> u32 {
+        let mut book = self.book();
+        let pid = 1000 + book.spawned.len() as u32;
+        book.spawned.push(Spawned {
+            pid,
+            program: "<daemon>".into(),
+            env: Vec::new(),
+            exit: Arc::new(watch::Sender::new(None)),
+            steps: Vec::new(),
+            killed: false,
+            credentials: Default::default(),
+            confinement: None,
+        });
+        book.tree.insert(pid);
+        pid
+    }
+
     fn env_of(&self, pid: u32, key: &str) -> Option<String> {
         let book = self.book();
         let p = book.spawned.iter().find(|s| s.pid == pid).unwrap();
@@ -137,6 +162,7 @@ impl Spawner for Fake {
         });
         Ok(Box::new(FakeProc {
             pid,
+            program: spec.program.to_string_lossy().into_owned(),
             status: exit.subscribe(),
             exit,
             stubborn,
@@ -147,6 +173,7 @@ impl Spawner for Fake {
 
 struct FakeProc {
     pid: u32,
+    program: String,
     exit: Arc<watch::Sender<Option<ExitStatus>>>,
     status: watch::Receiver<Option<ExitStatus>>,
     stubborn: bool,
@@ -163,6 +190,7 @@ impl Proc for FakeProc {
             service: service.to_owned(),
             pgid: self.pid,
             start_time: 0,
+            main: None,
         }
     }
 
@@ -220,6 +248,31 @@ impl Proc for FakeProc {
             true
         });
         Ok(())
+    }
+
+    fn follow(&mut self, pid: u32) -> io::Result<()> {
+        let book = self.book.book();
+        if !book.tree.contains(&pid) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("pid {pid} is not of this service's tree"),
+            ));
+        }
+        let daemon = book.spawned.iter().find(|s| s.pid == pid).unwrap();
+        self.exit = daemon.exit.clone();
+        self.status = self.exit.subscribe();
+        self.pid = pid;
+        self.program = daemon.program.clone();
+        Ok(())
+    }
+
+    fn find_daemon(&self) -> Adoption {
+        self.book
+            .book()
+            .leaves
+            .get(&self.program)
+            .cloned()
+            .unwrap_or(Adoption::Nothing)
     }
 }
 
@@ -1246,5 +1299,7 @@ async fn a_service_whose_privileges_cannot_be_granted_fails_at_once_and_is_not_r
 }
 
 // health: ready, health and depends_on, in their own file
+#[path = "tests_daemonize.rs"]
+mod daemonize;
 #[path = "health_tests.rs"]
 mod health;

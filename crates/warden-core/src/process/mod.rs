@@ -43,7 +43,7 @@ pub use crate::model::Signal;
 use crate::model::StopMethod;
 #[cfg(unix)]
 pub use imp::NotifySocket;
-pub use imp::{Child, OutputPipe};
+pub use imp::{Child, DirWatch, OutputPipe};
 
 /// One graceful step of a stop, the same type on every OS. [`stop_steps`] gives the steps a
 /// service's config asks for on this OS; [`Child::apply_stop_step`] applies one.
@@ -272,6 +272,31 @@ pub struct GroupRecord {
     /// The leader's start time, in the OS's own unit (Linux: clock ticks since boot), so a
     /// reused pid is never mistaken for ours.
     pub start_time: u64,
+    /// The main process warden follows instead of the leader, once a launcher daemonized
+    /// (`pid_file`, or adopted): it may have left the group and cleared its environment, so
+    /// only this record lets the next warden find it. Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main: Option<MainRecord>,
+}
+
+/// A followed main process: its pid and its start time (the same unit as
+/// [`GroupRecord::start_time`]), so a reused pid is never hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MainRecord {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+/// What a launcher that exited left behind, as [`Child::find_daemon`] attributes it (the way
+/// systemd's `GuessMainPID` does): the process that should become the service's main one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adoption {
+    /// Nothing of this service is left (or this OS cannot tell).
+    Nothing,
+    /// Exactly one process, attributed to this service beyond doubt: follow it.
+    One(u32),
+    /// Several candidates, or one that could be another service's: adopt nothing.
+    Ambiguous(Vec<u32>),
 }
 
 /// End every process left over from a previous warden whose groups are listed (and, on

@@ -11,6 +11,4 @@ pub mod status;
 pub use control::{Action, ReloadReport, RotateOutcome, RotateReport, RotatedFile, ShutdownAnswer};
 pub use error::{ErrorBody, ErrorDetail};
 pub use logs::{FollowItem, LogLineJson, LogsResponse};
-pub use status::{
-    Health, LastExit, ServiceStatus, State, StatusReport, Tracking, WardenInfo,
-};
+pub use status::{Health, LastExit, ServiceStatus, State, StatusReport, Tracking, WardenInfo};

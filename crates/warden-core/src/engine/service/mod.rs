@@ -5,11 +5,13 @@
 //! [`crate::policy`]. Its state is one [`Phase`], whose variants carry their data; what it
 //! publishes ([`Snapshot`]) is derived from it after every change, never written beside it.
 
+mod daemonize;
 mod notify; // health: sd_notify
 mod probe; // health: ready and health checks
 mod sample; // health: resource samples
 mod snapshot;
 mod stop;
+mod up;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -66,7 +68,15 @@ pub enum Request {
 /// A running child and what belongs to its run.
 struct Run {
     child: Box<dyn Proc>,
+    /// When the launcher was spawned: `start_timeout` and "ran" count from here.
     started: Instant,
+    /// When the current main process became the main one (the spawn, or the moment a
+    /// daemon was followed): `min_uptime` and the uptime count from here.
+    main_since: Instant,
+    /// The main process is a daemon the launcher left (`pid_file`, or adopted).
+    followed: bool,
+    /// The launcher exited with a success code; the pid of `pid_file` is awaited.
+    awaiting: Option<daemonize::PidWait>,
     pumps: Vec<JoinHandle<()>>,
 }
 
@@ -102,6 +112,10 @@ enum Event {
     Exited(ExitStatus),
     /// A starting service ran `min_uptime`.
     Up,
+    /// The pid file names this pid (not yet checked against the tree).
+    PidFile(u32),
+    /// A starting service was not up within `start_timeout`.
+    StartTimeout,
     BackoffOver,
     Request(Option<Request>),
     /// health: a ready or health probe's result.
@@ -223,18 +237,25 @@ impl ServiceTask {
                     r = probe::next(&mut self.probes) => Event::Probe(r),
                 },
                 Phase::Starting(run) => {
-                    // health: with `ready` or `notify`, up when the check says so.
-                    let min_uptime = if self.cfg.health.gated() {
-                        probe::NEVER
+                    // health: with `ready` or `notify`, `up::up_at` is `None`: the check says when.
+                    let give_up = up::start_deadline(&self.cfg, run);
+                    let up_at = up::up_at(&self.cfg, run);
+                    let pid_file = self.cfg.daemonize.pid_file.as_deref();
+                    if let (Some(wait), Some(path)) = (&mut run.awaiting, pid_file) {
+                        tokio::select! {
+                            pid = daemonize::next_pid(path, wait) => Event::PidFile(pid),
+                            () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
+                            req = self.rx.recv() => Event::Request(req),
+                            r = probe::next(&mut self.probes) => Event::Probe(r),
+                        }
                     } else {
-                        self.cfg.min_uptime
-                    };
-                    let up_at = deadline_after_from(run.started, min_uptime);
-                    tokio::select! {
-                        status = run.child.wait() => Event::Exited(status),
-                        () = tokio::time::sleep_until(up_at) => Event::Up,
-                        req = self.rx.recv() => Event::Request(req),
-                        r = probe::next(&mut self.probes) => Event::Probe(r),
+                        tokio::select! {
+                            status = run.child.wait() => Event::Exited(status),
+                            () = sleep_until_some(up_at) => Event::Up,
+                            () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
+                            req = self.rx.recv() => Event::Request(req),
+                            r = probe::next(&mut self.probes) => Event::Probe(r),
+                        }
                     }
                 }
                 Phase::Backoff { until, .. } => {
@@ -253,6 +274,8 @@ impl ServiceTask {
                         self.set(Phase::Running(run));
                     }
                 }
+                Event::PidFile(pid) => self.on_pid(pid),
+                Event::StartTimeout => self.on_start_timeout().await,
                 Event::BackoffOver => self.start(true),
                 Event::Probe(r) => self.on_probe(r).await,
                 Event::Request(None) => {
@@ -411,6 +434,9 @@ impl ServiceTask {
                 let run = Run {
                     child,
                     started: now,
+                    main_since: now,
+                    followed: false,
+                    awaiting: None,
                     pumps,
                 };
                 // health: the probes of this run
@@ -423,13 +449,11 @@ impl ServiceTask {
                     notify,
                     now,
                 ));
-                self.set(
-                    if self.cfg.min_uptime.is_zero() && !self.cfg.health.gated() {
-                        Phase::Running(run)
-                    } else {
-                        Phase::Starting(run)
-                    },
-                );
+                self.set(if up::is_up(&self.cfg, &run) {
+                    Phase::Running(run)
+                } else {
+                    Phase::Starting(run)
+                });
             }
             Err(err) => {
                 let reason = format!("cannot start: {}", error_chain(&err));
@@ -457,9 +481,20 @@ impl ServiceTask {
 
     /// The main process ended on its own.
     async fn on_exit(&mut self, status: ExitStatus) {
-        let (Phase::Running(run) | Phase::Starting(run)) = self.take_phase() else {
-            return;
+        let (was_up, run) = match self.take_phase() {
+            Phase::Running(run) => (true, run),
+            Phase::Starting(run) => (false, run),
+            _ => return,
         };
+        // A launcher that daemonized: the run goes on with the daemon as its main process.
+        let mut run = match self.daemonized(run, status, was_up) {
+            Ok(phase) => {
+                self.set(phase);
+                return;
+            }
+            Err(run) => run,
+        };
+        Self::reach_leftovers(&mut run);
         let ran = run.started.elapsed();
         // What the program left behind in its group goes too, before any restart.
         self.set(Phase::Stopping {
@@ -469,6 +504,23 @@ impl ServiceTask {
         self.end_tree(run, false).await;
         self.last_exit = Some(last_exit(status, ran));
         self.after_end(Some(status), ran, format!("exited with {status}"));
+    }
+
+    /// A start that was not up within `start_timeout`: end its tree; the restart policy
+    /// decides as for a failed start.
+    async fn on_start_timeout(&mut self) {
+        let Phase::Starting(run) = self.take_phase() else {
+            return;
+        };
+        let reason = self.not_up_reason(&run);
+        self.emit(Level::Bad, &reason);
+        self.set(Phase::Stopping {
+            pid: run.child.pid(),
+            since: run.main_since,
+        });
+        let since = run.started;
+        self.end_tree(run, true).await;
+        self.after_end(None, since.elapsed(), reason);
     }
 
     /// Decide and enter what follows the end of a run (`None`: the spawn failed).
@@ -562,7 +614,9 @@ impl ServiceTask {
                 reason: reason.to_owned(),
             },
         );
-        if let Phase::Running(run) | Phase::Starting(run) = phase {
+        if let Phase::Running(mut run) | Phase::Starting(mut run) = phase {
+            // A daemon that wrote its pid file meanwhile is stopped as the main process.
+            self.try_pid_file(&mut run);
             let pid = run.child.pid();
             self.set(Phase::Stopping {
                 pid,
@@ -599,11 +653,11 @@ fn view(phase: &Phase) -> View {
         }
         Phase::Starting(run) => View::Starting {
             pid: run.child.pid(),
-            since: run.started,
+            since: run.main_since,
         },
         Phase::Running(run) => View::Running {
             pid: run.child.pid(),
-            since: run.started,
+            since: run.main_since,
         },
         Phase::Stopping { pid, since } => View::Stopping {
             pid: *pid,
@@ -613,6 +667,14 @@ fn view(phase: &Phase) -> View {
             until: *until,
             reason: reason.clone(),
         },
+    }
+}
+
+/// Sleep until `at`, or forever for `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -7,7 +7,6 @@
 //! which its ready check, `min_uptime` and `start_timeout` judge.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -149,7 +148,6 @@ impl Probes {
     }
 
     /// The last failure of the ready check, for a `start_timeout` reason.
-    #[allow(dead_code)] // TODO(start_timeout): `not up within 30s: <last probe error>`
     pub(super) fn ready_error(&self) -> Option<&str> {
         self.ready.as_ref()?.last_error.as_deref()
     }
@@ -373,6 +371,3 @@ impl ServiceTask {
         self.after_end(Some(status), ran, reason);
     }
 }
-
-/// Far enough to never fire: a gated start is up when its check says so, not by time.
-pub(super) const NEVER: Duration = Duration::from_secs(100 * 365 * 86_400);

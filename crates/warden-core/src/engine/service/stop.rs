@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{Level, Run, ServiceTask, error_chain};
@@ -24,11 +26,15 @@ impl ServiceTask {
         let timeout = self.cfg.stop_timeout;
         let mut kill_now = self.ctx.kill_now.clone();
         let mut stop_cmd = None;
+        let mut cmd_pumps = Vec::new();
         let already_gone =
             run.child.exit_status().is_some() && run.child.wait_tree_gone(Duration::ZERO).await;
         if !already_gone {
             let (gone, cmd) = self.graceful(&mut run, &mut kill_now).await;
-            stop_cmd = cmd;
+            if let Some((cmd, pumps)) = cmd {
+                stop_cmd = Some(cmd);
+                cmd_pumps = pumps;
+            }
             if !gone {
                 if asked && !*kill_now.borrow() {
                     self.emit(
@@ -56,6 +62,9 @@ impl ServiceTask {
             }
             let _ = tokio::time::timeout(AFTER_KILL, cmd.wait_tree_gone(AFTER_KILL)).await;
         }
+        for pump in cmd_pumps {
+            let _ = tokio::time::timeout(AFTER_KILL, pump).await;
+        }
         let status = run.child.exit_status();
         if let Err(e) = self.ctx.state.clear_group(self.name()) {
             self.emit(
@@ -72,15 +81,19 @@ impl ServiceTask {
     }
 
     /// The graceful steps, within `stop_timeout` (or until a second Ctrl-C): `stop_command`
-    /// if there is one, else each of [`process::stop_steps`]; a step that cannot apply takes
-    /// no time, and each step gets an equal share of the time still left. Returns whether
-    /// the whole tree is gone, and the stop command's process if one was started.
+    /// if there is one (its output goes to the service's log as warden lines; if it fails,
+    /// the stop signal follows at once, within the time left), else each of
+    /// [`process::stop_steps`]; a step that cannot apply takes no time, and each step gets
+    /// an equal share of the time still left. Returns whether the whole tree is gone, and
+    /// the stop command's process and output pumps if one was started.
     async fn graceful(
         &self,
         run: &mut Run,
         kill_now: &mut watch::Receiver<bool>,
-    ) -> (bool, Option<Box<dyn Proc>>) {
+    ) -> (bool, Option<StopCommand>) {
         let timeout = self.cfg.stop_timeout;
+        let deadline = super::deadline_after(timeout);
+        let mut stop_cmd = None;
         if let Some(cmd) = &self.cfg.stop_command {
             let mut spec = self.spawn_spec();
             if let Some((program, args)) = cmd.split_first() {
@@ -89,11 +102,26 @@ impl ServiceTask {
             }
             spec.env
                 .push(("WARDEN_PID".into(), run.child.pid().to_string().into()));
-            spec.output = Output::Null;
+            spec.output = Output::Separate;
             match self.ctx.spawner.spawn(&spec) {
-                Ok(c) => {
-                    let gone = wait_gone_or_kill_now(&mut run.child, timeout, kill_now).await;
-                    return (gone, Some(c));
+                Ok(mut c) => {
+                    let pumps = self.pump_stop_command(c.as_mut());
+                    let ended = tokio::select! {
+                        gone = wait_gone_or_kill_now(&mut run.child, timeout, kill_now) => {
+                            return (gone, Some((c, pumps)));
+                        }
+                        status = c.wait() => status,
+                    };
+                    if ended == ExitStatus::Code(0) {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        let gone = wait_gone_or_kill_now(&mut run.child, left, kill_now).await;
+                        return (gone, Some((c, pumps)));
+                    }
+                    self.emit(
+                        Level::Warn,
+                        &format!("stop_command exited with {ended}; sending the stop signal now"),
+                    );
+                    stop_cmd = Some((c, pumps));
                 }
                 Err(e) => self.emit(
                     Level::Warn,
@@ -105,7 +133,6 @@ impl ServiceTask {
             }
         }
         let steps = process::stop_steps(self.cfg.stop_signal, &self.cfg.stop_method);
-        let deadline = super::deadline_after(timeout);
         let mut left = steps.len();
         for step in steps {
             match run.child.request_stop(step).await {
@@ -122,14 +149,66 @@ impl ServiceTask {
             let share = deadline.saturating_duration_since(Instant::now()) / left.max(1) as u32;
             left -= 1;
             if wait_gone_or_kill_now(&mut run.child, share, kill_now).await {
-                return (true, None);
+                return (true, stop_cmd);
             }
             if *kill_now.borrow() {
                 break;
             }
         }
-        (false, None)
+        (false, stop_cmd)
     }
+
+    /// Send the stop command's stdout and stderr to the service's log, each line prefixed
+    /// `[warden] stop_command: ` (through the service's own pump, so rotation, timestamps
+    /// and followers treat them like the program's lines).
+    fn pump_stop_command(&self, cmd: &mut dyn Proc) -> Vec<JoinHandle<()>> {
+        let (out_w, out_r) = tokio::io::duplex(PREFIX_BUFFER);
+        let (err_w, err_r) = tokio::io::duplex(PREFIX_BUFFER);
+        let mut pumps = vec![self.logs.pump_pair(Some(out_r), Some(err_r))];
+        for (pipe, w) in [(cmd.take_stdout(), out_w), (cmd.take_stderr(), err_w)] {
+            if let Some(pipe) = pipe {
+                pumps.push(tokio::spawn(prefix_lines(pipe, w)));
+            }
+        }
+        pumps
+    }
+}
+
+/// A stop command's process and the tasks that carry its output to the log.
+type StopCommand = (Box<dyn Proc>, Vec<JoinHandle<()>>);
+
+/// What starts each line of a stop command's output in the service's log.
+const STOP_COMMAND_PREFIX: &[u8] = b"[warden] stop_command: ";
+/// The buffer between a stop command's pipe and the service's pump.
+const PREFIX_BUFFER: usize = 64 << 10;
+
+/// Copy `pipe` to `w`, with [`STOP_COMMAND_PREFIX`] at the start of every line.
+async fn prefix_lines<R, W>(mut pipe: R, mut w: W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 8 << 10];
+    let mut at_line_start = true;
+    let mut out = Vec::with_capacity(buf.len() + STOP_COMMAND_PREFIX.len());
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        out.clear();
+        for piece in buf[..n].split_inclusive(|b| *b == b'\n') {
+            if at_line_start {
+                out.extend_from_slice(STOP_COMMAND_PREFIX);
+            }
+            out.extend_from_slice(piece);
+            at_line_start = piece.ends_with(b"\n");
+        }
+        if w.write_all(&out).await.is_err() {
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
 }
 
 /// Wait until the child's whole tree is gone (`true`), `timeout` passed or a second Ctrl-C

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::follow::Followed;
 use super::pipe::OutputPipe;
 use super::reaper::{SUBREAPER, wait_until};
-use crate::process::{ExitStatus, GroupRecord};
+use crate::process::{ExitStatus, GroupRecord, MainRecord};
 
 /// `WARDEN_INSTANCE` and `WARDEN_SERVICE` as given in the spawn environment: how an orphan that
 /// escaped the process group (a double-forked `setsid` daemon) is still known as this service's.
@@ -28,9 +29,11 @@ impl fmt::Debug for ServiceTag {
     }
 }
 
-/// A child process and its process group (its own session too: `setsid`).
+/// A child process and its process group (its own session too: `setsid`). Once its launcher
+/// daemonized, the main process is the followed one ([`Child::follow`]), and the tree is both.
 #[derive(Debug)]
 pub struct Child {
+    /// The launcher's pid (= its process group id).
     pub(super) pid: u32,
     pub(super) start_time: u64,
     pub(super) status: watch::Receiver<Option<ExitStatus>>,
@@ -46,12 +49,15 @@ pub struct Child {
     /// The service's own cgroup (Linux, cgroup mode): the exact tree; removed on drop.
     #[cfg(target_os = "linux")]
     pub(super) cgroup: Option<super::cgroup::Cgroup>,
+    /// The main process when it is no longer the launcher (`pid_file`, or adopted).
+    pub(super) followed: Option<Followed>,
 }
 
 impl Child {
-    /// The pid of the main process (= its process group id).
+    /// The pid of the main process: the launcher (= its process group id), or the process
+    /// followed since it daemonized.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.followed.as_ref().map_or(self.pid, |f| f.pid)
     }
 
     /// Its start time in the OS's unit, for [`GroupRecord`]: on Linux field 22 of
@@ -65,6 +71,10 @@ impl Child {
             service: service.to_owned(),
             pgid: self.pid,
             start_time: self.start_time(),
+            main: self.followed.as_ref().map(|f| MainRecord {
+                pid: f.pid,
+                start_time: f.start_time,
+            }),
         }
     }
 
@@ -79,7 +89,11 @@ impl Child {
     /// Wait for the main process to exit. Cancel-safe; after the exit it returns the same
     /// status again at once.
     pub async fn wait(&mut self) -> ExitStatus {
-        if let Ok(status) = self.status.wait_for(Option::is_some).await
+        let status = match &mut self.followed {
+            Some(f) => &mut f.status,
+            None => &mut self.status,
+        };
+        if let Ok(status) = status.wait_for(Option::is_some).await
             && let Some(status) = *status
         {
             return status;
@@ -101,6 +115,14 @@ impl Child {
 
     /// Has the main process exited (and been reaped)?
     pub fn exit_status(&self) -> Option<ExitStatus> {
+        match &self.followed {
+            Some(f) => *f.status.borrow(),
+            None => self.launcher_status(),
+        }
+    }
+
+    /// Has the launcher (the process warden spawned) exited and been reaped?
+    pub(super) fn launcher_status(&self) -> Option<ExitStatus> {
         *self.status.borrow()
     }
 

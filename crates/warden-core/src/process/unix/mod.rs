@@ -58,6 +58,7 @@ mod account;
 mod cgroup;
 mod child;
 mod creds;
+mod follow;
 mod notify; // health: the sd_notify socket
 #[cfg(target_os = "linux")]
 mod oom;
@@ -69,6 +70,7 @@ mod sample; // health: resource samples
 mod spawn;
 mod stop;
 mod tree;
+mod watch;
 
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -86,6 +88,7 @@ pub(super) use sample::sample_tree;
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
 pub(super) use tree::{kill_all_descendants, kill_leftovers};
+pub use watch::DirWatch;
 
 #[cfg(not(target_os = "linux"))]
 pub(super) fn tracking() -> super::Tracking {

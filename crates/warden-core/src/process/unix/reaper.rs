@@ -22,6 +22,80 @@ pub(super) struct Reaper {
     pub(super) live: Mutex<HashMap<u32, watch::Sender<Option<ExitStatus>>>>,
     /// Bumped after every batch of reaps that reaped something.
     pub(super) reaped: watch::Sender<u64>,
+    /// When warden's children (and followed main processes) started and ended, so that an
+    /// orphan can be attributed by its start time (see `follow.rs`).
+    pub(super) lifetimes: Mutex<Vec<Lifetime>>,
+}
+
+/// The life of one process warden started or followed, in clock ticks since boot (the unit
+/// of `/proc/PID/stat`'s start time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Lifetime {
+    pub(super) pid: u32,
+    pub(super) start: u64,
+    /// `None` while it runs.
+    pub(super) end: Option<u64>,
+}
+
+/// How many ended lifetimes are kept at most (the oldest go first).
+const MAX_ENDED_LIFETIMES: usize = 1024;
+
+/// Remember that `pid` (warden's child, or a followed main process) started at `start`.
+pub(super) fn note_start(pid: u32, start: u64) {
+    let mut lives = lock(&reaper().lifetimes);
+    lives.retain(|l| l.pid != pid);
+    let ended = lives.iter().filter(|l| l.end.is_some()).count();
+    if ended >= MAX_ENDED_LIFETIMES
+        && let Some(oldest) = lives.iter().position(|l| l.end.is_some())
+    {
+        lives.remove(oldest);
+    }
+    lives.push(Lifetime {
+        pid,
+        start,
+        end: None,
+    });
+}
+
+/// Remember that `pid` ended now.
+pub(super) fn note_end(pid: u32) {
+    let now = now_ticks();
+    for l in lock(&reaper().lifetimes)
+        .iter_mut()
+        .filter(|l| l.pid == pid && l.end.is_none())
+    {
+        l.end = Some(now);
+    }
+}
+
+/// The recorded lifetimes (running and ended).
+#[cfg(target_os = "linux")]
+pub(super) fn lifetimes() -> Vec<Lifetime> {
+    lock(&reaper().lifetimes).clone()
+}
+
+/// Now, in clock ticks since boot (`CLOCK_BOOTTIME`, the clock of `/proc` start times).
+#[cfg(target_os = "linux")]
+pub(super) fn now_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|hz| *hz > 0)
+        .unwrap_or(100);
+    // SAFETY: an all-zero timespec is valid; a valid out pointer.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) } != 0 {
+        return u64::MAX;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    // Rounded up: the kernel truncates a start time, so an end must never come out earlier.
+    secs * hz + (nanos * hz).div_ceil(1_000_000_000)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn now_ticks() -> u64 {
+    0
 }
 
 static REAPER: OnceLock<Reaper> = OnceLock::new();
@@ -34,6 +108,7 @@ pub(super) fn reaper() -> &'static Reaper {
     REAPER.get_or_init(|| Reaper {
         live: Mutex::new(HashMap::new()),
         reaped: watch::Sender::new(0),
+        lifetimes: Mutex::new(Vec::new()),
     })
 }
 
@@ -98,6 +173,9 @@ fn reap_pass() {
             if pid > 0 {
                 any = true;
                 if let Some(tx) = live.remove(&(pid as u32)) {
+                    // Its end is known before its status is: whoever wakes on the status
+                    // may look for what it left (`Child::find_daemon`).
+                    note_end(pid as u32);
                     tx.send_replace(Some(decode_status(raw)));
                 }
             } else if pid == 0 || errno() != libc::EINTR {

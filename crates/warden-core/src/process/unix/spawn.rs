@@ -151,6 +151,7 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     live.insert(pid, tx);
     // Read before the lock is released: the pid cannot be reaped (hence reused) meanwhile.
     let start_time = read_start_time(pid);
+    super::reaper::note_start(pid, start_time);
     drop(live);
     // Our copies of a joined pipe's write end: the reader sees end of file once the child's
     // copies are closed.
@@ -184,6 +185,7 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         notes,
         #[cfg(target_os = "linux")]
         cgroup,
+        followed: None,
     })
 }
 

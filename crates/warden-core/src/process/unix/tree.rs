@@ -19,15 +19,41 @@ use crate::process::{GroupRecord, Signal};
 const KILL_PASSES: usize = 3;
 
 /// init's pid: never signalled (and `kill(-1)` would mean every process).
-#[cfg(target_os = "linux")]
-const INIT_PID: u32 = 1;
+pub(super) const INIT_PID: u32 = 1;
 
 impl Child {
     /// Send `sig` to the whole process group (and, on Linux, to adopted orphans of this
     /// service: processes re-parented to warden whose environment carries this child's
     /// `WARDEN_INSTANCE` and `WARDEN_SERVICE`). A group that is already gone is not an error.
+    ///
+    /// A followed main process (see [`Child::follow`]) gets the signal first, then its own
+    /// process group, then the rest of the tree.
     pub fn signal(&self, sig: Signal) -> io::Result<()> {
         let signo = signal_number(sig);
+        #[cfg(target_os = "linux")]
+        if let Some(f) = &self.followed {
+            // Each process once, the main one first.
+            let procs = procfs::all();
+            let mut sent = HashSet::new();
+            if f.status.borrow().is_none() && kill_pid(f.pid, signo) {
+                sent.insert(f.pid);
+            }
+            let (ours, f_ours) = (self.group_is_ours(), f.group_is_ours());
+            let members = procs.iter().filter(|p| {
+                !p.is_zombie() && ((f_ours && p.pgrp == f.pid) || (ours && p.pgrp == self.pid))
+            });
+            let orphans = self.adopted_orphans(&procs);
+            for pid in members.map(|p| p.pid).chain(orphans) {
+                if sent.insert(pid) {
+                    kill_pid(pid, signo);
+                }
+            }
+            return Ok(());
+        }
+        #[cfg(not(target_os = "linux"))]
+        if let Some(f) = &self.followed {
+            f.signal(signo);
+        }
         let result = if self.group_is_ours() {
             kill_group(self.pid, signo)
         } else {
@@ -61,6 +87,9 @@ impl Child {
             return Ok(());
         }
         let ours = self.group_is_ours();
+        if let Some(f) = &self.followed {
+            f.signal(libc::SIGKILL);
+        }
         let result = if ours {
             kill_group(self.pid, libc::SIGKILL)
         } else {
@@ -73,9 +102,17 @@ impl Child {
             for _ in 0..KILL_PASSES {
                 let procs = procfs::all();
                 let mut roots: Vec<u32> = Vec::new();
+                if let Some(f) = &self.followed {
+                    if f.status.borrow().is_none() {
+                        roots.push(f.pid);
+                    }
+                    if f.group_is_ours() {
+                        roots.extend(procs.iter().filter(|p| p.pgrp == f.pid).map(|p| p.pid));
+                    }
+                }
                 if ours {
                     roots.extend(procs.iter().filter(|p| p.pgrp == self.pid).map(|p| p.pid));
-                    if self.exit_status().is_none() {
+                    if self.launcher_status().is_none() {
                         roots.push(self.pid);
                     }
                 }
@@ -100,7 +137,10 @@ impl Child {
 
     /// The main process is reaped, its group is empty, and no adopted orphan is left.
     pub(super) fn tree_gone(&self) -> bool {
-        if self.exit_status().is_none() {
+        if self.launcher_status().is_none() {
+            return false;
+        }
+        if self.followed.as_ref().is_some_and(|f| !f.gone()) {
             return false;
         }
         #[cfg(target_os = "linux")]
@@ -121,8 +161,8 @@ impl Child {
     /// its pid cannot be reused. After that, a process group keeps its id reserved as long as it
     /// has members, so the group is ours unless a *new* process now has our pid (Linux: a
     /// different start time). Elsewhere this cannot be checked and is assumed.
-    fn group_is_ours(&self) -> bool {
-        if self.exit_status().is_none() {
+    pub(super) fn group_is_ours(&self) -> bool {
+        if self.launcher_status().is_none() {
             return true;
         }
         #[cfg(target_os = "linux")]
@@ -183,7 +223,6 @@ pub(super) fn kill_group(pgid: u32, signo: libc::c_int) -> io::Result<()> {
 }
 
 /// `kill(pid, sig)`; `true` if it was sent.
-#[cfg(target_os = "linux")]
 pub(super) fn kill_pid(pid: u32, signo: libc::c_int) -> bool {
     if pid <= INIT_PID {
         return false;
@@ -203,7 +242,8 @@ pub(super) fn group_alive(pgid: u32) -> bool {
 
 /// Linux: SIGKILL every process of a recorded group (if the group is still the recorded one:
 /// its leader is gone or has the recorded start time; and only members started no earlier
-/// than the leader) and every process of our uid whose environment has
+/// than the leader), a recorded main process (if its start time is the recorded one) with its
+/// own group and descendants, and every process of our uid whose environment has
 /// `WARDEN_INSTANCE=marker`. Never warden itself or its ancestors. Meant for start-up, before
 /// any service is spawned: warden's own children carrying `marker` would be killed too.
 #[cfg(target_os = "linux")]
@@ -223,6 +263,24 @@ pub(crate) fn kill_leftovers(records: &[GroupRecord], marker: &str) -> usize {
     }
     let mut victims: Vec<u32> = Vec::new();
     for rec in records {
+        // A followed main process (a daemon that left the group and cleared its
+        // environment): it, its own group and its descendants, if it is still that process.
+        if let Some(main) = rec.main
+            && main.pid > INIT_PID
+            && procs
+                .iter()
+                .any(|p| p.pid == main.pid && p.start_time == main.start_time)
+        {
+            let members = procs
+                .iter()
+                .filter(|p| p.pgrp == main.pid && p.start_time >= main.start_time)
+                .map(|p| p.pid);
+            victims.extend(
+                procfs::closure(&procs, std::iter::once(main.pid).chain(members))
+                    .into_iter()
+                    .filter(|pid| procs.iter().any(|p| p.pid == *pid && !spared(p))),
+            );
+        }
         if rec.pgid <= INIT_PID {
             continue;
         }

@@ -46,11 +46,13 @@
 //! environment blocks and program lookup.
 
 mod cmdline;
+mod follow;
 mod job;
 mod pipe;
 mod spawn;
 mod stop;
 mod wait;
+mod watch;
 
 use std::io;
 use std::os::windows::io::{AsRawHandle, OwnedHandle};
@@ -69,8 +71,9 @@ pub(super) fn sample_tree(_pid: u32) -> Option<super::TreeSample> {
     None
 }
 use wait::ExitWatch;
+pub use watch::DirWatch;
 
-use super::{ExitStatus, GroupRecord, Signal};
+use super::{ExitStatus, GroupRecord, MainRecord, Signal};
 
 /// The exit code a process gets when warden terminates its job.
 const TERMINATED_EXIT_CODE: u32 = 1;
@@ -88,6 +91,8 @@ pub struct Child {
     exit: ExitWatch,
     process: OwnedHandle,
     job: Job,
+    /// The main process is one the launcher started (`pid_file`), no longer the launcher.
+    followed: bool,
 }
 
 impl Child {
@@ -108,6 +113,10 @@ impl Child {
             service: service.to_owned(),
             pgid: self.pid,
             start_time: self.start_time(),
+            main: self.followed.then_some(MainRecord {
+                pid: self.pid,
+                start_time: self.start_time,
+            }),
         }
     }
 

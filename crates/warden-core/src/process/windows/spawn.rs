@@ -153,6 +153,7 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         exit,
         process: started.process,
         job: started.job,
+        followed: false,
     })
 }
 
@@ -349,7 +350,7 @@ pub(super) fn open_nul(access: u32) -> io::Result<OwnedHandle> {
     Ok(unsafe { OwnedHandle::from_raw_handle(h) })
 }
 
-fn creation_time(process: &OwnedHandle) -> u64 {
+pub(super) fn creation_time(process: &OwnedHandle) -> u64 {
     let zero = FILETIME {
         dwLowDateTime: 0,
         dwHighDateTime: 0,
