@@ -6,6 +6,7 @@
 //! both clients of it.
 
 mod deps; // health: depends_on
+pub mod metrics; // health: /health and /metrics
 pub mod events;
 mod reload;
 pub mod service;
@@ -128,6 +129,8 @@ struct Board {
     closed: bool,
     /// health: when the figures were last asked for (the samplers run while they are).
     demand: Arc<watch::Sender<Option<Instant>>>,
+    /// health: what /health and /metrics read beyond the status.
+    extra: metrics::Extra,
 }
 
 impl Board {
@@ -328,6 +331,7 @@ impl Engine {
         let marker = state.marker();
         let (notices_tx, notices_rx) = mpsc::unbounded_channel();
         let demand = Arc::new(watch::Sender::new(None));
+        let extra = metrics::Extra::default();
         let hand_stopped = state.hand_stopped().into_iter().collect();
         let width = config
             .services
@@ -347,6 +351,7 @@ impl Engine {
                     prober: Arc::new(crate::health::OsProber),
                     sample_interval: config.warden.health.sample_interval,
                     demand: demand.subscribe(),
+                    probe_times: extra.probe_times.clone(),
                 },
             }),
             notices: Some(notices_rx),
@@ -358,6 +363,7 @@ impl Engine {
                 services: Vec::new(),
                 closed: false,
                 demand,
+                extra,
             })),
             config,
             entries: Vec::new(),
@@ -612,6 +618,7 @@ impl Engine {
             .iter()
             .map(|e| (e.cfg.name.clone(), e.status.clone(), e.logs.clone()))
             .collect();
+        board.extra.publish(self.entries.iter().map(|e| &e.cfg));
     }
 
     fn act(

@@ -25,6 +25,7 @@
 //! that floods alone still reads up to 1 MiB at a time. For the exact order, a service sets
 //! `stderr = "stdout"`: its child gets one pipe for both streams.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::SystemTime;
 
@@ -86,6 +87,17 @@ pub struct ServiceLogs {
     tail: Mutex<Tail>,
     /// Made at the first [`ServiceLogs::subscribe`]: its ring is not small.
     tx: OnceLock<broadcast::Sender<LogLine>>,
+    /// Bytes read from stdout and stderr (`/metrics`).
+    read_bytes: [AtomicU64; 2],
+}
+
+/// The byte counters of one service's output (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCounts {
+    pub stdout: u64,
+    pub stderr: u64,
+    /// Dropped because a log file could not be written (over its current files).
+    pub dropped: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -142,6 +154,7 @@ impl ServiceLogs {
             routes: Mutex::new(Arc::new(routes)),
             tail: Mutex::new(Tail::new(TAIL_LINES, TAIL_BYTES)),
             tx: OnceLock::new(),
+            read_bytes: [AtomicU64::new(0), AtomicU64::new(0)],
         })
     }
 
@@ -150,6 +163,20 @@ impl ServiceLogs {
     pub fn problem(&self) -> Option<String> {
         let routes = Arc::clone(&lock(&self.routes));
         routes.out.problem().or_else(|| routes.err.problem())
+    }
+
+    /// What was read from the service's output, and what was dropped.
+    pub fn counts(&self) -> LogCounts {
+        let routes = Arc::clone(&lock(&self.routes));
+        let mut dropped = routes.out.dropped_total();
+        if !Arc::ptr_eq(&routes.out, &routes.err) {
+            dropped += routes.err.dropped_total();
+        }
+        LogCounts {
+            stdout: self.read_bytes[0].load(Ordering::Relaxed),
+            stderr: self.read_bytes[1].load(Ordering::Relaxed),
+            dropped,
+        }
     }
 
     /// Rotate this service's files now (`warden rotate`; see [`Sink::rotate_now`]): each
@@ -287,6 +314,8 @@ impl ServiceLogs {
         match result {
             Ok(0) => r.finish(),
             Ok(n) => {
+                let i = usize::from(r.stream == Stream::Err);
+                self.read_bytes[i].fetch_add(n as u64, Ordering::Relaxed);
                 if r.take_in(n, limit) && !r.cut_reported {
                     r.cut_reported = true;
                     (self.reporter)(&format!(

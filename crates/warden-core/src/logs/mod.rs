@@ -18,7 +18,7 @@ mod settings;
 mod tail;
 mod writer;
 
-pub use capture::{LogLine, Reporter, ServiceLogs};
+pub use capture::{LogCounts, LogLine, Reporter, ServiceLogs};
 pub use own_log::OwnLog;
 pub use settings::{LogConfig, StderrTarget};
 pub use writer::Rotation;

@@ -50,6 +50,8 @@ struct SinkState {
     /// A retry timer is running: set when one starts, cleared when it ends, so a file
     /// that fails, recovers and fails again before the timer noticed still has one timer.
     retrying: bool,
+    /// Bytes dropped since the file was opened (`/metrics`).
+    dropped_total: u64,
 }
 
 struct Failure {
@@ -98,6 +100,7 @@ impl Sink {
                 settings,
                 failure,
                 retrying: failing,
+                dropped_total: 0,
             }),
             rotator,
             reporter,
@@ -124,6 +127,11 @@ impl Sink {
     /// Why this file is not being written right now (`cannot open PATH: ...`), if it is not.
     pub(crate) fn problem(&self) -> Option<String> {
         lock(&self.state).failure.as_ref().map(|f| f.what.clone())
+    }
+
+    /// Bytes of output dropped since this file was opened, because it could not be written.
+    pub(crate) fn dropped_total(&self) -> u64 {
+        lock(&self.state).dropped_total
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -202,7 +210,9 @@ impl Sink {
             self.recover(st, after);
         }
         if let Some(f) = &mut st.failure {
+            let before = f.dropped;
             buffer(f, data);
+            st.dropped_total += f.dropped.saturating_sub(before);
             // A file that could not even be opened gets its retry timer with its first line.
             after.start_timer = !st.retrying;
             st.retrying = true;
@@ -216,6 +226,7 @@ impl Sink {
                 dropped: 0,
             };
             buffer(&mut f, &data[written..]);
+            st.dropped_total += f.dropped;
             after.messages.push(format!(
                 "log write to {} failed: {}; buffering up to {FAIL_BUFFER} bytes",
                 self.path.display(),

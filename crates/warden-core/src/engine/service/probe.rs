@@ -105,6 +105,7 @@ impl Probes {
             tx.clone(),
         ));
         let exec = Arc::new(exec);
+        let timer = (sensing.probe_times.clone(), cfg.name.clone());
         let ready_task = cfg
             .health
             .ready
@@ -113,13 +114,13 @@ impl Probes {
                 (Probe::LogLine(pattern), Some(lines)) => {
                     tokio::spawn(watch_lines(pattern.clone(), lines, tx.clone()))
                 }
-                _ => spawn_loop(Which::Ready, check, prober, &exec, &tx),
+                _ => spawn_loop(Which::Ready, check, prober, &exec, &tx, &timer),
             });
         let health_task = cfg
             .health
             .health
             .as_ref()
-            .map(|check| spawn_loop(Which::Health, check, prober, &exec, &tx));
+            .map(|check| spawn_loop(Which::Health, check, prober, &exec, &tx, &timer));
         Probes {
             rx,
             ready_task,
@@ -170,8 +171,10 @@ fn spawn_loop(
     prober: &Arc<dyn Prober>,
     exec: &Arc<ExecEnv>,
     tx: &mpsc::Sender<ProbeResult>,
+    timer: &(Arc<crate::engine::metrics::ProbeTimes>, String),
 ) -> JoinHandle<()> {
     let (check, prober, exec, tx) = (check.clone(), prober.clone(), exec.clone(), tx.clone());
+    let (times, name) = timer.clone();
     tokio::spawn(async move {
         loop {
             let began = Instant::now();
@@ -188,6 +191,7 @@ fn spawn_loop(
                     crate::util::fmt_duration(check.timeout)
                 )),
             };
+            times.observe(&name, began.elapsed());
             if tx.send(ProbeResult::Check { which, result }).await.is_err() {
                 return;
             }

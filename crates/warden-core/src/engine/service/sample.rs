@@ -23,6 +23,8 @@ pub struct Sensing {
     pub sample_interval: Duration,
     /// When the figures were last asked for (`status`, `/metrics`).
     pub demand: watch::Receiver<Option<Instant>>,
+    /// The durations of every service's probes (`/metrics`).
+    pub probe_times: Arc<crate::engine::metrics::ProbeTimes>,
 }
 
 /// `530MiB`.
@@ -73,6 +75,7 @@ pub(super) async fn sampler(
             let usage = Usage {
                 cpu_percent,
                 memory_bytes: s.rss_bytes,
+                cpu_seconds: Some(s.cpu_seconds),
             };
             if tx.send(ProbeResult::Usage(usage, over)).await.is_err() || done {
                 return;

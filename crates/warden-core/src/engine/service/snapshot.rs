@@ -90,6 +90,8 @@ pub struct Snapshot {
 pub struct Usage {
     pub cpu_percent: Option<f64>,
     pub memory_bytes: u64,
+    /// The tree's CPU time so far in this run (`/metrics`).
+    pub cpu_seconds: Option<f64>,
 }
 
 impl Snapshot {
