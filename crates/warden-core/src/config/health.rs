@@ -182,7 +182,21 @@ pub(super) fn read_warden(r: &mut Reader<'_>, section: Section<'_>) -> WardenHea
         && let Some(s) = r.string(f)
     {
         match s.parse::<SocketAddr>() {
-            Ok(addr) => w.http = Some(addr),
+            Ok(addr) => {
+                // The TCP API's rule: off loopback, only with a token of one's own.
+                let token_given = section.field("api_token").is_some()
+                    || section.field("api_token_file").is_some();
+                if !addr.ip().is_loopback() && !token_given {
+                    r.error(
+                        f.pos(),
+                        format!(
+                            "http listens on {addr}, which is not a loopback address, without a token"
+                        ),
+                        Some("set api_token or api_token_file, or listen on 127.0.0.1".into()),
+                    );
+                }
+                w.http = Some(addr);
+            }
             Err(_) => r.error(
                 f.pos(),
                 format!("http: expected a socket address like \"127.0.0.1:9101\", found \"{s}\""),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::{DaemonError, Request};
-use crate::api::server::{self, ApiContext, ApiServer, ServeError};
+use crate::api::server::{self, Access, ApiContext, ApiServer, ServeError};
 use crate::config::{Config, Secret};
 use crate::engine::Handle;
 #[cfg(windows)]
@@ -90,20 +90,42 @@ pub async fn serve(
             }
         }
     });
-    let ctx = Arc::new(ApiContext::new(handle, shutdown_tx));
+    let metrics_public = config.warden.health.metrics_public;
+    let ctx = ApiContext::new(handle, shutdown_tx).with_access(Access {
+        metrics_public,
+        monitoring_only: false,
+    });
+    let ctx = Arc::new(ctx);
     let mut servers = Vec::new();
     let addr = address(config, instance);
     let local = serve_local(&addr, ctx.clone()).map_err(|e| serve_failure(&addr.to_string(), e))?;
     servers.push(local);
+    // One token for both TCP listeners (`api` and `http`), generated once if not configured.
+    let mut token: Option<Secret> = config.warden.api_token.clone();
+    let mut token = || -> Result<Secret, DaemonError> {
+        if let Some(t) = &token {
+            return Ok(t.clone());
+        }
+        let t = generated_token(config)?;
+        token = Some(t.clone());
+        Ok(t)
+    };
     if let Some(api) = config.warden.api {
-        let token = match &config.warden.api_token {
-            Some(t) => t.clone(),
-            None => generated_token(config)?,
-        };
-        let tcp = server::serve_tcp(api, token, ctx)
+        let tcp = server::serve_tcp(api, token()?, ctx.clone())
             .await
             .map_err(|e| serve_failure(&api.to_string(), e))?;
         servers.push(tcp);
+    }
+    // health: `[warden] http`, /health and /metrics only, by the TCP API's token rules.
+    if let Some(http) = config.warden.health.http {
+        let monitoring = Arc::new(ctx.with_access(Access {
+            metrics_public,
+            monitoring_only: true,
+        }));
+        let listener = server::serve_tcp(http, token()?, monitoring)
+            .await
+            .map_err(|e| serve_failure(&http.to_string(), e))?;
+        servers.push(listener);
     }
     Ok(Running {
         _servers: servers,

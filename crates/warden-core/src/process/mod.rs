@@ -175,6 +175,19 @@ pub fn sample_tree(pid: u32) -> Option<TreeSample> {
     imp::sample_tree(pid)
 }
 
+/// warden's own process (not its children), for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OwnSample {
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+    pub open_fds: u64,
+}
+
+/// Sample warden's own process now: Linux reads `/proc/self`; elsewhere `None`.
+pub fn sample_own() -> Option<OwnSample> {
+    imp::sample_own()
+}
+
 /// The variables a service manager above warden (systemd) gives warden itself: every child
 /// starts without them unless its own `env` (or warden, for `notify = true`) sets them, so
 /// that a child under `inherit_env` never talks to the host's systemd in warden's place.

@@ -5,10 +5,12 @@
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod health;
 pub mod logs;
 pub mod status;
 
 pub use control::{Action, ReloadReport, RotateOutcome, RotateReport, RotatedFile, ShutdownAnswer};
 pub use error::{ErrorBody, ErrorDetail};
+pub use health::{HealthReport, ServiceHealth, Verdict};
 pub use logs::{FollowItem, LogLineJson, LogsResponse};
 pub use status::{Health, LastExit, ServiceStatus, State, StatusReport, Tracking, WardenInfo};

@@ -138,7 +138,9 @@ where
             return Ok(());
         }
         Peer::Bearer(token) => {
-            if !bearer_matches(head.authorization.as_deref(), token) {
+            if !ctx.access.without_token(&head.path)
+                && !bearer_matches(head.authorization.as_deref(), token)
+            {
                 let auth = [("www-authenticate", "Bearer")];
                 answer(
                     &mut io,

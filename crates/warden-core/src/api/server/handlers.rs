@@ -26,6 +26,14 @@ use crate::proto::{
 
 pub(super) async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>) -> Resp {
     let route = match route(req.method(), req.uri().path()) {
+        Ok(r @ (Route::Health | Route::Metrics)) => r,
+        Ok(_) if ctx.access.monitoring_only => {
+            let msg = format!(
+                "no such path: {} (this listener serves /health and /metrics only)",
+                req.uri().path()
+            );
+            return error(StatusCode::NOT_FOUND, &msg);
+        }
         Ok(r) => r,
         Err(RouteError::NotFound) => {
             return error(
@@ -62,6 +70,8 @@ pub(super) async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>) -> Resp
         return resp;
     }
     match route {
+        Route::Health => health(&ctx).await,
+        Route::Metrics => metrics(&ctx).await,
         Route::Status if query.until_up => {
             let timeout = query.timeout.unwrap_or(super::DEFAULT_UP_WAIT);
             // Either way the answer is the status of that moment; the client tells who is up.
@@ -80,6 +90,37 @@ pub(super) async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>) -> Resp
         Route::Rotate(name) => rotate(&ctx, name).await,
         Route::Shutdown => shutdown(&ctx),
     }
+}
+
+/// `GET /health`: 200 or 503 with the verdict, names and states.
+async fn health(ctx: &ApiContext) -> Resp {
+    let Some(report) = ctx.backend.metrics().await else {
+        return shutting_down();
+    };
+    let body = super::metrics::health(&report);
+    let code = match body.status {
+        crate::proto::Verdict::Healthy => StatusCode::OK,
+        crate::proto::Verdict::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    json_response(code, &body)
+}
+
+/// `GET /metrics`: the Prometheus text format.
+async fn metrics(ctx: &ApiContext) -> Resp {
+    let Some(report) = ctx.backend.metrics().await else {
+        return shutting_down();
+    };
+    // /proc reads: small, but blocking file work.
+    let own = tokio::task::spawn_blocking(crate::process::sample_own)
+        .await
+        .ok()
+        .flatten();
+    let text = super::metrics::exposition(&report, own);
+    respond(
+        StatusCode::OK,
+        super::metrics::CONTENT_TYPE,
+        ApiBody(BodyKind::Full(Some(text.into()))),
+    )
 }
 
 /// Read and discard a request body: at most [`MAX_BODY`] bytes within [`HEADER_TIMEOUT`].

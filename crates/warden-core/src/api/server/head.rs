@@ -19,6 +19,8 @@ pub(super) struct Head {
     pub(super) bytes: Vec<u8>,
     pub(super) method: Method,
     pub(super) authorization: Option<Vec<u8>>,
+    /// The path of the request target, without its query (`/health` needs no token).
+    pub(super) path: String,
 }
 
 /// Why no head could be read.
@@ -106,7 +108,7 @@ fn parse(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or_else(|| bad("invalid method"))?;
     let path = req.path.ok_or_else(|| bad("no request target"))?;
-    hyper::Uri::try_from(path).map_err(|_| bad("invalid request target"))?;
+    let target = hyper::Uri::try_from(path).map_err(|_| bad("invalid request target"))?;
     let http11 = req.version == Some(1);
     let mut length: Option<&[u8]> = None;
     let mut chunked: Option<bool> = None;
@@ -138,6 +140,7 @@ fn parse(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
         bytes: Vec::new(),
         method,
         authorization,
+        path: target.path().to_owned(),
     }))
 }
 
@@ -156,6 +159,9 @@ mod tests {
             .expect("complete");
         assert_eq!(head.method, Method::GET);
         assert_eq!(head.authorization.as_deref(), Some(&b"bearer t"[..]));
+        assert_eq!(head.path, "/v1/status");
+        let q = check(b"GET /health?x=1 HTTP/1.1\r\n\r\n").expect("valid").expect("complete");
+        assert_eq!(q.path, "/health", "without the query");
         assert!(matches!(check(b"GET /v1/status HTTP/1.1\r\nHo"), Ok(None)));
         assert!(matches!(check(b"\r\nGET / HTTP/1.0\r\n\r\n"), Ok(Some(_))));
     }

@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 use super::transport::{self, Accept};
 pub use super::transport::{MAX_CONNECTIONS, ServeError, constant_time_eq, peer_allowed};
 use crate::config::Secret;
+use crate::engine::metrics::MetricsReport;
 use crate::engine::{EngineError, Handle, ReloadError};
 use crate::logs::{LogLine, Rotation, ServiceLogs};
 use crate::model::Stream;
@@ -46,6 +47,7 @@ mod connection;
 mod follow;
 mod handlers;
 mod head;
+mod metrics; // health: GET /health and GET /metrics
 mod query;
 mod routes;
 
@@ -113,6 +115,11 @@ pub trait Backend: Send + Sync + 'static {
     fn settled(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+    /// What `/health` and `/metrics` read; `None` once the engine is gone (or for a backend
+    /// without them).
+    fn metrics(&self) -> BoxFuture<'_, Option<MetricsReport>> {
+        Box::pin(async { None })
+    }
 }
 
 impl Backend for Handle {
@@ -143,6 +150,10 @@ impl Backend for Handle {
     fn settled(&self) -> BoxFuture<'_, ()> {
         Box::pin(Handle::settled(self))
     }
+
+    fn metrics(&self) -> BoxFuture<'_, Option<MetricsReport>> {
+        Box::pin(Handle::metrics(self))
+    }
 }
 
 /// What every request handler shares.
@@ -151,6 +162,24 @@ pub struct ApiContext {
     shutdown: mpsc::Sender<()>,
     /// One permit per open log stream.
     followers: Arc<Semaphore>,
+    access: Access,
+}
+
+/// What a listener serves without a token, and whether it serves the API at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    /// `[warden] metrics_public`: `GET /metrics` without the token too.
+    pub metrics_public: bool,
+    /// `[warden] http`: only `/health` and `/metrics` (everything else is 404).
+    pub monitoring_only: bool,
+}
+
+impl Access {
+    /// Whether a request for `path` on a bearer transport may come without the token:
+    /// `/health` always, `/metrics` with `metrics_public`.
+    fn without_token(self, path: &str) -> bool {
+        path == "/health" || (self.metrics_public && path == "/metrics")
+    }
 }
 
 impl ApiContext {
@@ -166,6 +195,19 @@ impl ApiContext {
             backend,
             shutdown,
             followers: Arc::new(Semaphore::new(MAX_FOLLOWERS)),
+            access: Access::default(),
+        }
+    }
+
+    /// The same context with other [`Access`] rules (for the `[warden] http` listener, or
+    /// `metrics_public`).
+    #[must_use]
+    pub fn with_access(&self, access: Access) -> ApiContext {
+        ApiContext {
+            backend: self.backend.clone(),
+            shutdown: self.shutdown.clone(),
+            followers: self.followers.clone(),
+            access,
         }
     }
 }

@@ -76,7 +76,9 @@ pub(super) fn validate_query(
         Route::Status => &["name", "until", "timeout"],
         Route::Act(..) => &["wait"],
         Route::Logs(_) => &["n", "stream", "follow"],
-        Route::Service(_)
+        Route::Health
+        | Route::Metrics
+        | Route::Service(_)
         | Route::Config(_)
         | Route::Reload
         | Route::Rotate(_)

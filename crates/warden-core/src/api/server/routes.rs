@@ -8,6 +8,10 @@ use crate::proto::Action;
 /// A request's target, once its path and method are known to be valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Route {
+    /// `GET /health` (no token needed).
+    Health,
+    /// `GET /metrics` (Prometheus text).
+    Metrics,
     Status,
     Service(String),
     Act(String, Action),
@@ -29,6 +33,18 @@ pub(super) enum RouteError {
 }
 
 pub(super) fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
+    let monitoring = match path {
+        "/health" => Some(Route::Health),
+        "/metrics" => Some(Route::Metrics),
+        _ => None,
+    };
+    if let Some(route) = monitoring {
+        return if method == Method::GET || method == Method::HEAD {
+            Ok(route)
+        } else {
+            Err(RouteError::Method("GET"))
+        };
+    }
     let rest = path.strip_prefix("/v1/").ok_or(RouteError::NotFound)?;
     let segments: Vec<String> = rest
         .split('/')
@@ -94,6 +110,8 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// For tests of the routing table: every (method, path template) the server answers.
 pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/metrics"),
     ("GET", "/v1/status"),
     ("GET", "/v1/services/{name}"),
     ("POST", "/v1/services/{name}/start"),
@@ -143,6 +161,10 @@ mod tests {
             Err(RouteError::Method("POST"))
         );
         assert_eq!(route(&post, "/v1/shutdown"), Ok(Route::Shutdown));
+        assert_eq!(route(&get, "/health"), Ok(Route::Health));
+        assert_eq!(route(&Method::HEAD, "/metrics"), Ok(Route::Metrics));
+        assert_eq!(route(&post, "/metrics"), Err(RouteError::Method("GET")));
+        assert_eq!(route(&get, "/v1/health"), Err(RouteError::NotFound));
         assert_eq!(route(&post, "/v1/status"), Err(RouteError::Method("GET")));
         assert_eq!(route(&Method::HEAD, "/v1/status"), Ok(Route::Status));
         assert_eq!(

@@ -2,7 +2,7 @@
 //! main process, its process group and every descendant (Linux: `/proc`). Elsewhere on Unix
 //! (macOS) nothing is sampled: `None`, shown as "-", rather than a guess.
 
-use crate::process::TreeSample;
+use crate::process::{OwnSample, TreeSample};
 
 /// The tree of `pid` (its group and descendants) now.
 #[cfg(target_os = "linux")]
@@ -88,6 +88,35 @@ pub(crate) fn sample_tree(_pid: u32) -> Option<TreeSample> {
     None
 }
 
+/// warden's own CPU time, RSS and open file descriptors (`/proc/self`).
+#[cfg(target_os = "linux")]
+pub(crate) fn sample_own() -> Option<OwnSample> {
+    // SAFETY: sysconf only reads a system constant.
+    let (tick, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if tick <= 0 || page <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (u, s, rss) = parse_usage(&text)?;
+    // The directory's own descriptor, open while it is read, is not counted.
+    let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count().saturating_sub(1) as u64;
+    Some(OwnSample {
+        cpu_seconds: u.saturating_add(s) as f64 / tick as f64,
+        rss_bytes: rss.saturating_mul(page as u64),
+        open_fds,
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn sample_own() -> Option<OwnSample> {
+    None
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
@@ -96,6 +125,12 @@ mod tests {
     fn usage_fields_are_counted_after_the_command_name() {
         let text = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 123 10000 250 18446744073709551615";
         assert_eq!(parse_usage(text), Some((7, 3, 250)));
+    }
+
+    #[test]
+    fn warden_samples_its_own_process() {
+        let s = sample_own().expect("a sample of this process");
+        assert!(s.rss_bytes > 1 << 20 && s.open_fds >= 3, "{s:?}");
     }
 
     #[test]

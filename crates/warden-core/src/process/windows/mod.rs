@@ -70,6 +70,11 @@ pub(super) use stop::stop_steps;
 pub(super) fn sample_tree(_pid: u32) -> Option<super::TreeSample> {
     None
 }
+
+/// health: warden's own process figures are not sampled on Windows yet: `None`.
+pub(super) fn sample_own() -> Option<super::OwnSample> {
+    None
+}
 use wait::ExitWatch;
 pub use watch::DirWatch;
 
