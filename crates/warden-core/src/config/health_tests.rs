@@ -251,7 +251,10 @@ on_unhealthy = "ignore"
 fn http_off_loopback_needs_a_token_like_the_api() {
     let (line, msg, hint) = error("[warden]\nhttp = \"0.0.0.0:9101\"\n");
     assert_eq!(line, 2);
-    assert!(msg.contains("http listens on 0.0.0.0:9101, which is not a loopback address"), "{msg}");
+    assert!(
+        msg.contains("http listens on 0.0.0.0:9101, which is not a loopback address"),
+        "{msg}"
+    );
     assert!(hint.contains("api_token"), "{hint}");
     let c = ok("[warden]\nhttp = \"0.0.0.0:9101\"\napi_token = \"s3cret-token-of-some-length\"\n");
     assert_eq!(c.warden.health.http, Some("0.0.0.0:9101".parse().unwrap()));

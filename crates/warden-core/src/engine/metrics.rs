@@ -180,7 +180,11 @@ mod tests {
         h.observe(Duration::from_secs(10));
         assert_eq!(h.buckets[0], 1);
         assert_eq!(h.buckets[4], 1, "30 ms is in the 50 ms bucket");
-        assert_eq!(h.buckets.iter().sum::<u64>(), 2, "10 s is above every bucket");
+        assert_eq!(
+            h.buckets.iter().sum::<u64>(),
+            2,
+            "10 s is above every bucket"
+        );
         assert_eq!(h.count, 3);
         assert!((h.sum_seconds - 10.0305).abs() < 1e-9);
     }

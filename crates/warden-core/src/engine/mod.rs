@@ -6,8 +6,8 @@
 //! both clients of it.
 
 mod deps; // health: depends_on
-pub mod metrics; // health: /health and /metrics
 pub mod events;
+pub mod metrics; // health: /health and /metrics
 mod reload;
 pub mod service;
 pub mod spawner;

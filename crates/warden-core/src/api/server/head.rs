@@ -160,7 +160,9 @@ mod tests {
         assert_eq!(head.method, Method::GET);
         assert_eq!(head.authorization.as_deref(), Some(&b"bearer t"[..]));
         assert_eq!(head.path, "/v1/status");
-        let q = check(b"GET /health?x=1 HTTP/1.1\r\n\r\n").expect("valid").expect("complete");
+        let q = check(b"GET /health?x=1 HTTP/1.1\r\n\r\n")
+            .expect("valid")
+            .expect("complete");
         assert_eq!(q.path, "/health", "without the query");
         assert!(matches!(check(b"GET /v1/status HTTP/1.1\r\nHo"), Ok(None)));
         assert!(matches!(check(b"\r\nGET / HTTP/1.0\r\n\r\n"), Ok(Some(_))));

@@ -403,7 +403,13 @@ mod tests {
         m.probe.observe(Duration::from_millis(30));
         m.probe.observe(Duration::from_secs(5));
         let text = exposition(&report(vec![(service("a", State::Running), m)]), None);
-        for (le, n) in [("0.001", 0), ("0.005", 1), ("0.05", 2), ("2.5", 2), ("+Inf", 3)] {
+        for (le, n) in [
+            ("0.001", 0),
+            ("0.005", 1),
+            ("0.05", 2),
+            ("2.5", 2),
+            ("+Inf", 3),
+        ] {
             let line = format!(
                 "warden_service_probe_duration_seconds_bucket{{service=\"a\",le=\"{le}\"}} {n}\n"
             );

@@ -104,7 +104,10 @@ pub(crate) fn sample_own() -> Option<OwnSample> {
     let text = std::fs::read_to_string("/proc/self/stat").ok()?;
     let (u, s, rss) = parse_usage(&text)?;
     // The directory's own descriptor, open while it is read, is not counted.
-    let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count().saturating_sub(1) as u64;
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .count()
+        .saturating_sub(1) as u64;
     Some(OwnSample {
         cpu_seconds: u.saturating_add(s) as f64 / tick as f64,
         rss_bytes: rss.saturating_mul(page as u64),
