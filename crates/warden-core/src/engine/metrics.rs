@@ -45,13 +45,12 @@ pub struct ProbeTimes(Mutex<BTreeMap<String, Histogram>>);
 impl ProbeTimes {
     pub fn observe(&self, service: &str, took: Duration) {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match map.get_mut(service) {
-            Some(h) => h.observe(took),
-            None => {
-                let mut h = Histogram::default();
-                h.observe(took);
-                map.insert(service.to_owned(), h);
-            }
+        if let Some(h) = map.get_mut(service) {
+            h.observe(took);
+        } else {
+            let mut h = Histogram::default();
+            h.observe(took);
+            map.insert(service.to_owned(), h);
         }
     }
 
