@@ -129,8 +129,7 @@ struct Board {
     closed: bool,
     /// health: when the figures were last asked for (the samplers run while they are).
     demand: Arc<watch::Sender<Option<Instant>>>,
-    /// health: what /health and /metrics read beyond the status.
-    extra: metrics::Extra,
+    extra: metrics::Extra, // health: what /health and /metrics read beyond the status
 }
 
 impl Board {
