@@ -320,13 +320,13 @@ impl Client {
         self.call(Method::GET, &path, "status").await
     }
 
-    /// `GET /v1/status?until=up&timeout=T`: the status once no service is on its way up any
+    /// `GET /v1/status?until=up&timeout_ms=T`: the status once no service is on its way up any
     /// more (each is up, or its start ended otherwise), or after `timeout` (at most 1 h).
     pub async fn status_when_up(
         &mut self,
         timeout: std::time::Duration,
     ) -> Result<StatusReport, ClientError> {
-        let path = format!("/v1/status?until=up&timeout={}ms", timeout.as_millis());
+        let path = format!("/v1/status?until=up&timeout_ms={}", timeout.as_millis());
         self.call(Method::GET, &path, "status").await
     }
 

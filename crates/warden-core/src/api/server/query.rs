@@ -35,7 +35,7 @@ pub(super) struct Query {
     pub(super) follow: Option<bool>,
     /// `until=up` of `GET /v1/status`: answer once no service is on its way up any more.
     pub(super) until_up: bool,
-    /// `timeout=30s`: how long `until=up` may wait, at most [`super::MAX_UP_WAIT`].
+    /// `timeout_ms=30000`: how long `until=up` may wait, at most [`super::MAX_UP_WAIT`].
     pub(super) timeout: Option<std::time::Duration>,
 }
 
@@ -59,11 +59,12 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, BadQuery> {
 
 /// A duration (`30s`, `1m`, `500ms`) of at most [`super::MAX_UP_WAIT`].
 fn parse_wait(v: &str) -> Result<std::time::Duration, BadQuery> {
-    match crate::config::parse_duration(v) {
-        Some(d) if d <= super::MAX_UP_WAIT => Ok(d),
-        Some(_) => Err(BadQuery(format!("timeout={v:?}: at most 1h"))),
-        None => Err(BadQuery(format!(
-            "timeout={v:?}: expected a duration such as 30s"
+    let max = super::MAX_UP_WAIT.as_millis();
+    match v.parse::<u64>() {
+        Ok(ms) if u128::from(ms) <= max => Ok(std::time::Duration::from_millis(ms)),
+        Ok(_) => Err(BadQuery(format!("timeout_ms={v:?}: at most {max} (1h)"))),
+        Err(_) => Err(BadQuery(format!(
+            "timeout_ms={v:?}: expected a whole number of milliseconds"
         ))),
     }
 }
@@ -73,7 +74,7 @@ pub(super) fn validate_query(
     pairs: Vec<(String, String)>,
 ) -> Result<Query, BadQuery> {
     let allowed: &[&str] = match route {
-        Route::Status => &["name", "until", "timeout"],
+        Route::Status => &["name", "until", "timeout_ms"],
         Route::Act(..) => &["wait"],
         Route::Logs(_) => &["n", "stream", "follow"],
         Route::Health
@@ -108,7 +109,7 @@ pub(super) fn validate_query(
             "n" => q.n = Some(parse_count(&v)?),
             "until" if v == "up" => q.until_up = true,
             "until" => return Err(BadQuery(format!("until={v:?}: expected up"))),
-            "timeout" => q.timeout = Some(parse_wait(&v)?),
+            "timeout_ms" => q.timeout = Some(parse_wait(&v)?),
             "stream" => {
                 q.stream = Some(match v.as_str() {
                     "out" => Stream::Out,
@@ -163,12 +164,12 @@ mod tests {
                 == Some(false)
         );
         assert!(q(&Route::Status, "name=%zz").is_err());
-        let up = q(&Route::Status, "until=up&timeout=90s").expect("valid");
+        let up = q(&Route::Status, "until=up&timeout_ms=90000").expect("valid");
         assert!(up.until_up);
         assert_eq!(up.timeout, Some(std::time::Duration::from_secs(90)));
         assert!(q(&Route::Status, "until=ready").is_err());
-        assert!(q(&Route::Status, "until=up&timeout=2h").is_err());
-        assert!(q(&Route::Status, "until=up&timeout=soon").is_err());
+        assert!(q(&Route::Status, "until=up&timeout_ms=7200000").is_err());
+        assert!(q(&Route::Status, "until=up&timeout_ms=soon").is_err());
         assert_eq!(q(&Route::Status, "").expect("empty"), Query::default());
     }
 }
