@@ -7,6 +7,7 @@
 
 mod deps; // health: depends_on
 pub mod events;
+mod in_force; // GET /v1/services/{name}/config
 mod reload;
 pub mod service;
 pub mod spawner;
@@ -124,6 +125,7 @@ struct Board {
     config_path: std::path::PathBuf,
     started: Instant,
     services: Vec<(String, watch::Receiver<Snapshot>, Arc<ServiceLogs>)>,
+    in_force: Arc<Vec<ServiceConfig>>, // each service's config as the engine runs it
     /// The engine has ended: no status any more.
     closed: bool,
     /// health: when the figures were last asked for (the samplers run while they are).
@@ -356,6 +358,7 @@ impl Engine {
                 config_path: config.path.clone(),
                 started: Instant::now(),
                 services: Vec::new(),
+                in_force: Arc::default(),
                 closed: false,
                 demand,
             })),
@@ -612,6 +615,7 @@ impl Engine {
             .iter()
             .map(|e| (e.cfg.name.clone(), e.status.clone(), e.logs.clone()))
             .collect();
+        board.in_force = Arc::new(self.entries.iter().map(|e| e.cfg.clone()).collect());
     }
 
     fn act(
