@@ -388,7 +388,10 @@ def run(ctx):
     ports = {http["fh"].port: "fh (http flap)", http["fr"].port: "fr (http flap, restart)",
              hang.port: "hh (http hang)", hang_ready.port: "rh (ready http hang)", slow.port: "hs (http slow)",
              tflap.port: "ft (tcp flap)", full.port: "th (tcp hang)"}
-    markers = {w.path("probes", "eh."): "eh (exec hang)", w.path("probes", "re."): "re (ready exec hang)"}
+    # The probe's own argv names its runs file; its grandchild's names only its pid file.
+    markers = {w.path("probes", "eh.runs"): "eh (exec hang)",
+               "--ready-file " + w.path("probes", "eh.gc"): "eh's grandchild",
+               w.path("probes", "re.runs"): "re (ready exec hang)"}
     piles = PileWatcher(w.pid, ports, full.filler_ports, markers)
     piles.start()
     tflip = threading.Thread(target=truth.run, daemon=True)
