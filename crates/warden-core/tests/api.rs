@@ -691,7 +691,10 @@ async fn config_view_shows_the_config_in_force_not_the_file_on_disk() {
     std::fs::write(&live.config_path, edited).expect("edit the config");
     assert_eq!(live.post("/v1/reload").await.status, 200);
     let a = live.get("/v1/services/a/config").await.json();
-    assert_eq!(a["command"], "[\"edited-program\"]", "the reloaded config is in force");
+    assert_eq!(
+        a["command"], "[\"edited-program\"]",
+        "the reloaded config is in force"
+    );
     assert_eq!(a["stop_timeout_ms"], 3000);
     assert_eq!(live.get("/v1/services/c/config").await.status, 200);
 }

@@ -199,10 +199,13 @@ async fn an_exec_probe_dropped_before_its_end_has_its_tree_killed() {
         gc.display()
     );
     let probe = Probe::Exec(vec!["sh".into(), "-c".into(), script]);
-    let task = tokio::spawn(async move {
-        health::run(&probe, Duration::from_secs(120), &exec_env()).await
-    });
-    let read = |p: &std::path::Path| -> Option<i32> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+    let task =
+        tokio::spawn(
+            async move { health::run(&probe, Duration::from_secs(120), &exec_env()).await },
+        );
+    let read = |p: &std::path::Path| -> Option<i32> {
+        std::fs::read_to_string(p).ok()?.trim().parse().ok()
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     let pids = loop {
         if let (Some(a), Some(b)) = (read(&own), read(&gc)) {
