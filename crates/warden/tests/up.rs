@@ -854,6 +854,7 @@ backoff = {{ initial = "1h", max = "1h" }}
 [services.slow]
 command = [{tc}, "--sleep", "forever"]
 min_uptime = "1h"
+start_timeout = "2h"
 "#,
         tc = tc()
     ));

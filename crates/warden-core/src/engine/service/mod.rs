@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use self::sample::Sensing;
+use self::snapshot::view;
 pub use self::snapshot::{Snapshot, Usage, View};
 use super::events::Level;
 use super::spawner::Proc;
@@ -636,37 +637,6 @@ impl ServiceTask {
             }
         }
         self.rest(Rest::Stopped, reason);
-    }
-}
-
-/// What a phase shows.
-fn view(phase: &Phase) -> View {
-    match phase {
-        Phase::Rest { rest, reason } => {
-            let reason = reason.clone();
-            match rest {
-                Rest::Pending => View::Pending { reason },
-                Rest::Stopped => View::Stopped { reason },
-                Rest::Exited => View::Exited { reason },
-                Rest::Failed => View::Failed { reason },
-            }
-        }
-        Phase::Starting(run) => View::Starting {
-            pid: run.child.pid(),
-            since: run.main_since,
-        },
-        Phase::Running(run) => View::Running {
-            pid: run.child.pid(),
-            since: run.main_since,
-        },
-        Phase::Stopping { pid, since } => View::Stopping {
-            pid: *pid,
-            since: *since,
-        },
-        Phase::Backoff { until, reason } => View::Backoff {
-            until: *until,
-            reason: reason.clone(),
-        },
     }
 }
 

@@ -4,6 +4,7 @@
 
 use tokio::time::Instant;
 
+use super::{Phase, Rest};
 use crate::proto::{LastExit, ServiceStatus, State};
 
 /// The state of a service with the data that belongs to it.
@@ -133,6 +134,37 @@ impl Snapshot {
             cpu_percent: self.usage.and_then(|u| u.cpu_percent),
             memory_bytes: self.usage.map(|u| u.memory_bytes),
         }
+    }
+}
+
+/// What a phase shows.
+pub(super) fn view(phase: &Phase) -> View {
+    match phase {
+        Phase::Rest { rest, reason } => {
+            let reason = reason.clone();
+            match rest {
+                Rest::Pending => View::Pending { reason },
+                Rest::Stopped => View::Stopped { reason },
+                Rest::Exited => View::Exited { reason },
+                Rest::Failed => View::Failed { reason },
+            }
+        }
+        Phase::Starting(run) => View::Starting {
+            pid: run.child.pid(),
+            since: run.main_since,
+        },
+        Phase::Running(run) => View::Running {
+            pid: run.child.pid(),
+            since: run.main_since,
+        },
+        Phase::Stopping { pid, since } => View::Stopping {
+            pid: *pid,
+            since: *since,
+        },
+        Phase::Backoff { until, reason } => View::Backoff {
+            until: *until,
+            reason: reason.clone(),
+        },
     }
 }
 

@@ -30,78 +30,71 @@ fn path_of(p: *const libc::c_char) -> PathBuf {
 
 pub(crate) fn lookup_account(name: &str) -> io::Result<Option<Account>> {
     let c = c_name(name)?;
-    let mut size = FIRST_BUFFER;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
+    lookup_r(|buf| {
         // SAFETY: all-zero is a valid passwd; the call fills it in.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: valid pointers, `buf` of `size` bytes.
+        // SAFETY: valid pointers, `buf` of its length.
         let rc = unsafe {
             libc::getpwnam_r(
                 c.as_ptr(),
                 &raw mut pwd,
                 buf.as_mut_ptr(),
-                size,
+                buf.len(),
                 &raw mut result,
             )
         };
-        if rc == libc::ERANGE && size < MAX_BUFFER {
-            size *= 2;
-            continue;
-        }
-        if rc != 0 {
-            // ENOENT, ESRCH, EBADF, EPERM all mean "not found" for some libc.
-            if matches!(rc, libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM) {
-                return Ok(None);
-            }
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        return Ok(Some(Account {
+        // The strings point into `buf`: copied out before it goes.
+        let found = (rc == 0 && !result.is_null()).then(|| Account {
             name: name.to_owned(),
             uid: pwd.pw_uid,
             gid: pwd.pw_gid,
             home: path_of(pwd.pw_dir),
             shell: path_of(pwd.pw_shell),
-        }));
-    }
+        });
+        (rc, found)
+    })
 }
 
 pub(crate) fn lookup_group(name: &str) -> io::Result<Option<u32>> {
     let c = c_name(name)?;
-    let mut size = FIRST_BUFFER;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
+    lookup_r(|buf| {
         // SAFETY: all-zero is a valid group; the call fills it in.
         let mut grp: libc::group = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: valid pointers, `buf` of `size` bytes.
+        // SAFETY: valid pointers, `buf` of its length.
         let rc = unsafe {
             libc::getgrnam_r(
                 c.as_ptr(),
                 &raw mut grp,
                 buf.as_mut_ptr(),
-                size,
+                buf.len(),
                 &raw mut result,
             )
         };
+        (rc, (rc == 0 && !result.is_null()).then_some(grp.gr_gid))
+    })
+}
+
+/// Run a `get*nam_r` call with a buffer that doubles on `ERANGE` (up to a bound); `call`
+/// returns the call's code and what it found. `Ok(None)`: no such entry.
+fn lookup_r<T>(
+    mut call: impl FnMut(&mut [libc::c_char]) -> (libc::c_int, Option<T>),
+) -> io::Result<Option<T>> {
+    let mut size = FIRST_BUFFER;
+    loop {
+        let mut buf = vec![0 as libc::c_char; size];
+        let (rc, found) = call(&mut buf);
         if rc == libc::ERANGE && size < MAX_BUFFER {
             size *= 2;
             continue;
         }
-        if rc != 0 {
-            if matches!(rc, libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM) {
-                return Ok(None);
-            }
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        return Ok(Some(grp.gr_gid));
+        // ENOENT, ESRCH, EBADF, EPERM all mean "not found" for some libc.
+        return match rc {
+            0 => Ok(found),
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => Ok(None),
+            rc => Err(io::Error::from_raw_os_error(rc)),
+        };
     }
 }
 
