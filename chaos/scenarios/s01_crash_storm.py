@@ -144,7 +144,9 @@ def run(ctx):
     # run began before its own touch (the next run begins at least the 10 ms backoff later).
     for n in intervals:
         le = svcs[n].get("last_exit")
-        if le and starts[n]:
+        # Only the stop's own exit (SIGTERM): its time and length are taken together; a
+        # crash's time is taken after its tree was ended, a while after its length.
+        if le and le.get("signal") == 15 and starts[n]:
             began = datetime.datetime.fromisoformat(le["at"].replace("Z", "+00:00")).timestamp() * 1000 - le["ran_ms"]
             if began > max(starts[n]) + 5:
                 untouched[n] += 1
