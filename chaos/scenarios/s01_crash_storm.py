@@ -13,6 +13,7 @@ a random running service every 50 to 400 ms. Measured and checked:
 - no child of warden is seen a zombie for a second or more (sampled every 20 ms).
 """
 
+import datetime
 import os
 import signal
 import threading
@@ -138,6 +139,17 @@ def run(ctx):
     # A kill can hit a child between its spawn (its pid is in status at once) and its first
     # action, the touch: that run started but left no line.
     untouched = {n: sum(1 for k, pid, _ in kills if k == n and pid not in touched[n]) for n in intervals}
+    # So can `stop --all`: a crasher restarted just before it, stopped before its touch. That
+    # last run began (its exit's time minus how long it ran) after the last touch; a touched
+    # run began before its own touch (the next run begins at least the 10 ms backoff later).
+    for n in intervals:
+        le = svcs[n].get("last_exit")
+        # Only the stop's own exit (SIGTERM): its time and length are taken together; a
+        # crash's time is taken after its tree was ended, a while after its length.
+        if le and le.get("signal") == 15 and starts[n]:
+            began = datetime.datetime.fromisoformat(le["at"].replace("Z", "+00:00")).timestamp() * 1000 - le["ran_ms"]
+            if began > max(starts[n]) + 5:
+                untouched[n] += 1
     mismatched = [
         f"{n}: restarts {svcs[n]['restarts']}, starts {len(starts[n])} (+{untouched[n]} killed before their first line)"
         for n in intervals

@@ -270,7 +270,7 @@ impl Backend for Fake {
         Box::pin(async { Ok(ReloadReport::default()) })
     }
 
-    fn config_path(&self) -> Option<PathBuf> {
+    fn config_in_force(&self) -> Option<Arc<Vec<warden_core::config::ServiceConfig>>> {
         None
     }
 }
@@ -661,6 +661,42 @@ async fn reload_with_an_invalid_config_changes_nothing() {
             .collect()
     };
     assert_eq!(strip(&before), strip(&after));
+}
+
+/// Regression: the config view re-read the file on disk, so it showed edits not reloaded yet
+/// and answered 422 while the file had errors. It shows the config in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_view_shows_the_config_in_force_not_the_file_on_disk() {
+    let live = Live::start(&["a", "b"]).await;
+    let first = live.get("/v1/services/a/config").await;
+    assert_eq!(first.status, 200);
+    let first = first.json();
+    assert_eq!(first["command"], "[\"no-such-program\"]");
+    let edited = "[services.a]\ncommand = [\"edited-program\"]\nautostart = false\nrestart = \"never\"\nstop_timeout = \"3s\"\n\
+                  [services.b]\ncommand = [\"no-such-program\"]\nautostart = false\nrestart = \"never\"\n\
+                  [services.c]\ncommand = [\"no-such-program\"]\nautostart = false\nrestart = \"never\"\n";
+    std::fs::write(&live.config_path, edited).expect("edit the config");
+    let a = live.get("/v1/services/a/config").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json(), first, "an edit not reloaded yet does not show");
+    let c = live.get("/v1/services/c/config").await;
+    assert_eq!(c.status, 404, "a service only in the file is not in force");
+    assert_eq!(c.json()["known"], serde_json::json!(["a", "b"]));
+
+    std::fs::write(&live.config_path, "[services.a\ncommand = = 'x'\n").expect("break it");
+    let a = live.get("/v1/services/a/config").await;
+    assert_eq!(a.status, 200, "a file with errors now changes nothing");
+    assert_eq!(a.json(), first);
+
+    std::fs::write(&live.config_path, edited).expect("edit the config");
+    assert_eq!(live.post("/v1/reload").await.status, 200);
+    let a = live.get("/v1/services/a/config").await.json();
+    assert_eq!(
+        a["command"], "[\"edited-program\"]",
+        "the reloaded config is in force"
+    );
+    assert_eq!(a["stop_timeout_ms"], 3000);
+    assert_eq!(live.get("/v1/services/c/config").await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

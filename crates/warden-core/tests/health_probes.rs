@@ -182,3 +182,49 @@ async fn exec_passes_on_exit_0_fails_otherwise_and_a_hang_is_killed_with_its_tre
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Regression (chaos scenario 10): an exec probe dropped before its end (the engine bounds
+/// the whole probe by the same timeout, which fired first; or the run ended and its probe
+/// task was aborted) left its process running, so a hanging probe piled up one process per
+/// interval. Its tree is killed when the probe is dropped.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_probe_dropped_before_its_end_has_its_tree_killed() {
+    warden_core::process::init_supervisor().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (own, gc) = (dir.path().join("own"), dir.path().join("grandchild"));
+    let script = format!(
+        "echo $$ > {}.tmp && mv {0}.tmp {0}; sleep 60 & echo $! > {}.tmp && mv {1}.tmp {1}; wait",
+        own.display(),
+        gc.display()
+    );
+    let probe = Probe::Exec(vec!["sh".into(), "-c".into(), script]);
+    let task =
+        tokio::spawn(
+            async move { health::run(&probe, Duration::from_secs(120), &exec_env()).await },
+        );
+    let read = |p: &std::path::Path| -> Option<i32> {
+        std::fs::read_to_string(p).ok()?.trim().parse().ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pids = loop {
+        if let (Some(a), Some(b)) = (read(&own), read(&gc)) {
+            break [a, b];
+        }
+        assert!(Instant::now() < deadline, "the probe did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for pid in pids {
+        // SAFETY: kill with signal 0 only checks that the pid exists.
+        while unsafe { libc::kill(pid, 0) } == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{pid} outlived the dropped probe"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

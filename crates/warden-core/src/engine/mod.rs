@@ -8,6 +8,7 @@
 mod deps; // health: depends_on
 pub mod events;
 pub mod metrics; // health: /health and /metrics
+mod in_force; // GET /v1/services/{name}/config
 mod reload;
 pub mod service;
 pub mod spawner;
@@ -125,6 +126,7 @@ struct Board {
     config_path: std::path::PathBuf,
     started: Instant,
     services: Vec<(String, watch::Receiver<Snapshot>, Arc<ServiceLogs>)>,
+    in_force: Arc<Vec<ServiceConfig>>, // each service's config as the engine runs it
     /// The engine has ended: no status any more.
     closed: bool,
     /// health: when the figures were last asked for (the samplers run while they are).
@@ -360,6 +362,7 @@ impl Engine {
                 config_path: config.path.clone(),
                 started: Instant::now(),
                 services: Vec::new(),
+                in_force: Arc::default(),
                 closed: false,
                 demand,
                 extra,
@@ -605,19 +608,6 @@ impl Engine {
             *f = Some(finish);
             true
         });
-    }
-
-    /// Publish the current services (in config order) for `status`.
-    fn publish(&self) {
-        let mut board = write(&self.board);
-        board.config = self.config.path.display().to_string();
-        board.config_path.clone_from(&self.config.path);
-        board.services = self
-            .entries
-            .iter()
-            .map(|e| (e.cfg.name.clone(), e.status.clone(), e.logs.clone()))
-            .collect();
-        board.extra.publish(self.entries.iter().map(|e| &e.cfg));
     }
 
     fn act(

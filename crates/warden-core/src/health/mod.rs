@@ -107,18 +107,31 @@ async fn run_exec(argv: &[String], timeout: Duration, exec: &ExecEnv) -> Result<
         credentials: exec.credentials.clone(),
         confinement: None,
     };
-    let mut child = process::spawn(&spec).map_err(|e| format!("exec: {e}"))?;
-    let Ok(status) = tokio::time::timeout(timeout, child.wait()).await else {
-        let _ = child.kill_tree();
+    let mut child = KillOnDrop(process::spawn(&spec).map_err(|e| format!("exec: {e}"))?);
+    let Ok(status) = tokio::time::timeout(timeout, child.0.wait()).await else {
+        let _ = child.0.kill_tree();
         // Reaped by warden's reaper; its tree is gone after the kill.
-        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-        let _ = child.wait_tree_gone(Duration::from_secs(5)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), child.0.wait()).await;
+        let _ = child.0.wait_tree_gone(Duration::from_secs(5)).await;
         return Err(format!("exec: no exit within {}", fmt_duration(timeout)));
     };
-    // What it left in its group goes too.
-    let _ = child.kill_tree();
+    // What it left in its group goes too (on the guard's drop).
+    drop(child);
     match status {
         process::ExitStatus::Code(0) => Ok(()),
         other => Err(format!("exec: exited with {other}")),
+    }
+}
+
+/// An exec probe's process: its whole tree is killed when the probe ends, however it ends.
+/// The engine bounds the whole probe by the same timeout and drops it when that fires
+/// first, or when the run ends (its probe task aborted): without this guard the probe's
+/// process lived on, and a hanging probe piled up one more process per interval (found by
+/// the chaos suite's scenario 10).
+struct KillOnDrop(process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill_tree();
     }
 }

@@ -1,14 +1,14 @@
-//! `GET /v1/services/{name}/config`: what the config file says of one service, without a
-//! secret (see [`crate::proto::config`]). Read from the config file warden runs (the file
-//! `POST /v1/reload` reads), so after an edit that was not reloaded yet it shows what a
-//! reload would apply.
+//! `GET /v1/services/{name}/config`: the settings of one service as the config file wrote
+//! them, without a secret (see [`crate::proto::config`]). It shows the config in force, the
+//! one the engine last applied (at the start or by a reload): an edit of the file not yet
+//! reloaded does not show, and a file with errors now changes nothing.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use hyper::StatusCode;
 
 use super::body::{Resp, json_response, shutting_down};
-use crate::config::{self, ProcessEnv, ServiceConfig, StderrTarget};
+use crate::config::{ServiceConfig, StderrTarget};
 use crate::proto::ErrorBody;
 use crate::proto::config::{BackoffView, LogView, ServiceConfigView, StartLimitView};
 
@@ -59,39 +59,28 @@ pub fn view(s: &ServiceConfig) -> ServiceConfigView {
     }
 }
 
-/// The answer to `GET /v1/services/{name}/config`: 200 with a [`ServiceConfigView`], 404
-/// when the file has no such service, 422 when the file has errors now.
-pub(super) async fn answer(config_path: Option<PathBuf>, name: &str) -> Resp {
-    let Some(path) = config_path else {
+/// The answer to `GET /v1/services/{name}/config`: 200 with a [`ServiceConfigView`] of the
+/// config in force (as the engine runs it: an edit not reloaded yet, or a file with errors
+/// now, changes nothing), 404 when no such service runs.
+pub(super) fn answer(in_force: Option<Arc<Vec<ServiceConfig>>>, name: &str) -> Resp {
+    let Some(services) = in_force else {
         return shutting_down();
     };
-    let loaded = tokio::task::spawn_blocking(move || config::load(&path, &ProcessEnv)).await;
-    match loaded {
-        Err(_) => shutting_down(),
-        Ok(Err(errors)) => {
-            let list: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
-            json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &ErrorBody::config(errors.file.display().to_string(), list),
-            )
-        }
-        Ok(Ok(config)) => {
-            if let Some(s) = config.service(name) {
-                json_response(StatusCode::OK, &view(s))
-            } else {
-                let known = config.services.iter().map(|s| s.name.clone()).collect();
-                json_response(
-                    StatusCode::NOT_FOUND,
-                    &ErrorBody::unknown_service(name, known),
-                )
-            }
-        }
+    if let Some(s) = services.iter().find(|s| s.name == name) {
+        json_response(StatusCode::OK, &view(s))
+    } else {
+        let known = services.iter().map(|s| s.name.clone()).collect();
+        json_response(
+            StatusCode::NOT_FOUND,
+            &ErrorBody::unknown_service(name, known),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config;
     use std::collections::BTreeMap;
 
     #[test]

@@ -85,7 +85,7 @@ pub(super) async fn handle(req: Request<Incoming>, ctx: Arc<ApiContext>) -> Resp
             let n = query.n.unwrap_or(DEFAULT_TAIL);
             logs(&ctx, &name, n, query.stream, query.follow.unwrap_or(false)).await
         }
-        Route::Config(name) => super::config_view::answer(ctx.backend.config_path(), &name).await,
+        Route::Config(name) => super::config_view::answer(ctx.backend.config_in_force(), &name),
         Route::Reload => reload(&ctx).await,
         Route::Rotate(name) => rotate(&ctx, name).await,
         Route::Shutdown => shutdown(&ctx),

@@ -108,8 +108,9 @@ pub trait Backend: Send + Sync + 'static {
     fn logs<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Arc<dyn LogSource>, EngineError>>;
     /// Re-read the config file and apply it (see [`Handle::reload`]).
     fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>>;
-    /// The config file warden runs; `None` once the engine is gone.
-    fn config_path(&self) -> Option<std::path::PathBuf>;
+    /// The config of every service in force (what the engine runs, not what the file says
+    /// now); `None` once the engine is gone.
+    fn config_in_force(&self) -> Option<Arc<Vec<crate::config::ServiceConfig>>>;
     /// Resolves once no service is on its way up any more (see [`Handle::settled`]); the
     /// server bounds the wait. A backend without starts has nothing to wait for.
     fn settled(&self) -> BoxFuture<'_, ()> {
@@ -143,8 +144,8 @@ impl Backend for Handle {
         Box::pin(Handle::reload(self))
     }
 
-    fn config_path(&self) -> Option<std::path::PathBuf> {
-        Handle::config_path(self)
+    fn config_in_force(&self) -> Option<Arc<Vec<crate::config::ServiceConfig>>> {
+        Handle::config_in_force(self)
     }
 
     fn settled(&self) -> BoxFuture<'_, ()> {
