@@ -427,15 +427,9 @@ fn toml(p: &Path) -> String {
 
 // Issue 9, section 5: a console program that needs 7 s to clean up after Ctrl-C, under
 // `stop_timeout = "10s"` and the default stop_method (ctrl-c, wm-close, terminate): it has
-// no window, so WM_CLOSE takes none of the time, and the whole 10 s is Ctrl-C's.
-//
-// Ignored until the engine hands the unused share back: `graceful` in
-// crates/warden-core/src/engine/service/stop.rs gives Ctrl-C half of the time (two steps
-// left), and when WM_CLOSE then turns out not to apply, the loop ends and kills at 5 s. It
-// must, after the last step, wait out what is left of stop_timeout when a step was applied.
-// With that change this test passes under Wine (tried on the `win` branch, 7.0 s stop).
+// no window, so WM_CLOSE takes none of the time, and after Ctrl-C warden waits until the
+// stop_timeout deadline (the engine's timing is unit-tested in engine/tests_stop.rs).
 #[test]
-#[ignore = "needs the engine fix described above (stop.rs: the time left after the last step)"]
 fn a_console_program_that_needs_7s_to_stop_stops_gracefully_under_stop_timeout_10s() {
     let _scm = starts_services();
     let name = name("slow");
