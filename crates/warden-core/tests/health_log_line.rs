@@ -69,6 +69,8 @@ async fn until(
     }
 }
 
+// stop_timeout = 2s: on Windows this test binary is not warden, so it cannot be the
+// `__ctrl-c` helper (process_windows.rs hooks it in) and the stops end by the kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_line_ready_check_marks_the_service_up_on_the_matching_line_and_only_then() {
     warden_core::process::init_supervisor().unwrap();
@@ -76,8 +78,10 @@ async fn a_log_line_ready_check_marks_the_service_up_on_the_matching_line_and_on
     let text = format!(
         "[warden]\nlog_dir = {logs}\nstate_dir = {state}\n\n\
          [services.ready]\ncommand = {cmd}\nrestart = \"never\"\nmin_uptime = \"30s\"\n\
+         stop_timeout = \"2s\"\n\
          ready = {{ log_line = {ready:?} }}\n\n\
          [services.never]\ncommand = {cmd}\nrestart = \"never\"\nstart_timeout = \"5s\"\n\
+         stop_timeout = \"2s\"\n\
          ready = {{ log_line = \"^no such line$\" }}\n",
         logs = toml_path(&dir.path().join("logs")),
         state = toml_path(&dir.path().join("state")),
@@ -106,8 +110,8 @@ async fn a_log_line_ready_check_marks_the_service_up_on_the_matching_line_and_on
     // The other one, whose output never matches, is still starting, then fails its start.
     let s = status(&handle, "never").await;
     assert_eq!(s.state, State::Starting, "{s:?}");
-    let s = until(&handle, "never", Duration::from_secs(20), |s| {
-        s.state != State::Starting
+    let s = until(&handle, "never", Duration::from_secs(30), |s| {
+        !matches!(s.state, State::Starting | State::Stopping)
     })
     .await;
     let reason = s.reason.clone().unwrap_or_default();
