@@ -468,15 +468,15 @@ fn a_console_program_that_needs_7s_to_stop_stops_gracefully_under_stop_timeout_1
     stop(&name);
     let stopped = wait_state(&name, ServiceState::Stopped);
     let took = t0.elapsed();
-    assert_eq!(stopped.exit_code, ServiceExitCode::NO_ERROR);
+    let log =
+        std::fs::read_to_string(tmp.path().join("state").join("warden.log")).expect("warden.log");
+    assert_eq!(stopped.exit_code, ServiceExitCode::NO_ERROR, "{log}");
     assert_eq!(
         std::fs::read_to_string(&marker).expect("marker"),
         "got ctrl-c, cleaned up",
-        "the program finished its cleanup"
+        "the program finished its cleanup; warden.log:\n{log}"
     );
-    assert!(took >= Duration::from_secs(7), "stopped after {took:?}");
-    let log =
-        std::fs::read_to_string(tmp.path().join("state").join("warden.log")).expect("warden.log");
+    assert!(took >= Duration::from_secs(7), "stopped after {took:?}; {log}");
     assert!(!log.contains("did not stop within"), "{log}");
     assert!(log.contains("[slow] stopped (pid"), "{log}");
 }
