@@ -48,7 +48,11 @@ fn toml_path(p: &Path) -> String {
 
 async fn status(handle: &Handle, name: &str) -> ServiceStatus {
     let report = handle.status().await.unwrap();
-    report.services.into_iter().find(|s| s.name == name).unwrap()
+    report
+        .services
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap()
 }
 
 /// Poll `name`'s status until `f` holds, at most `within`.

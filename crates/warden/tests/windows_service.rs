@@ -476,7 +476,10 @@ fn a_console_program_that_needs_7s_to_stop_stops_gracefully_under_stop_timeout_1
         "got ctrl-c, cleaned up",
         "the program finished its cleanup; warden.log:\n{log}"
     );
-    assert!(took >= Duration::from_secs(7), "stopped after {took:?}; {log}");
+    assert!(
+        took >= Duration::from_secs(7),
+        "stopped after {took:?}; {log}"
+    );
     assert!(!log.contains("did not stop within"), "{log}");
     assert!(log.contains("[slow] stopped (pid"), "{log}");
 }

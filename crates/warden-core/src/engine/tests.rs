@@ -119,7 +119,7 @@ impl Fake {
             exit: Arc::new(watch::Sender::new(None)),
             steps: Vec::new(),
             killed: false,
-            credentials: Default::default(),
+            credentials: crate::process::Credentials::default(),
             confinement: None,
         });
         book.tree.insert(pid);
@@ -1342,7 +1342,7 @@ async fn a_service_whose_privileges_cannot_be_granted_fails_at_once_and_is_not_r
 #[path = "tests_daemonize.rs"]
 mod daemonize;
 // the timing of the graceful stop steps, in its own file
-#[path = "tests_stop.rs"]
-mod stop;
 #[path = "health_tests.rs"]
 mod health;
+#[path = "tests_stop.rs"]
+mod stop;

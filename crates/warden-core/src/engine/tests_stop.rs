@@ -68,11 +68,18 @@ async fn the_time_an_early_step_leaves_goes_to_the_next_step() {
     let stop = tokio::spawn(async move { handle.act(Action::Stop, "a").await });
     let deadline = t0 + Duration::from_secs(60);
     while r.fake.steps(pid).len() < 2 {
-        assert!(Instant::now() < deadline, "no second step: {:?}", r.events());
+        assert!(
+            Instant::now() < deadline,
+            "no second step: {:?}",
+            r.events()
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let second_at = t0.elapsed().as_millis();
-    assert!((5000..=5001).contains(&second_at), "WM_CLOSE at {second_at} ms");
+    assert!(
+        (5000..=5001).contains(&second_at),
+        "WM_CLOSE at {second_at} ms"
+    );
     stop.await.unwrap().unwrap();
     assert_eq!(t0.elapsed(), Duration::from_secs(7));
     assert_eq!(r.fake.steps(pid), vec![StopStep::CtrlC, StopStep::WmClose]);
