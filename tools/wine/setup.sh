@@ -40,12 +40,17 @@ fi
 
 # 3. Helper programs (C, mingw): the ProcessPrng stand-in, keep-alive, the test child.
 mkdir -p "$WARDEN_WINE_TOOLS"
+# Rebuilt when the source's content differs from the one it was built from (`OUT.src`, a
+# sha256): mtimes alone are fooled by a copied target dir, whose binaries look newer than a
+# fresh checkout's sources.
 build_c() { # build_c OUT SRC [extra gcc args...]
-    local out="$1" src="$2"
+    local out="$1" src="$2" sum
     shift 2
-    if [ ! -f "$out" ] || [ "$src" -nt "$out" ]; then
+    sum="$(sha256sum "$src" | cut -d' ' -f1)"
+    if [ ! -f "$out" ] || [ "$(cat "$out.src" 2>/dev/null)" != "$sum" ]; then
         log "building $(basename "$out")"
         x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Werror -o "$out" "$src" "$@"
+        printf '%s\n' "$sum" >"$out.src"
     fi
 }
 build_c "$WARDEN_WINE_TOOLS/bcryptprimitives.dll" "$here/bcryptprimitives.c" \

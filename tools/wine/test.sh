@@ -10,6 +10,7 @@
 #   cargo build --target x86_64-pc-windows-gnu -p warden -p test-child
 #   cargo test  --target x86_64-pc-windows-gnu -p warden-core --lib
 #   cargo test  --target x86_64-pc-windows-gnu -p warden-core --test process_windows
+#   cargo test  --target x86_64-pc-windows-gnu -p warden-core --test health_probes --test health_log_line
 # A keep-alive Wine process runs meanwhile (see keepalive.c); wineserver is stopped at the
 # end, whatever happened.
 set -euo pipefail
@@ -37,3 +38,7 @@ cargo build --locked --target "$target" -p warden -p test-child
 cargo test --locked --target "$target" -p warden-core --lib -- ${TEST_ARGS:-}
 # shellcheck disable=SC2086
 cargo test --locked --target "$target" -p warden-core --test process_windows -- ${TEST_ARGS:-}
+# The probes (issue 10): http, tcp and exec against real peers, and a log_line ready check
+# through the engine with a real child.
+# shellcheck disable=SC2086
+cargo test --locked --target "$target" -p warden-core --test health_probes --test health_log_line -- ${TEST_ARGS:-}

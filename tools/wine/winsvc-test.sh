@@ -29,6 +29,7 @@ bin="$CARGO_TARGET_DIR/$target/debug"
 export WARDEN_WCHILD="Z:${WARDEN_WINE_TOOLS//\//\\}\\wchild.exe"
 name="wsvc-sh-$$"
 crash="wsvc-kill-$$"
+storm="wsvc-storm-$$"
 passed=0
 failed=0
 start_time=$(date +%s)
@@ -43,7 +44,7 @@ check() {
 }
 
 cleanup() {
-    for n in "$name" "$crash"; do
+    for n in "$name" "$crash" "$storm"; do
         timeout 90 wine "$bin/warden.exe" uninstall "$n" --purge >/dev/null 2>&1 || true
     done
     wine_stop
@@ -172,6 +173,78 @@ check "its child died with the killed warden" gone "$child_pattern --print-pid -
 out="$(timeout 90 wine "$bin/warden.exe" uninstall "$crash" --purge 2>&1)"
 echo "  $out"
 check "uninstall after the kill" test -z "$(state "$crash")"
+
+# 3. Chaos scenario 11 (issue 14): a crash storm of 10 services; warden's service process
+# SIGKILLed while their children run; the job objects leave nothing; Wine's SCM does not
+# notice the death, so `sc stop` + `sc start` bring it back, and it starts cleanly.
+storm_dir="$(mktemp -d "$CARGO_TARGET_DIR/wine-storm.XXXXXX")"
+storm_w="$(winepath -w "$storm_dir")"
+{
+    printf '[warden]\nlog_dir = %s\nstate_dir = %s\n' \
+        "$(printf '%s\\logs' "$storm_w" | sed 's/\\/\\\\/g; s/.*/"&"/')" \
+        "$(printf '%s\\state' "$storm_w" | sed 's/\\/\\\\/g; s/.*/"&"/')"
+    for i in $(seq 1 10); do
+        # Each crashes after 300..1200 ms and is restarted per the default policy.
+        printf '\n[services.s%d]\ncommand = [%s, "--print-pid", "--sleep", "%dms", "--exit", "%d"]\n' \
+            "$i" "$(printf '%s' "$child_w" | sed 's/\\/\\\\/g; s/.*/"&"/')" $((200 + i * 100)) $((i % 3 + 1))
+        printf 'backoff = { initial = "100ms", max = "400ms" }\n'
+    done
+} >"$storm_dir/warden.toml"
+storm_children() { pgrep -f "${child_pattern} --print-pid --sleep [0-9]+ms --exit" || true; }
+storm_log="$storm_dir/state/warden.log"
+storm_restarts() { # the sum of the 10 services' restarts, per status --json over the pipe
+    timeout 60 wine "$bin/warden.exe" status -n "$storm" --json 2>/dev/null |
+        grep -o '"restarts": [0-9]*' | grep -o '[0-9]*$' | paste -sd+ | bc
+}
+out="$(timeout 60 wine "$bin/warden.exe" install "$storm" -c "$(winepath -w "$storm_dir/warden.toml")" --start manual 2>&1)"
+check "install $storm with 10 crashing services ($out)" grep -q "^installed service \"$storm\"" <<<"$out"
+wine sc start "$storm" >/dev/null
+check "sc start $storm -> RUNNING" wait_state "$storm" RUNNING
+check "warden.log of $storm says it supervises 10" wait_log "$storm_log" 'supervising 10 service'
+storm_wait_restarts() { # storm_wait_restarts N: at least N restarts in all within 60 s
+    local deadline=$(($(date +%s) + 60)) n
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        n="$(storm_restarts)"
+        [ "${n:-0}" -ge "$1" ] && { echo "  $n restarts"; return 0; }
+        sleep 0.5
+    done
+    echo "  only ${n:-0} restarts" >&2
+    return 1
+}
+check "the storm: at least 30 crashes restarted" storm_wait_restarts 30
+check "children of the storm run" test -n "$(storm_children)"
+wpid="$(pgrep -f "warden.exe service-run --name $storm " || true)"
+check "found the warden.exe of $storm" test -n "$wpid"
+[ -n "$wpid" ] && kill -9 $wpid
+check "no child of the storm survives the killed warden" gone "${child_pattern} --print-pid --sleep [0-9]+ms --exit"
+check "Wine's SCM still says RUNNING (it does not notice)" test "$(state "$storm")" = RUNNING
+# Wine's SCM cannot deliver the stop to the dead process: it may keep saying RUNNING (seen:
+# it does); either way the `sc start` that follows must start a new warden.
+wine sc stop "$storm" >/dev/null 2>&1
+wait_state "$storm" STOPPED 10 2>/dev/null || echo "  after sc stop of the dead warden, Wine's SCM says $(state "$storm")"
+before="$(grep -c 'supervising 10 service' "$storm_log")"
+wine sc start "$storm" >/dev/null 2>&1
+check "sc start $storm again -> RUNNING" wait_state "$storm" RUNNING
+wpid2="$(pgrep -f "warden.exe service-run --name $storm " || true)"
+check "a new warden.exe runs for $storm ($wpid -> $wpid2)" test -n "$wpid2" -a "$wpid2" != "$wpid"
+storm_supervises_again() {
+    local deadline=$(($(date +%s) + 30))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        [ "$(grep -c 'supervising 10 service' "$storm_log")" -gt "$before" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+check "warden.log says it supervises 10 again" storm_supervises_again
+check "the storm runs again (restarts counted anew)" storm_wait_restarts 10
+check "nothing was left for the new warden to end" \
+    test "$(grep -c 'left behind by a previous warden' "$storm_log")" = 0
+wine sc stop "$storm" >/dev/null
+check "sc stop $storm -> STOPPED" wait_state "$storm" STOPPED 60
+check "no child of the storm left after the stop" gone "${child_pattern} --print-pid --sleep [0-9]+ms --exit"
+out="$(timeout 90 wine "$bin/warden.exe" uninstall "$storm" 2>&1)"
+check "uninstall $storm" test -z "$(state "$storm")"
+rm -rf "$storm_dir"
 
 fi
 

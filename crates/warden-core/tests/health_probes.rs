@@ -1,5 +1,7 @@
 //! The probes against real peers: an HTTP server, a listener, a peer that accepts and never
-//! answers, a closed port, commands that pass, fail and hang (their tree killed).
+//! answers, a closed port, commands that pass, fail and hang (their tree killed). Every
+//! test runs on Windows too (under Wine: tools/wine/test.sh), where the commands are
+//! `wchild.exe`'s (`WARDEN_WCHILD`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -139,42 +141,78 @@ async fn tcp_passes_on_a_listener_and_fails_on_a_closed_port() {
     assert!(e.starts_with(&format!("tcp {addr}: ")), "{e}");
 }
 
-#[cfg(unix)]
+/// The argv of a program that exits with `code`, without a shell.
+fn exits_with(code: u8) -> Vec<String> {
+    if cfg!(windows) {
+        vec![wchild(), "exit".into(), code.to_string()]
+    } else if code == 0 {
+        vec!["true".into()]
+    } else {
+        vec!["sh".into(), "-c".into(), format!("exit {code}")]
+    }
+}
+
+/// The argv of a program that starts a grandchild, writes its pid to `pid_file` and waits
+/// for it (60 s): a hanging probe with a tree.
+fn hangs_with_a_grandchild(pid_file: &std::path::Path) -> Vec<String> {
+    if cfg!(windows) {
+        // cmd only redirects wchild's output ("grandchild PID") to the file.
+        let line = format!("{} grandchild 60000 > {}", wchild(), pid_file.display());
+        vec!["cmd".into(), "/C".into(), line]
+    } else {
+        let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+        vec!["sh".into(), "-c".into(), script]
+    }
+}
+
+/// `wchild.exe` (tools/wine/wchild.c) as a Windows path, from `WARDEN_WCHILD`
+/// (tools/wine/test.sh sets it).
+fn wchild() -> String {
+    std::env::var("WARDEN_WCHILD")
+        .expect("WARDEN_WCHILD must name wchild.exe (tools/wine/test.sh builds it and sets it)")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_passes_on_exit_0_fails_otherwise_and_a_hang_is_killed_with_its_tree() {
     warden_core::process::init_supervisor().unwrap();
-    let argv = |a: &[&str]| Probe::Exec(a.iter().map(|s| (*s).to_owned()).collect());
-    assert!(health::run(&argv(&["true"]), T, &exec_env()).await.is_ok());
-    let e = health::run(&argv(&["false"]), T, &exec_env())
+    assert!(
+        health::run(&Probe::Exec(exits_with(0)), T, &exec_env())
+            .await
+            .is_ok()
+    );
+    let e = health::run(&Probe::Exec(exits_with(3)), T, &exec_env())
         .await
         .unwrap_err();
-    assert_eq!(e, "exec: exited with code 1");
-    let e = health::run(&argv(&["/no/such/program"]), T, &exec_env())
-        .await
-        .unwrap_err();
-    assert!(e.starts_with("exec: "), "{e}");
-
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("grandchild");
-    let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
-    let t0 = Instant::now();
+    assert_eq!(e, "exec: exited with code 3");
     let e = health::run(
-        &argv(&["sh", "-c", &script]),
-        Duration::from_millis(500),
+        &Probe::Exec(vec!["/no/such/program".into()]),
+        T,
         &exec_env(),
     )
     .await
     .unwrap_err();
-    assert_eq!(e, "exec: no exit within 500ms");
-    assert!(t0.elapsed() < Duration::from_secs(5));
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
+    assert!(e.starts_with("exec: "), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("grandchild");
+    let t0 = Instant::now();
+    let e = health::run(
+        &Probe::Exec(hangs_with_a_grandchild(&pid_file)),
+        Duration::from_millis(1500),
+        &exec_env(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e, "exec: no exit within 1.5s");
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    let text = std::fs::read_to_string(&pid_file).unwrap();
+    let pid: u32 = text
         .trim()
+        .trim_start_matches("grandchild ")
         .parse()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{text:?}: {e}"));
     let deadline = Instant::now() + Duration::from_secs(10);
-    // SAFETY: kill with signal 0 only checks that the pid exists.
-    while unsafe { libc::kill(pid, 0) } == 0 {
+    while common::pid_alive(pid) {
         assert!(
             Instant::now() < deadline,
             "grandchild {pid} survived the probe's timeout"
@@ -225,6 +263,40 @@ async fn an_exec_probe_dropped_before_its_end_has_its_tree_killed() {
                 "{pid} outlived the dropped probe"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Is a process with this pid still running?
+mod common {
+    #[cfg(unix)]
+    pub fn pid_alive(pid: u32) -> bool {
+        let pid = i32::try_from(pid).unwrap();
+        // SAFETY: kill with signal 0 only checks that the pid exists.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    /// `OpenProcess` + a zero wait.
+    #[cfg(windows)]
+    pub fn pid_alive(pid: u32) -> bool {
+        use windows_sys::Win32::Foundation::{CloseHandle, WAIT_TIMEOUT};
+        use windows_sys::Win32::System::Threading::{
+            OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
+            WaitForSingleObject,
+        };
+        // SAFETY: plain calls; the handle is closed below.
+        unsafe {
+            let h = OpenProcess(
+                PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION,
+                0,
+                pid,
+            );
+            if h.is_null() {
+                return false;
+            }
+            let running = WaitForSingleObject(h, 0) == WAIT_TIMEOUT;
+            CloseHandle(h);
+            running
         }
     }
 }

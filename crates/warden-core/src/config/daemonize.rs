@@ -115,7 +115,9 @@ mod tests {
         assert_eq!(
             s.daemonize,
             Daemonize {
-                pid_file: Some(Path::new("/srv/app/run/nginx.pid").to_path_buf()),
+                // On Windows the config's dir `/srv/app` is made absolute on the current
+                // drive.
+                pid_file: Some(std::path::absolute("/srv/app/run/nginx.pid").unwrap()),
                 daemon: false,
                 start_timeout: Duration::from_secs(5),
             }

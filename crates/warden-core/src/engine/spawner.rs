@@ -17,6 +17,16 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Starts processes.
 pub trait Spawner: Send + Sync + 'static {
     fn spawn(&self, spec: &SpawnSpec) -> Result<Box<dyn Proc>, SpawnError>;
+    /// The graceful steps of a stop for a service's config, in order: this OS's
+    /// [`process::stop_steps`] (a fake may give another OS's, so that the engine's timing of
+    /// the Windows steps is tested everywhere).
+    fn stop_steps(
+        &self,
+        stop_signal: process::Signal,
+        stop_method: &[crate::model::StopMethod],
+    ) -> Vec<process::StopStep> {
+        process::stop_steps(stop_signal, stop_method)
+    }
 }
 
 /// A started process and its whole tree (process group, job), as the engine sees it.

@@ -55,6 +55,12 @@ struct Book {
     leaves: std::collections::BTreeMap<String, Adoption>,
     /// The pids `follow` accepts (the daemons of [`Fake::daemon`]).
     tree: BTreeSet<u32>,
+    /// Give the Windows steps of `stop_method` (Ctrl-C, `WM_CLOSE`) on every OS.
+    windows_steps: bool,
+    /// (program, step): this step cannot reach that program (no console, no window).
+    not_applicable: Vec<(String, StopStep)>,
+    /// Programs that exit (code 0) this long after their first applied graceful step.
+    stops_after: std::collections::BTreeMap<String, Duration>,
 }
 
 /// A spawner that records what it is asked and lets the test end processes.
@@ -169,6 +175,25 @@ impl Spawner for Fake {
             book: self.clone(),
         }))
     }
+
+    fn stop_steps(
+        &self,
+        stop_signal: crate::process::Signal,
+        stop_method: &[crate::model::StopMethod],
+    ) -> Vec<StopStep> {
+        use crate::model::StopMethod;
+        if !self.book().windows_steps {
+            return crate::process::stop_steps(stop_signal, stop_method);
+        }
+        stop_method
+            .iter()
+            .filter_map(|m| match m {
+                StopMethod::CtrlC => Some(StopStep::CtrlC),
+                StopMethod::WmClose => Some(StopStep::WmClose),
+                StopMethod::Terminate => None,
+            })
+            .collect()
+    }
 }
 
 struct FakeProc {
@@ -227,9 +252,24 @@ impl Proc for FakeProc {
     fn request_stop(&self, step: StopStep) -> BoxFuture<'_, io::Result<StepOutcome>> {
         Box::pin(async move {
             let mut book = self.book.book();
+            if book.not_applicable.contains(&(self.program.clone(), step)) {
+                return Ok(StepOutcome::NotApplicable);
+            }
+            let after = book.stops_after.get(&self.program).copied();
             let me = book.spawned.iter_mut().find(|s| s.pid == self.pid).unwrap();
             me.steps.push(step);
-            if !self.stubborn {
+            if let Some(after) = after {
+                if me.steps.len() == 1 {
+                    let exit = self.exit.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        exit.send_if_modified(|s| {
+                            s.get_or_insert(ExitStatus::Code(0));
+                            true
+                        });
+                    });
+                }
+            } else if !self.stubborn {
                 self.exit.send_if_modified(|s| {
                     s.get_or_insert(ExitStatus::Signal(15));
                     true
@@ -1301,5 +1341,8 @@ async fn a_service_whose_privileges_cannot_be_granted_fails_at_once_and_is_not_r
 // health: ready, health and depends_on, in their own file
 #[path = "tests_daemonize.rs"]
 mod daemonize;
+// the timing of the graceful stop steps, in its own file
 #[path = "health_tests.rs"]
 mod health;
+#[path = "tests_stop.rs"]
+mod stop;

@@ -1,6 +1,7 @@
 //! Ending a run's whole tree: the graceful steps (`stop_command`, or the stop signal / the
 //! Windows `stop_method` steps) within `stop_timeout`, then a kill of whatever remains.
-//! Portable: the per-OS steps come from [`process::stop_steps`].
+//! Portable: the per-OS steps come from the spawner ([`crate::process::stop_steps`] for
+//! the real one).
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 
 use super::{Level, Run, ServiceTask, error_chain};
 use crate::engine::spawner::Proc;
-use crate::process::{self, ExitStatus, Output, StepOutcome};
+use crate::process::{ExitStatus, Output, StepOutcome};
 use crate::util::fmt_duration;
 
 /// How long a kill, a stop command's end and a pump's last line may take at most.
@@ -30,17 +31,21 @@ impl ServiceTask {
         let already_gone =
             run.child.exit_status().is_some() && run.child.wait_tree_gone(Duration::ZERO).await;
         if !already_gone {
-            let (gone, cmd) = self.graceful(&mut run, &mut kill_now).await;
+            let (left, cmd) = self.graceful(&mut run, &mut kill_now).await;
             if let Some((cmd, pumps)) = cmd {
                 stop_cmd = Some(cmd);
                 cmd_pumps = pumps;
             }
-            if !gone {
+            if let Some(left) = left {
                 if asked && !*kill_now.borrow() {
-                    self.emit(
-                        Level::Warn,
-                        &format!("did not stop within {}; killing", fmt_duration(timeout)),
-                    );
+                    let why = match left {
+                        Left::TimedOut => format!("did not stop within {}", fmt_duration(timeout)),
+                        Left::NoStepApplies { tried, after } => format!(
+                            "no graceful stop step applies ({tried}); after {}",
+                            fmt_duration(after)
+                        ),
+                    };
+                    self.emit(Level::Warn, &format!("{why}; killing"));
                 }
                 if let Err(e) = run.child.kill_tree() {
                     self.emit(
@@ -82,17 +87,23 @@ impl ServiceTask {
 
     /// The graceful steps, within `stop_timeout` (or until a second Ctrl-C): `stop_command`
     /// if there is one (its output goes to the service's log as warden lines; if it fails,
-    /// the stop signal follows at once, within the time left), else each of
-    /// [`process::stop_steps`]; a step that cannot apply takes no time, and each step gets
-    /// an equal share of the time still left. Returns whether the whole tree is gone, and
-    /// the stop command's process and output pumps if one was started.
+    /// the stop signal follows at once, within the time left), else each of the spawner's
+    /// [`Spawner::stop_steps`](crate::engine::spawner::Spawner::stop_steps). A step that
+    /// cannot apply (no console for Ctrl-C, no window for `WM_CLOSE`) takes no time; an
+    /// applied step gets an equal share of the time still left among it and the steps after
+    /// it, so what an early step leaves goes to the next; after the last step, warden waits
+    /// for the tree until the `stop_timeout` deadline. Returns `None` when the whole tree is
+    /// gone, else why it is not ([`Left`]); and the stop command's process and output pumps
+    /// if one was started.
     async fn graceful(
         &self,
         run: &mut Run,
         kill_now: &mut watch::Receiver<bool>,
-    ) -> (bool, Option<StopCommand>) {
+    ) -> (Option<Left>, Option<StopCommand>) {
         let timeout = self.cfg.stop_timeout;
+        let started = Instant::now();
         let deadline = super::deadline_after(timeout);
+        let gone_or_timed_out = |gone: bool| (!gone).then_some(Left::TimedOut);
         let mut stop_cmd = None;
         if let Some(cmd) = &self.cfg.stop_command {
             let mut spec = self.spawn_spec();
@@ -108,14 +119,14 @@ impl ServiceTask {
                     let pumps = self.pump_stop_command(c.as_mut());
                     let ended = tokio::select! {
                         gone = wait_gone_or_kill_now(&mut run.child, timeout, kill_now) => {
-                            return (gone, Some((c, pumps)));
+                            return (gone_or_timed_out(gone), Some((c, pumps)));
                         }
                         status = c.wait() => status,
                     };
                     if ended == ExitStatus::Code(0) {
                         let left = deadline.saturating_duration_since(Instant::now());
                         let gone = wait_gone_or_kill_now(&mut run.child, left, kill_now).await;
-                        return (gone, Some((c, pumps)));
+                        return (gone_or_timed_out(gone), Some((c, pumps)));
                     }
                     self.emit(
                         Level::Warn,
@@ -132,30 +143,50 @@ impl ServiceTask {
                 ),
             }
         }
-        let steps = process::stop_steps(self.cfg.stop_signal, &self.cfg.stop_method);
-        let mut left = steps.len();
-        for step in steps {
+        let steps = self
+            .ctx
+            .spawner
+            .stop_steps(self.cfg.stop_signal, &self.cfg.stop_method);
+        let mut applied = false;
+        for (i, &step) in steps.iter().enumerate() {
             match run.child.request_stop(step).await {
                 Ok(StepOutcome::Applied) => {}
-                Ok(StepOutcome::NotApplicable) => {
-                    left -= 1;
-                    continue;
-                }
+                Ok(StepOutcome::NotApplicable) => continue,
+                // Not known to have missed the program (a signal to a group that is
+                // going): it waits its share like a delivered step.
                 Err(e) => self.emit(
                     Level::Warn,
                     &format!("cannot send {step} to group {}: {e}", run.child.pid()),
                 ),
             }
-            let share = deadline.saturating_duration_since(Instant::now()) / left.max(1) as u32;
-            left -= 1;
+            applied = true;
+            let share = deadline.saturating_duration_since(Instant::now())
+                / u32::try_from(steps.len() - i).unwrap_or(u32::MAX);
             if wait_gone_or_kill_now(&mut run.child, share, kill_now).await {
-                return (true, stop_cmd);
+                return (None, stop_cmd);
             }
             if *kill_now.borrow() {
-                break;
+                return (Some(Left::TimedOut), stop_cmd);
             }
         }
-        (false, stop_cmd)
+        if !applied {
+            let tried = if steps.is_empty() {
+                "stop_method has none".to_owned()
+            } else {
+                steps
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let after = started.elapsed();
+            return (Some(Left::NoStepApplies { tried, after }), stop_cmd);
+        }
+        // The steps after the last applied one could not apply: their shares are the last
+        // applied step's too.
+        let rest = deadline.saturating_duration_since(Instant::now());
+        let gone = wait_gone_or_kill_now(&mut run.child, rest, kill_now).await;
+        (gone_or_timed_out(gone), stop_cmd)
     }
 
     /// Send the stop command's stdout and stderr to the service's log, each line prefixed
@@ -172,6 +203,15 @@ impl ServiceTask {
         }
         pumps
     }
+}
+
+/// Why the graceful steps left part of the tree running, for the event line of the kill.
+enum Left {
+    /// `stop_timeout` passed (or a second Ctrl-C asked to kill at once).
+    TimedOut,
+    /// None of the graceful steps could apply (`tried`, as the event line names them), so
+    /// the kill follows `after` this long instead of waiting out `stop_timeout`.
+    NoStepApplies { tried: String, after: Duration },
 }
 
 /// A stop command's process and the tasks that carry its output to the log.

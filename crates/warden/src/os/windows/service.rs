@@ -388,6 +388,8 @@ fn log_lines(level: Level, text: &str) {
         color: false,
         timestamps: true,
         record: None,
+        json: false,
+        file: None,
     };
     for line in text.lines() {
         events.emit("warden", level, line);
