@@ -58,7 +58,7 @@ fn exec_env() -> ExecEnv {
         cwd: std::env::temp_dir(),
         clear_env: false,
         env: Vec::new(),
-        credentials: Default::default(),
+        credentials: warden_core::process::Credentials::default(),
     }
 }
 

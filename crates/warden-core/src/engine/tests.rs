@@ -113,7 +113,7 @@ impl Fake {
             exit: Arc::new(watch::Sender::new(None)),
             steps: Vec::new(),
             killed: false,
-            credentials: Default::default(),
+            credentials: crate::process::Credentials::default(),
             confinement: None,
         });
         book.tree.insert(pid);

@@ -321,9 +321,15 @@ mod tests {
         let children: Vec<_> = (0..3)
             .map(|_| crate::process::spawn(&sleeper(tmp.path())).expect("spawn"))
             .collect();
-        let mine: Vec<u32> = children.iter().map(|c| c.pid()).collect();
+        let mine: Vec<u32> = children
+            .iter()
+            .map(super::super::child::Child::pid)
+            .collect();
         let own = super::super::procfs::own_child_pids().expect("children files");
-        assert!(mine.iter().all(|p| own.contains(p)), "{mine:?} not in {own:?}");
+        assert!(
+            mine.iter().all(|p| own.contains(p)),
+            "{mine:?} not in {own:?}"
+        );
         let unregistered = unregistered_children().expect("children files");
         assert!(
             unregistered.iter().all(|p| !mine.contains(&p.pid)),
