@@ -50,23 +50,19 @@ pub(super) fn stat(pid: u32) -> Option<Proc> {
     parse_stat(pid, &text)
 }
 
-/// warden's own direct children (every thread's) less those `skip` names, with their stat:
-/// adopted orphans are always among them, and this costs a few reads instead of a scan of
-/// all of `/proc`.
-/// `None` where the kernel does not offer the `children` files.
-pub(super) fn own_children(skip: impl Fn(u32) -> bool) -> Option<Vec<Proc>> {
+/// The pids of warden's own direct children (every thread's), from the kernel's `children`
+/// files: a few reads instead of a scan of all of `/proc`. `None` where the kernel does not
+/// offer them.
+pub(super) fn own_child_pids() -> Option<Vec<u32>> {
     let mut out = Vec::new();
     for task in std::fs::read_dir("/proc/self/task")
         .ok()?
         .filter_map(Result::ok)
     {
         let text = std::fs::read_to_string(task.path().join("children")).ok()?;
-        // `skip` first: a `stat` is a file read, and warden may have 1,000 children.
         out.extend(
             text.split_ascii_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .filter(|&pid| !skip(pid))
-                .filter_map(stat),
+                .filter_map(|p| p.parse::<u32>().ok()),
         );
     }
     Some(out)

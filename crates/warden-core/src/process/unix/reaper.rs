@@ -74,6 +74,20 @@ pub(super) fn lifetimes() -> Vec<Lifetime> {
     lock(&reaper().lifetimes).clone()
 }
 
+/// warden's direct children that it did not spawn (adopted orphans, whose parent died),
+/// with their stat; `None` where the kernel has no `children` files. The registered children
+/// are left out under one lock before any of their `/proc` entries is read: warden may have
+/// 1,000 children, and every service's sampler and stop asks this.
+#[cfg(target_os = "linux")]
+pub(super) fn unregistered_children() -> Option<Vec<super::procfs::Proc>> {
+    let mut pids = super::procfs::own_child_pids()?;
+    {
+        let live = lock(&reaper().live);
+        pids.retain(|pid| !live.contains_key(pid));
+    }
+    Some(pids.into_iter().filter_map(super::procfs::stat).collect())
+}
+
 /// Now, in clock ticks since boot (`CLOCK_BOOTTIME`, the clock of `/proc` start times).
 #[cfg(target_os = "linux")]
 pub(super) fn now_ticks() -> u64 {
@@ -280,4 +294,50 @@ fn no_children_now() -> bool {
         )
     };
     rc == -1 && errno() == libc::ECHILD
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::unregistered_children;
+
+    fn sleeper(dir: &std::path::Path) -> crate::process::SpawnSpec {
+        crate::process::SpawnSpec {
+            program: "sleep".into(),
+            args: vec!["300".into()],
+            cwd: dir.to_owned(),
+            clear_env: false,
+            env: Vec::new(),
+            output: crate::process::Output::Null,
+            credentials: crate::process::Credentials::default(),
+            confinement: None,
+        }
+    }
+
+    /// The guard of the O(n²) sampling (1,000 services: every sampler read the `/proc` entry
+    /// of every child): warden's registered children are never among those read.
+    #[tokio::test]
+    async fn registered_children_are_not_read_as_orphans() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let children: Vec<_> = (0..3)
+            .map(|_| crate::process::spawn(&sleeper(tmp.path())).expect("spawn"))
+            .collect();
+        let mine: Vec<u32> = children
+            .iter()
+            .map(super::super::child::Child::pid)
+            .collect();
+        let own = super::super::procfs::own_child_pids().expect("children files");
+        assert!(
+            mine.iter().all(|p| own.contains(p)),
+            "{mine:?} not in {own:?}"
+        );
+        let unregistered = unregistered_children().expect("children files");
+        assert!(
+            unregistered.iter().all(|p| !mine.contains(&p.pid)),
+            "registered children read: {mine:?} in {unregistered:?}"
+        );
+        for mut c in children {
+            c.kill_tree().expect("kill");
+            assert!(c.wait_tree_gone(std::time::Duration::from_secs(20)).await);
+        }
+    }
 }

@@ -19,10 +19,12 @@ pub(crate) fn sample_tree(pid: u32) -> Option<TreeSample> {
         return None;
     }
     // The descendants through the kernel's `children` files (a few reads, not a scan of
-    // all of /proc), and the orphans of its group that were re-parented to warden.
+    // all of /proc), and the orphans of its group that were re-parented to warden: never a
+    // registered child (each leads its own group), so those are left unread. Reading all
+    // 1,000 of them per sample made sampling O(n²): 1,000 services kept warden busy.
     procfs::stat(pid)?;
     let mut roots = vec![pid];
-    if let Some(own) = procfs::own_children(|_| false) {
+    if let Some(own) = super::reaper::unregistered_children() {
         roots.extend(
             own.iter()
                 .filter(|p| p.pgrp == pid && p.pid != pid)

@@ -178,10 +178,9 @@ impl Child {
         if self.tag.is_none() {
             return Vec::new();
         }
-        // warden's own children are never adopted orphans: leave them out before reading
-        // their `/proc` entries (every task whose child exited asks this after every reap).
-        let registered: HashSet<u32> = lock(&reaper().live).keys().copied().collect();
-        let children = procfs::own_children(|pid| registered.contains(&pid));
+        // warden's own children are never adopted orphans: they are left out before their
+        // `/proc` entries are read (every task whose child exited asks this after every reap).
+        let children = super::reaper::unregistered_children();
         self.adopted_orphans(&children.unwrap_or_else(procfs::all))
     }
 
@@ -193,17 +192,23 @@ impl Child {
             return Vec::new();
         };
         let me = std::process::id();
-        let registered: HashSet<u32> = lock(&reaper().live).keys().copied().collect();
-        procs
-            .iter()
-            .filter(|p| p.ppid == me && !p.is_zombie() && !registered.contains(&p.pid))
-            .filter(|p| {
+        let candidates: Vec<u32> = {
+            // One lock and no copy of the registry (1,000 children: asked by every stop).
+            let live = lock(&reaper().live);
+            procs
+                .iter()
+                .filter(|p| p.ppid == me && !p.is_zombie() && !live.contains_key(&p.pid))
+                .map(|p| p.pid)
+                .collect()
+        };
+        candidates
+            .into_iter()
+            .filter(|&pid| {
                 procfs::environ_matches(
-                    p.pid,
+                    pid,
                     &[(INSTANCE_VAR, &tag.instance), (SERVICE_VAR, &tag.service)],
                 )
             })
-            .map(|p| p.pid)
             .collect()
     }
 }
