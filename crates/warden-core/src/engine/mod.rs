@@ -7,8 +7,8 @@
 
 mod deps; // health: depends_on
 pub mod events;
-pub mod metrics; // health: /health and /metrics
 mod in_force; // GET /v1/services/{name}/config
+pub mod metrics; // health: /health and /metrics
 mod reload;
 pub mod service;
 pub mod spawner;
