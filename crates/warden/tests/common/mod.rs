@@ -259,12 +259,24 @@ impl Drop for Warden {
     }
 }
 
-/// Is a process with this pid alive (and not a zombie)?
+/// Is a process with this pid alive (and not a zombie)? A killed multi-threaded process
+/// shows its leader as a zombie while its other threads are still on their way out (and its
+/// socket still open): it is gone only once the zombie is its last thread. (Here PID 1 does
+/// not reap, so the zombie of a daemon whose parent exited stays.)
 #[cfg(unix)]
 pub fn alive(pid: i32) -> bool {
-    if let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) {
-        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
-        return state != Some('Z') && state != Some('X');
+    if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let state = field("State:");
+        let dead = state.starts_with('Z') || state.starts_with('X');
+        return !dead || field("Threads:") != "1";
     }
     unsafe { libc::kill(pid, 0) == 0 }
 }
