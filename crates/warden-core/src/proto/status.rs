@@ -98,6 +98,26 @@ pub struct ServiceStatus {
 // `cpu_percent` is always finite (warden computes it from counters), so equality is total.
 impl Eq for ServiceStatus {}
 
+impl ServiceStatus {
+    /// A service in `state` with nothing else known yet (no pid, run, exit, reason or
+    /// sample): the start of a status that callers fill in.
+    pub fn new(name: impl Into<String>, state: State) -> ServiceStatus {
+        ServiceStatus {
+            name: name.into(),
+            state,
+            pid: None,
+            uptime_ms: None,
+            restarts: 0,
+            last_exit: None,
+            next_start_in_ms: None,
+            reason: None,
+            health: None,
+            cpu_percent: None,
+            memory_bytes: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WardenInfo {
     pub version: String,

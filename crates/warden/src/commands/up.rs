@@ -192,17 +192,8 @@ mod tests {
 
     fn svc(name: &str, state: State, reason: Option<&str>) -> ServiceStatus {
         ServiceStatus {
-            name: name.into(),
-            state,
-            pid: None,
-            uptime_ms: None,
-            restarts: 0,
-            last_exit: None,
-            next_start_in_ms: None,
             reason: reason.map(Into::into),
-            health: None,
-            cpu_percent: None,
-            memory_bytes: None,
+            ..ServiceStatus::new(name, state)
         }
     }
 
