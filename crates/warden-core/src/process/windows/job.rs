@@ -197,6 +197,11 @@ impl Job {
         })
     }
 
+    /// The job's handle, for `CreateProcessW`'s job list; it stays owned by the job.
+    pub(super) fn as_raw_handle(&self) -> HANDLE {
+        self.handle.as_raw_handle()
+    }
+
     pub(super) fn assign(&self, process: BorrowedHandle<'_>) -> io::Result<()> {
         // SAFETY: both handles are valid for the call.
         check(unsafe {

@@ -13,10 +13,11 @@
 //!    both `hStdOutput` and `hStdError`). Only those handles are inherited
 //!    (`PROC_THREAD_ATTRIBUTE_HANDLE_LIST`, and a lock around the window in which they are
 //!    inheritable).
-//! 3. The suspended child is put in a fresh Job Object with
-//!    `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`, then resumed: nothing it starts can escape the
-//!    job, and when the job's last handle closes (the [`Child`] is dropped, or warden exits
-//!    or crashes) the whole tree ends.
+//! 3. The child is created (suspended) inside a fresh Job Object with
+//!    `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` (`PROC_THREAD_ATTRIBUTE_JOB_LIST`; before Windows
+//!    10 it is assigned just after), then resumed: nothing it starts can escape the job, and
+//!    when the job's last handle closes (the [`Child`] is dropped, or warden exits or
+//!    crashes, even in the middle of a spawn) the whole tree ends.
 //!
 //! Not `CREATE_NEW_PROCESS_GROUP`: it would turn off `CTRL_C` handling in the child and its
 //! descendants (the flag is inherited), so `stop_method = ["ctrl-c", ...]` would do nothing
