@@ -1016,6 +1016,14 @@ fn up_wait_and_reset_messages() {
     let said = s.norm.events(&said);
     s.transcript.push_str(&said);
     s.transcript.push('\n');
+    s.run(&["down"], Out::Text);
+    s.note("one-shots that exited with a success code are completed, not down");
+    s.env.write_config(&format!(
+        "{}min_uptime = \"200ms\"\n[services.once]\ncommand = [{tc}, \"--exit\", \"0\"]\nrestart = \"never\"\n[services.seed]\ncommand = [{tc}, \"--exit\", \"2\"]\nrestart = \"never\"\nsuccess_codes = [0, 2]\n",
+        sleeper("web"),
+        tc = tc()
+    ));
+    s.run(&["up", "-d", "--reset", "--wait"], Out::Text);
     s.note("usage errors");
     s.run(&["up", "-d", "--wait", "--wait-timeout", "2h"], Out::Text);
     s.run(&["up", "--wait"], Out::Text);
