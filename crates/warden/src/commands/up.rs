@@ -187,11 +187,10 @@ fn up_verdict(
         let done = names(&completed, false);
         let stopped = names(&|s| s.state == State::Stopped, true);
         let mut rest = String::new();
-        if !done.is_empty() {
-            rest.push_str(&format!("; completed: {}", done.join(", ")));
-        }
-        if !stopped.is_empty() {
-            rest.push_str(&format!("; not started: {}", stopped.join(", ")));
+        for (what, list) in [("completed", done), ("not started", stopped)] {
+            if !list.is_empty() {
+                rest = format!("{rest}; {what}: {}", list.join(", "));
+            }
         }
         return super::say(&format!("{up} service(s) up{rest}\n"));
     }
