@@ -598,3 +598,22 @@ async fn a_dependent_added_by_reload_starts_through_its_gate() {
     r.handle.act(Action::Start, "db").await.unwrap();
     r.until_spawned("api", 1).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_ready_check_is_retried_sooner_than_its_interval() {
+    let p = FakeProber::default();
+    let r = hrig(&svc_up("db", "db", "ready = { tcp = \"db:1\" }"), &p).await;
+    let t0 = Instant::now();
+    // The default interval is 10 s; the retries come 100, 200, 400, 800 ms... apart.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(p.calls("db:1"), 4, "probes at 0, 0.1, 0.3 and 0.7 s");
+    p.set("db:1", Answer::Pass);
+    r.until_state("db", State::Running).await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_millis(1600),
+        "up at the probe of 1.5 s, not after a 10 s interval: {took:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(p.calls("db:1"), 5, "a ready check stops once it passed");
+}
