@@ -617,3 +617,24 @@ async fn a_failing_ready_check_is_retried_sooner_than_its_interval() {
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(p.calls("db:1"), 5, "a ready check stops once it passed");
 }
+
+/// `up -d --wait` with a dependency that will not start (`autostart = false` here, stopped
+/// by hand alike): its dependents, direct and through another, are settled pending, not
+/// waited for until the timeout.
+#[tokio::test(start_paused = true)]
+async fn settled_does_not_wait_for_dependents_of_a_service_at_rest() {
+    let p = FakeProber::default();
+    let toml = svc("db", "db", "autostart = false")
+        + &svc("api", "api", "depends_on = { db = \"ready\" }")
+        + &svc("worker", "worker", "depends_on = [\"api\"]")
+        + &svc("other", "other", "");
+    let r = hrig(&toml, &p).await;
+    r.until_state("worker", State::Pending).await;
+    let handle = r.handle.clone();
+    tokio::time::timeout(Duration::from_secs(5), handle.settled())
+        .await
+        .expect("settled while api and worker wait for a stopped db");
+    assert_eq!(r.status("api").await.state, State::Pending);
+    assert_eq!(r.status("worker").await.state, State::Pending);
+    assert_eq!(r.status("other").await.state, State::Running);
+}

@@ -162,6 +162,8 @@ fn up_verdict(
         .filter(|s| !matches!(s.state, State::Running | State::Stopped) && !completed(s))
         .map(|s| {
             let why = match (s.state, &s.reason) {
+                // Waiting for a dependency that will not come (the wait settled on it).
+                (State::Pending, Some(reason)) => format!("pending: {reason}"),
                 (State::Pending | State::Starting | State::Stopping, _) => format!(
                     "still {} after {}",
                     s.state.as_str(),
@@ -241,13 +243,14 @@ mod tests {
             svc("off", State::Stopped, Some("autostart = false")),
             svc("crash", State::Backoff, Some("exited with code 3")),
             svc("slow", State::Starting, None),
+            svc("api", State::Pending, Some("waiting for db (stopped)")),
         ];
         let none = HashMap::new();
         let f = up_verdict(&all, t, &none).expect_err("not all up");
         assert_eq!(f.code, crate::exit::FAILED);
         assert_eq!(
             f.message,
-            "2 service(s) not up:\n  crash: backoff: exited with code 3\n  slow: still starting after 5.0s"
+            "3 service(s) not up:\n  crash: backoff: exited with code 3\n  slow: still starting after 5.0s\n  api: pending: waiting for db (stopped)"
         );
         assert!(up_verdict(&all[..2], t, &none).is_ok());
     }
