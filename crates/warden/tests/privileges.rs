@@ -1,6 +1,7 @@
 //! End-to-end tests of least privilege and cgroups (Linux, run as root): `user`, `group`,
 //! `umask`, `nice`, `oom_score_adjust`, `no_new_privileges` and `limits` as the child sees
 //! them in `/proc`, with users the tests create and remove; a warden that is not root;
+//! probes and `stop_command` of a `user = "nobody"` service as nobody;
 //! a process that escaped its group and cleared its environment, stopped through its
 //! service's cgroup; the cgroups removed after a stop.
 //!
@@ -594,4 +595,76 @@ cpu_max = "50%"
     w.signal(libc::SIGTERM);
     assert_eq!(w.wait_exit(WAIT), Some(0));
     assert!(!cg.exists());
+}
+
+/// The uid of `nobody`, from the account database.
+fn nobody_uid() -> u32 {
+    let o = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    assert!(o.status.success(), "id -u nobody: {}", show(&o));
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn a_nobody_service_runs_its_ready_and_health_checks_and_its_stop_command_as_nobody() {
+    if !need_root("a_nobody_service_runs_its_checks...") {
+        return;
+    }
+    let nobody = nobody_uid();
+    let env = Env::new("");
+    // The test's dir is only traversed by nobody; the records go into a dir of nobody's own
+    // (mode 0700), so each program that writes there is nobody or root, and what it writes
+    // (`id -u`) says which.
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let rec = env.path("records");
+    fs::create_dir(&rec).unwrap();
+    std::os::unix::fs::chown(&rec, Some(nobody), None).unwrap();
+    fs::set_permissions(&rec, fs::Permissions::from_mode(0o700)).unwrap();
+    let record = |what: &str| format!("id -u >> {}", rec.join(what).display());
+    // Each check and the stop_command is a program (`sh -c` as argv), not warden's shell.
+    env.write_config(&format!(
+        r#"
+[services.app]
+command = [{tc}, "--sleep", "forever"]
+user = "nobody"
+ready = {{ exec = ["sh", "-c", {ready}], interval = "100ms" }}
+health = {{ exec = ["sh", "-c", {health}], interval = "100ms" }}
+stop_command = ["sh", "-c", {stop}]
+"#,
+        tc = tc(),
+        ready = common::toml_str(&record("ready")),
+        health = common::toml_str(&record("health")),
+        stop = common::toml_str(&format!("{} && kill -TERM $WARDEN_PID", record("stop"))),
+    ));
+    let d = Daemon::up(&env);
+    let pid = running_pid(&d, "app");
+    assert_eq!(
+        proc_status(pid, "Uid").split('\t').next(),
+        Some(&*nobody.to_string()),
+        "the service runs as nobody"
+    );
+    let read = |what: &str| fs::read_to_string(rec.join(what)).unwrap_or_default();
+    // Two health probes at least, and the health shown.
+    wait_for("two health probes and healthy", WAIT, || {
+        (read("health").lines().count() >= 2 && d.service("app")["health"] == "healthy")
+            .then_some(())
+    });
+    let o = env.run(&["stop", "app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    wait_gone(pid as i32);
+    let log = env.read(".warden/warden.log");
+    assert!(
+        !log.contains("did not stop within"),
+        "the stop_command's signal ended it: {log}"
+    );
+    for what in ["ready", "health", "stop"] {
+        let text = read(what);
+        let uids: Vec<&str> = text.lines().collect();
+        assert!(!uids.is_empty(), "the {what} program ran and recorded its uid");
+        assert!(
+            uids.iter().all(|u| *u == nobody.to_string()),
+            "every {what} run is nobody ({nobody}): {uids:?}"
+        );
+        let m = fs::metadata(rec.join(what)).unwrap();
+        assert_eq!(m.uid(), nobody, "the {what} record was created by nobody");
+    }
 }
