@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use warden_core::proto::{ServiceStatus, State, StatusReport};
+use warden_core::proto::{ServiceStatus, State, StatusReport, Tracking};
 use warden_core::util::fmt_duration;
 
 use crate::ui::printable;
@@ -167,6 +167,17 @@ pub fn status_table(report: &StatusReport, color: bool, width: Option<usize>) ->
     out
 }
 
+/// The line under the status table that says which tracking mode is in force (after a
+/// blank line): `tracking: cgroup (...)`, the same word as `warden.tracking` in the JSON.
+pub fn tracking_line(tracking: Tracking) -> String {
+    let what = match tracking {
+        Tracking::Cgroup => "exact: each service in its own cgroup",
+        Tracking::Job => "each service in its own Job Object",
+        Tracking::ProcessGroup => "no cgroups: memory_limit and cpu_max not enforced",
+    };
+    format!("tracking: {} ({what})", tracking.as_str())
+}
+
 /// `s` in at most `width` characters, cut with `…`.
 fn cut(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -274,6 +285,22 @@ mod tests {
                 .expect("held")
                 .ends_with("stopped by hand"),
             "{table}"
+        );
+    }
+
+    #[test]
+    fn the_tracking_line_names_the_mode_as_the_json_does() {
+        assert_eq!(
+            tracking_line(Tracking::Cgroup),
+            "tracking: cgroup (exact: each service in its own cgroup)"
+        );
+        assert_eq!(
+            tracking_line(Tracking::ProcessGroup),
+            "tracking: process-group (no cgroups: memory_limit and cpu_max not enforced)"
+        );
+        assert_eq!(
+            tracking_line(Tracking::Job),
+            "tracking: job (each service in its own Job Object)"
         );
     }
 

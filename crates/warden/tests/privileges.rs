@@ -428,6 +428,15 @@ min_uptime = "0s"
         v["warden"]["tracking"], "process-group",
         "a warden that is not root manages no cgroup here"
     );
+    let o = warden_as(&user, dir, &["status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).ends_with(
+            "\n\ntracking: process-group (no cgroups: memory_limit and cpu_max not enforced)\n"
+        ),
+        "the text says the mode too: {}",
+        show(&o)
+    );
     let plain = service(&v, "plain")["pid"].as_i64().unwrap();
     assert_eq!(
         proc_status(plain, "Uid").split('\t').next(),
@@ -502,6 +511,13 @@ min_uptime = "0s"
     ));
     let d = Daemon::up(&env);
     assert_eq!(d.status()["warden"]["tracking"], "cgroup");
+    let o = env.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .ends_with("\n\ntracking: cgroup (exact: each service in its own cgroup)\n"),
+        "the text says the mode too: {}",
+        show(&o)
+    );
     let main = running_pid(&d, "escaper");
     let escaped = env.wait_pid("escaped.pid");
     let cg = cgroup_of(&mount, main);
@@ -659,7 +675,10 @@ stop_command = ["sh", "-c", {stop}]
     for what in ["ready", "health", "stop"] {
         let text = read(what);
         let uids: Vec<&str> = text.lines().collect();
-        assert!(!uids.is_empty(), "the {what} program ran and recorded its uid");
+        assert!(
+            !uids.is_empty(),
+            "the {what} program ran and recorded its uid"
+        );
         assert!(
             uids.iter().all(|u| *u == nobody.to_string()),
             "every {what} run is nobody ({nobody}): {uids:?}"
