@@ -61,6 +61,16 @@ pub fn reason(s: &ServiceStatus, age: Duration) -> String {
     }
 }
 
+/// The MEM cell: the summed RSS, and in cgroup mode the cgroup's `memory.current` beside it
+/// (`40.0MiB (cg 52.1MiB)`; page cache included), where the memory controller gives one.
+pub fn mem(s: &ServiceStatus) -> String {
+    match (s.memory_bytes, s.memory_cgroup_bytes) {
+        (None, _) => "-".into(),
+        (Some(rss), None) => fmt_mem(rss),
+        (Some(rss), Some(cg)) => format!("{} (cg {})", fmt_mem(rss), fmt_mem(cg)),
+    }
+}
+
 fn state_color(state: State) -> &'static str {
     match state {
         State::Running => "32",
@@ -107,9 +117,7 @@ const COLUMNS: &[Column] = &[
         s.cpu_percent
             .map_or_else(|| "-".into(), |c| format!("{c:.1}%"))
     }),
-    col("MEM", |s| {
-        s.memory_bytes.map_or_else(|| "-".into(), fmt_mem)
-    }),
+    col("MEM", mem),
     col("HEALTH", |s| {
         s.health
             .map_or_else(|| "-".into(), |h| h.as_str().to_owned())
@@ -302,6 +310,16 @@ mod tests {
             tracking_line(Tracking::Job),
             "tracking: job (each service in its own Job Object)"
         );
+    }
+
+    #[test]
+    fn mem_shows_the_cgroups_memory_beside_the_rss() {
+        let mut s = svc("api", State::Running);
+        assert_eq!(mem(&s), "-");
+        s.memory_bytes = Some(40 << 20);
+        assert_eq!(mem(&s), "40.0MiB");
+        s.memory_cgroup_bytes = Some(3 << 30);
+        assert_eq!(mem(&s), "40.0MiB (cg 3.00GiB)");
     }
 
     #[test]

@@ -86,6 +86,7 @@ fn the_whole_session_and_its_exit_codes() {
             "health",
             "last_exit",
             "memory_bytes",
+            "memory_cgroup_bytes",
             "name",
             "next_start_in_ms",
             "pid",

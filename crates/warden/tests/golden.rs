@@ -321,7 +321,7 @@ impl Norm {
             }
         }
         // Sampled on demand: a number, or null before the first sample.
-        for key in ["cpu_percent", "memory_bytes"] {
+        for key in ["cpu_percent", "memory_bytes", "memory_cgroup_bytes"] {
             s = json_sample_of(&s, key);
         }
         self.text(&timestamps(&s))

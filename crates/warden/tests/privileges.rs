@@ -18,6 +18,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use common::{Daemon, Env, WAIT, alive, show, tc, wait_for, wait_gone};
 
@@ -686,4 +687,82 @@ stop_command = ["sh", "-c", {stop}]
         let m = fs::metadata(rec.join(what)).unwrap();
         assert_eq!(m.uid(), nobody, "the {what} record was created by nobody");
     }
+}
+
+/// `GET PATH` over warden's socket (curl), the body.
+fn get_over_socket(env: &Env, path: &str) -> String {
+    let o = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--unix-socket"])
+        .arg(env.path(".warden/warden.sock"))
+        .arg(format!("http://warden{path}"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "curl {path}: {}", show(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn in_a_cgroup_the_cpu_figure_is_the_cgroups_and_keeps_what_ended_processes_used() {
+    let mount = match cgroup_probe() {
+        Ok(m) => m,
+        Err(reason) => {
+            println!("skipped: no cgroup v2 subtree to manage: {reason}");
+            return;
+        }
+    };
+    let env = Env::new("");
+    let done = env.path("burnt");
+    // A subshell spins until its CPU limit of 1 s ends it (SIGXCPU); then the service only
+    // sleeps. Summed over the live processes its CPU time would be about 0 now.
+    let script = format!(
+        "(ulimit -c 0; ulimit -t 1; while :; do :; done); : > {}; exec {} --sleep forever",
+        done.display(),
+        test_child_path()
+    );
+    env.write_config(&format!(
+        r#"
+[warden]
+sample_interval = "200ms"
+
+[services.busy]
+command = ["sh", "-c", {script}]
+min_uptime = "0s"
+"#,
+        script = common::toml_str(&script),
+    ));
+    let d = Daemon::up(&env);
+    let pid = running_pid(&d, "busy");
+    wait_for("the burner to end", Duration::from_secs(60), || {
+        done.exists().then_some(())
+    });
+    let cg = cgroup_of(&mount, pid);
+    assert_eq!(cg.file_name().unwrap(), "busy.service");
+    let cpu = wait_for("busy's CPU seconds in /metrics", WAIT, || {
+        let body = get_over_socket(&env, "/metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix("warden_service_cpu_seconds_total{service=\"busy\"} "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| *v > 0.0)
+    });
+    assert!(
+        cpu >= 0.5,
+        "the ended burner's second (cpu.stat usage_usec) is counted: {cpu}"
+    );
+    // Beside the summed RSS, the cgroup's memory.current where the memory controller is
+    // (not on these machines: then null and the plain figure).
+    let has_memory = cg.join("memory.current").exists();
+    let s = wait_for("busy's memory sample", WAIT, || {
+        let s = d.service("busy");
+        s["memory_bytes"].is_u64().then_some(s)
+    });
+    assert_eq!(s["memory_cgroup_bytes"].is_u64(), has_memory, "{s}");
+    assert_eq!(s["memory_cgroup_bytes"].is_null(), !has_memory, "{s}");
+    let o = env.run(&["status"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let row = table.lines().find(|l| l.starts_with("busy ")).unwrap();
+    assert_eq!(row.contains(" (cg "), has_memory, "{table}");
+}
+
+fn test_child_path() -> String {
+    common::test_child().display().to_string()
 }

@@ -49,6 +49,9 @@ const INSTANCE_PREFIX: &str = "warden-";
 /// The v2 hierarchy warden may manage.
 #[derive(Debug)]
 struct Hierarchy {
+    /// The v2 mount point and the mount's root (a container sees a subtree).
+    mount: PathBuf,
+    root: String,
     /// warden's own cgroup, absolute.
     own: PathBuf,
     /// What `<own>/cgroup.controllers` offers.
@@ -98,7 +101,12 @@ fn detect() -> Result<Hierarchy, String> {
     }
     let _ = fs::remove_dir(&probe);
     let controllers = read_words(&own.join("cgroup.controllers"));
-    Ok(Hierarchy { own, controllers })
+    Ok(Hierarchy {
+        mount,
+        root,
+        own,
+        controllers,
+    })
 }
 
 /// The mount point and the mount's root of the first `cgroup2` mount.
@@ -418,18 +426,38 @@ pub(crate) fn kill_leftover_instance(instance: &str) -> usize {
     killed
 }
 
-pub(crate) fn service_of_pid(pid: u32, instance: &str) -> Option<String> {
-    let h = hierarchy().ok()?;
+/// The cgroup directory of `pid` now.
+fn cgroup_of(h: &Hierarchy, pid: u32) -> Option<PathBuf> {
     let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let path = parse_own_cgroup(&text)?;
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let (mount, root) = parse_mountinfo(&mountinfo)?;
-    let dir = own_dir(&mount, &root, &path);
+    Some(own_dir(&h.mount, &h.root, &path))
+}
+
+pub(crate) fn service_of_pid(pid: u32, instance: &str) -> Option<String> {
+    let h = hierarchy().ok()?;
+    let dir = cgroup_of(h, pid)?;
     let rel = dir
         .strip_prefix(h.own.join(format!("{INSTANCE_PREFIX}{instance}")))
         .ok()?;
     let first = rel.components().next()?.as_os_str().to_str()?;
     first.strip_suffix(SERVICE_SUFFIX).map(str::to_owned)
+}
+
+/// The service cgroup (`<own>/warden-I/NAME.service`) that `pid` is in, if it is in one of
+/// warden's: what a sample of its tree reads `cpu.stat` and `memory.current` from.
+pub(super) fn service_dir_of(pid: u32) -> Option<PathBuf> {
+    let h = hierarchy().ok()?;
+    let dir = cgroup_of(h, pid)?;
+    service_dir_in(&h.own, &dir)
+}
+
+/// `<own>/warden-I/NAME.service` when `dir` is it or below it.
+fn service_dir_in(own: &Path, dir: &Path) -> Option<PathBuf> {
+    let mut rel = dir.strip_prefix(own).ok()?.components();
+    let instance = rel.next()?.as_os_str().to_str()?;
+    let service = rel.next()?.as_os_str().to_str()?;
+    (instance.starts_with(INSTANCE_PREFIX) && service.ends_with(SERVICE_SUFFIX))
+        .then(|| own.join(instance).join(service))
 }
 
 /// The inotify descriptor that watches every service's `cgroup.events`, read by the
@@ -526,6 +554,24 @@ mod tests {
             own_dir(Path::new("/sys/fs/cgroup"), "/ctr", "/ctr/app"),
             PathBuf::from("/sys/fs/cgroup/app")
         );
+    }
+
+    #[test]
+    fn a_pid_is_sampled_from_its_service_cgroup_only() {
+        let own = Path::new("/cg/system.slice/warden.service");
+        assert_eq!(
+            service_dir_in(own, &own.join("warden-I1/web.service")),
+            Some(own.join("warden-I1/web.service"))
+        );
+        // A cgroup the service made below its own: still the service's.
+        assert_eq!(
+            service_dir_in(own, &own.join("warden-I1/web.service/sub")),
+            Some(own.join("warden-I1/web.service"))
+        );
+        for not in ["", "warden-I1", "other/web.service", "warden-I1/web"] {
+            assert_eq!(service_dir_in(own, &own.join(not)), None, "{not:?}");
+        }
+        assert_eq!(service_dir_in(own, Path::new("/cg/user.slice")), None);
     }
 
     #[test]
@@ -652,6 +698,74 @@ mod tests {
         assert!(
             !dir.parent().expect("instance").exists(),
             "and the empty instance's"
+        );
+    }
+
+    /// A busy process in a service's cgroup that has ended still counts: the sample's CPU
+    /// time is the cgroup's `usage_usec`, not the sum over the live processes (about 0 here),
+    /// and `memory.current` comes along where the memory controller is.
+    #[tokio::test]
+    async fn a_sample_in_a_cgroup_takes_its_cpu_from_cpu_stat() {
+        if let Err(reason) = hierarchy() {
+            println!("skipped: {reason}");
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let done = tmp.path().join("done");
+        // The subshell spins until its CPU limit of 1 s ends it (SIGXCPU).
+        let script = format!(
+            "(ulimit -c 0; ulimit -t 1; while :; do :; done); : > {}; exec sleep 300",
+            done.display()
+        );
+        let spec = crate::process::SpawnSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: tmp.path().to_owned(),
+            clear_env: true,
+            env: Vec::new(),
+            output: crate::process::Output::Null,
+            credentials: crate::process::Credentials::default(),
+            confinement: Some(Confinement {
+                instance: format!("unitcpu{}", std::process::id()),
+                service: "busy".into(),
+                memory_max: None,
+                cpu_max: None,
+            }),
+        };
+        let mut child = crate::process::spawn(&spec).expect("spawn");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the burner never ended"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let dir = child.cgroup.as_ref().expect("a cgroup").dir.clone();
+        assert_eq!(service_dir_of(child.pid()), Some(dir.clone()));
+        let s = crate::process::sample_tree(child.pid()).expect("a sample");
+        assert!(
+            s.cpu_seconds >= 0.5,
+            "the ended burner's second (about 0.93 s of usage_usec here) is in the figure: {s:?}"
+        );
+        let stat = fs::read_to_string(format!("/proc/{}/stat", child.pid())).expect("stat");
+        let rest: Vec<&str> = stat[stat.rfind(')').expect(")") + 2..].split(' ').collect();
+        let live: u64 =
+            rest[11].parse::<u64>().expect("utime") + rest[12].parse::<u64>().expect("stime");
+        assert!(
+            live < 20,
+            "the live process itself used little: {live} ticks"
+        );
+        assert_eq!(
+            s.cgroup_memory_bytes.is_some(),
+            dir.join("memory.current").exists(),
+            "{s:?}"
+        );
+        child.kill_tree().expect("kill");
+        assert!(
+            child
+                .wait_tree_gone(std::time::Duration::from_secs(20))
+                .await
         );
     }
 
