@@ -766,3 +766,93 @@ min_uptime = "0s"
 fn test_child_path() -> String {
     common::test_child().display().to_string()
 }
+
+/// A cgroup the test makes (as systemd makes a unit's with `Delegate=yes`), removed with
+/// what warden left in it (its leaf, once warden is gone) when dropped.
+struct TestCgroup(PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let leaf = self.0.join("supervisor");
+        let deadline = std::time::Instant::now() + WAIT;
+        // Empty once warden (brought down before this drop) has exited.
+        while leaf.exists() && fs::remove_dir(&leaf).is_err() {
+            if std::time::Instant::now() > deadline {
+                eprintln!("cannot remove {}", leaf.display());
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn in_a_delegated_cgroup_warden_moves_into_a_leaf_and_its_services_go_beside_it() {
+    let mount = match cgroup_probe() {
+        Ok(m) => m,
+        Err(reason) => {
+            println!("skipped: no cgroup v2 subtree to manage: {reason}");
+            return;
+        }
+    };
+    let own = cgroup_of(&mount, i64::from(std::process::id()));
+    let unit = TestCgroup(own.join(format!("wardentest-unit-{}", std::process::id())));
+    fs::create_dir(&unit.0).unwrap();
+    let env = Env::new(&format!(
+        r#"
+[services.app]
+command = [{tc}, "--sleep", "forever"]
+min_uptime = "0s"
+"#,
+        tc = tc()
+    ));
+    // warden starts inside the unit's cgroup, as under systemd: the shell moves itself in,
+    // and `up -d`'s daemon inherits it.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("echo 0 > \"$2/cgroup.procs\" && exec \"$0\" up -d -c \"$1\"")
+        .arg(common::warden_bin())
+        .arg(env.config())
+        .arg(&unit.0)
+        .current_dir(env.dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let d = Daemon { env: &env };
+    let status = d.status();
+    assert_eq!(status["warden"]["tracking"], "cgroup");
+    let warden = status["warden"]["pid"].as_i64().unwrap();
+    assert_eq!(
+        cgroup_of(&mount, warden),
+        unit.0.join("supervisor"),
+        "warden moved itself into a leaf of its cgroup"
+    );
+    let app = cgroup_of(&mount, running_pid(&d, "app"));
+    assert_eq!(app.file_name().unwrap(), "app.service");
+    let instance = app.parent().unwrap().to_path_buf();
+    assert_eq!(
+        instance.parent(),
+        Some(unit.0.as_path()),
+        "the services' cgroups are beside warden's leaf"
+    );
+    assert!(
+        instance
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("warden-")
+    );
+    assert_eq!(
+        fs::read_to_string(unit.0.join("cgroup.procs"))
+            .unwrap()
+            .trim(),
+        "",
+        "no process is left in the delegated cgroup itself, so it may enable controllers"
+    );
+    let o = env.run(&["down"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    wait_gone(warden as i32);
+    assert!(!instance.exists(), "the instance's cgroup is removed");
+}

@@ -7,6 +7,13 @@
 //!   dir's marker) runs in `<own>/warden-I/web.service`. Cgroup mode is on when a probe cgroup
 //!   can be created under `<own>` (root, or a delegated subtree); else warden keeps the soft
 //!   tracking (process groups, `/proc` ancestry, the environment marker).
+//! - **warden's own leaf**: cgroup v2 lets a cgroup other than the root hand controllers to
+//!   its children only while it holds no process itself ("no internal processes"). Under
+//!   systemd with `Delegate=yes` warden starts in the unit's cgroup, which it is given to
+//!   manage: so, unless its own cgroup is the root, warden first moves itself into the leaf
+//!   `<own>/supervisor`, and its services' cgroups go beside it (`<own>/warden-I/`). The leaf
+//!   is left to whoever removes `<own>` (systemd, with the unit's cgroup); a move that fails
+//!   is named in the warning of a controller that cannot be enabled.
 //! - **Moving in**: the parent opens the cgroup's `cgroup.procs` (close-on-exec) before the
 //!   fork; the child writes `0` to it first thing, before `exec` and before dropping
 //!   privileges, so every process it ever forks is born inside.
@@ -45,6 +52,9 @@ const KILL_PASSES: usize = 5;
 const SERVICE_SUFFIX: &str = ".service";
 /// The prefix of an instance's cgroup.
 const INSTANCE_PREFIX: &str = "warden-";
+/// The leaf under its own cgroup that warden moves itself into (never an instance's or a
+/// service's name).
+const SUPERVISOR_LEAF: &str = "supervisor";
 
 /// The v2 hierarchy warden may manage.
 #[derive(Debug)]
@@ -56,6 +66,9 @@ struct Hierarchy {
     own: PathBuf,
     /// What `<own>/cgroup.controllers` offers.
     controllers: Vec<String>,
+    /// Why warden could not move itself into `<own>/supervisor` (it is then a process in
+    /// `<own>`, which keeps controllers from being enabled there).
+    leaf_problem: Option<String>,
 }
 
 static HIERARCHY: OnceLock<Result<Hierarchy, String>> = OnceLock::new();
@@ -101,12 +114,32 @@ fn detect() -> Result<Hierarchy, String> {
     }
     let _ = fs::remove_dir(&probe);
     let controllers = read_words(&own.join("cgroup.controllers"));
+    let leaf_problem = if is_root_cgroup(&own) {
+        None
+    } else {
+        move_into_leaf(&own).err()
+    };
     Ok(Hierarchy {
         mount,
         root,
         own,
         controllers,
+        leaf_problem,
     })
+}
+
+/// The root of the whole hierarchy (exempt from "no internal processes") is the one cgroup
+/// without `cgroup.events`; a cgroup namespace's root has it, and is not exempt.
+fn is_root_cgroup(dir: &Path) -> bool {
+    !dir.join("cgroup.events").exists()
+}
+
+/// Move this process (all its threads) into `<own>/supervisor`, created if needed.
+fn move_into_leaf(own: &Path) -> Result<(), String> {
+    let leaf = own.join(SUPERVISOR_LEAF);
+    mkdir(&leaf).map_err(|e| format!("cannot create cgroup {}: {e}", leaf.display()))?;
+    write_file(&leaf.join("cgroup.procs"), "0")
+        .map_err(|e| format!("cannot move warden into {}: {e}", leaf.display()))
 }
 
 /// The mount point and the mount's root of the first `cgroup2` mount.
@@ -265,7 +298,11 @@ impl Cgroup {
         {
             let _tree = lock(&TREE);
             if !wanted.is_empty() {
-                notes.extend(enable_controllers(&h.own, &wanted));
+                let refused = enable_controllers(&h.own, &wanted);
+                if let (false, Some(why)) = (refused.is_empty(), &h.leaf_problem) {
+                    notes.push(format!("warden stays in its own cgroup: {why}"));
+                }
+                notes.extend(refused);
             }
             mkdir(&instance)
                 .map_err(|e| format!("cannot create cgroup {}: {e}", instance.display()))?;
@@ -554,6 +591,26 @@ mod tests {
             own_dir(Path::new("/sys/fs/cgroup"), "/ctr", "/ctr/app"),
             PathBuf::from("/sys/fs/cgroup/app")
         );
+    }
+
+    /// The root is told from any other cgroup by its missing `cgroup.events`; a move into the
+    /// leaf that cannot be made says where (plain directories stand in for cgroups).
+    #[test]
+    fn warden_moves_into_its_leaf_unless_its_cgroup_is_the_root() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let own = tmp.path();
+        assert!(is_root_cgroup(own));
+        fs::write(own.join("cgroup.events"), "populated 1\nfrozen 0\n").expect("write");
+        assert!(!is_root_cgroup(own));
+        let err = move_into_leaf(own).expect_err("not a cgroup: no cgroup.procs to write");
+        assert!(
+            err.starts_with(&format!(
+                "cannot move warden into {}",
+                own.join("supervisor").display()
+            )),
+            "{err}"
+        );
+        assert!(own.join("supervisor").is_dir(), "the leaf was made");
     }
 
     #[test]
