@@ -221,6 +221,7 @@ fn fake_status(name: &str) -> ServiceStatus {
         health: None,
         cpu_percent: None,
         memory_bytes: None,
+        memory_cgroup_bytes: None,
     }
 }
 
@@ -448,6 +449,7 @@ const SERVICE_KEYS: &[&str] = &[
     "health",
     "cpu_percent",
     "memory_bytes",
+    "memory_cgroup_bytes",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -477,7 +479,8 @@ async fn status_json_has_the_exact_shape() {
         json!({
             "name": "web", "state": "stopped", "pid": null, "uptime_ms": null, "restarts": 0,
             "last_exit": null, "next_start_in_ms": null, "reason": "autostart = false",
-            "health": null, "cpu_percent": null, "memory_bytes": null
+            "health": null, "cpu_percent": null, "memory_bytes": null,
+            "memory_cgroup_bytes": null
         })
     );
     assert_eq!(services[1]["name"], "worker");

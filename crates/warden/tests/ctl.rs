@@ -86,6 +86,7 @@ fn the_whole_session_and_its_exit_codes() {
             "health",
             "last_exit",
             "memory_bytes",
+            "memory_cgroup_bytes",
             "name",
             "next_start_in_ms",
             "pid",
@@ -447,7 +448,12 @@ fn detached_warden_logs_to_its_state_dir_and_status_filters_by_name() {
     assert_eq!(names, ["b"]);
     let o = env.run(&["status", "b"]);
     let table = String::from_utf8_lossy(&o.stdout).into_owned();
-    let rows: Vec<&str> = table.lines().skip(1).collect();
+    // The rows end at the blank line above the tracking line.
+    let rows: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
     assert!(
         rows.len() == 1 && rows[0].starts_with("b "),
         "one row, for b:\n{table}"

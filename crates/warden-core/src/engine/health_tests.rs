@@ -511,9 +511,37 @@ impl FakeProber {
                 cpu_seconds,
                 rss_bytes: rss_mib << 20,
                 processes: 1,
+                cgroup_memory_bytes: None,
             },
         );
     }
+}
+
+/// In cgroup mode the sample carries the cgroup's `memory.current`: shown beside the RSS,
+/// which stays the summed RSS.
+#[tokio::test(start_paused = true)]
+async fn the_cgroups_memory_is_shown_beside_the_rss() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &("[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "")),
+        &p,
+    )
+    .await;
+    let pid = r.fake.last_pid("api");
+    p.0.lock().unwrap().samples.insert(
+        pid,
+        TreeSample {
+            cpu_seconds: 1.0,
+            rss_bytes: 30 << 20,
+            processes: 2,
+            cgroup_memory_bytes: Some(50 << 20),
+        },
+    );
+    let s = r.until("api", |s| s.memory_bytes.is_some()).await;
+    assert_eq!(
+        (s.memory_bytes, s.memory_cgroup_bytes),
+        (Some(30 << 20), Some(50 << 20))
+    );
 }
 
 #[tokio::test(start_paused = true)]

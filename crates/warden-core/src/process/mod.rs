@@ -156,11 +156,16 @@ pub use privileges::{
 /// One resource sample of a service's tree (the main process, its group, its descendants).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TreeSample {
-    /// CPU time used so far, user and system, summed over the tree's live processes.
+    /// CPU time used so far, user and system: in cgroup mode the service cgroup's
+    /// (`cpu.stat` `usage_usec`, ended processes included), else summed over the tree's
+    /// live processes.
     pub cpu_seconds: f64,
-    /// Resident memory, summed over the tree's processes.
+    /// Resident memory, summed over the tree's processes (in both modes).
     pub rss_bytes: u64,
     pub processes: u32,
+    /// The service cgroup's `memory.current` (page cache included); `None` outside cgroup
+    /// mode or without the memory controller.
+    pub cgroup_memory_bytes: Option<u64>,
 }
 
 /// Is `pid` the process `root`, in its group, or a descendant of it? (The sender check of

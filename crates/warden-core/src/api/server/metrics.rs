@@ -287,6 +287,7 @@ mod tests {
             health: None,
             cpu_percent: None,
             memory_bytes: None,
+            memory_cgroup_bytes: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! Resource sampling of one run: a small task that samples the tree (CPU %, RSS) every
+//! Resource sampling of one run: a small task that samples the tree (CPU %, RSS; in cgroup
+//! mode the CPU time is the cgroup's and its `memory.current` comes along) every
 //! `[warden] sample_interval` while someone needs the figures: a `status` or `/metrics`
 //! read in the last minute (or 3 intervals if longer), or, always, a `memory_max`. When the
 //! RSS stays above `memory_max` for two samples in a row it reports the limit, and the
@@ -76,6 +77,7 @@ pub(super) async fn sampler(
                 cpu_percent,
                 memory_bytes: s.rss_bytes,
                 cpu_seconds: Some(s.cpu_seconds),
+                memory_cgroup_bytes: s.cgroup_memory_bytes,
             };
             if tx.send(ProbeResult::Usage(usage, over)).await.is_err() || done {
                 return;
