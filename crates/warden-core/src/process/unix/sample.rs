@@ -31,13 +31,7 @@ pub(crate) fn sample_tree(pid: u32) -> Option<TreeSample> {
                 .map(|p| p.pid),
         );
     }
-    let mut members = std::collections::HashSet::new();
-    let mut stack = roots;
-    while let Some(p) = stack.pop() {
-        if members.insert(p) {
-            stack.extend(children(p).into_iter().filter(|c| !members.contains(c)));
-        }
-    }
+    let members = crate::process::sampling::walk_tree(roots, children);
     let (mut ticks, mut pages, mut processes) = (0u64, 0u64, 0u32);
     for p in members {
         let Ok(text) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
