@@ -1,7 +1,11 @@
 //! Resource samples of a service's tree: CPU time and resident memory summed over the
-//! main process, its process group and every descendant (Linux: `/proc`). Elsewhere on Unix
-//! (macOS) nothing is sampled: `None`, shown as "-", rather than a guess.
+//! main process, its process group and every descendant. Linux reads `/proc` (here); macOS
+//! asks libproc (`sample_macos.rs`). On another Unix nothing is sampled: `None`, shown as
+//! "-", rather than a guess.
 
+#[cfg(target_os = "macos")]
+pub(crate) use super::sample_macos::{sample_own, sample_tree};
+#[cfg(not(target_os = "macos"))]
 use crate::process::{OwnSample, TreeSample};
 
 /// The tree of `pid` (its group and descendants) now.
@@ -79,7 +83,7 @@ fn parse_usage(text: &str) -> Option<(u64, u64, u64)> {
     Some((get(14)?, get(15)?, get(24)?))
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub(crate) fn sample_tree(_pid: u32) -> Option<TreeSample> {
     None
 }
@@ -111,7 +115,7 @@ pub(crate) fn sample_own() -> Option<OwnSample> {
     })
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub(crate) fn sample_own() -> Option<OwnSample> {
     None
 }
