@@ -1,6 +1,7 @@
 //! Resource samples of a service's tree: CPU time and resident memory summed over the
-//! main process, its process group and every descendant (Linux: `/proc`). Elsewhere on Unix
-//! (macOS) nothing is sampled: `None`, shown as "-", rather than a guess.
+//! main process, its process group and every descendant. Linux reads `/proc` (here); macOS
+//! asks libproc (`sample_macos.rs`). On another Unix nothing is sampled: `None`, shown as
+//! "-", rather than a guess.
 //!
 //! In cgroup mode (the main process is in its service's cgroup) the CPU time is the
 //! cgroup's `usage_usec` of `cpu.stat` (present without the cpu controller): exact, and it
@@ -8,6 +9,9 @@
 //! The memory stays the summed RSS, so that MEM means the same in both modes; the cgroup's
 //! `memory.current` (page cache included; only with the memory controller) comes beside it.
 
+#[cfg(target_os = "macos")]
+pub(crate) use super::sample_macos::{sample_own, sample_tree};
+#[cfg(not(target_os = "macos"))]
 use crate::process::{OwnSample, TreeSample};
 
 /// The tree of `pid` (its group and descendants) now.
@@ -37,13 +41,7 @@ pub(crate) fn sample_tree(pid: u32) -> Option<TreeSample> {
                 .map(|p| p.pid),
         );
     }
-    let mut members = std::collections::HashSet::new();
-    let mut stack = roots;
-    while let Some(p) = stack.pop() {
-        if members.insert(p) {
-            stack.extend(children(p).into_iter().filter(|c| !members.contains(c)));
-        }
-    }
+    let members = crate::process::sampling::walk_tree(roots, children);
     let (mut ticks, mut pages, mut processes) = (0u64, 0u64, 0u32);
     for p in members {
         let Ok(text) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
@@ -110,7 +108,7 @@ fn parse_usage(text: &str) -> Option<(u64, u64, u64)> {
     Some((get(14)?, get(15)?, get(24)?))
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub(crate) fn sample_tree(_pid: u32) -> Option<TreeSample> {
     None
 }
@@ -142,7 +140,7 @@ pub(crate) fn sample_own() -> Option<OwnSample> {
     })
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub(crate) fn sample_own() -> Option<OwnSample> {
     None
 }

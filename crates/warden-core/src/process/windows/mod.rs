@@ -43,13 +43,15 @@
 //! # Files
 //!
 //! `spawn.rs` creates the process, `job.rs` owns the Job Objects, `wait.rs` watches the main
-//! process's exit, `pipe.rs` its output, `stop.rs` the graceful steps, `cmdline.rs` quoting,
-//! environment blocks and program lookup.
+//! process's exit, `pipe.rs` its output, `stop.rs` the graceful steps, `sample.rs` the
+//! resource samples through the job, `cmdline.rs` quoting, environment blocks and program
+//! lookup.
 
 mod cmdline;
 mod follow;
 mod job;
 mod pipe;
+mod sample;
 mod spawn;
 mod stop;
 mod wait;
@@ -67,15 +69,7 @@ pub use pipe::OutputPipe;
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
 
-/// health: resource samples through the job object are not done yet: `None` (shown as "-").
-pub(super) fn sample_tree(_pid: u32) -> Option<super::TreeSample> {
-    None
-}
-
-/// health: warden's own process figures are not sampled on Windows yet: `None`.
-pub(super) fn sample_own() -> Option<super::OwnSample> {
-    None
-}
+pub(super) use sample::{sample_own, sample_tree};
 use wait::ExitWatch;
 pub use watch::DirWatch;
 

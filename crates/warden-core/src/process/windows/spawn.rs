@@ -147,6 +147,8 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     .map_err(|source| classify(&program, &spec.cwd, source))?;
 
     let exit = ExitWatch::new(&started.process).map_err(other)?;
+    // Resource samples find the job by its main process.
+    started.job.set_main(started.pid);
     Ok(Child {
         pid: started.pid,
         start_time: creation_time(&started.process),
