@@ -48,6 +48,8 @@ pub(super) struct Probes {
     ready_task: Option<JoinHandle<()>>,
     health_task: Option<JoinHandle<()>>,
     sample_task: JoinHandle<()>,
+    /// The pid whose tree the sampler samples: the launcher's, then a followed daemon's.
+    sample_pid: tokio::sync::watch::Sender<u32>,
     notify_task: Option<JoinHandle<()>>,
     /// The last `STATUS=` of a notify message.
     pub(super) status_text: Option<String>,
@@ -99,8 +101,9 @@ impl Probes {
     ) -> Probes {
         let prober = &sensing.prober;
         let (tx, rx) = mpsc::channel(4);
+        let (sample_pid, sample_rx) = tokio::sync::watch::channel(pid);
         let sample_task = tokio::spawn(super::sample::sampler(
-            pid,
+            sample_rx,
             sensing.clone(),
             cfg.health.memory_max,
             tx.clone(),
@@ -127,6 +130,7 @@ impl Probes {
             ready_task,
             health_task,
             sample_task,
+            sample_pid,
             notify_task: notify.map(|sock| {
                 tokio::spawn(super::notify::listen(
                     sock,
@@ -145,6 +149,11 @@ impl Probes {
     }
 
     /// What the health check says now (`Unknown` before its first result).
+    /// The main process is `pid` now (a daemon warden follows): sample its tree.
+    pub(super) fn sample_pid(&self, pid: u32) {
+        self.sample_pid.send_replace(pid);
+    }
+
     pub(super) fn health(&self) -> Option<Health> {
         self.health.as_ref().map(|t| t.health)
     }
