@@ -121,15 +121,17 @@ impl ServiceTask {
         }
         run.awaiting = None;
         run.main_since = Instant::now();
+        // Recorded before it is said: whoever reads the line (or kills warden upon it) finds
+        // the record that lets the next warden end this process.
+        let saved = self
+            .ctx
+            .state
+            .save_group(&run.child.group_record(self.name()));
         self.emit(
             Level::Good,
             &format!("daemonized: following pid {pid}{from}"),
         );
-        if let Err(e) = self
-            .ctx
-            .state
-            .save_group(&run.child.group_record(self.name()))
-        {
+        if let Err(e) = saved {
             self.emit(
                 Level::Warn,
                 &format!("cannot record main process {pid} in the state dir: {e}"),
