@@ -232,23 +232,38 @@ class FullQueue:
 
 def tcp_in_flight(ports, exclude, inodes=None):
     """For each port: the connections to it (remote port) ESTABLISHED or SYN_SENT (their
-    socket inodes by port into `inodes`, when given)."""
+    socket inodes by port into `inodes`, when given). Each connection once: the table is
+    read in large reads (the kernel's text of it can repeat a line where a read ends while
+    the table changes), and a connection is its local port."""
     counts = dict.fromkeys(ports, 0)
+    seen = set()
     try:
-        with open("/proc/net/tcp") as f:
-            next(f)
-            for line in f:
-                parts = line.split()
-                local, remote, st = parts[1], parts[2], parts[3]
-                if st not in ("01", "02"):
-                    continue
-                rport = int(remote.split(":")[1], 16)
-                if rport in counts and int(local.split(":")[1], 16) not in exclude:
-                    counts[rport] += 1
-                    if inodes is not None:
-                        inodes.setdefault(rport, []).append(parts[9])
+        fd = os.open("/proc/net/tcp", os.O_RDONLY)
+        try:
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 22)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
     except OSError:
-        pass
+        return counts
+    for line in b"".join(chunks).decode("ascii", "replace").splitlines()[1:]:
+        parts = line.split()
+        if len(parts) < 10:
+            continue
+        local, remote, st = parts[1], parts[2], parts[3]
+        if st not in ("01", "02"):
+            continue
+        rport = int(remote.split(":")[1], 16)
+        lport = int(local.split(":")[1], 16)
+        if rport in counts and lport not in exclude and (lport, rport) not in seen:
+            seen.add((lport, rport))
+            counts[rport] += 1
+            if inodes is not None:
+                inodes.setdefault(rport, []).append(parts[9])
     return counts
 
 
@@ -355,7 +370,8 @@ class PileWatcher(threading.Thread):
                         self.piled.append((name, n, round((t - first) * 1000)))
                         port = next((p for p, c in self.ports.items() if c == name), None)
                         if port in inodes and len(self.holders) < 3:
-                            self.holders.append((name, socket_holders(inodes[port])))
+                            ins = inodes[port]
+                            self.holders.append((name, f"{len(set(ins))} sockets", socket_holders(ins)))
                 else:
                     self.over_since.pop(name, None)
             self.samples += 1
