@@ -17,6 +17,7 @@ import os
 import platform
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SLEEP = os.path.realpath("/bin/sleep")
+PORT_POLL_S = 0.0005  # the harness's own port probe, after each refused connect
 SH = os.path.realpath("/bin/sh")
 EXITED = {}  # pid -> wait status, for every child this process reaped
 
@@ -277,7 +279,7 @@ def toml_str(s):
 class Warden(Tool):
     name = "warden"
     note = "`warden up -c FILE`; stop: SIGTERM (1,000 services: `warden down`)"
-    scenarios = {"respawn", "log", "idle", "stop", "scale"}
+    scenarios = {"respawn", "log", "idle", "stop", "scale", "port"}
 
     def setup(self, d, services):
         super().setup(d, services)
@@ -321,6 +323,7 @@ class Warden(Tool):
 class Supervisord(Tool):
     name = "supervisord"
     note = "`supervisord -n`, startsecs=0, stdout_logfile_maxbytes=0; stop: SIGTERM"
+    scenarios = Tool.scenarios | {"port"}
 
     def setup(self, d, services):
         super().setup(d, services)
@@ -356,6 +359,7 @@ class Supervisord(Tool):
 class Pm2(Tool):
     name = "pm2"
     note = "daemon mode, own PM2_HOME; `pm2 start apps.json` (interpreter none, restart_delay 0); stop: SIGTERM to the God daemon"
+    scenarios = Tool.scenarios | {"port"}
 
     def setup(self, d, services):
         super().setup(d, services)
@@ -503,7 +507,7 @@ class Mini(Tool):
         "the minimal C supervisor `bench/src/wb-mini.c` (fork, pipe, 64 KiB read/write, waitpid;"
         " no config language, API or state); stop: SIGTERM"
     )
-    scenarios = {"respawn", "log", "idle", "stop", "scale"}
+    scenarios = {"respawn", "log", "idle", "stop", "scale", "port"}
 
     def setup(self, d, services):
         super().setup(d, services)
@@ -619,7 +623,7 @@ TOOLS = {
     "horust": Horust,
     "circus": Circus,
 }
-SCENARIOS = ("respawn", "log", "idle", "stop", "scale")
+SCENARIOS = ("respawn", "log", "idle", "stop", "scale", "port")
 
 
 # --------------------------------------------------------------------------- runs
@@ -633,7 +637,7 @@ class Run:
         self.d = os.path.join(ctx.work, f"{label}-{tool.name}")
         os.makedirs(self.d)
         tool.setup(self.d, services)
-        self.workload = {ctx.stamp, ctx.flood, SLEEP, SH}
+        self.workload = {ctx.stamp, ctx.flood, ctx.http, SLEEP, SH}
 
     def __enter__(self):
         self.t_launch = time.monotonic()
@@ -701,6 +705,73 @@ def scenario_respawn(ctx, tool):
         "gap_median_ms": percentile(gaps, 50),
         "gap_p99_ms": percentile(gaps, 99),
         "gaps": len(gaps),
+    }
+
+
+def http_pid(port, timeout=0.05):
+    """GET / on 127.0.0.1:PORT: the pid wb-http answers with, or None (refused, reset, no
+    answer within `timeout`)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+            c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = c.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.0 200") or not body.strip().isdigit():
+        return None
+    return int(body)
+
+
+def scenario_port(ctx, tool):
+    """Crash to port: SIGKILL the HTTP service, then poll its port (the harness's own probe,
+    every PORT_POLL_S: PM2 and supervisord have none) until a new process answers 200."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    services = [Service("http", [ctx.http, str(port)], "always", fast=True)]
+    times = []
+    timeouts = 0
+    with Run(ctx, tool, "port", services):
+        first = wait_until(lambda: http_pid(port), 30)
+        if not first:
+            tool.check_alive(snapshot())
+            raise Unavailable(f"the HTTP service never answered on port {port}")
+        pid = first
+        for _ in range(ctx.port_crashes):
+            # A run that has been up a while (past min_uptime and startsecs everywhere), so
+            # that each crash is a crash of a running service, not of a start.
+            time.sleep(ctx.port_uptime)
+            tool.check_alive(snapshot())
+            t0 = time.monotonic()
+            os.kill(pid, signal.SIGKILL)
+            deadline = t0 + ctx.port_timeout
+            new = None
+            while time.monotonic() < deadline:
+                new = http_pid(port)
+                if new and new != pid:
+                    break
+                new = None
+                time.sleep(PORT_POLL_S)
+            if new is None:
+                timeouts += 1
+                pid = wait_until(lambda: http_pid(port), 30)
+                if not pid:
+                    raise Unavailable(f"no answer on port {port} {ctx.port_timeout + 30:.0f} s after a crash")
+                continue
+            times.append((time.monotonic() - t0) * 1000)
+            pid = new
+    times.sort()
+    limit = f">{ctx.port_timeout * 1000:.0f}"
+    return {
+        "port_median_ms": percentile(times, 50) if not timeouts * 2 >= ctx.port_crashes else limit,
+        "port_p99_ms": percentile(times, 99) if not timeouts else limit,
+        "port_crashes": len(times) + timeouts,
     }
 
 
@@ -974,6 +1045,9 @@ ROWS = [
     ("scale", "reload_ms", "1,000 services", "`warden reload`, one service changed (ms)", "{:.0f}"),
     ("scale", "down_ms", "1,000 services", "stop (`warden down`) until all reaped (ms)", "{:.0f}"),
     ("scale", "down_left", "1,000 services", "processes left", "{:d}"),
+    ("port", "port_median_ms", "crash to port", "median SIGKILL to port answering again (ms)", "{:.2f}"),
+    ("port", "port_p99_ms", "crash to port", "p99 (ms)", "{:.2f}"),
+    ("port", "port_crashes", "crash to port", "crashes measured", "{:d}"),
 ]
 
 
@@ -1013,7 +1087,7 @@ def table_rows(ctx, results):
         row = [slabel.replace("N", str(ctx.services)), mlabel] + [fmt(vals[t], f) for t in tools]
         if "warden" in tools:
             # A ratio of counts (lines lost, processes left) says nothing the counts do not.
-            counts = {"gaps", "lost", "bad", "term_left", "gc_left", "down_left"}
+            counts = {"gaps", "lost", "bad", "term_left", "gc_left", "down_left", "port_crashes"}
             row += ["" if key in counts else ratio(vals["warden"], vals[p]) for p in peers]
         rows.append(row)
     return head, rows
@@ -1075,7 +1149,8 @@ def main():
 
     ctx = Ctx()
     ctx.work, ctx.tag, ctx.extra_env = a.work, a.tag, {}
-    ctx.stamp, ctx.flood, ctx.verify = (os.path.join(a.bin, n) for n in ("wb-stamp", "wb-flood", "wb-verify"))
+    ctx.stamp, ctx.flood, ctx.verify, ctx.http = (
+        os.path.join(a.bin, n) for n in ("wb-stamp", "wb-flood", "wb-verify", "wb-http"))
     ctx.warden, ctx.supervisord, ctx.pm2 = a.warden, a.supervisord, a.pm2
     ctx.mini, ctx.horust, ctx.circusd = a.mini, a.horust, a.circusd
     ctx.tools = [t for t in a.tools.split(",") if t]
@@ -1090,6 +1165,9 @@ def main():
     ctx.idle_secs = 3 if a.quick else 10
     ctx.settle = 1 if a.quick else 2
     ctx.stop_timeout = 15 if a.quick else 30
+    ctx.port_crashes = 8 if a.quick else 20
+    ctx.port_uptime = 1.2  # s of uptime before each crash
+    ctx.port_timeout = 10
     unknown = set(ctx.tools) - set(TOOLS) or ctx.only - set(SCENARIOS)
     if unknown:
         ap.error(f"unknown: {', '.join(sorted(unknown))}")
@@ -1112,6 +1190,7 @@ def main():
     if ctx.only & {"idle", "stop"}:
         scenarios.append(("idle", scenario_idle_and_stop))
     scenarios.append(("scale", scenario_scale))
+    scenarios.append(("port", scenario_port))
     try:
         for scen, fn in scenarios:
             if scen not in ctx.only and scen != "idle":

@@ -29,11 +29,13 @@ if [[ ${1:-} == --examples ]]; then
 fi
 
 venv=${API_CHECK_VENV:-$root/target/api-check-venv}
-if [[ ! -x $venv/bin/schemathesis || ! -x $venv/bin/openapi-spec-validator ]]; then
-    echo "api-check: installing openapi-spec-validator and schemathesis into $venv"
+if [[ ! -x $venv/bin/schemathesis || ! -x $venv/bin/openapi-spec-validator ]] ||
+    ! "$venv/bin/python3" -c 'import prometheus_client' 2>/dev/null; then
+    # prometheus-client: the metrics test parses /metrics with it from this venv.
+    echo "api-check: installing openapi-spec-validator, schemathesis and prometheus-client into $venv"
     python3 -m venv "$venv"
     timeout 120 "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        openapi-spec-validator schemathesis
+        openapi-spec-validator schemathesis prometheus-client
 fi
 
 echo "api-check: validating docs/api.yaml"

@@ -17,6 +17,9 @@ import threading
 import time
 import uuid
 
+# How long each leak scenario (1, 7, 10) runs with --long, unless --long-seconds says.
+LONG_SECONDS = 600
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -100,6 +103,42 @@ def fd_count(pid):
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return None
+
+
+def fd_links(pid):
+    """{fd: what it points to} of pid now (a pipe, socket, anon_inode:[pidfd], a path)."""
+    out = {}
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for n in names:
+        try:
+            out[int(n)] = os.readlink(f"/proc/{pid}/fd/{n}")
+        except OSError:
+            pass
+    return out
+
+
+def fd_diff(before, after):
+    """The fds of `after` that are new or point elsewhere than in `before`, as text."""
+    new = [f"{fd} -> {after[fd]}" for fd in sorted(after) if before.get(fd) != after[fd]]
+    gone = [f"{fd} -> {before[fd]}" for fd in sorted(before) if fd not in after]
+    return f"new: {new or 'none'}; gone: {gone or 'none'}"
+
+
+def inotify_watches(pid):
+    """How many watches warden's inotify descriptors hold now (from /proc/PID/fdinfo)."""
+    n = 0
+    for fd, what in fd_links(pid).items():
+        if what != "anon_inode:inotify":
+            continue
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                n += sum(1 for line in f if line.startswith("inotify wd:"))
+        except OSError:
+            pass
+    return n
 
 
 def metrics(pid):
@@ -477,6 +516,7 @@ class Context:
         self.warden = warden
         self.test_child = test_child
         self.long = long_mode
+        self.long_seconds = LONG_SECONDS
         self.keep = keep
         self.rng = rng
         self.release = False

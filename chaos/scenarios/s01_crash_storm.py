@@ -8,8 +8,12 @@ a random running service every 50 to 400 ms. Measured and checked:
 - each service's `restarts` in the status JSON equals its starts minus one (a start that a
   kill cut before its first line counts as a start: its pid is known from the kill);
 - warden's fds are exactly what they were before the storm once every service is stopped
-  again (idle to idle); its threads at most THREAD_SLACK more; its RSS at the end at most
-  RSS_SLACK over the one after warm-up;
+  again (idle to idle), and its inotify descriptors hold no more watches; its threads at
+  most THREAD_SLACK more; its RSS at the end at most RSS_SLACK over the one after warm-up.
+  The idle baseline is taken after a warm-up service (`warm`, outside the storm's
+  accounting) was started, SIGKILLed, crashed and stopped: warden opens one descriptor
+  lazily and keeps it (in cgroup mode, the inotify descriptor watching every service's
+  `cgroup.events`, at the first spawn), and the cold-to-warm difference is printed;
 - no child of warden is seen a zombie for a second or more (sampled every 20 ms).
 """
 
@@ -25,6 +29,9 @@ from harness import (
     Violation,
     ZombieWatcher,
     check,
+    fd_diff,
+    fd_links,
+    inotify_watches,
     mean,
     now_ms,
     percentile,
@@ -39,7 +46,6 @@ GUARANTEE = "every crash is restarted per policy, restarts are counted, nothing 
 
 SERVICES = 50
 STORM_CI = 45  # seconds (the issue says 60; 45 keeps the whole suite within its CI budget)
-STORM_LONG = 600
 WARMUP = 8
 BACKOFF_MAX_MS = 200
 RECOVERY_BOUND_MS = BACKOFF_MAX_MS + 3000  # the cap, plus a loaded machine's scheduling
@@ -47,9 +53,32 @@ THREAD_SLACK = 4  # tokio's blocking pool keeps idle threads up to 10 s
 RSS_SLACK_KIB = 4096  # and at most 10 % more
 
 
+def warm_up(w):
+    """One run of `warm` ended by a SIGKILL, one by its own crash, then a stop."""
+    w.cli("start", "warm", timeout=60, check_rc=0)
+    pid = w.services()["warm"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+
+    def restarted_after(old):
+        s = w.services()["warm"]
+        return s["pid"] if s["state"] == "running" and s["pid"] not in (None, old) else None
+
+    pid = wait_for("warm to be restarted after its SIGKILL", 10, lambda: restarted_after(pid))
+    wait_for("warm to crash and be restarted", 10, lambda: restarted_after(pid))
+    w.cli("stop", "warm", timeout=60, check_rc=0)
+
+
+def settled_metrics(w):
+    """warden's metrics once two samples 100 ms apart show the same fd count."""
+    a = w.metrics()
+    time.sleep(0.1)
+    b = w.metrics()
+    return b if a["fds"] == b["fds"] else None
+
+
 def run(ctx):
     rng = ctx.rng
-    storm = STORM_LONG if ctx.long else STORM_CI
+    storm = ctx.long_seconds if ctx.long else STORM_CI
     w = Warden(ctx, "storm")
     os.makedirs(w.path("starts"))
     intervals = {}
@@ -66,10 +95,26 @@ def run(ctx):
             f"backoff = {{ initial = \"10ms\", max = \"{BACKOFF_MAX_MS}ms\", factor = 2.0, "
             f"jitter = 0.0, reset_after = \"250ms\" }}\n"
         )
+    # The warm-up service: started, SIGKILLed (restarted), crashed (restarted) and stopped
+    # before the storm, so that what warden opens once and keeps (the inotify descriptor
+    # that watches every cgroup's `cgroup.events`, opened at the first spawn in cgroup
+    # mode) is in the idle baseline. Not counted in the storm.
+    warm_cmd = [ctx.test_child, "--touch", w.path("starts", "warm"), "--exit-after", "1s", "1", "--sleep", "forever"]
+    parts.append(
+        f"[services.warm]\ncommand = {toml_list(warm_cmd)}\nautostart = false\nrestart = \"always\"\n"
+        f"min_uptime = \"100ms\"\nbackoff = {{ initial = \"10ms\", max = \"10ms\" }}\n"
+    )
     w.write_config("\n".join(parts))
     w.up()
-    idle0 = w.metrics()
-    ctx.say(f"idle before: {idle0['fds']} fds, {idle0['threads']} threads, {idle0['rss_kib']} KiB RSS")
+    cold = w.metrics()
+    links_cold = fd_links(w.pid)
+    warm_up(w)
+    idle0 = wait_for("warden's fds to settle after the warm-up", 10, lambda: settled_metrics(w))
+    links0 = fd_links(w.pid)
+    watches0 = inotify_watches(w.pid)
+    ctx.say(f"idle before the warm-up: {cold['fds']} fds; after it: {idle0['fds']} fds "
+            f"({fd_diff(links_cold, links0)}), {idle0['threads']} threads, {idle0['rss_kib']} KiB RSS, "
+            f"{watches0} inotify watches")
 
     zombies = ZombieWatcher(w.pid)
     zombies.start()
@@ -89,7 +134,8 @@ def run(ctx):
             if halt.is_set():
                 break
             try:
-                svcs = [s for s in w.status()["services"] if s["pid"] and s["state"] in ("starting", "running")]
+                svcs = [s for s in w.status()["services"]
+                        if s["name"] in intervals and s["pid"] and s["state"] in ("starting", "running")]
             except (OSError, Violation):
                 continue
             if not svcs:
@@ -199,8 +245,11 @@ def run(ctx):
     except Violation:
         idle1 = w.metrics()
         raise Violation(f"fds leaked: {idle0['fds']} idle before the storm, {idle1['fds']} idle after "
-                        f"({sorted(os.listdir(f'/proc/{w.pid}/fd'), key=int)})")
-    ctx.say(f"idle after: {idle1['fds']} fds, {idle1['threads']} threads, {idle1['rss_kib']} KiB RSS; "
+                        f"({fd_diff(links0, fd_links(w.pid))})")
+    watches1 = inotify_watches(w.pid)
+    check(watches1 <= watches0, f"inotify watches grew: {watches0} idle before the storm, {watches1} idle after")
+    ctx.say(f"idle after: {idle1['fds']} fds, {idle1['threads']} threads, {idle1['rss_kib']} KiB RSS, "
+            f"{watches1} inotify watches; "
             f"threads {warm_thr} after warm-up, {end_thr} at the end; RSS {warm_rss} KiB after warm-up, {end_rss} KiB at the end")
     check(end_thr <= warm_thr + THREAD_SLACK, f"threads grew: {warm_thr} after warm-up, {end_thr} at the end")
     rss_bound = max(warm_rss + RSS_SLACK_KIB, warm_rss * 1.10)

@@ -14,8 +14,10 @@ its own output) and `fh` (the flapping HTTP health check) have dependents with
 
 Checked:
 - no probe piles up: the probe connections in flight to each port (the kernel's own table,
-  /proc/net/tcp: ESTABLISHED or SYN_SENT, sampled every 20 ms) and the exec probes' processes
-  alive under warden: never two at once for longer than PILE_MS (an overlap as an old run's
+  /proc/net/tcp: ESTABLISHED or SYN_SENT, sampled every 20 ms; where two are seen, only those
+  whose socket warden or a child of it holds count: the loopback is shared with the
+  machine's other programs, which may connect to a port of ours) and the exec probes'
+  processes alive under warden: never two at once for longer than PILE_MS (an overlap as an old run's
   probe is dropped and the new run's starts is a matter of microseconds; a probe left
   behind lives a whole timeout or forever);
 - the dependents' order: every start of `api` comes after the line its ready check waits for
@@ -26,10 +28,13 @@ Checked:
   timeout + SLACK to turn unhealthy, the current run up for as long) the sample agrees;
 - when the run ends: no probe process left, nothing tagged left after `down`.
 
-HOOK for `/health` (served on the control socket by another engineer's work, in parallel):
-`health_endpoint()` below asks `GET /health` at every sample; while warden answers 404 the
-hook says so once and checks nothing; once it answers, each service's `health` there must
-agree with the same sample's truth as `status --json` does.
+`GET /health` (on the control socket) is asked right after each status sample, so it is
+judged over its own window: the same rule, the truth held up to its answer, and the run it
+saw must be the status sample's run (the next sample shows the same pid; a SIGKILL in
+between starts a new run, whose health is rightly `unknown` until its first probe: such
+samples are counted and not judged). Each answer must also keep issue 10's rules: 200 with
+"healthy" or 503 with "unhealthy", and "unhealthy" whenever a counted service in it is
+failed, backoff, exited or unhealthy. (A warden that answers 404 is said once and skipped.)
 """
 
 import json
@@ -47,7 +52,6 @@ TITLE = "health under fire: probes that time out, hang or flap while services re
 GUARANTEE = "no probe piles up, dependents keep their order, the health shown is the truth at every sample"
 
 DURATION_CI = 40
-DURATION_LONG = 600
 PILE_MS = 150  # two probes of one check in flight at once for longer than this: piled up
 SLACK = 2.0  # seconds, for a loaded machine's scheduling
 INTERVAL = 0.25
@@ -226,23 +230,80 @@ class FullQueue:
         self.sock.close()
 
 
-def tcp_in_flight(ports, exclude):
-    """For each port: the connections to it (remote port) ESTABLISHED or SYN_SENT."""
+def tcp_in_flight(ports, exclude, inodes=None):
+    """For each port: the connections to it (remote port) ESTABLISHED or SYN_SENT (their
+    socket inodes by port into `inodes`, when given). Each connection once: the table is
+    read in large reads (the kernel's text of it can repeat a line where a read ends while
+    the table changes), and a connection is its local port."""
     counts = dict.fromkeys(ports, 0)
+    seen = set()
     try:
-        with open("/proc/net/tcp") as f:
-            next(f)
-            for line in f:
-                parts = line.split()
-                local, remote, st = parts[1], parts[2], parts[3]
-                if st not in ("01", "02"):
-                    continue
-                rport = int(remote.split(":")[1], 16)
-                if rport in counts and int(local.split(":")[1], 16) not in exclude:
-                    counts[rport] += 1
+        fd = os.open("/proc/net/tcp", os.O_RDONLY)
+        try:
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 22)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
     except OSError:
-        pass
+        return counts
+    for line in b"".join(chunks).decode("ascii", "replace").splitlines()[1:]:
+        parts = line.split()
+        if len(parts) < 10:
+            continue
+        local, remote, st = parts[1], parts[2], parts[3]
+        if st not in ("01", "02"):
+            continue
+        rport = int(remote.split(":")[1], 16)
+        lport = int(local.split(":")[1], 16)
+        if rport in counts and lport not in exclude and (lport, rport) not in seen:
+            seen.add((lport, rport))
+            counts[rport] += 1
+            if inodes is not None:
+                inodes.setdefault(rport, []).append(parts[9])
     return counts
+
+
+def socket_holders(inodes):
+    """Who holds these socket inodes open: ["pid (state, cmdline)"], from /proc/*/fd."""
+    want = {f"socket:[{i}]" for i in inodes}
+    out = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{name}/fd/{fd}") in want:
+                    st = proc_stat(int(name))
+                    out.add(f"{name} ({st[0] if st else '?'}, {cmdline(int(name))[:60]})")
+            except OSError:
+                pass
+    return sorted(out)
+
+
+def tree_sockets(pid):
+    """The socket inodes that pid and its descendants hold open."""
+    out = set()
+    for p in [pid] + descendants(pid, depth=3):
+        try:
+            fds = os.listdir(f"/proc/{p}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{p}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                out.add(link[8:-1])
+    return out
 
 
 def descendants(pid, depth=2):
@@ -270,14 +331,27 @@ class PileWatcher(threading.Thread):
         self.max = {}
         self.over_since = {}
         self.piled = []
+        self.holders = []  # (check, who held its piled-up connections), for the message
+        self.foreign = 0  # samples that saw connections to our ports from outside warden's tree
         self.samples = 0
 
     def run(self):
         while not self.halt.is_set():
             t = now()
             counts = {}
-            for port, n in tcp_in_flight(self.ports, self.exclude).items():
+            inodes = {}
+            for port, n in tcp_in_flight(self.ports, self.exclude, inodes).items():
                 counts[self.ports[port]] = n
+            if any(n > 1 for n in counts.values()):
+                # Only warden's own (and its children's: a copy in a child between fork and
+                # exec) count: this machine's loopback is shared, and another program may
+                # connect to a port of ours.
+                owned = tree_sockets(self.warden_pid)
+                for port, ins in inodes.items():
+                    mine = sum(1 for i in ins if i in owned)
+                    if mine < len(ins):
+                        self.foreign += 1
+                    counts[self.ports[port]] = mine
             for m, name in self.markers.items():
                 counts[name] = 0
             for p in descendants(self.warden_pid):
@@ -294,6 +368,10 @@ class PileWatcher(threading.Thread):
                     first = self.over_since.setdefault(name, t)
                     if (t - first) * 1000 > PILE_MS:
                         self.piled.append((name, n, round((t - first) * 1000)))
+                        port = next((p for p, c in self.ports.items() if c == name), None)
+                        if port in inodes and len(self.holders) < 3:
+                            ins = inodes[port]
+                            self.holders.append((name, f"{len(set(ins))} sockets", socket_holders(ins)))
                 else:
                     self.over_since.pop(name, None)
             self.samples += 1
@@ -310,20 +388,36 @@ def starts(path):
 
 
 def health_endpoint(w):
-    """HOOK: GET /health on the control socket (another engineer's work, in parallel). The
-    services' health there, or None while warden does not serve it (404)."""
+    """GET /health on the control socket: (HTTP status, the body's verdict, {service: (state,
+    health, counted)}), or None while warden does not serve it (404)."""
     try:
         st, body = w.api("GET", "/health", timeout=5)
     except OSError:
         return None
     if st == 404 or not isinstance(body, dict) or not isinstance(body.get("services"), dict):
         return None
-    return {n: v.get("health") for n, v in body["services"].items() if isinstance(v, dict)}
+    svcs = {n: (v.get("state"), v.get("health"), v.get("counted"))
+            for n, v in body["services"].items() if isinstance(v, dict)}
+    return st, body.get("status"), svcs
+
+
+def verdict_errors(hook):
+    """What breaks issue 10's rules of /health in one answer: 200 with "healthy" or 503 with
+    "unhealthy"; unhealthy when a counted service is failed, backoff, exited or unhealthy."""
+    code, verdict, svcs = hook
+    errs = []
+    if (code, verdict) not in ((200, "healthy"), (503, "unhealthy")):
+        errs.append(f"/health answered {code} with status {verdict!r}")
+    bad = [n for n, (state, health, counted) in svcs.items()
+           if counted and (state in ("failed", "backoff", "exited") or health == "unhealthy")]
+    if bad and verdict != "unhealthy":
+        errs.append(f"/health said {verdict!r} while counted services were bad: {bad[:4]}")
+    return errs
 
 
 def run(ctx):
     rng = ctx.rng
-    duration = DURATION_LONG if ctx.long else DURATION_CI
+    duration = ctx.long_seconds if ctx.long else DURATION_CI
     w = Warden(ctx, "health")
     for d in ("probes", "deps"):
         os.makedirs(w.path(d))
@@ -424,6 +518,21 @@ def run(ctx):
     claims = {"healthy": 0, "unhealthy": 0}
     wrong = []
     hook_answered = 0
+    pending = []  # (service, the truth, pid, /health's health): judged at the next sample
+    across = {"runs": 0, "unknown": 0}  # /health samples that fell across a restart
+
+    def resolve(pending, svcs):
+        for name, want, pid, got in pending:
+            if svcs[name]["pid"] != pid:
+                across["runs"] += 1
+                across["unknown"] += got != want
+                continue
+            claims_h[want] += 1
+            if got != want:
+                wrong.append(f"/health: {name}: health {got!r}, the truth {want} (pid {pid} throughout)")
+        pending.clear()
+
+    claims_h = {"healthy": 0, "unhealthy": 0}
     t_end = now() + duration
     while now() < t_end:
         t_send = now()
@@ -432,9 +541,13 @@ def run(ctx):
         t_recv = now()
         check(r.returncode == 0, f"status --json exited {r.returncode}: {r.stderr.decode(errors='replace')[-500:]}")
         svcs = {s["name"]: s for s in json.loads(r.stdout)["services"]}
+        resolve(pending, svcs)
+        t_hsend = now()
         hook = health_endpoint(w)
+        t_hrecv = now()
         if hook is not None:
             hook_answered += 1
+            wrong.extend(verdict_errors(hook))
         samples += 1
         lat = t_recv - t_send
         for name, (_, interval, timeout) in judged.items():
@@ -453,8 +566,16 @@ def run(ctx):
                 claims[want] += 1
                 if s["health"] != want:
                     wrong.append(f"{name}: health {s['health']!r}, the truth {want} (up {up_for:.1f}s)")
-                if hook is not None and hook.get(name) != want:
-                    wrong.append(f"/health: {name}: health {hook.get(name)!r}, the truth {want}")
+            # /health is asked after the status, so it is judged over its own window: the
+            # run it saw is this sample's run if the next sample shows the same pid (a kill
+            # in between starts a new run, whose health is `unknown` until its first probe).
+            want_h = None
+            if up_for >= w_up and truth.held(True, t_hsend - w_up, t_hrecv):
+                want_h = "healthy"
+            elif up_for >= w_down and truth.held(False, t_hsend - w_down, t_hrecv):
+                want_h = "unhealthy"
+            if want_h and hook is not None:
+                pending.append((name, want_h, s["pid"], hook[2].get(name, (None, None, None))[1]))
         for name, (interval, timeout) in always_down.items():
             s = svcs[name]
             up_for = (s.get("uptime_ms") or 0) / 1000.0 - lat
@@ -465,6 +586,7 @@ def run(ctx):
         for name in ("rh", "re"):
             if svcs[name]["state"] == "running":
                 wrong.append(f"{name} is running although its ready check never passes")
+    resolve(pending, w.services())
     halt.set()
     truth.halt.set()
     inj.join(timeout=30)
@@ -506,18 +628,24 @@ def run(ctx):
             f"truth flipped {len(truth.changes) - 1} times; fr restarted {svcs['fr']['restarts']} times, "
             f"rh {svcs['rh']['restarts']}, re {svcs['re']['restarts']}")
     ctx.say(f"probes in flight at most (per check): {', '.join(f'{k} {v}' for k, v in sorted(piles.max.items()))} "
-            f"({piles.samples} samples); hanging exec probes run {eh_runs} + {re_runs} times")
+            f"({piles.samples} samples; {piles.foreign} saw connections to these ports from outside warden, "
+            f"not counted); hanging exec probes run {eh_runs} + {re_runs} times")
     ctx.say(f"{samples} samples of status --json: {claims['healthy']} judged healthy, {claims['unhealthy']} judged "
             f"unhealthy, {len(wrong)} wrong; api started {n_api} times, web {n_web}, "
             f"each after its dependency's condition")
     if hook_answered:
-        ctx.say(f"/health answered {hook_answered} of {samples} samples, checked against the truth")
+        ctx.say(f"/health answered {hook_answered} of {samples} samples: {claims_h['healthy']} judged healthy, "
+                f"{claims_h['unhealthy']} unhealthy; {across['runs']} fell across a restart of the service "
+                f"(not judged; {across['unknown']} of them would have differed from the truth)")
     else:
         ctx.say("/health: not served by this warden (404): the hook checked nothing")
-    check(not piles.piled, f"probes piled up (check, in flight, ms): {sorted(set(piles.piled))[:8]}")
+    check(not piles.piled, f"probes piled up (check, in flight, ms): {sorted(set(piles.piled))[:8]}; "
+                           f"their connections held by: {piles.holders}")
     check(not bad, f"the dependents' order broke: {bad[:5]}")
     check(not wrong, f"health was wrong at {len(wrong)} samples: {wrong[:6]}")
     check(claims["healthy"] > 0 and claims["unhealthy"] > 0, f"too few judged samples to say anything: {claims}")
+    check(not hook_answered or (claims_h["healthy"] > 0 and claims_h["unhealthy"] > 0),
+          f"too few judged /health samples to say anything: {claims_h}")
     check(n_api >= 2 and n_web >= 2, f"the dependents did not restart with their dependency (api {n_api}, web {n_web})")
     w.down()
     left = w.leftovers()

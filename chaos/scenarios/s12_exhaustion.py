@@ -11,18 +11,26 @@ Checked for both limits: warden never exits; the long-running service keeps its 
 along; warden says what failed (an event line); it does not spin (its CPU over the window
 stays under CPU_BOUND of one CPU); once the limit is back, the crashers start again and
 status answers, within RECOVER_S.
-A memory-hungry service next to warden needs the cgroup issue: left for later.
+- **memory-hungry services** (no cgroup memory controller here, so no kernel limit: the
+  services allocate as fast as they can): `leak` grows 32 MiB every 50 ms under
+  `memory_max` (warden restarts it each time, within two `sample_interval`s), `big` grows to
+  BIG_MIB and holds it, without a limit; for HOLD_S seconds. warden stays responsive (every
+  status answers; its RSS stays under RSS_BOUND_MIB), keeps `keep` and `big` running, restarts
+  `leak` for its memory each time it crosses the limit (from the crossing, which `leak` notes,
+  to its next start: within MEM_RECOVER_MS), does not spin, and is the OOM killer's last
+  choice: its `oom_score` below `big`'s, its `oom_score_adj` no higher than `big`'s.
 """
 
 import os
 import subprocess
-import threading
+import sys
 import time
 
-from harness import Skip, StatusProbe, check, now_ms, proc_stat, toml_list, wait_for, Warden
+from harness import (MetricWatcher, Skip, StatusProbe, check, now_ms, percentile, proc_stat, toml_list,
+                     wait_for, Warden)
 
 NUMBER = 12
-TITLE = "warden's own exhaustion: fd limit, fork failing, oom_score_adj"
+TITLE = "warden's own exhaustion: fd limit, fork failing, memory-hungry services, oom_score_adj"
 GUARANTEE = "at its fd limit or with fork failing warden reports it, keeps what runs running, recovers and never exits or spins; as root it is the OOM killer's last choice"
 
 HOLD_S = 6
@@ -33,6 +41,34 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 TICK = os.sysconf("SC_CLK_TCK")
 WARDEN_THREADS = 4  # main, two tokio workers, the reaper (a debug build, measured)
 NPROC_SLOTS = 2
+MEM_SAMPLE_MS = 250
+MEM_MAX_MIB = 200
+BIG_MIB = 512
+LEAK_CAP_MIB = 768
+MEM_RECOVER_MS = 2 * MEM_SAMPLE_MS + 3000  # two samples, the stop and the backoff, a loaded machine
+RSS_BOUND_MIB = 64
+# A service that allocates CHUNK MiB every 50 ms up to CAP MiB and holds it; it appends
+# `start PID MS` when it starts, `over PID MS` when its allocation passes LIMIT MiB and
+# `full PID MS` once it holds CAP MiB.
+HOG = r"""
+import os, sys, time
+path, limit, cap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def note(what):
+    with open(path, "a") as f:
+        f.write(f"{what} {os.getpid()} {time.time() * 1000:.0f}\n")
+note("start")
+chunks, over, full = [], False, False
+while True:
+    if len(chunks) * 32 < cap:
+        chunks.append(b"x" * (32 << 20))
+    elif not full:
+        note("full")
+        full = True
+    if not over and len(chunks) * 32 > limit:
+        note("over")
+        over = True
+    time.sleep(0.05)
+"""
 
 
 def nobody_tasks():
@@ -109,6 +145,93 @@ def exhaust(ctx, w, what, limit_args, restore_args, row):
     row.times_ms.append(t_rec)
 
 
+def hog_notes(path):
+    """[(what, pid, ms)] from a hog's notes file."""
+    try:
+        with open(path) as f:
+            return [(a, int(b), float(c)) for a, b, c in (ln.split() for ln in f if ln.strip())]
+    except OSError:
+        return []
+
+
+def proc_int(pid, name):
+    try:
+        with open(f"/proc/{pid}/{name}") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def memory_hungry(ctx):
+    """Two services allocating fast next to warden (see the module's docs)."""
+    w = Warden(ctx, "hog")
+    leak = [sys.executable, "-c", HOG, w.path("leak.notes"), str(MEM_MAX_MIB), str(LEAK_CAP_MIB)]
+    big = [sys.executable, "-c", HOG, w.path("big.notes"), str(BIG_MIB), str(BIG_MIB)]
+    w.write_config(
+        f"[warden]\nshutdown_timeout = \"20s\"\nsample_interval = \"{MEM_SAMPLE_MS}ms\"\n\n"
+        f"[services.keep]\ncommand = {toml_list([ctx.test_child, '--sleep', 'forever'])}\n\n"
+        f"[services.big]\ncommand = {toml_list(big)}\n\n"
+        f"[services.leak]\ncommand = {toml_list(leak)}\nmemory_max = \"{MEM_MAX_MIB}MiB\"\nmin_uptime = \"100ms\"\n"
+        f"stop_timeout = \"2s\"\nbackoff = {{ initial = \"100ms\", max = \"100ms\" }}\n"
+    )
+    w.up()
+    wait_for("keep and big running, big at its size", 60,
+             lambda: all(w.services()[n]["state"] == "running" for n in ("keep", "big"))
+             and any(n[0] == "full" for n in hog_notes(w.path("big.notes"))))
+    svcs = w.services()
+    keep_pid, big_pid = svcs["keep"]["pid"], svcs["big"]["pid"]
+    probe = StatusProbe(w, interval=0.1, timeout=2)
+    mw = MetricWatcher(w.pid, interval=0.2)
+    cpu0, t0, t0ms = proc_stat(w.pid)[3], time.monotonic(), now_ms()
+    probe.start()
+    mw.start()
+    wait_for(f"{HOLD_S}s of memory-hungry services", HOLD_S + 5, lambda: time.monotonic() - t0 >= HOLD_S, pause=0.2)
+    cpu = (proc_stat(w.pid)[3] - cpu0) / TICK / (time.monotonic() - t0)
+    scores = {n: (proc_int(p, "oom_score"), proc_int(p, "oom_score_adj")) for n, p in (("warden", w.pid), ("big", big_pid))}
+    probe.stop()
+    mw.stop()
+    check(w.alive(), f"warden exited next to memory-hungry services: {w.output()[-1500:]}")
+    svcs = w.services()
+    check(svcs["keep"]["pid"] == keep_pid, "keep changed pid next to the memory-hungry services")
+    check(svcs["big"]["pid"] == big_pid, "big (no memory_max) was restarted")
+    notes = hog_notes(w.path("leak.notes"))
+    starts = [ms for what, _, ms in notes if what == "start"]
+    overs = [(pid, ms) for what, pid, ms in notes if what == "over" and ms >= t0ms]
+    row = ctx.row("memory-hungry service (memory_max, no kernel limit)")
+    late = []
+    for pid, ms in overs:
+        nxt = [s for s in starts if s > ms]
+        if not nxt and now_ms() - ms < MEM_RECOVER_MS:
+            continue  # crossed as the window ended: its outcome is not in yet
+        row.injections += 1
+        if nxt and nxt[0] - ms <= MEM_RECOVER_MS:
+            row.recovered += 1
+            row.times_ms.append(nxt[0] - ms)
+        else:
+            late.append(f"pid {pid}: {'after ' + str(round(nxt[0] - ms)) + ' ms' if nxt else 'never restarted'}")
+    said = [l for l in w.output().splitlines() if "memory limit:" in l]
+    lat = probe.latencies
+    peak = max(m["rss_kib"] for m in mw.samples) / 1024
+    ctx.say(f"memory: {HOLD_S}s next to big ({BIG_MIB} MiB held) and leak (+640 MiB/s, memory_max {MEM_MAX_MIB}MiB): "
+            f"leak crossed its limit {len(overs)} times, restarted {row.recovered} times within {MEM_RECOVER_MS} ms "
+            f"(mean {sum(row.times_ms) / max(len(row.times_ms), 1):.0f} ms), {len(said)} event lines "
+            f"(first: {said[0][24:120] if said else '-'!r}); warden CPU {100 * cpu:.0f}% of one CPU, RSS peak {peak:.1f} MiB; "
+            f"status: {len(lat)} answers, p99 {1000 * (percentile(lat, 99) or 0):.0f} ms, {len(probe.failures)} failed; "
+            f"oom_score (adj): warden {scores['warden'][0]} ({scores['warden'][1]}), big {scores['big'][0]} ({scores['big'][1]})")
+    check(len(overs) >= 2, f"leak crossed its limit only {len(overs)} times in {HOLD_S}s: was it restarted?")
+    check(not late, f"leak not restarted for its memory within {MEM_RECOVER_MS} ms: {late[:5]}")
+    check(said, "warden said nothing about leak's memory")
+    check(not probe.failures, f"status failed next to the memory-hungry services: {probe.failures[:3]}")
+    check(peak <= RSS_BOUND_MIB, f"warden's RSS reached {peak:.1f} MiB")
+    check(cpu < CPU_BOUND, f"warden used {100 * cpu:.0f}% of a CPU next to the memory-hungry services")
+    (w_score, w_adj), (b_score, b_adj) = scores["warden"], scores["big"]
+    check(None not in (w_score, w_adj, b_score, b_adj), f"oom scores unreadable: {scores}")
+    check(w_score < b_score, f"warden's oom_score {w_score} is not below big's {b_score}: the kernel would pick warden")
+    check(w_adj <= b_adj, f"warden's oom_score_adj {w_adj} is above big's {b_adj}")
+    row.lost = "nothing: keep and big kept running"
+    w.down()
+
+
 def run(ctx):
     if os.geteuid() != 0:
         raise Skip("needs root (prlimit on another user's process, setpriv)")
@@ -137,6 +260,9 @@ def run(ctx):
         ctx.say(f"oom_score_adj: not checked: this kernel refuses to lower it even for root's shell "
                 f"({probe.stderr.strip()[:80]}); warden {mine}, its service {kids}")
     w.down()
+
+    # 4. Memory-hungry services next to warden (root or not; here with the root warden).
+    memory_hungry(ctx)
 
     # 2. Fork failing: an unprivileged warden under RLIMIT_NPROC. This machine refuses
     # prlimit on another user's process (EPERM, even as root), so the limit is set when

@@ -25,6 +25,8 @@
 //! - **Gone**: `cgroup.events` says `populated 0`. A thread (`warden-cgroups`) reads one
 //!   inotify descriptor watching every service's `cgroup.events`, and wakes the waiters
 //!   of `Child::wait_tree_gone` (the reaper's generation counter) on each change: no polling.
+//!   Each cgroup's watch is removed with its directory (the kernel keeps it otherwise: one
+//!   watch, and the file it pins, leaked per start; found by chaos scenario 1).
 //! - **Kill**: `cgroup.kill` (Linux ≥ 5.14); older kernels: SIGKILL to each pid of
 //!   `cgroup.procs`, a few passes.
 //! - **Cleanup**: dropping a [`Cgroup`] removes its directory (and the instance's once
@@ -275,6 +277,9 @@ fn enable_controllers(dir: &Path, controllers: &[&str]) -> Vec<String> {
 #[derive(Debug)]
 pub(super) struct Cgroup {
     dir: PathBuf,
+    /// The watch on its `cgroup.events` in the [`watcher`], removed with the directory: the
+    /// kernel keeps a watch on a file of a removed cgroup (and the file) until it is removed.
+    watch: Option<Watch>,
     /// Why a limit was not applied, for the engine to warn about.
     pub(super) notes: Vec<String>,
 }
@@ -311,8 +316,8 @@ impl Cgroup {
             }
             mkdir(&dir).map_err(|e| format!("cannot create cgroup {}: {e}", dir.display()))?;
         }
-        let cgroup = Cgroup { dir, notes };
-        watch_events(&cgroup.dir.join("cgroup.events"));
+        let watch = watch_events(&dir.join("cgroup.events"));
+        let cgroup = Cgroup { dir, watch, notes };
         let mut limit_notes = apply_limits(&cgroup.dir, &writes);
         let procs = fs::OpenOptions::new()
             .write(true)
@@ -399,20 +404,23 @@ fn kill_each(dir: &Path) {
 
 /// Cgroups whose `Child` was dropped while processes remained: removed by the
 /// `warden-cgroups` thread once they are empty (their `cgroup.events` is watched).
-static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static PENDING: Mutex<Vec<(PathBuf, Option<Watch>)>> = Mutex::new(Vec::new());
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
         let _tree = lock(&TREE);
         if remove(&self.dir) {
+            unwatch(self.watch);
             return;
         }
         // The tree outlived its `Child` (it was dropped without a stop, as when a runtime
         // ends): end it, as closing a Job Object does on Windows, and remove the cgroup once
         // the kernel has emptied it.
         let _ = kill_dir(&self.dir);
-        if !remove(&self.dir) {
-            lock(&PENDING).push(self.dir.clone());
+        if remove(&self.dir) {
+            unwatch(self.watch);
+        } else {
+            lock(&PENDING).push((self.dir.clone(), self.watch));
         }
     }
 }
@@ -433,7 +441,13 @@ fn remove(dir: &Path) -> bool {
 /// Remove the pending cgroups that are empty now.
 fn sweep_pending() {
     let _tree = lock(&TREE);
-    lock(&PENDING).retain(|dir| dir.exists() && !remove(dir));
+    lock(&PENDING).retain(|(dir, watch)| {
+        let gone = !dir.exists() || remove(dir);
+        if gone {
+            unwatch(*watch);
+        }
+        !gone
+    });
 }
 
 /// Kill and remove what a previous warden of instance `instance` left in its cgroups
@@ -540,15 +554,31 @@ fn read_events(fd: libc::c_int) {
     }
 }
 
-/// Watch `events` for changes (removed by the kernel with the cgroup's directory).
-fn watch_events(events: &Path) {
-    let Some(fd) = watcher() else { return };
-    let Ok(c) = std::ffi::CString::new(events.as_os_str().as_bytes()) else {
+/// A watch descriptor of the [`watcher`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Watch(libc::c_int);
+
+/// Watch `events` for changes; `None` if it cannot be watched (no watcher, or the watch
+/// limit reached: this cgroup is left to the reaper's wake-ups). The kernel does not end
+/// the watch when the cgroup goes (a cgroup's files are not unlinked): [`unwatch`] does.
+fn watch_events(events: &Path) -> Option<Watch> {
+    let fd = watcher()?;
+    let c = std::ffi::CString::new(events.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a valid descriptor and NUL-terminated path.
+    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) };
+    (wd >= 0).then_some(Watch(wd))
+}
+
+/// End a watch of a removed cgroup. Two `Cgroup`s of one directory share its watch (the
+/// second reused the directory): whichever removes the directory ends it, and the other's
+/// call fails harmlessly (the kernel does not reuse a watch descriptor soon: it allocates
+/// them cyclically).
+fn unwatch(watch: Option<Watch>) {
+    let (Some(Watch(wd)), Some(fd)) = (watch, WATCHER.get().and_then(Option::as_ref)) else {
         return;
     };
-    // SAFETY: a valid descriptor and NUL-terminated path. A failure (watch limit reached)
-    // leaves this cgroup to the reaper's wake-ups.
-    unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) };
+    // SAFETY: plain syscall on a valid descriptor; an unknown wd is EINVAL, nothing else.
+    unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) };
 }
 
 #[cfg(test)]
@@ -824,6 +854,76 @@ mod tests {
                 .wait_tree_gone(std::time::Duration::from_secs(20))
                 .await
         );
+    }
+
+    /// The inotify watches of the watcher on `ino` (from `/proc/self/fdinfo`).
+    fn watches_on(ino: u64) -> usize {
+        let Some(fd) = WATCHER.get().and_then(Option::as_ref) else {
+            return 0;
+        };
+        let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+            .expect("fdinfo of the watcher");
+        let needle = format!(" ino:{ino:x} ");
+        info.lines()
+            .filter(|l| l.starts_with("inotify wd:") && l.contains(&needle))
+            .count()
+    }
+
+    /// Regression (chaos scenario 1: 1,600 watches left after a 45 s crash storm of 50
+    /// services): the watch on a cgroup's `cgroup.events` goes with the cgroup, whether its
+    /// child ended before the drop or was still running (the cgroup removed later).
+    #[tokio::test]
+    async fn a_removed_cgroup_leaves_no_inotify_watch_behind() {
+        use std::os::unix::fs::MetadataExt;
+        if let Err(reason) = hierarchy() {
+            println!("skipped: {reason}");
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for (i, script) in ["exit 0", "sleep 300 & exec sleep 300"]
+            .into_iter()
+            .enumerate()
+        {
+            let spec = crate::process::SpawnSpec {
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), script.into()],
+                cwd: tmp.path().to_owned(),
+                clear_env: true,
+                env: Vec::new(),
+                output: crate::process::Output::Null,
+                credentials: crate::process::Credentials::default(),
+                confinement: Some(Confinement {
+                    instance: format!("unitwatch{i}x{}", std::process::id()),
+                    service: "svc".into(),
+                    memory_max: None,
+                    cpu_max: None,
+                }),
+            };
+            let mut child = crate::process::spawn(&spec).expect("spawn");
+            let dir = child.cgroup.as_ref().expect("a cgroup").dir.clone();
+            let ino = fs::metadata(dir.join("cgroup.events")).expect("stat").ino();
+            assert_eq!(watches_on(ino), 1, "{script}: cgroup.events is watched");
+            if i == 0 {
+                child.wait().await;
+                assert!(
+                    child
+                        .wait_tree_gone(std::time::Duration::from_secs(20))
+                        .await
+                );
+            }
+            drop(child);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while dir.exists() || watches_on(ino) != 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{script}: {} exists: {}, watches on it: {}",
+                    dir.display(),
+                    dir.exists(),
+                    watches_on(ino)
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
     }
 
     /// A child dropped while its tree runs (no stop: a runtime that ends) takes its tree

@@ -218,7 +218,11 @@ impl Child {
         let registered: HashSet<u32> = lock(&reaper().live).keys().copied().collect();
         let mut ours = Vec::new();
         let mut doubtful = Vec::new();
-        for c in procfs::all() {
+        // Only warden's own children can be adopted: read those (`children` files), not
+        // every process of the machine (that scan was most of a crash's restart time on a
+        // busy host); every process only where the kernel has no `children` files.
+        let candidates = reaper::unregistered_children().unwrap_or_else(procfs::all);
+        for c in candidates {
             if c.ppid != me || c.is_zombie() || registered.contains(&c.pid) || c.pid == main {
                 continue;
             }
