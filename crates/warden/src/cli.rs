@@ -22,8 +22,12 @@ pub struct Cli {
 /// (a Windows service; a systemd unit or launchd job on Linux and macOS).
 #[derive(Debug, Args, Clone, Default)]
 pub struct Target {
-    /// The config file [default: $`WARDEN_CONFIG` or ./warden.toml]
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        help = "The config file [default: $WARDEN_CONFIG or ./warden.toml]"
+    )]
     pub config: Option<PathBuf>,
     /// An installed instance (see `warden install`)
     #[arg(short = 'n', long = "instance", value_name = "NAME")]
@@ -47,8 +51,12 @@ pub struct Remote {
 /// Just the config file.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ConfigArg {
-    /// The config file [default: $`WARDEN_CONFIG` or ./warden.toml]
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        help = "The config file [default: $WARDEN_CONFIG or ./warden.toml]"
+    )]
     pub config: Option<PathBuf>,
 }
 

@@ -1172,6 +1172,11 @@ async fn exit_actions_exit_keeps_a_code_exited_under_restart_always() {
     r.fake.exit(r.fake.last_pid("pa"), ExitStatus::Code(0));
     let s = r.until_state("a", State::Exited).await;
     assert_eq!(s.reason.as_deref(), Some("exited with code 0"));
+    assert!(
+        r.has_event("not restarted (exit_actions: exit)"),
+        "the event names what decided: {:?}",
+        r.events()
+    );
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(r.fake.pids("pa").len(), 1);
 }

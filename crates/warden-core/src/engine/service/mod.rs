@@ -580,14 +580,13 @@ impl ServiceTask {
                 } else {
                     (Rest::Exited, Level::Info)
                 };
-                if status.is_some() {
-                    self.emit(
-                        level,
-                        &format!(
-                            "{what}{after}; not restarted (restart = {})",
-                            self.cfg.restart.name()
-                        ),
-                    );
+                if let Some(st) = status {
+                    // `exit_actions` decided before the policy when it names this exit.
+                    let by = match self.cfg.exit_actions.for_code(st.code()) {
+                        Some(crate::model::ExitAction::Exit) => "exit_actions: exit".to_owned(),
+                        _ => format!("restart = {}", self.cfg.restart.name()),
+                    };
+                    self.emit(level, &format!("{what}{after}; not restarted ({by})"));
                 }
                 self.rest(rest, what);
             }

@@ -29,6 +29,9 @@ pub struct Sensing {
 }
 
 /// `530MiB`.
+/// The first sample of a run comes this long after its start (or one interval, if shorter).
+const FIRST_SAMPLE: Duration = Duration::from_secs(1);
+
 pub(super) fn mib(bytes: u64) -> String {
     format!("{}MiB", bytes >> 20)
 }
@@ -45,6 +48,9 @@ pub(super) async fn sampler(
     let mut demand = sensing.demand;
     let mut prev: Option<(Instant, f64)> = None;
     let mut above = 0u32;
+    // Not at the spawn itself: a process that has just started (or not yet exec'd) shows a
+    // fraction of its memory, and that figure would stand for a whole interval.
+    tokio::time::sleep(FIRST_SAMPLE.min(interval)).await;
     loop {
         let asked = (*demand.borrow_and_update()).is_some_and(|t| t.elapsed() < window);
         if memory_max.is_none() && !asked {
