@@ -84,10 +84,10 @@ fn a_failed_service_at_80x24() {
     let expected = r"
  warden live  pid 4310  up 2h03m  1 failed, 1 backoff, 1 running  …p/warden.toml
 ┏ services 3/3 · sort: config order ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
-┃NAME   STATE    PID  UPTIME RESTARTS LAST EXIT      HEALTH REASON             ┃
-┃web    running  4312 2h03m  0        -              -                         ┃
-┃worker backoff  -    -      7        code 1 (200ms) -      next start in 3.2… ┃
-┃db     failed   -    -      5        code 2 (40ms)  -      start limit reach… ┃
+┃NAME   STATE    PID  UPTIME RESTARTS LAST EXIT      HEALTH MEM REASON         ┃
+┃web    running  4312 2h03m  0        -              -      -                  ┃
+┃worker backoff  -    -      7        code 1 (200ms) -      -   next start in… ┃
+┃db     failed   -    -      5        code 2 (40ms)  -      -   start limit r… ┃
 ┗━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┛
 ┌ logs: web · following ───────────────────────────────────────────────────────┐
 │  Serving HTTP on 127.0.0.1 port 8000                                         │
@@ -384,4 +384,24 @@ fn while_warden_is_down_the_rows_say_they_are_stale() {
             .nth(1)
             .is_some_and(|l| l.contains("sort: config order"))
     );
+}
+
+/// HEALTH, CPU and MEM show what the status says (they were always "-"), as in
+/// `warden status`.
+#[test]
+fn health_cpu_and_mem_come_from_the_status() {
+    let mut app = example();
+    let mut services = app.services.clone();
+    services[0].health = Some(warden_core::proto::Health::Healthy);
+    services[0].cpu_percent = Some(0.4);
+    services[0].memory_bytes = Some(22_334_669);
+    app.set_status(info(), services);
+    let frame = screen(&app, 120, 24);
+    let row = frame
+        .lines()
+        .find(|l| l.contains("web    running"))
+        .expect("the row of web");
+    for cell in ["healthy", "0.4%", "21.3MiB"] {
+        assert!(row.contains(cell), "{cell} in {row:?}");
+    }
 }

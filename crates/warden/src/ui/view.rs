@@ -253,11 +253,19 @@ fn cell(s: &ServiceStatus, col: Col, age: Duration) -> String {
             .map_or_else(|| "-".into(), |u| fmt_duration(Duration::from_millis(u))),
         Col::Restarts => s.restarts.to_string(),
         Col::LastExit => crate::render::last_exit(s),
-        // Filled in once the status carries health, CPU and memory.
-        Col::Health | Col::Cpu | Col::Mem => "-".into(),
+        Col::Health => s
+            .health
+            .map_or_else(|| "-".into(), |h| h.as_str().to_owned()),
+        Col::Cpu => s
+            .cpu_percent
+            .map_or_else(|| "-".into(), |c| format!("{c:.1}%")),
+        Col::Mem => crate::render::mem(s),
         Col::Reason => crate::render::reason(s, age),
     }
 }
+
+/// The least width at which REASON is worth showing: the others make room for it.
+const READABLE_REASON: usize = 12;
 
 /// Which columns fit in `width`, and how wide each is.
 fn columns(app: &App, width: usize, age: Duration) -> Vec<(Col, usize)> {
@@ -269,10 +277,8 @@ fn columns(app: &App, width: usize, age: Duration) -> Vec<(Col, usize)> {
             .unwrap_or(0)
             .max(col.title().len())
     };
-    // CPU and MEM show once the status has them.
     let mut cols: Vec<(Col, usize)> = ORDER
         .iter()
-        .filter(|c| !matches!(c, Col::Cpu | Col::Mem))
         .map(|&c| {
             let w = match c {
                 Col::Name => natural(c).min(MAX_NAME),
@@ -286,9 +292,12 @@ fn columns(app: &App, width: usize, age: Duration) -> Vec<(Col, usize)> {
     let total = |cols: &[(Col, usize)]| cols.iter().map(|(_, w)| w + 1).sum::<usize>();
     let reason = cols.pop();
     if total(&cols) + reason.map_or(0, |(_, w)| w + 1) > width {
-        // REASON goes first; the others by priority until the rest fits.
+        // The others give way by priority (CPU and MEM first) until the rest fits with
+        // room for a readable REASON, when some service has one; REASON goes last.
+        let any_reason = rows.iter().any(|s| !cell(s, Col::Reason, age).is_empty());
+        let room = if any_reason { READABLE_REASON + 1 } else { 0 };
         for drop in &DROP_ORDER[1..] {
-            if total(&cols) <= width {
+            if total(&cols) + room <= width {
                 break;
             }
             cols.retain(|(c, _)| c != drop);
@@ -297,7 +306,7 @@ fn columns(app: &App, width: usize, age: Duration) -> Vec<(Col, usize)> {
     // REASON takes what is left, if that is enough to read.
     let left = width.saturating_sub(total(&cols));
     if let Some((c, w)) = reason
-        && left > 12
+        && left > READABLE_REASON
     {
         cols.push((c, w.min(left - 1)));
     }
