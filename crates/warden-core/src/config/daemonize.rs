@@ -55,7 +55,12 @@ pub(super) fn read(r: &mut Reader<'_>, section: Section<'_>) -> Daemonize {
 /// fail every start.
 pub(super) fn check(r: &mut Reader<'_>, section: Section<'_>, service: &ServiceConfig) {
     let d = &service.daemonize;
-    if d.start_timeout < service.min_uptime {
+    // A value already refused stands at its default here: no second, made-up error on it.
+    let refused = ["start_timeout", "min_uptime"]
+        .iter()
+        .filter_map(|k| section.field(k))
+        .any(|f| r.diag.has_error_at(f.pos()));
+    if d.start_timeout < service.min_uptime && !refused {
         let pos = section
             .field("start_timeout")
             .or_else(|| section.field("min_uptime"))
@@ -147,6 +152,18 @@ mod tests {
                 .contains("start_timeout (5.0s) is shorter than min_uptime (10.0s)"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_refused_start_timeout_makes_no_second_error_against_min_uptime() {
+        // Found by a new user: `at most "24h"`, then `start_timeout (1m00s) is shorter than
+        // min_uptime (2h00m)`, of a default never written.
+        let e = load(&format!(
+            "{CMD}start_timeout = \"25h\"\nmin_uptime = \"2h\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].message.contains("start_timeout: at most"), "{e:?}");
     }
 
     #[test]

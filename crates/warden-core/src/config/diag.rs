@@ -10,6 +10,8 @@ pub(super) struct Diagnostics<'a> {
     file: PathBuf,
     src: &'a str,
     errors: Vec<ConfigError>,
+    /// Where each error is (byte offsets, as given).
+    error_offsets: Vec<usize>,
     warnings: Vec<ConfigError>,
 }
 
@@ -19,6 +21,7 @@ impl<'a> Diagnostics<'a> {
             file,
             src,
             errors: Vec::new(),
+            error_offsets: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -27,6 +30,12 @@ impl<'a> Diagnostics<'a> {
     pub(super) fn error(&mut self, at: usize, message: impl Into<String>, hint: Option<String>) {
         let e = self.at(at, message.into(), hint);
         self.errors.push(e);
+        self.error_offsets.push(at);
+    }
+
+    /// Was an error reported at byte offset `at` (a value already refused)?
+    pub(super) fn has_error_at(&self, at: usize) -> bool {
+        self.error_offsets.contains(&at)
     }
 
     /// Record a warning at byte offset `at`: a problem that leaves the config valid.
