@@ -210,17 +210,10 @@ struct Fake {
 
 fn fake_status(name: &str) -> ServiceStatus {
     ServiceStatus {
-        name: name.to_owned(),
-        state: State::Running,
         pid: Some(4242),
         uptime_ms: Some(10),
         restarts: 1,
-        last_exit: None,
-        next_start_in_ms: None,
-        reason: None,
-        health: None,
-        cpu_percent: None,
-        memory_bytes: None,
+        ..ServiceStatus::new(name, State::Running)
     }
 }
 
@@ -448,6 +441,7 @@ const SERVICE_KEYS: &[&str] = &[
     "health",
     "cpu_percent",
     "memory_bytes",
+    "status_text",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -477,7 +471,7 @@ async fn status_json_has_the_exact_shape() {
         json!({
             "name": "web", "state": "stopped", "pid": null, "uptime_ms": null, "restarts": 0,
             "last_exit": null, "next_start_in_ms": null, "reason": "autostart = false",
-            "health": null, "cpu_percent": null, "memory_bytes": null
+            "health": null, "cpu_percent": null, "memory_bytes": null, "status_text": null
         })
     );
     assert_eq!(services[1]["name"], "worker");

@@ -470,7 +470,8 @@ async fn start_by_hand_starts_what_it_needs_first_and_says_so() {
             "autostart = false\ndepends_on = { db = \"ready\" }",
         );
     let r = hrig(&toml, &p).await;
-    r.handle.act(Action::Start, "api").await.unwrap();
+    let first = r.handle.act_reporting(Action::Start, "api").await.unwrap();
+    assert_eq!(first, vec!["db".to_owned()], "the caller is told");
     assert_eq!(r.fake.pids("db").len(), 1);
     assert_eq!(r.status("api").await.state, State::Running);
     assert!(
@@ -478,6 +479,39 @@ async fn start_by_hand_starts_what_it_needs_first_and_says_so() {
         "{:?}",
         r.events()
     );
+    // db runs: a second start starts nothing first, and says nothing.
+    r.handle.act(Action::Stop, "api").await.unwrap();
+    let first = r.handle.act_reporting(Action::Start, "api").await.unwrap();
+    assert!(first.is_empty(), "{first:?}");
+    assert_eq!(r.fake.pids("db").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_by_hand_waits_for_what_it_started_and_answers_once_that_fails() {
+    let p = FakeProber::default();
+    let toml = svc_up("db", "db", "autostart = false\nrestart = \"never\"")
+        + &svc(
+            "api",
+            "api",
+            "autostart = false\ndepends_on = { db = \"ready\" }",
+        );
+    let r = hrig(&toml, &p).await;
+    let h = r.handle.clone();
+    let start = tokio::spawn(async move { h.act(Action::Start, "api").await });
+    let db = r.until_spawned("db", 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!start.is_finished(), "waits while db is on its way up");
+    r.fake.exit(db, CRASH);
+    let err = tokio::time::timeout(Duration::from_secs(5), start)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "api: waiting for db (exited: exited with code 1)"
+    );
+    assert!(r.fake.pids("api").is_empty());
 }
 
 #[tokio::test(start_paused = true)]
