@@ -463,3 +463,36 @@ fn a_notify_status_line_shows_in_status_json_and_the_reason_column() {
         "the text belongs to the run: {s}"
     );
 }
+
+#[test]
+fn a_reload_that_adds_a_dependency_makes_the_service_wait_for_it() {
+    let db = format!(
+        "[services.db]\ncommand = [{tc}, \"--sleep\", \"forever\"]\nautostart = false\n\n",
+        tc = tc()
+    );
+    let api = format!(
+        "[services.api]\ncommand = [{tc}, \"--sleep\", \"forever\"]\nstop_timeout = \"2s\"\n",
+        tc = tc()
+    );
+    let env = Env::new(&(db.clone() + &api));
+    let d = Daemon::up(&env);
+    d.until_state("api", "running");
+    env.write_config(&format!("{db}{api}depends_on = {{ db = \"started\" }}\n"));
+    let o = env.run(&["reload"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let s = d.until_state("api", "pending");
+    assert_eq!(s["reason"], "waiting for db (stopped)", "{s}");
+    let o = env.run(&["start", "db"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    d.until_state("api", "running");
+    // The new dependency is in force for a start by hand too.
+    let o = env.run(&["stop", "db", "api"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let o = env.run(&["start", "api"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("after starting its dependency db"),
+        "{}",
+        show(&o)
+    );
+}

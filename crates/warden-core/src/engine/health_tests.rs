@@ -632,3 +632,69 @@ async fn a_dependent_added_by_reload_starts_through_its_gate() {
     r.handle.act(Action::Start, "db").await.unwrap();
     r.until_spawned("api", 1).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_that_drops_a_dependency_ends_the_old_gate_and_starts_it() {
+    let p = FakeProber::default();
+    let db = svc_up("db", "db", "autostart = false");
+    let r = hrig(
+        &(db.clone() + &svc("api", "api", "depends_on = { db = \"ready\" }")),
+        &p,
+    )
+    .await;
+    let s = r.until_state("api", State::Pending).await;
+    assert_eq!(s.reason.as_deref(), Some("waiting for db (stopped)"));
+    r.rewrite(&(db + &svc("api", "api", "")));
+    r.handle.reload().await.unwrap();
+    r.until_spawned("api", 1).await;
+    assert!(r.fake.pids("db").is_empty(), "db is not needed any more");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_that_adds_a_dependency_applies_the_new_gate() {
+    let p = FakeProber::default();
+    let db = svc_up("db", "db", "autostart = false");
+    let r = hrig(&(db.clone() + &svc("api", "api", "")), &p).await;
+    let api1 = r.until_spawned("api", 1).await;
+    r.rewrite(&(db + &svc("api", "api", "depends_on = { db = \"ready\" }")));
+    let report = r.handle.reload().await.unwrap();
+    assert_eq!(report.restarted, vec!["api".to_owned()]);
+    let s = r.until_state("api", State::Pending).await;
+    assert_eq!(s.reason.as_deref(), Some("waiting for db (stopped)"));
+    assert_eq!(
+        r.fake.steps(api1).len(),
+        1,
+        "the old run was stopped gracefully"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(r.fake.pids("api").len(), 1, "it waits for db now");
+    r.handle.act(Action::Start, "db").await.unwrap();
+    r.until_spawned("api", 2).await;
+    assert_eq!(r.status("db").await.state, State::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_that_changes_a_waiting_dependency_waits_for_the_new_one() {
+    let p = FakeProber::default();
+    let two =
+        svc_up("db", "db", "autostart = false") + &svc_up("cache", "cache", "autostart = false");
+    let r = hrig(
+        &(two.clone() + &svc("api", "api", "depends_on = { db = \"ready\" }")),
+        &p,
+    )
+    .await;
+    r.until_state("api", State::Pending).await;
+    r.rewrite(&(two + &svc("api", "api", "depends_on = { cache = \"ready\" }")));
+    r.handle.reload().await.unwrap();
+    let s = r
+        .until("api", |s| {
+            s.reason.as_deref() == Some("waiting for cache (stopped)")
+        })
+        .await;
+    assert_eq!(s.state, State::Pending);
+    r.handle.act(Action::Start, "db").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(r.fake.pids("api").is_empty(), "db no longer opens its gate");
+    r.handle.act(Action::Start, "cache").await.unwrap();
+    r.until_spawned("api", 1).await;
+}
