@@ -11,6 +11,7 @@
 #   cargo test  --target x86_64-pc-windows-gnu -p warden-core --lib
 #   cargo test  --target x86_64-pc-windows-gnu -p warden-core --test process_windows
 #   cargo test  --target x86_64-pc-windows-gnu -p warden-core --test health_probes --test health_log_line
+#   cargo test  --target x86_64-pc-windows-gnu -p warden-core --test sample_windows
 # A keep-alive Wine process runs meanwhile (see keepalive.c); wineserver is stopped at the
 # end, whatever happened.
 set -euo pipefail
@@ -42,3 +43,7 @@ cargo test --locked --target "$target" -p warden-core --test process_windows -- 
 # through the engine with a real child.
 # shellcheck disable=SC2086
 cargo test --locked --target "$target" -p warden-core --test health_probes --test health_log_line -- ${TEST_ARGS:-}
+# Resource samples through the job (issue 10): working sets summed over the job, its CPU
+# time (0 under Wine 8, which leaves the job's times unset), a followed main process.
+# shellcheck disable=SC2086
+cargo test --locked --target "$target" -p warden-core --test sample_windows -- ${TEST_ARGS:-}

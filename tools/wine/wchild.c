@@ -22,6 +22,10 @@
  *   wchild window FILE          create a top-level window, write "ready", run a message
  *                               loop; on WM_CLOSE write "got wm_close" to FILE, exit 0
  *   wchild console              write "console yes" if it has a console, else "console no"
+ *   wchild busy MS              write "busy", then spin on the CPU for MS milliseconds
+ *   wchild alloc MB MS          commit and touch MB MiB, write "allocated", sleep MS
+ *   wchild alloc-tree MB MS     start "wchild alloc MB MS" (it shares this stdout), then
+ *                               do the same itself: two "allocated" lines, 2 x MB MiB
  *
  * Output is written with WriteFile to the standard handles and flushed at once.
  * Built with -municode so that wmain gets the arguments parsed by the CRT (MSVC rules). */
@@ -117,6 +121,42 @@ static DWORD start_sleeper(const wchar_t *ms)
     CloseHandle(pi.hThread);
     CloseHandle(pi.hProcess);
     return pi.dwProcessId;
+}
+
+/* Commit and touch `mb` MiB (every page written, so it is in the working set), then say so. */
+static void allocate(int mb)
+{
+    size_t bytes = (size_t)mb << 20;
+    char *p = VirtualAlloc(NULL, bytes, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
+    if (p == NULL) {
+        out("alloc failed\n");
+        ExitProcess(3);
+    }
+    for (size_t i = 0; i < bytes; i += 4096)
+        p[i] = (char)i | 1;
+    out("allocated\n");
+}
+
+/* Start "wchild alloc MB MS" sharing this process's standard handles. */
+static void start_allocator(const wchar_t *mb, const wchar_t *ms)
+{
+    wchar_t self[MAX_PATH], cmdline[MAX_PATH + 64];
+    STARTUPINFOW si;
+    PROCESS_INFORMATION pi;
+    GetModuleFileNameW(NULL, self, MAX_PATH);
+    swprintf(cmdline, sizeof cmdline / sizeof cmdline[0], L"\"%ls\" alloc %ls %ls", self, mb, ms);
+    ZeroMemory(&si, sizeof si);
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
+    si.hStdOutput = GetStdHandle(STD_OUTPUT_HANDLE);
+    si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
+    if (!CreateProcessW(self, cmdline, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi)) {
+        out("spawn failed\n");
+        ExitProcess(3);
+    }
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
 }
 
 int wmain(int argc, wchar_t **argv)
@@ -215,6 +255,26 @@ int wmain(int argc, wchar_t **argv)
     }
     if (!wcscmp(mode, L"console")) {
         out(GetConsoleWindow() != NULL || GetConsoleCP() != 0 ? "console yes\n" : "console no\n");
+        return 0;
+    }
+    if (!wcscmp(mode, L"busy") && argc > 2) {
+        ULONGLONG end = GetTickCount64() + (ULONGLONG)_wtoi(argv[2]);
+        volatile unsigned long spin = 0;
+        out("busy\n");
+        while (GetTickCount64() < end)
+            for (int i = 0; i < 100000; i++)
+                spin++;
+        return 0;
+    }
+    if (!wcscmp(mode, L"alloc") && argc > 3) {
+        allocate(_wtoi(argv[2]));
+        Sleep((DWORD)_wtoi(argv[3]));
+        return 0;
+    }
+    if (!wcscmp(mode, L"alloc-tree") && argc > 3) {
+        start_allocator(argv[2], argv[3]);
+        allocate(_wtoi(argv[2]));
+        Sleep((DWORD)_wtoi(argv[3]));
         return 0;
     }
     out("usage: wchild MODE ARGS (see tools/wine/wchild.c)\n");

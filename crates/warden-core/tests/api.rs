@@ -441,6 +441,7 @@ const SERVICE_KEYS: &[&str] = &[
     "health",
     "cpu_percent",
     "memory_bytes",
+    "memory_cgroup_bytes",
     "status_text",
 ];
 
@@ -471,7 +472,8 @@ async fn status_json_has_the_exact_shape() {
         json!({
             "name": "web", "state": "stopped", "pid": null, "uptime_ms": null, "restarts": 0,
             "last_exit": null, "next_start_in_ms": null, "reason": "autostart = false",
-            "health": null, "cpu_percent": null, "memory_bytes": null, "status_text": null
+            "health": null, "cpu_percent": null, "memory_bytes": null,
+            "memory_cgroup_bytes": null, "status_text": null
         })
     );
     assert_eq!(services[1]["name"], "worker");

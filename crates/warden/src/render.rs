@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use warden_core::proto::{ServiceStatus, State, StatusReport};
+use warden_core::proto::{ServiceStatus, State, StatusReport, Tracking};
 use warden_core::util::fmt_duration;
 
 use crate::ui::printable;
@@ -67,6 +67,16 @@ pub fn reason(s: &ServiceStatus, age: Duration) -> String {
     }
 }
 
+/// The MEM cell: the summed RSS, and in cgroup mode the cgroup's `memory.current` beside it
+/// (`40.0MiB (cg 52.1MiB)`; page cache included), where the memory controller gives one.
+pub fn mem(s: &ServiceStatus) -> String {
+    match (s.memory_bytes, s.memory_cgroup_bytes) {
+        (None, _) => "-".into(),
+        (Some(rss), None) => fmt_mem(rss),
+        (Some(rss), Some(cg)) => format!("{} (cg {})", fmt_mem(rss), fmt_mem(cg)),
+    }
+}
+
 fn state_color(state: State) -> &'static str {
     match state {
         State::Running => "32",
@@ -113,9 +123,7 @@ const COLUMNS: &[Column] = &[
         s.cpu_percent
             .map_or_else(|| "-".into(), |c| format!("{c:.1}%"))
     }),
-    col("MEM", |s| {
-        s.memory_bytes.map_or_else(|| "-".into(), fmt_mem)
-    }),
+    col("MEM", mem),
     col("HEALTH", |s| {
         s.health
             .map_or_else(|| "-".into(), |h| h.as_str().to_owned())
@@ -171,6 +179,17 @@ pub fn status_table(report: &StatusReport, color: bool, width: Option<usize>) ->
         line(row, Some(s.state));
     }
     out
+}
+
+/// The line under the status table that says which tracking mode is in force (after a
+/// blank line): `tracking: cgroup (...)`, the same word as `warden.tracking` in the JSON.
+pub fn tracking_line(tracking: Tracking) -> String {
+    let what = match tracking {
+        Tracking::Cgroup => "exact: each service in its own cgroup",
+        Tracking::Job => "each service in its own Job Object",
+        Tracking::ProcessGroup => "no cgroups: memory_limit and cpu_max not enforced",
+    };
+    format!("tracking: {} ({what})", tracking.as_str())
 }
 
 /// `s` in at most `width` characters, cut with `…`.
@@ -281,6 +300,32 @@ mod tests {
                 .ends_with("stopped by hand"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn the_tracking_line_names_the_mode_as_the_json_does() {
+        assert_eq!(
+            tracking_line(Tracking::Cgroup),
+            "tracking: cgroup (exact: each service in its own cgroup)"
+        );
+        assert_eq!(
+            tracking_line(Tracking::ProcessGroup),
+            "tracking: process-group (no cgroups: memory_limit and cpu_max not enforced)"
+        );
+        assert_eq!(
+            tracking_line(Tracking::Job),
+            "tracking: job (each service in its own Job Object)"
+        );
+    }
+
+    #[test]
+    fn mem_shows_the_cgroups_memory_beside_the_rss() {
+        let mut s = svc("api", State::Running);
+        assert_eq!(mem(&s), "-");
+        s.memory_bytes = Some(40 << 20);
+        assert_eq!(mem(&s), "40.0MiB");
+        s.memory_cgroup_bytes = Some(3 << 30);
+        assert_eq!(mem(&s), "40.0MiB (cg 3.00GiB)");
     }
 
     #[test]

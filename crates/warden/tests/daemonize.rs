@@ -267,6 +267,15 @@ fn nginx_under_warden(mode: Mode) {
     }
     let s = d.service("web");
     assert_eq!(s["restarts"], 0, "runs once: {s}");
+    // The figures are of the master's tree, also once warden follows it (the launcher's pid
+    // is gone: sampled by it, MEM stayed "-").
+    let mem = wait_for("MEM of nginx's tree", WAIT, || {
+        d.service("web")["memory_bytes"].as_u64().filter(|m| *m > 0)
+    });
+    assert!(
+        mem > 1 << 20,
+        "nginx's master and worker use more than 1 MiB: {mem}"
+    );
     let errors = env.read("error.log");
     assert!(!errors.contains("bind() failed"), "{errors}");
 

@@ -24,7 +24,8 @@
 //!   configured duration (`within 1h00m`, `restarting in 0ms`) is kept;
 //! - the status table is checked to be left-aligned with exactly two spaces between columns
 //!   and tight column widths, then laid out again the same way after its cells were normalised
-//!   (a pid or an uptime changes the widths);
+//!   (a pid or an uptime changes the widths); the `tracking: …` line under it becomes
+//!   `tracking: <MODE>`, as `"tracking"` does in JSON (cgroups as root, process groups else);
 //! - in an HTTP answer, `content-length` is checked against the body and becomes `<LEN>`, and
 //!   the value of `date` becomes `<DATE>`;
 //! - in the event log, the `started` lines before `[warden] supervising` are sorted: the
@@ -320,7 +321,7 @@ impl Norm {
             }
         }
         // Sampled on demand: a number, or null before the first sample.
-        for key in ["cpu_percent", "memory_bytes"] {
+        for key in ["cpu_percent", "memory_bytes", "memory_cgroup_bytes"] {
             s = json_sample_of(&s, key);
         }
         self.text(&timestamps(&s))
@@ -359,8 +360,14 @@ impl Norm {
         let mut rows: Vec<Vec<String>> = vec![names.iter().map(|c| (*c).to_owned()).collect()];
         let mut below = Vec::new();
         for line in lines {
-            if !below.is_empty() || line.starts_with(' ') {
-                below.push(self.text(line));
+            // Below the rows: a blank line, then the tracking mode, which depends on the
+            // machine (cgroups as root, process groups else).
+            if !below.is_empty() || line.is_empty() || line.starts_with(' ') {
+                below.push(if line.starts_with("tracking: ") {
+                    "tracking: <MODE>".to_owned()
+                } else {
+                    self.text(line)
+                });
                 continue;
             }
             rows.push(
@@ -1016,6 +1023,14 @@ fn up_wait_and_reset_messages() {
     let said = s.norm.events(&said);
     s.transcript.push_str(&said);
     s.transcript.push('\n');
+    s.run(&["down"], Out::Text);
+    s.note("one-shots that exited with a success code are completed, not down");
+    s.env.write_config(&format!(
+        "{}min_uptime = \"200ms\"\n[services.once]\ncommand = [{tc}, \"--exit\", \"0\"]\nrestart = \"never\"\n[services.seed]\ncommand = [{tc}, \"--exit\", \"2\"]\nrestart = \"never\"\nsuccess_codes = [0, 2]\n",
+        sleeper("web"),
+        tc = tc()
+    ));
+    s.run(&["up", "-d", "--reset", "--wait"], Out::Text);
     s.note("usage errors");
     s.run(&["up", "-d", "--wait", "--wait-timeout", "2h"], Out::Text);
     s.run(&["up", "--wait"], Out::Text);

@@ -211,6 +211,7 @@ fn printed_units_pass_systemd_analyze_verify() {
     for want in [
         "Type=notify",
         "KillMode=mixed",
+        "Delegate=yes",
         "Restart=on-failure",
         "WatchdogSec=30",
         "LimitNOFILE=65536",

@@ -1,6 +1,7 @@
 //! End-to-end tests of least privilege and cgroups (Linux, run as root): `user`, `group`,
 //! `umask`, `nice`, `oom_score_adjust`, `no_new_privileges` and `limits` as the child sees
 //! them in `/proc`, with users the tests create and remove; a warden that is not root;
+//! probes and `stop_command` of a `user = "nobody"` service as nobody;
 //! a process that escaped its group and cleared its environment, stopped through its
 //! service's cgroup; the cgroups removed after a stop.
 //!
@@ -17,6 +18,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use common::{Daemon, Env, WAIT, alive, show, tc, wait_for, wait_gone};
 
@@ -427,6 +429,15 @@ min_uptime = "0s"
         v["warden"]["tracking"], "process-group",
         "a warden that is not root manages no cgroup here"
     );
+    let o = warden_as(&user, dir, &["status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).ends_with(
+            "\n\ntracking: process-group (no cgroups: memory_limit and cpu_max not enforced)\n"
+        ),
+        "the text says the mode too: {}",
+        show(&o)
+    );
     let plain = service(&v, "plain")["pid"].as_i64().unwrap();
     assert_eq!(
         proc_status(plain, "Uid").split('\t').next(),
@@ -501,6 +512,13 @@ min_uptime = "0s"
     ));
     let d = Daemon::up(&env);
     assert_eq!(d.status()["warden"]["tracking"], "cgroup");
+    let o = env.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .ends_with("\n\ntracking: cgroup (exact: each service in its own cgroup)\n"),
+        "the text says the mode too: {}",
+        show(&o)
+    );
     let main = running_pid(&d, "escaper");
     let escaped = env.wait_pid("escaped.pid");
     let cg = cgroup_of(&mount, main);
@@ -594,4 +612,247 @@ cpu_max = "50%"
     w.signal(libc::SIGTERM);
     assert_eq!(w.wait_exit(WAIT), Some(0));
     assert!(!cg.exists());
+}
+
+/// The uid of `nobody`, from the account database.
+fn nobody_uid() -> u32 {
+    let o = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    assert!(o.status.success(), "id -u nobody: {}", show(&o));
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn a_nobody_service_runs_its_ready_and_health_checks_and_its_stop_command_as_nobody() {
+    if !need_root("a_nobody_service_runs_its_checks...") {
+        return;
+    }
+    let nobody = nobody_uid();
+    let env = Env::new("");
+    // The test's dir is only traversed by nobody; the records go into a dir of nobody's own
+    // (mode 0700), so each program that writes there is nobody or root, and what it writes
+    // (`id -u`) says which.
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let rec = env.path("records");
+    fs::create_dir(&rec).unwrap();
+    std::os::unix::fs::chown(&rec, Some(nobody), None).unwrap();
+    fs::set_permissions(&rec, fs::Permissions::from_mode(0o700)).unwrap();
+    let record = |what: &str| format!("id -u >> {}", rec.join(what).display());
+    // Each check and the stop_command is a program (`sh -c` as argv), not warden's shell.
+    env.write_config(&format!(
+        r#"
+[services.app]
+command = [{tc}, "--sleep", "forever"]
+user = "nobody"
+ready = {{ exec = ["sh", "-c", {ready}], interval = "100ms" }}
+health = {{ exec = ["sh", "-c", {health}], interval = "100ms" }}
+stop_command = ["sh", "-c", {stop}]
+"#,
+        tc = tc(),
+        ready = common::toml_str(&record("ready")),
+        health = common::toml_str(&record("health")),
+        stop = common::toml_str(&format!("{} && kill -TERM $WARDEN_PID", record("stop"))),
+    ));
+    let d = Daemon::up(&env);
+    let pid = running_pid(&d, "app");
+    assert_eq!(
+        proc_status(pid, "Uid").split('\t').next(),
+        Some(&*nobody.to_string()),
+        "the service runs as nobody"
+    );
+    let read = |what: &str| fs::read_to_string(rec.join(what)).unwrap_or_default();
+    // Two health probes at least, and the health shown.
+    wait_for("two health probes and healthy", WAIT, || {
+        (read("health").lines().count() >= 2 && d.service("app")["health"] == "healthy")
+            .then_some(())
+    });
+    let o = env.run(&["stop", "app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    wait_gone(pid as i32);
+    let log = env.read(".warden/warden.log");
+    assert!(
+        !log.contains("did not stop within"),
+        "the stop_command's signal ended it: {log}"
+    );
+    for what in ["ready", "health", "stop"] {
+        let text = read(what);
+        let uids: Vec<&str> = text.lines().collect();
+        assert!(
+            !uids.is_empty(),
+            "the {what} program ran and recorded its uid"
+        );
+        assert!(
+            uids.iter().all(|u| *u == nobody.to_string()),
+            "every {what} run is nobody ({nobody}): {uids:?}"
+        );
+        let m = fs::metadata(rec.join(what)).unwrap();
+        assert_eq!(m.uid(), nobody, "the {what} record was created by nobody");
+    }
+}
+
+/// `GET PATH` over warden's socket (curl), the body.
+fn get_over_socket(env: &Env, path: &str) -> String {
+    let o = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--unix-socket"])
+        .arg(env.path(".warden/warden.sock"))
+        .arg(format!("http://warden{path}"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "curl {path}: {}", show(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn in_a_cgroup_the_cpu_figure_is_the_cgroups_and_keeps_what_ended_processes_used() {
+    let mount = match cgroup_probe() {
+        Ok(m) => m,
+        Err(reason) => {
+            println!("skipped: no cgroup v2 subtree to manage: {reason}");
+            return;
+        }
+    };
+    let env = Env::new("");
+    let done = env.path("burnt");
+    // A subshell spins until its CPU limit of 1 s ends it (SIGXCPU); then the service only
+    // sleeps. Summed over the live processes its CPU time would be about 0 now.
+    let script = format!(
+        "(ulimit -c 0; ulimit -t 1; while :; do :; done); : > {}; exec {} --sleep forever",
+        done.display(),
+        test_child_path()
+    );
+    env.write_config(&format!(
+        r#"
+[warden]
+sample_interval = "200ms"
+
+[services.busy]
+command = ["sh", "-c", {script}]
+min_uptime = "0s"
+"#,
+        script = common::toml_str(&script),
+    ));
+    let d = Daemon::up(&env);
+    let pid = running_pid(&d, "busy");
+    wait_for("the burner to end", Duration::from_secs(60), || {
+        done.exists().then_some(())
+    });
+    let cg = cgroup_of(&mount, pid);
+    assert_eq!(cg.file_name().unwrap(), "busy.service");
+    let cpu = wait_for("busy's CPU seconds in /metrics", WAIT, || {
+        let body = get_over_socket(&env, "/metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix("warden_service_cpu_seconds_total{service=\"busy\"} "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| *v > 0.0)
+    });
+    assert!(
+        cpu >= 0.5,
+        "the ended burner's second (cpu.stat usage_usec) is counted: {cpu}"
+    );
+    // Beside the summed RSS, the cgroup's memory.current where the memory controller is
+    // (not on these machines: then null and the plain figure).
+    let has_memory = cg.join("memory.current").exists();
+    let s = wait_for("busy's memory sample", WAIT, || {
+        let s = d.service("busy");
+        s["memory_bytes"].is_u64().then_some(s)
+    });
+    assert_eq!(s["memory_cgroup_bytes"].is_u64(), has_memory, "{s}");
+    assert_eq!(s["memory_cgroup_bytes"].is_null(), !has_memory, "{s}");
+    let o = env.run(&["status"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let row = table.lines().find(|l| l.starts_with("busy ")).unwrap();
+    assert_eq!(row.contains(" (cg "), has_memory, "{table}");
+}
+
+fn test_child_path() -> String {
+    common::test_child().display().to_string()
+}
+
+/// A cgroup the test makes (as systemd makes a unit's with `Delegate=yes`), removed with
+/// what warden left in it (its leaf, once warden is gone) when dropped.
+struct TestCgroup(PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let leaf = self.0.join("supervisor");
+        let deadline = std::time::Instant::now() + WAIT;
+        // Empty once warden (brought down before this drop) has exited.
+        while leaf.exists() && fs::remove_dir(&leaf).is_err() {
+            if std::time::Instant::now() > deadline {
+                eprintln!("cannot remove {}", leaf.display());
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn in_a_delegated_cgroup_warden_moves_into_a_leaf_and_its_services_go_beside_it() {
+    let mount = match cgroup_probe() {
+        Ok(m) => m,
+        Err(reason) => {
+            println!("skipped: no cgroup v2 subtree to manage: {reason}");
+            return;
+        }
+    };
+    let own = cgroup_of(&mount, i64::from(std::process::id()));
+    let unit = TestCgroup(own.join(format!("wardentest-unit-{}", std::process::id())));
+    fs::create_dir(&unit.0).unwrap();
+    let env = Env::new(&format!(
+        r#"
+[services.app]
+command = [{tc}, "--sleep", "forever"]
+min_uptime = "0s"
+"#,
+        tc = tc()
+    ));
+    // warden starts inside the unit's cgroup, as under systemd: the shell moves itself in,
+    // and `up -d`'s daemon inherits it.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("echo 0 > \"$2/cgroup.procs\" && exec \"$0\" up -d -c \"$1\"")
+        .arg(common::warden_bin())
+        .arg(env.config())
+        .arg(&unit.0)
+        .current_dir(env.dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let d = Daemon { env: &env };
+    let status = d.status();
+    assert_eq!(status["warden"]["tracking"], "cgroup");
+    let warden = status["warden"]["pid"].as_i64().unwrap();
+    assert_eq!(
+        cgroup_of(&mount, warden),
+        unit.0.join("supervisor"),
+        "warden moved itself into a leaf of its cgroup"
+    );
+    let app = cgroup_of(&mount, running_pid(&d, "app"));
+    assert_eq!(app.file_name().unwrap(), "app.service");
+    let instance = app.parent().unwrap().to_path_buf();
+    assert_eq!(
+        instance.parent(),
+        Some(unit.0.as_path()),
+        "the services' cgroups are beside warden's leaf"
+    );
+    assert!(
+        instance
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("warden-")
+    );
+    assert_eq!(
+        fs::read_to_string(unit.0.join("cgroup.procs"))
+            .unwrap()
+            .trim(),
+        "",
+        "no process is left in the delegated cgroup itself, so it may enable controllers"
+    );
+    let o = env.run(&["down"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    wait_gone(warden as i32);
+    assert!(!instance.exists(), "the instance's cgroup is removed");
 }

@@ -96,23 +96,35 @@ fn manager() -> ServiceManager {
 }
 
 fn status(name: &str) -> Option<ServiceStatus> {
-    manager()
-        .open_service(name, ServiceAccess::QUERY_STATUS)
-        .ok()
-        .and_then(|s| s.query_status().ok())
+    query(name).ok()
 }
 
+/// The service's status, or why the SCM did not give it.
+fn query(name: &str) -> Result<ServiceStatus, windows_service::Error> {
+    manager()
+        .open_service(name, ServiceAccess::QUERY_STATUS)?
+        .query_status()
+}
+
+/// Poll the SCM until `name` is in state `want`. A query that fails is asked again until the
+/// deadline: under load, Wine's SCM has been seen to fail one (the service existed before and
+/// after); the last error is in the message if the deadline passes.
 fn wait_state(name: &str, want: ServiceState) -> ServiceStatus {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let s = status(name).expect("service exists");
-        if s.current_state == want {
-            return s;
+        let seen = query(name);
+        if let Ok(s) = &seen
+            && s.current_state == want
+        {
+            return s.clone();
         }
         assert!(
             Instant::now() < deadline,
-            "{name}: still {:?} after {DEADLINE:?}, wanted {want:?}",
-            s.current_state
+            "{name}: {} after {DEADLINE:?}, wanted {want:?}",
+            match &seen {
+                Ok(s) => format!("still {:?}", s.current_state),
+                Err(e) => format!("no status ({e})"),
+            }
         );
         std::thread::sleep(Duration::from_millis(100));
     }

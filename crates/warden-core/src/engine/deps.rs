@@ -189,7 +189,7 @@ async fn gate(
     }
 }
 
-struct AbortAll(Vec<JoinHandle<()>>);
+pub(super) struct AbortAll(pub(super) Vec<JoinHandle<()>>);
 
 impl Drop for AbortAll {
     fn drop(&mut self) {

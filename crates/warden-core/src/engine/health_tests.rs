@@ -97,7 +97,7 @@ impl Prober for FakeProber {
     }
 }
 
-async fn hrig(toml: &str, prober: &FakeProber) -> Rig {
+pub(super) async fn hrig(toml: &str, prober: &FakeProber) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::default();
     let config = load(dir.path(), toml);
@@ -487,34 +487,6 @@ async fn start_by_hand_starts_what_it_needs_first_and_says_so() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn start_by_hand_waits_for_what_it_started_and_answers_once_that_fails() {
-    let p = FakeProber::default();
-    let toml = svc_up("db", "db", "autostart = false\nrestart = \"never\"")
-        + &svc(
-            "api",
-            "api",
-            "autostart = false\ndepends_on = { db = \"ready\" }",
-        );
-    let r = hrig(&toml, &p).await;
-    let h = r.handle.clone();
-    let start = tokio::spawn(async move { h.act(Action::Start, "api").await });
-    let db = r.until_spawned("db", 1).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!start.is_finished(), "waits while db is on its way up");
-    r.fake.exit(db, CRASH);
-    let err = tokio::time::timeout(Duration::from_secs(5), start)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "api: waiting for db (exited: exited with code 1)"
-    );
-    assert!(r.fake.pids("api").is_empty());
-}
-
-#[tokio::test(start_paused = true)]
 async fn shutdown_stops_dependents_before_what_they_need() {
     let p = FakeProber::default();
     let toml = svc("db", "db", "")
@@ -545,9 +517,37 @@ impl FakeProber {
                 cpu_seconds,
                 rss_bytes: rss_mib << 20,
                 processes: 1,
+                cgroup_memory_bytes: None,
             },
         );
     }
+}
+
+/// In cgroup mode the sample carries the cgroup's `memory.current`: shown beside the RSS,
+/// which stays the summed RSS.
+#[tokio::test(start_paused = true)]
+async fn the_cgroups_memory_is_shown_beside_the_rss() {
+    let p = FakeProber::default();
+    let r = hrig(
+        &("[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "")),
+        &p,
+    )
+    .await;
+    let pid = r.fake.last_pid("api");
+    p.0.lock().unwrap().samples.insert(
+        pid,
+        TreeSample {
+            cpu_seconds: 1.0,
+            rss_bytes: 30 << 20,
+            processes: 2,
+            cgroup_memory_bytes: Some(50 << 20),
+        },
+    );
+    let s = r.until("api", |s| s.memory_bytes.is_some()).await;
+    assert_eq!(
+        (s.memory_bytes, s.memory_cgroup_bytes),
+        (Some(30 << 20), Some(50 << 20))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -634,67 +634,41 @@ async fn a_dependent_added_by_reload_starts_through_its_gate() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_reload_that_drops_a_dependency_ends_the_old_gate_and_starts_it() {
+async fn a_failing_ready_check_is_retried_sooner_than_its_interval() {
     let p = FakeProber::default();
-    let db = svc_up("db", "db", "autostart = false");
-    let r = hrig(
-        &(db.clone() + &svc("api", "api", "depends_on = { db = \"ready\" }")),
-        &p,
-    )
-    .await;
-    let s = r.until_state("api", State::Pending).await;
-    assert_eq!(s.reason.as_deref(), Some("waiting for db (stopped)"));
-    r.rewrite(&(db + &svc("api", "api", "")));
-    r.handle.reload().await.unwrap();
-    r.until_spawned("api", 1).await;
-    assert!(r.fake.pids("db").is_empty(), "db is not needed any more");
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_reload_that_adds_a_dependency_applies_the_new_gate() {
-    let p = FakeProber::default();
-    let db = svc_up("db", "db", "autostart = false");
-    let r = hrig(&(db.clone() + &svc("api", "api", "")), &p).await;
-    let api1 = r.until_spawned("api", 1).await;
-    r.rewrite(&(db + &svc("api", "api", "depends_on = { db = \"ready\" }")));
-    let report = r.handle.reload().await.unwrap();
-    assert_eq!(report.restarted, vec!["api".to_owned()]);
-    let s = r.until_state("api", State::Pending).await;
-    assert_eq!(s.reason.as_deref(), Some("waiting for db (stopped)"));
-    assert_eq!(
-        r.fake.steps(api1).len(),
-        1,
-        "the old run was stopped gracefully"
+    let r = hrig(&svc_up("db", "db", "ready = { tcp = \"db:1\" }"), &p).await;
+    let t0 = Instant::now();
+    // The default interval is 10 s; the retries come 100, 200, 400, 800 ms... apart.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(p.calls("db:1"), 4, "probes at 0, 0.1, 0.3 and 0.7 s");
+    p.set("db:1", Answer::Pass);
+    r.until_state("db", State::Running).await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_millis(1600),
+        "up at the probe of 1.5 s, not after a 10 s interval: {took:?}"
     );
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(r.fake.pids("api").len(), 1, "it waits for db now");
-    r.handle.act(Action::Start, "db").await.unwrap();
-    r.until_spawned("api", 2).await;
-    assert_eq!(r.status("db").await.state, State::Running);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(p.calls("db:1"), 5, "a ready check stops once it passed");
 }
 
+/// `up -d --wait` with a dependency that will not start (`autostart = false` here, stopped
+/// by hand alike): its dependents, direct and through another, are settled pending, not
+/// waited for until the timeout.
 #[tokio::test(start_paused = true)]
-async fn a_reload_that_changes_a_waiting_dependency_waits_for_the_new_one() {
+async fn settled_does_not_wait_for_dependents_of_a_service_at_rest() {
     let p = FakeProber::default();
-    let two =
-        svc_up("db", "db", "autostart = false") + &svc_up("cache", "cache", "autostart = false");
-    let r = hrig(
-        &(two.clone() + &svc("api", "api", "depends_on = { db = \"ready\" }")),
-        &p,
-    )
-    .await;
-    r.until_state("api", State::Pending).await;
-    r.rewrite(&(two + &svc("api", "api", "depends_on = { cache = \"ready\" }")));
-    r.handle.reload().await.unwrap();
-    let s = r
-        .until("api", |s| {
-            s.reason.as_deref() == Some("waiting for cache (stopped)")
-        })
-        .await;
-    assert_eq!(s.state, State::Pending);
-    r.handle.act(Action::Start, "db").await.unwrap();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(r.fake.pids("api").is_empty(), "db no longer opens its gate");
-    r.handle.act(Action::Start, "cache").await.unwrap();
-    r.until_spawned("api", 1).await;
+    let toml = svc("db", "db", "autostart = false")
+        + &svc("api", "api", "depends_on = { db = \"ready\" }")
+        + &svc("worker", "worker", "depends_on = [\"api\"]")
+        + &svc("other", "other", "");
+    let r = hrig(&toml, &p).await;
+    r.until_state("worker", State::Pending).await;
+    let handle = r.handle.clone();
+    tokio::time::timeout(Duration::from_secs(5), handle.settled())
+        .await
+        .expect("settled while api and worker wait for a stopped db");
+    assert_eq!(r.status("api").await.state, State::Pending);
+    assert_eq!(r.status("worker").await.state, State::Pending);
+    assert_eq!(r.status("other").await.state, State::Running);
 }

@@ -7,6 +7,7 @@
 
 mod deps; // health: depends_on
 pub mod events;
+mod hand_stopped;
 mod in_force; // GET /v1/services/{name}/config
 pub mod metrics; // health: /health and /metrics
 mod reload;
@@ -16,7 +17,6 @@ pub mod spawner;
 mod tests;
 mod wait;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -319,7 +319,7 @@ pub struct Engine {
     config: Config,
     ctx: Arc<Ctx>,
     entries: Vec<Entry>,
-    hand_stopped: BTreeSet<String>,
+    hand_stopped: hand_stopped::HandStopped,
     board: Arc<std::sync::RwLock<Board>>,
     /// With `--attach`: the width of the name column.
     attach: Option<usize>,
@@ -347,7 +347,7 @@ impl Engine {
         let (notices_tx, notices_rx) = mpsc::unbounded_channel();
         let demand = Arc::new(watch::Sender::new(None));
         let extra = metrics::Extra::default();
-        let hand_stopped = state.hand_stopped().into_iter().collect();
+        let hand_stopped = hand_stopped::HandStopped::new(state.hand_stopped());
         let width = config
             .services
             .iter()
@@ -578,12 +578,14 @@ impl Engine {
                 }
                 Request::Shutdown(reply) => {
                     self.shutdown().await;
+                    self.hand_stopped.flush().await;
                     let _ = reply.send(());
                     return;
                 }
             }
         }
         self.shutdown().await;
+        self.hand_stopped.flush().await;
     }
 
     /// A service came to rest on its own, or asked warden to stop: decide whether warden
@@ -653,15 +655,8 @@ impl Engine {
         Ok((rx, Vec::new()))
     }
 
-    fn save_hand_stopped(&self) {
-        let names: Vec<String> = self.hand_stopped.iter().cloned().collect();
-        if let Err(e) = self.ctx.state.save_hand_stopped(&names) {
-            self.ctx.events.emit(
-                "warden",
-                Level::Warn,
-                &format!("cannot save the services stopped by hand: {e}"),
-            );
-        }
+    fn save_hand_stopped(&mut self) {
+        self.hand_stopped.save(&self.ctx);
     }
 
     /// Stop every service and wait for their tasks: dependents before what they need

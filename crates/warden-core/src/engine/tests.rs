@@ -1342,7 +1342,36 @@ async fn a_service_whose_privileges_cannot_be_granted_fails_at_once_and_is_not_r
 #[path = "tests_daemonize.rs"]
 mod daemonize;
 // the timing of the graceful stop steps, in its own file
+#[path = "tests_deps.rs"]
+mod deps; // depends_on: start by hand, reload
 #[path = "health_tests.rs"]
 mod health;
 #[path = "tests_stop.rs"]
 mod stop;
+
+/// `stop --all` is one request per service, all at once: each is recorded as stopped by
+/// hand (the file is written off the loop, the newest set each time), and the last set is
+/// on disk once the engine has shut down.
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_stops_by_hand_is_all_on_disk_after_shutdown() {
+    let names: Vec<String> = (0..30).map(|i| format!("s{i:02}")).collect();
+    let toml: String = names.iter().map(|n| svc(n, &format!("p{n}"), "")).collect();
+    let r = rig(&toml).await;
+    let stops: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let (h, n) = (r.handle.clone(), n.clone());
+            tokio::spawn(async move { h.act(Action::Stop, &n).await })
+        })
+        .collect();
+    for s in stops {
+        s.await.unwrap().unwrap();
+    }
+    r.handle.shutdown().await;
+    let state = r.dir.path().join(".warden");
+    let data = std::fs::read(crate::state::layout::Layout::new(&state).hand_stopped())
+        .expect("stopped.json");
+    let saved: Vec<crate::state::HandStopped> = serde_json::from_slice(&data).unwrap();
+    let saved: Vec<String> = saved.into_iter().map(|h| h.name).collect();
+    assert_eq!(saved, names);
+}

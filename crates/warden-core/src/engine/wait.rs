@@ -3,27 +3,68 @@
 //! process ran `min_uptime`), read from the snapshots each task publishes, so the wait is
 //! woken by every change and never polls.
 
-use tokio::sync::watch;
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, watch};
 
 use super::service::{Snapshot, View};
-use super::{Handle, read};
+use super::{Handle, deps, read};
+use crate::config::ServiceConfig;
 
 impl Handle {
     /// Resolves once no service is on its way up any more: each is up (`running`), or its
     /// start ended otherwise (it exited, backs off, failed, or was stopped). A service whose
     /// run ended and that is starting again counts as settled: that start did not come up.
+    /// So does one `pending` on a dependency that rests (stopped, failed, or exited short of
+    /// its condition), directly or through other pending ones: nothing will start it.
     /// Never resolves on its own while a service stays `starting`; the caller bounds it.
     pub async fn settled(&self) {
-        let receivers: Vec<watch::Receiver<Snapshot>> = read(&self.board)
-            .services
-            .iter()
-            .map(|(_, rx, _)| rx.clone())
-            .collect();
+        let (receivers, in_force): (Vec<(String, watch::Receiver<Snapshot>)>, _) = {
+            let board = read(&self.board);
+            (
+                board
+                    .services
+                    .iter()
+                    .map(|(name, rx, _)| (name.clone(), rx.clone()))
+                    .collect(),
+                board.in_force.clone(),
+            )
+        };
+        let configs: HashMap<&str, &ServiceConfig> =
+            in_force.iter().map(|c| (c.name.as_str(), c)).collect();
         // Every service's first look is taken now, before waiting on any of them.
-        let firsts: Vec<Snapshot> = receivers.iter().map(|rx| rx.borrow().clone()).collect();
-        for (mut rx, first) in receivers.into_iter().zip(firsts) {
-            // An error: the task ended (warden is shutting down); nothing to wait for.
-            let _ = rx.wait_for(|now| is_settled(&first, now)).await;
+        let firsts: HashMap<String, Snapshot> = receivers
+            .iter()
+            .map(|(name, rx)| (name.clone(), rx.borrow().clone()))
+            .collect();
+        // One wake-up for a change of any service (an error: its task ended, warden is
+        // shutting down; nothing to wait for).
+        let (wake_tx, mut wake) = mpsc::channel::<()>(1);
+        let watchers: Vec<_> = receivers
+            .iter()
+            .map(|(_, rx)| {
+                let (mut rx, wake_tx) = (rx.clone(), wake_tx.clone());
+                tokio::spawn(async move {
+                    while rx.changed().await.is_ok() {
+                        let _ = wake_tx.try_send(());
+                    }
+                })
+            })
+            .collect();
+        drop(wake_tx);
+        let _abort = deps::AbortAll(watchers);
+        loop {
+            let now: HashMap<String, Snapshot> = receivers
+                .iter()
+                .map(|(name, rx)| (name.clone(), rx.borrow().clone()))
+                .collect();
+            let all = now.iter().all(|(name, snap)| {
+                firsts.get(name).is_none_or(|first| is_settled(first, snap))
+                    || stuck(name, &now, &configs, 0)
+            });
+            if all || wake.recv().await.is_none() {
+                return;
+            }
         }
     }
 }
@@ -39,6 +80,34 @@ fn is_settled(first: &Snapshot, now: &Snapshot) -> bool {
         // Up, or that start ended (backoff, stopped, exited, failed).
         _ => true,
     }
+}
+
+/// Is `name` pending on a dependency that will not come by itself: one at rest (stopped,
+/// failed, exited) whose condition does not hold, or one stuck in turn? `depth` bounds the
+/// walk (the config has no cycles; this only guards).
+fn stuck(
+    name: &str,
+    now: &HashMap<String, Snapshot>,
+    configs: &HashMap<&str, &ServiceConfig>,
+    depth: usize,
+) -> bool {
+    let (Some(snap), Some(config)) = (now.get(name), configs.get(name)) else {
+        return false;
+    };
+    if !matches!(snap.view, View::Pending { .. }) || depth > configs.len() {
+        return false;
+    }
+    config.depends_on.iter().any(|dep| {
+        let (Some(d), Some(dc)) = (now.get(&dep.service), configs.get(dep.service.as_str())) else {
+            return false;
+        };
+        let at_rest = matches!(
+            d.view,
+            View::Stopped { .. } | View::Failed { .. } | View::Exited { .. }
+        );
+        (at_rest && deps::unmet(dep.condition, d, &dc.success_codes).is_some())
+            || stuck(&dep.service, now, configs, depth + 1)
+    })
 }
 
 #[cfg(test)]

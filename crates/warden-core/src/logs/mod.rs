@@ -12,6 +12,7 @@
 
 mod capture;
 pub mod encoding;
+mod leftovers;
 mod own_log;
 mod scan;
 mod settings;

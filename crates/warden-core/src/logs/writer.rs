@@ -12,6 +12,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::capture::Reporter;
+use super::leftovers::{self, TEMP_MARK};
 use super::scan;
 
 /// Bytes held in memory while writes fail; beyond it output is dropped and counted.
@@ -550,8 +551,6 @@ struct RotQueue {
     next_temp: u64,
 }
 
-const TEMP_MARK: &str = ".rotating-";
-
 impl Rotator {
     fn new() -> Rotator {
         Rotator {
@@ -564,43 +563,26 @@ impl Rotator {
         }
     }
 
+    /// A name no file has: a sink opened again for the same path in this process (a
+    /// service removed and added back) may find the temps of the earlier one's compressor.
     fn temp_name(&self, base: &Path) -> PathBuf {
         let mut q = lock(&self.queue);
-        let n = q.next_temp;
-        q.next_temp += 1;
-        let mut s = base.as_os_str().to_owned();
-        s.push(format!("{TEMP_MARK}{n}"));
-        PathBuf::from(s)
+        loop {
+            let n = q.next_temp;
+            q.next_temp += 1;
+            let mut s = base.as_os_str().to_owned();
+            s.push(format!("{TEMP_MARK}{n}"));
+            let temp = PathBuf::from(s);
+            if fs::symlink_metadata(&temp).is_err() {
+                return temp;
+            }
+        }
     }
 
     /// Files left by an earlier run that stopped before compressing them, oldest first;
-    /// half-written `.gz` files are removed.
+    /// half-written `.gz` files are removed (see [`leftovers`]).
     fn adopt_leftovers(&self, base: &Path) -> Vec<PathBuf> {
-        let (Some(dir), Some(name)) = (base.parent(), base.file_name()) else {
-            return Vec::new();
-        };
-        let prefix = format!("{}{TEMP_MARK}", name.to_string_lossy());
-        let Ok(entries) = fs::read_dir(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        }) else {
-            return Vec::new();
-        };
-        let mut found: Vec<(u64, PathBuf)> = Vec::new();
-        for entry in entries.flatten() {
-            let file_name = entry.file_name();
-            let file_name = file_name.to_string_lossy();
-            let Some(rest) = file_name.strip_prefix(&prefix) else {
-                continue;
-            };
-            if Path::new(rest).extension().is_some_and(|e| e == "gz") {
-                let _ = fs::remove_file(entry.path());
-            } else if let Ok(n) = rest.parse::<u64>() {
-                found.push((n, entry.path()));
-            }
-        }
-        found.sort();
+        let found = leftovers::take(base);
         lock(&self.queue).next_temp = found.last().map_or(0, |(n, _)| n + 1);
         found.into_iter().map(|(_, p)| p).collect()
     }

@@ -38,6 +38,7 @@ use std::time::Duration;
 #[cfg_attr(windows, path = "windows/mod.rs")]
 mod imp;
 mod privileges;
+mod sampling; // health: the portable parts of resource samples
 
 pub use crate::model::Signal;
 use crate::model::StopMethod;
@@ -153,14 +154,23 @@ pub use privileges::{
     Account, Confinement, CpuMax, Credentials, LimitValue, Resource, Tracking, lookup_account,
     lookup_group, resource_supported, service_of_pid, tracking,
 };
-/// One resource sample of a service's tree (the main process, its group, its descendants).
+/// One resource sample of a service's tree (Unix: the main process, its group, its
+/// descendants; Windows: every process in its job).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TreeSample {
-    /// CPU time used so far, user and system, summed over the tree's live processes.
+    /// CPU time used so far, user and system. Unix: in cgroup mode the service cgroup's
+    /// (`cpu.stat` `usage_usec`, ended processes included), else summed over the tree's live
+    /// processes. Windows: the job's total, which also keeps the time of its processes that
+    /// exited.
     pub cpu_seconds: f64,
-    /// Resident memory, summed over the tree's processes.
+    /// Resident memory (Windows: the working set), summed over the tree's processes (in
+    /// every mode).
     pub rss_bytes: u64,
+    /// How many processes the memory figure sums.
     pub processes: u32,
+    /// The service cgroup's `memory.current` (page cache included); `None` outside cgroup
+    /// mode or without the memory controller.
+    pub cgroup_memory_bytes: Option<u64>,
 }
 
 /// Is `pid` the process `root`, in its group, or a descendant of it? (The sender check of
@@ -170,7 +180,11 @@ pub fn in_tree(pid: u32, root: u32) -> bool {
     imp::in_tree(pid, root)
 }
 
-/// Sample the tree of `pid` now: Linux reads `/proc`; elsewhere `None` (not sampled).
+/// Sample the tree of `pid`, the main process of a [`Child`] warden holds, now. Linux reads
+/// `/proc` (the descendants, and the orphans of its group that warden adopted); macOS asks
+/// libproc (its group and its descendants); Windows reads the job of the [`Child`] whose
+/// main process is `pid`. `None`: nothing to sample (`pid` is gone, or on Windows no open
+/// job has it as its main process).
 pub fn sample_tree(pid: u32) -> Option<TreeSample> {
     imp::sample_tree(pid)
 }
@@ -179,11 +193,15 @@ pub fn sample_tree(pid: u32) -> Option<TreeSample> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OwnSample {
     pub cpu_seconds: f64,
+    /// Resident memory (Windows: the working set).
     pub rss_bytes: u64,
+    /// Open file descriptors (Windows: open handles, as Prometheus's Windows clients count
+    /// `process_open_fds`).
     pub open_fds: u64,
 }
 
-/// Sample warden's own process now: Linux reads `/proc/self`; elsewhere `None`.
+/// Sample warden's own process now: Linux reads `/proc/self`, macOS asks libproc, Windows
+/// `GetProcessTimes`, `GetProcessMemoryInfo` and `GetProcessHandleCount`.
 pub fn sample_own() -> Option<OwnSample> {
     imp::sample_own()
 }

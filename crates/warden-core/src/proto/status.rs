@@ -85,14 +85,19 @@ pub struct ServiceStatus {
     /// `null` without a health check.
     #[serde(default)]
     pub health: Option<Health>,
-    /// The whole tree's CPU use over the last sample period, in percent of one core;
-    /// `null` while nothing runs or before the first two samples.
+    /// The whole tree's CPU use over the last sample period, in percent of one core (in
+    /// cgroup mode from the cgroup's `cpu.stat`); `null` while nothing runs or before the
+    /// first two samples.
     #[serde(default)]
     pub cpu_percent: Option<f64>,
     /// The whole tree's resident memory, summed over its processes; `null` while nothing
     /// runs or before the first sample.
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+    /// The service cgroup's `memory.current` (page cache included), beside the summed RSS;
+    /// `null` outside cgroup mode, without the memory controller, or before a sample.
+    #[serde(default)]
+    pub memory_cgroup_bytes: Option<u64>,
     /// The last `STATUS=` a `notify = true` service sent in its current run; `null` without
     /// one (and while nothing runs).
     #[serde(default)]
@@ -122,6 +127,7 @@ impl ServiceStatus {
             health: None,
             cpu_percent: None,
             memory_bytes: None,
+            memory_cgroup_bytes: None,
             status_text: None,
             started_first: Vec::new(),
         }

@@ -426,6 +426,9 @@ pub fn status(
             use std::io::IsTerminal;
             let color = crate::render::use_color(no_color, std::io::stdout().is_terminal());
             crate::render::status_table(&report, color, crate::render::terminal_width())
+                + "\n"
+                + &crate::render::tracking_line(report.warden.tracking)
+                + "\n"
         };
         super::say(&text)
     })

@@ -3,6 +3,7 @@
 //! tells systemd when it is ready and stopping, and pings its watchdog
 //! (`os::unix::notify`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -83,7 +84,16 @@ pub fn detached(arg: &ConfigArg, up: &UpOptions, wait: Option<&str>) -> Result<(
     let extra: &[&str] = if up.reset { &["--reset"] } else { &[] };
     super::ctl::up_detached(arg, extra)?;
     match timeout {
-        Some(t) => wait_until_up(arg, t),
+        Some(t) => {
+            // Which exit codes complete each one-shot (its `success_codes`).
+            let config = super::load_config(arg)?;
+            let success: HashMap<String, Vec<i32>> = config
+                .services
+                .into_iter()
+                .map(|s| (s.name, s.success_codes))
+                .collect();
+            wait_until_up(arg, t, &success)
+        }
         None => Ok(()),
     }
 }
@@ -100,7 +110,11 @@ fn parse_wait_timeout(text: &str) -> Result<Duration, Failure> {
 
 /// Ask the warden just started for its status once no service is on its way up any more
 /// (the engine's own notion of *up*, event driven on its side), then name those not up.
-fn wait_until_up(arg: &ConfigArg, timeout: Duration) -> Result<(), Failure> {
+fn wait_until_up(
+    arg: &ConfigArg,
+    timeout: Duration,
+    success: &HashMap<String, Vec<i32>>,
+) -> Result<(), Failure> {
     let target = Target {
         config: Some(super::config_path(arg)),
         ..Target::default()
@@ -115,22 +129,41 @@ fn wait_until_up(arg: &ConfigArg, timeout: Duration) -> Result<(), Failure> {
         .await
         .map_err(|_| Failure::failed("warden did not answer the wait for its services"))?;
         let report = answer.map_err(|e| super::ctl::client_failure(&e))?;
-        up_verdict(&report.services, timeout)
+        up_verdict(&report.services, timeout, success)
     })
 }
 
-/// Every service is up (or stopped on purpose: `autostart = false`, stopped by hand): say
-/// how many are up. Otherwise exit 1 with the reason of each one that is not.
-fn up_verdict(services: &[ServiceStatus], timeout: Duration) -> Result<(), Failure> {
+/// Every service is up, or completed (a one-shot that exited with one of its
+/// `success_codes`, as `depends_on = { x = "completed" }` means it), or stopped on purpose
+/// (`autostart = false`, stopped by hand): say how many of each. Otherwise exit 1 with the
+/// reason of each one that is not.
+fn up_verdict(
+    services: &[ServiceStatus],
+    timeout: Duration,
+    success: &HashMap<String, Vec<i32>>,
+) -> Result<(), Failure> {
+    let completed = |s: &ServiceStatus| {
+        s.state == State::Exited
+            && s.last_exit.as_ref().is_some_and(|e| {
+                e.signal.is_none()
+                    && e.code.is_some_and(|c| {
+                        success
+                            .get(&s.name)
+                            .map_or(c == 0, |codes| codes.contains(&c))
+                    })
+            })
+    };
     let up = services
         .iter()
         .filter(|s| s.state == State::Running)
         .count();
     let not_up: Vec<String> = services
         .iter()
-        .filter(|s| !matches!(s.state, State::Running | State::Stopped))
+        .filter(|s| !matches!(s.state, State::Running | State::Stopped) && !completed(s))
         .map(|s| {
             let why = match (s.state, &s.reason) {
+                // Waiting for a dependency that will not come (the wait settled on it).
+                (State::Pending, Some(reason)) => format!("pending: {reason}"),
                 (State::Pending | State::Starting | State::Stopping, _) => format!(
                     "still {} after {}",
                     s.state.as_str(),
@@ -143,19 +176,24 @@ fn up_verdict(services: &[ServiceStatus], timeout: Duration) -> Result<(), Failu
         })
         .collect();
     if not_up.is_empty() {
-        let stopped: Vec<String> = services
-            .iter()
-            .filter(|s| s.state == State::Stopped)
-            .map(|s| match &s.reason {
-                Some(r) => format!("{} ({r})", s.name),
-                None => s.name.clone(),
-            })
-            .collect();
-        let rest = if stopped.is_empty() {
-            String::new()
-        } else {
-            format!("; not started: {}", stopped.join(", "))
+        let names = |keep: &dyn Fn(&ServiceStatus) -> bool, with_reason: bool| {
+            services
+                .iter()
+                .filter(|s| keep(s))
+                .map(|s| match &s.reason {
+                    Some(r) if with_reason => format!("{} ({r})", s.name),
+                    _ => s.name.clone(),
+                })
+                .collect::<Vec<_>>()
         };
+        let done = names(&completed, false);
+        let stopped = names(&|s| s.state == State::Stopped, true);
+        let mut rest = String::new();
+        for (what, list) in [("completed", done), ("not started", stopped)] {
+            if !list.is_empty() {
+                rest = format!("{rest}; {what}: {}", list.join(", "));
+            }
+        }
         return super::say(&format!("{up} service(s) up{rest}\n"));
     }
     Err(Failure::failed(format!(
@@ -205,14 +243,46 @@ mod tests {
             svc("off", State::Stopped, Some("autostart = false")),
             svc("crash", State::Backoff, Some("exited with code 3")),
             svc("slow", State::Starting, None),
+            svc("api", State::Pending, Some("waiting for db (stopped)")),
         ];
-        let f = up_verdict(&all, t).expect_err("not all up");
+        let none = HashMap::new();
+        let f = up_verdict(&all, t, &none).expect_err("not all up");
         assert_eq!(f.code, crate::exit::FAILED);
         assert_eq!(
             f.message,
-            "2 service(s) not up:\n  crash: backoff: exited with code 3\n  slow: still starting after 5.0s"
+            "3 service(s) not up:\n  crash: backoff: exited with code 3\n  slow: still starting after 5.0s\n  api: pending: waiting for db (stopped)"
         );
-        assert!(up_verdict(&all[..2], t).is_ok());
+        assert!(up_verdict(&all[..2], t, &none).is_ok());
+    }
+
+    #[test]
+    fn a_one_shot_that_exited_with_a_success_code_is_completed_not_down() {
+        let t = Duration::from_secs(5);
+        let exited = |name: &str, code: i32| ServiceStatus {
+            last_exit: Some(warden_core::proto::LastExit {
+                code: Some(code),
+                signal: None,
+                at: String::new(),
+                ran_ms: 1100,
+            }),
+            ..svc(
+                name,
+                State::Exited,
+                Some(&format!("exited with code {code}")),
+            )
+        };
+        let all = [
+            svc("api", State::Running, None),
+            exited("migrate", 0),
+            exited("seed", 2),
+        ];
+        let f = up_verdict(&all, t, &HashMap::new()).expect_err("seed failed");
+        assert_eq!(
+            f.message,
+            "1 service(s) not up:\n  seed: exited: exited with code 2"
+        );
+        let codes = HashMap::from([("seed".to_owned(), vec![0, 2])]);
+        assert!(up_verdict(&all, t, &codes).is_ok());
     }
 
     #[test]

@@ -116,6 +116,9 @@ impl ServiceTask {
     /// `pid` is the main process now.
     fn followed(&self, run: &mut Run, pid: u32, from: &str) {
         run.followed = true;
+        if let Some(probes) = &self.probes {
+            probes.sample_pid(pid);
+        }
         run.awaiting = None;
         run.main_since = Instant::now();
         self.emit(

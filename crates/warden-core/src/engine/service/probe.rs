@@ -1,6 +1,7 @@
 //! The probes of one run: a `ready` check while the service is starting, a `health` check
 //! while it runs. Each check is one small task that probes, reports and waits for the next
-//! `interval` (measured start to start), so at most one probe per check is ever in flight.
+//! `interval` (measured start to start; a failing `ready` check sooner, from 100 ms doubling
+//! up to `interval`), so at most one probe per check is ever in flight.
 //! The task of the service decides what a result means ([`crate::health::Tracker`]) and
 //! acts: up when `ready` passes, a restart (or nothing) when `health` turns unhealthy.
 //! Health failures count only once the service is up (`running`): before, it is `starting`,
@@ -47,6 +48,8 @@ pub(super) struct Probes {
     ready_task: Option<JoinHandle<()>>,
     health_task: Option<JoinHandle<()>>,
     sample_task: JoinHandle<()>,
+    /// The pid whose tree the sampler samples: the launcher's, then a followed daemon's.
+    sample_pid: tokio::sync::watch::Sender<u32>,
     notify_task: Option<JoinHandle<()>>,
     /// The last `STATUS=` of a notify message.
     pub(super) status_text: Option<String>,
@@ -98,8 +101,9 @@ impl Probes {
     ) -> Probes {
         let prober = &sensing.prober;
         let (tx, rx) = mpsc::channel(4);
+        let (sample_pid, sample_rx) = tokio::sync::watch::channel(pid);
         let sample_task = tokio::spawn(super::sample::sampler(
-            pid,
+            sample_rx,
             sensing.clone(),
             cfg.health.memory_max,
             tx.clone(),
@@ -126,6 +130,7 @@ impl Probes {
             ready_task,
             health_task,
             sample_task,
+            sample_pid,
             notify_task: notify.map(|sock| {
                 tokio::spawn(super::notify::listen(
                     sock,
@@ -144,6 +149,11 @@ impl Probes {
     }
 
     /// What the health check says now (`Unknown` before its first result).
+    /// The main process is `pid` now (a daemon warden follows): sample its tree.
+    pub(super) fn sample_pid(&self, pid: u32) {
+        self.sample_pid.send_replace(pid);
+    }
+
     pub(super) fn health(&self) -> Option<Health> {
         self.health.as_ref().map(|t| t.health)
     }
@@ -176,6 +186,13 @@ fn spawn_loop(
     let (check, prober, exec, tx) = (check.clone(), prober.clone(), exec.clone(), tx.clone());
     let (times, name) = timer.clone();
     tokio::spawn(async move {
+        // A `ready` check is retried sooner while it fails: a program is often up within a
+        // second, and its dependents should not wait a whole `interval` (10 s by default) for
+        // the second probe. 100 ms after the first, doubling up to `interval`.
+        let mut gap = match which {
+            Which::Ready => READY_RETRY_FIRST.min(check.interval),
+            Which::Health => check.interval,
+        };
         loop {
             let began = Instant::now();
             let result = match tokio::time::timeout(
@@ -195,10 +212,14 @@ fn spawn_loop(
             if tx.send(ProbeResult::Check { which, result }).await.is_err() {
                 return;
             }
-            tokio::time::sleep_until(began + check.interval).await;
+            tokio::time::sleep_until(began + gap).await;
+            gap = gap.saturating_mul(2).min(check.interval);
         }
     })
 }
+
+/// The first retry of a failing `ready` check (see [`spawn_loop`]).
+const READY_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// `log_line`: one result, the first line that matches.
 async fn watch_lines(

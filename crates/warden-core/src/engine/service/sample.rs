@@ -1,4 +1,5 @@
-//! Resource sampling of one run: a small task that samples the tree (CPU %, RSS) every
+//! Resource sampling of one run: a small task that samples the tree (CPU %, RSS; in cgroup
+//! mode the CPU time is the cgroup's and its `memory.current` comes along) every
 //! `[warden] sample_interval` while someone needs the figures: a `status` or `/metrics`
 //! read in the last minute (or 3 intervals if longer), or, always, a `memory_max`. When the
 //! RSS stays above `memory_max` for two samples in a row it reports the limit, and the
@@ -34,7 +35,7 @@ pub(super) fn mib(bytes: u64) -> String {
 
 /// Sample the tree of `pid` while needed; stop after reporting the memory limit.
 pub(super) async fn sampler(
-    pid: u32,
+    mut pid: tokio::sync::watch::Receiver<u32>,
     sensing: Sensing,
     memory_max: Option<u64>,
     tx: mpsc::Sender<ProbeResult>,
@@ -54,7 +55,12 @@ pub(super) async fn sampler(
             continue;
         }
         let now = Instant::now();
-        if let Some(s) = sensing.prober.sample(pid) {
+        if pid.has_changed().unwrap_or(false) {
+            prev = None; // another tree: no CPU rate across the two
+            above = 0;
+        }
+        let main = *pid.borrow_and_update();
+        if let Some(s) = sensing.prober.sample(main) {
             let cpu_percent = prev.and_then(|(t, c)| {
                 let secs = now.duration_since(t).as_secs_f64();
                 (secs > 0.0).then(|| ((s.cpu_seconds - c).max(0.0) / secs * 100.0).min(1e6))
@@ -76,6 +82,7 @@ pub(super) async fn sampler(
                 cpu_percent,
                 memory_bytes: s.rss_bytes,
                 cpu_seconds: Some(s.cpu_seconds),
+                memory_cgroup_bytes: s.cgroup_memory_bytes,
             };
             if tx.send(ProbeResult::Usage(usage, over)).await.is_err() || done {
                 return;

@@ -95,6 +95,8 @@ pub struct Usage {
     pub memory_bytes: u64,
     /// The tree's CPU time so far in this run (`/metrics`).
     pub cpu_seconds: Option<f64>,
+    /// The service cgroup's `memory.current` (cgroup mode with the memory controller).
+    pub memory_cgroup_bytes: Option<u64>,
 }
 
 impl Snapshot {
@@ -138,6 +140,7 @@ impl Snapshot {
             health: self.health,
             cpu_percent: self.usage.and_then(|u| u.cpu_percent),
             memory_bytes: self.usage.map(|u| u.memory_bytes),
+            memory_cgroup_bytes: self.usage.and_then(|u| u.memory_cgroup_bytes),
             status_text: self.status_text.clone(),
             started_first: Vec::new(),
         }

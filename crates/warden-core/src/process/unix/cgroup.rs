@@ -7,6 +7,13 @@
 //!   dir's marker) runs in `<own>/warden-I/web.service`. Cgroup mode is on when a probe cgroup
 //!   can be created under `<own>` (root, or a delegated subtree); else warden keeps the soft
 //!   tracking (process groups, `/proc` ancestry, the environment marker).
+//! - **warden's own leaf**: cgroup v2 lets a cgroup other than the root hand controllers to
+//!   its children only while it holds no process itself ("no internal processes"). Under
+//!   systemd with `Delegate=yes` warden starts in the unit's cgroup, which it is given to
+//!   manage: so, unless its own cgroup is the root, warden first moves itself into the leaf
+//!   `<own>/supervisor`, and its services' cgroups go beside it (`<own>/warden-I/`). The leaf
+//!   is left to whoever removes `<own>` (systemd, with the unit's cgroup); a move that fails
+//!   is named in the warning of a controller that cannot be enabled.
 //! - **Moving in**: the parent opens the cgroup's `cgroup.procs` (close-on-exec) before the
 //!   fork; the child writes `0` to it first thing, before `exec` and before dropping
 //!   privileges, so every process it ever forks is born inside.
@@ -45,14 +52,23 @@ const KILL_PASSES: usize = 5;
 const SERVICE_SUFFIX: &str = ".service";
 /// The prefix of an instance's cgroup.
 const INSTANCE_PREFIX: &str = "warden-";
+/// The leaf under its own cgroup that warden moves itself into (never an instance's or a
+/// service's name).
+const SUPERVISOR_LEAF: &str = "supervisor";
 
 /// The v2 hierarchy warden may manage.
 #[derive(Debug)]
 struct Hierarchy {
+    /// The v2 mount point and the mount's root (a container sees a subtree).
+    mount: PathBuf,
+    root: String,
     /// warden's own cgroup, absolute.
     own: PathBuf,
     /// What `<own>/cgroup.controllers` offers.
     controllers: Vec<String>,
+    /// Why warden could not move itself into `<own>/supervisor` (it is then a process in
+    /// `<own>`, which keeps controllers from being enabled there).
+    leaf_problem: Option<String>,
 }
 
 static HIERARCHY: OnceLock<Result<Hierarchy, String>> = OnceLock::new();
@@ -98,7 +114,32 @@ fn detect() -> Result<Hierarchy, String> {
     }
     let _ = fs::remove_dir(&probe);
     let controllers = read_words(&own.join("cgroup.controllers"));
-    Ok(Hierarchy { own, controllers })
+    let leaf_problem = if is_root_cgroup(&own) {
+        None
+    } else {
+        move_into_leaf(&own).err()
+    };
+    Ok(Hierarchy {
+        mount,
+        root,
+        own,
+        controllers,
+        leaf_problem,
+    })
+}
+
+/// The root of the whole hierarchy (exempt from "no internal processes") is the one cgroup
+/// without `cgroup.events`; a cgroup namespace's root has it, and is not exempt.
+fn is_root_cgroup(dir: &Path) -> bool {
+    !dir.join("cgroup.events").exists()
+}
+
+/// Move this process (all its threads) into `<own>/supervisor`, created if needed.
+fn move_into_leaf(own: &Path) -> Result<(), String> {
+    let leaf = own.join(SUPERVISOR_LEAF);
+    mkdir(&leaf).map_err(|e| format!("cannot create cgroup {}: {e}", leaf.display()))?;
+    write_file(&leaf.join("cgroup.procs"), "0")
+        .map_err(|e| format!("cannot move warden into {}: {e}", leaf.display()))
 }
 
 /// The mount point and the mount's root of the first `cgroup2` mount.
@@ -257,7 +298,11 @@ impl Cgroup {
         {
             let _tree = lock(&TREE);
             if !wanted.is_empty() {
-                notes.extend(enable_controllers(&h.own, &wanted));
+                let refused = enable_controllers(&h.own, &wanted);
+                if let (false, Some(why)) = (refused.is_empty(), &h.leaf_problem) {
+                    notes.push(format!("warden stays in its own cgroup: {why}"));
+                }
+                notes.extend(refused);
             }
             mkdir(&instance)
                 .map_err(|e| format!("cannot create cgroup {}: {e}", instance.display()))?;
@@ -418,18 +463,38 @@ pub(crate) fn kill_leftover_instance(instance: &str) -> usize {
     killed
 }
 
-pub(crate) fn service_of_pid(pid: u32, instance: &str) -> Option<String> {
-    let h = hierarchy().ok()?;
+/// The cgroup directory of `pid` now.
+fn cgroup_of(h: &Hierarchy, pid: u32) -> Option<PathBuf> {
     let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let path = parse_own_cgroup(&text)?;
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let (mount, root) = parse_mountinfo(&mountinfo)?;
-    let dir = own_dir(&mount, &root, &path);
+    Some(own_dir(&h.mount, &h.root, &path))
+}
+
+pub(crate) fn service_of_pid(pid: u32, instance: &str) -> Option<String> {
+    let h = hierarchy().ok()?;
+    let dir = cgroup_of(h, pid)?;
     let rel = dir
         .strip_prefix(h.own.join(format!("{INSTANCE_PREFIX}{instance}")))
         .ok()?;
     let first = rel.components().next()?.as_os_str().to_str()?;
     first.strip_suffix(SERVICE_SUFFIX).map(str::to_owned)
+}
+
+/// The service cgroup (`<own>/warden-I/NAME.service`) that `pid` is in, if it is in one of
+/// warden's: what a sample of its tree reads `cpu.stat` and `memory.current` from.
+pub(super) fn service_dir_of(pid: u32) -> Option<PathBuf> {
+    let h = hierarchy().ok()?;
+    let dir = cgroup_of(h, pid)?;
+    service_dir_in(&h.own, &dir)
+}
+
+/// `<own>/warden-I/NAME.service` when `dir` is it or below it.
+fn service_dir_in(own: &Path, dir: &Path) -> Option<PathBuf> {
+    let mut rel = dir.strip_prefix(own).ok()?.components();
+    let instance = rel.next()?.as_os_str().to_str()?;
+    let service = rel.next()?.as_os_str().to_str()?;
+    (instance.starts_with(INSTANCE_PREFIX) && service.ends_with(SERVICE_SUFFIX))
+        .then(|| own.join(instance).join(service))
 }
 
 /// The inotify descriptor that watches every service's `cgroup.events`, read by the
@@ -526,6 +591,44 @@ mod tests {
             own_dir(Path::new("/sys/fs/cgroup"), "/ctr", "/ctr/app"),
             PathBuf::from("/sys/fs/cgroup/app")
         );
+    }
+
+    /// The root is told from any other cgroup by its missing `cgroup.events`; a move into the
+    /// leaf that cannot be made says where (plain directories stand in for cgroups).
+    #[test]
+    fn warden_moves_into_its_leaf_unless_its_cgroup_is_the_root() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let own = tmp.path();
+        assert!(is_root_cgroup(own));
+        fs::write(own.join("cgroup.events"), "populated 1\nfrozen 0\n").expect("write");
+        assert!(!is_root_cgroup(own));
+        let err = move_into_leaf(own).expect_err("not a cgroup: no cgroup.procs to write");
+        assert!(
+            err.starts_with(&format!(
+                "cannot move warden into {}",
+                own.join("supervisor").display()
+            )),
+            "{err}"
+        );
+        assert!(own.join("supervisor").is_dir(), "the leaf was made");
+    }
+
+    #[test]
+    fn a_pid_is_sampled_from_its_service_cgroup_only() {
+        let own = Path::new("/cg/system.slice/warden.service");
+        assert_eq!(
+            service_dir_in(own, &own.join("warden-I1/web.service")),
+            Some(own.join("warden-I1/web.service"))
+        );
+        // A cgroup the service made below its own: still the service's.
+        assert_eq!(
+            service_dir_in(own, &own.join("warden-I1/web.service/sub")),
+            Some(own.join("warden-I1/web.service"))
+        );
+        for not in ["", "warden-I1", "other/web.service", "warden-I1/web"] {
+            assert_eq!(service_dir_in(own, &own.join(not)), None, "{not:?}");
+        }
+        assert_eq!(service_dir_in(own, Path::new("/cg/user.slice")), None);
     }
 
     #[test]
@@ -652,6 +755,74 @@ mod tests {
         assert!(
             !dir.parent().expect("instance").exists(),
             "and the empty instance's"
+        );
+    }
+
+    /// A busy process in a service's cgroup that has ended still counts: the sample's CPU
+    /// time is the cgroup's `usage_usec`, not the sum over the live processes (about 0 here),
+    /// and `memory.current` comes along where the memory controller is.
+    #[tokio::test]
+    async fn a_sample_in_a_cgroup_takes_its_cpu_from_cpu_stat() {
+        if let Err(reason) = hierarchy() {
+            println!("skipped: {reason}");
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let done = tmp.path().join("done");
+        // The subshell spins until its CPU limit of 1 s ends it (SIGXCPU).
+        let script = format!(
+            "(ulimit -c 0; ulimit -t 1; while :; do :; done); : > {}; exec sleep 300",
+            done.display()
+        );
+        let spec = crate::process::SpawnSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: tmp.path().to_owned(),
+            clear_env: true,
+            env: Vec::new(),
+            output: crate::process::Output::Null,
+            credentials: crate::process::Credentials::default(),
+            confinement: Some(Confinement {
+                instance: format!("unitcpu{}", std::process::id()),
+                service: "busy".into(),
+                memory_max: None,
+                cpu_max: None,
+            }),
+        };
+        let mut child = crate::process::spawn(&spec).expect("spawn");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the burner never ended"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let dir = child.cgroup.as_ref().expect("a cgroup").dir.clone();
+        assert_eq!(service_dir_of(child.pid()), Some(dir.clone()));
+        let s = crate::process::sample_tree(child.pid()).expect("a sample");
+        assert!(
+            s.cpu_seconds >= 0.5,
+            "the ended burner's second (about 0.93 s of usage_usec here) is in the figure: {s:?}"
+        );
+        let stat = fs::read_to_string(format!("/proc/{}/stat", child.pid())).expect("stat");
+        let rest: Vec<&str> = stat[stat.rfind(')').expect(")") + 2..].split(' ').collect();
+        let live: u64 =
+            rest[11].parse::<u64>().expect("utime") + rest[12].parse::<u64>().expect("stime");
+        assert!(
+            live < 20,
+            "the live process itself used little: {live} ticks"
+        );
+        assert_eq!(
+            s.cgroup_memory_bytes.is_some(),
+            dir.join("memory.current").exists(),
+            "{s:?}"
+        );
+        child.kill_tree().expect("kill");
+        assert!(
+            child
+                .wait_tree_gone(std::time::Duration::from_secs(20))
+                .await
         );
     }
 

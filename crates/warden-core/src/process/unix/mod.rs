@@ -67,6 +67,8 @@ mod pipe;
 mod procfs;
 mod reaper;
 mod sample; // health: resource samples
+#[cfg(target_os = "macos")]
+mod sample_macos;
 mod spawn;
 mod stop;
 mod tree;

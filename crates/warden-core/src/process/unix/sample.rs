@@ -1,7 +1,17 @@
 //! Resource samples of a service's tree: CPU time and resident memory summed over the
-//! main process, its process group and every descendant (Linux: `/proc`). Elsewhere on Unix
-//! (macOS) nothing is sampled: `None`, shown as "-", rather than a guess.
+//! main process, its process group and every descendant. Linux reads `/proc` (here); macOS
+//! asks libproc (`sample_macos.rs`). On another Unix nothing is sampled: `None`, shown as
+//! "-", rather than a guess.
+//!
+//! In cgroup mode (the main process is in its service's cgroup) the CPU time is the
+//! cgroup's `usage_usec` of `cpu.stat` (present without the cpu controller): exact, and it
+//! keeps the time of processes that already ended, which a sum over the live ones loses.
+//! The memory stays the summed RSS, so that MEM means the same in both modes; the cgroup's
+//! `memory.current` (page cache included; only with the memory controller) comes beside it.
 
+#[cfg(target_os = "macos")]
+pub(crate) use super::sample_macos::{sample_own, sample_tree};
+#[cfg(not(target_os = "macos"))]
 use crate::process::{OwnSample, TreeSample};
 
 /// The tree of `pid` (its group and descendants) now.
@@ -31,13 +41,7 @@ pub(crate) fn sample_tree(pid: u32) -> Option<TreeSample> {
                 .map(|p| p.pid),
         );
     }
-    let mut members = std::collections::HashSet::new();
-    let mut stack = roots;
-    while let Some(p) = stack.pop() {
-        if members.insert(p) {
-            stack.extend(children(p).into_iter().filter(|c| !members.contains(c)));
-        }
-    }
+    let members = crate::process::sampling::walk_tree(roots, children);
     let (mut ticks, mut pages, mut processes) = (0u64, 0u64, 0u32);
     for p in members {
         let Ok(text) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
@@ -49,11 +53,30 @@ pub(crate) fn sample_tree(pid: u32) -> Option<TreeSample> {
             processes += 1;
         }
     }
+    let mut cpu_seconds = ticks as f64 / tick as f64;
+    let mut cgroup_memory_bytes = None;
+    if let Some(dir) = super::cgroup::service_dir_of(pid) {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        if let Some(usec) = read("cpu.stat").as_deref().and_then(usage_usec) {
+            cpu_seconds = usec as f64 / 1e6;
+        }
+        cgroup_memory_bytes = read("memory.current").and_then(|t| t.trim().parse().ok());
+    }
     Some(TreeSample {
-        cpu_seconds: ticks as f64 / tick as f64,
+        cpu_seconds,
         rss_bytes: pages.saturating_mul(page as u64),
         processes,
+        cgroup_memory_bytes,
     })
+}
+
+/// The `usage_usec` line of a cgroup's `cpu.stat`.
+#[cfg(target_os = "linux")]
+fn usage_usec(cpu_stat: &str) -> Option<u64> {
+    cpu_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The children of `pid`, from every one of its threads.
@@ -85,7 +108,7 @@ fn parse_usage(text: &str) -> Option<(u64, u64, u64)> {
     Some((get(14)?, get(15)?, get(24)?))
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub(crate) fn sample_tree(_pid: u32) -> Option<TreeSample> {
     None
 }
@@ -117,7 +140,7 @@ pub(crate) fn sample_own() -> Option<OwnSample> {
     })
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub(crate) fn sample_own() -> Option<OwnSample> {
     None
 }
@@ -130,6 +153,13 @@ mod tests {
     fn usage_fields_are_counted_after_the_command_name() {
         let text = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 123 10000 250 18446744073709551615";
         assert_eq!(parse_usage(text), Some((7, 3, 250)));
+    }
+
+    #[test]
+    fn the_cgroup_cpu_time_is_usage_usec() {
+        let text = "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n";
+        assert_eq!(usage_usec(text), Some(1_500_000));
+        assert_eq!(usage_usec("user_usec 3\n"), None);
     }
 
     #[test]

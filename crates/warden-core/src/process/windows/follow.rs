@@ -42,6 +42,9 @@ impl Child {
         // SAFETY: a fresh handle that nothing else owns.
         let process = unsafe { OwnedHandle::from_raw_handle(raw) };
         let exit = ExitWatch::new(&process)?;
+        // Samples find the job by the new main pid now; the old handle (which kept the old
+        // pid from being reused) closes only after.
+        self.job.set_main(pid);
         // The old wait goes before the handle it waits on.
         drop(std::mem::replace(&mut self.exit, exit));
         self.start_time = creation_time(&process);

@@ -44,6 +44,9 @@ unsafe impl Send for RawJob {}
 struct Entry {
     handle: RawJob,
     empty: watch::Sender<bool>,
+    /// The pid of the service's main process in this job, once [`Job::set_main`] named it
+    /// (resource samples find the job by it, see [`with_main`]).
+    main: Option<u32>,
 }
 
 struct Monitor {
@@ -188,6 +191,7 @@ impl Job {
             Entry {
                 handle: RawJob(handle.as_raw_handle()),
                 empty: tx,
+                main: None,
             },
         );
         Ok(Job {
@@ -195,6 +199,11 @@ impl Job {
             key,
             empty: rx,
         })
+    }
+
+    /// The job's handle, for `CreateProcessW`'s job list; it stays owned by the job.
+    pub(super) fn as_raw_handle(&self) -> HANDLE {
+        self.handle.as_raw_handle()
     }
 
     pub(super) fn assign(&self, process: BorrowedHandle<'_>) -> io::Result<()> {
@@ -215,40 +224,18 @@ impl Job {
 
     /// The pids of the processes in the job now.
     pub(super) fn process_ids(&self) -> io::Result<Vec<u32>> {
-        let mut capacity = 64usize;
-        loop {
-            // Header (two u32 = one usize) followed by `capacity` usize entries.
-            let mut buf = vec![0usize; 1 + capacity];
-            let bytes = std::mem::size_of_val(buf.as_slice());
-            // SAFETY: `buf` is large enough and suitably aligned for the header and the
-            // list the kernel is told about.
-            let ok = unsafe {
-                QueryInformationJobObject(
-                    self.handle.as_raw_handle(),
-                    JobObjectBasicProcessIdList,
-                    buf.as_mut_ptr().cast(),
-                    bytes as u32,
-                    std::ptr::null_mut(),
-                )
-            };
-            // SAFETY: the buffer starts with the header the call filled in.
-            let header = unsafe { &*buf.as_ptr().cast::<JOBOBJECT_BASIC_PROCESS_ID_LIST>() };
-            let (assigned, listed) = (
-                header.NumberOfAssignedProcesses as usize,
-                header.NumberOfProcessIdsInList as usize,
-            );
-            if ok == 0 {
-                // SAFETY: plain call.
-                if unsafe { GetLastError() } != ERROR_MORE_DATA {
-                    return Err(io::Error::last_os_error());
-                }
-            } else if listed >= assigned {
-                return Ok(buf[1..=listed.min(capacity)]
-                    .iter()
-                    .map(|&p| p as u32)
-                    .collect());
-            }
-            capacity = assigned.max(capacity * 2) + PID_LIST_SLACK;
+        process_ids_raw(self.handle.as_raw_handle())
+    }
+
+    /// Name `pid` as the main process of the job: [`with_main`] finds the job by it. Called
+    /// at the spawn and when the child follows another main process. The caller holds the
+    /// process's handle meanwhile, so that the pid cannot be reused by another process and
+    /// name two jobs at once.
+    pub(super) fn set_main(&self, pid: u32) {
+        if let Ok(monitor) = monitor()
+            && let Some(entry) = monitor.lock().get_mut(&self.key)
+        {
+            entry.main = Some(pid);
         }
     }
 
@@ -314,6 +301,12 @@ fn terminate_raw(job: HANDLE, exit_code: u32) -> io::Result<()> {
 }
 
 fn active_raw(job: HANDLE) -> io::Result<u32> {
+    Ok(accounting_raw(job)?.ActiveProcesses)
+}
+
+/// The job's accounting: its live processes, and the CPU time of every process that ran in
+/// it (`TotalUserTime`, `TotalKernelTime`, 100 ns units; exited processes included).
+pub(super) fn accounting_raw(job: HANDLE) -> io::Result<JOBOBJECT_BASIC_ACCOUNTING_INFORMATION> {
     // SAFETY: all-zero is a valid value of this plain C struct.
     let mut info: JOBOBJECT_BASIC_ACCOUNTING_INFORMATION = unsafe { std::mem::zeroed() };
     // SAFETY: `info` is the struct this class fills, valid for the call.
@@ -326,7 +319,57 @@ fn active_raw(job: HANDLE) -> io::Result<u32> {
             std::ptr::null_mut(),
         )
     })?;
-    Ok(info.ActiveProcesses)
+    Ok(info)
+}
+
+/// The pids of the processes in `job` now.
+pub(super) fn process_ids_raw(job: HANDLE) -> io::Result<Vec<u32>> {
+    let mut capacity = 64usize;
+    loop {
+        // Header (two u32 = one usize) followed by `capacity` usize entries.
+        let mut buf = vec![0usize; 1 + capacity];
+        let bytes = std::mem::size_of_val(buf.as_slice());
+        // SAFETY: `buf` is large enough and suitably aligned for the header and the
+        // list the kernel is told about.
+        let ok = unsafe {
+            QueryInformationJobObject(
+                job,
+                JobObjectBasicProcessIdList,
+                buf.as_mut_ptr().cast(),
+                bytes as u32,
+                std::ptr::null_mut(),
+            )
+        };
+        // SAFETY: the buffer starts with the header the call filled in.
+        let header = unsafe { &*buf.as_ptr().cast::<JOBOBJECT_BASIC_PROCESS_ID_LIST>() };
+        let (assigned, listed) = (
+            header.NumberOfAssignedProcesses as usize,
+            header.NumberOfProcessIdsInList as usize,
+        );
+        if ok == 0 {
+            // SAFETY: plain call.
+            if unsafe { GetLastError() } != ERROR_MORE_DATA {
+                return Err(io::Error::last_os_error());
+            }
+        } else if listed >= assigned {
+            return Ok(buf[1..=listed.min(capacity)]
+                .iter()
+                .map(|&p| p as u32)
+                .collect());
+        }
+        capacity = assigned.max(capacity * 2) + PID_LIST_SLACK;
+    }
+}
+
+/// Run `f` with the handle of the job whose main process is `pid` (see [`Job::set_main`]),
+/// under the registry's lock: the handle is only valid while it is held, so `f` must be
+/// short (a sample: two queries and one per process). `None`: no open job has that main
+/// process. A linear search: one comparison per open job, against the syscalls of a sample.
+pub(super) fn with_main<T>(pid: u32, f: impl FnOnce(HANDLE) -> T) -> Option<T> {
+    let monitor = monitor().ok()?;
+    let jobs = monitor.lock();
+    let entry = jobs.values().find(|e| e.main == Some(pid))?;
+    Some(f(entry.handle.0))
 }
 
 /// Terminate every job still open; returns how many processes were in them.

@@ -13,10 +13,11 @@
 //!    both `hStdOutput` and `hStdError`). Only those handles are inherited
 //!    (`PROC_THREAD_ATTRIBUTE_HANDLE_LIST`, and a lock around the window in which they are
 //!    inheritable).
-//! 3. The suspended child is put in a fresh Job Object with
-//!    `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`, then resumed: nothing it starts can escape the
-//!    job, and when the job's last handle closes (the [`Child`] is dropped, or warden exits
-//!    or crashes) the whole tree ends.
+//! 3. The child is created (suspended) inside a fresh Job Object with
+//!    `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` (`PROC_THREAD_ATTRIBUTE_JOB_LIST`; before Windows
+//!    10 it is assigned just after), then resumed: nothing it starts can escape the job, and
+//!    when the job's last handle closes (the [`Child`] is dropped, or warden exits or
+//!    crashes, even in the middle of a spawn) the whole tree ends.
 //!
 //! Not `CREATE_NEW_PROCESS_GROUP`: it would turn off `CTRL_C` handling in the child and its
 //! descendants (the flag is inherited), so `stop_method = ["ctrl-c", ...]` would do nothing
@@ -42,13 +43,15 @@
 //! # Files
 //!
 //! `spawn.rs` creates the process, `job.rs` owns the Job Objects, `wait.rs` watches the main
-//! process's exit, `pipe.rs` its output, `stop.rs` the graceful steps, `cmdline.rs` quoting,
-//! environment blocks and program lookup.
+//! process's exit, `pipe.rs` its output, `stop.rs` the graceful steps, `sample.rs` the
+//! resource samples through the job, `cmdline.rs` quoting, environment blocks and program
+//! lookup.
 
 mod cmdline;
 mod follow;
 mod job;
 mod pipe;
+mod sample;
 mod spawn;
 mod stop;
 mod wait;
@@ -66,15 +69,7 @@ pub use pipe::OutputPipe;
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
 
-/// health: resource samples through the job object are not done yet: `None` (shown as "-").
-pub(super) fn sample_tree(_pid: u32) -> Option<super::TreeSample> {
-    None
-}
-
-/// health: warden's own process figures are not sampled on Windows yet: `None`.
-pub(super) fn sample_own() -> Option<super::OwnSample> {
-    None
-}
+pub(super) use sample::{sample_own, sample_tree};
 use wait::ExitWatch;
 pub use watch::DirWatch;
 

@@ -1,6 +1,8 @@
-//! [`spawn`]: resolve the program, create the process suspended with only its three standard
-//! handles inheritable, put it in a fresh Job Object, resume it.
+//! [`spawn`]: resolve the program, create the process suspended, inside a fresh Job Object
+//! and with only its three standard handles inheritable, then resume it.
 
+#[cfg(test)]
+use std::ffi::OsString;
 use std::ffi::{OsStr, c_void};
 use std::io;
 use std::os::windows::io::{AsHandle, AsRawHandle, FromRawHandle, OwnedHandle};
@@ -19,8 +21,9 @@ use windows_sys::Win32::System::Threading::{
     CREATE_NO_WINDOW, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT, CreateProcessW,
     DeleteProcThreadAttributeList, EXTENDED_STARTUPINFO_PRESENT, GetProcessTimes,
     InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST,
-    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_CREATION_FLAGS, PROCESS_INFORMATION, ResumeThread,
-    STARTF_USESTDHANDLES, STARTUPINFOEXW, TerminateProcess, UpdateProcThreadAttribute,
+    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROC_THREAD_ATTRIBUTE_JOB_LIST, PROCESS_CREATION_FLAGS,
+    PROCESS_INFORMATION, ResumeThread, STARTF_USESTDHANDLES, STARTUPINFOEXW, TerminateProcess,
+    UpdateProcThreadAttribute,
 };
 
 use super::job::Job;
@@ -144,6 +147,8 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     .map_err(|source| classify(&program, &spec.cwd, source))?;
 
     let exit = ExitWatch::new(&started.process).map_err(other)?;
+    // Resource samples find the job by its main process.
+    started.job.set_main(started.pid);
     Ok(Child {
         pid: started.pid,
         start_time: creation_time(&started.process),
@@ -173,7 +178,13 @@ fn classify(program: &str, cwd: &Path, source: io::Error) -> SpawnError {
     }
 }
 
-/// Create the process suspended, put it in a new job, resume it.
+/// Create the process suspended and already in a new job, resume it.
+///
+/// The job is given to `CreateProcessW` itself (`PROC_THREAD_ATTRIBUTE_JOB_LIST`, Windows 10
+/// and later): a child created first and assigned after would, if warden died in between
+/// (a SIGKILL in a crash storm did it under Wine), stay suspended forever in no job, where
+/// nothing ever ends it. Only where the attribute is refused (older Windows) is the child
+/// assigned after its creation, with that window.
 pub(super) fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
     let job = Job::new(spec.memory_max)?;
     let application = cmdline::to_wide_nul(spec.application.as_os_str())?;
@@ -198,7 +209,7 @@ pub(super) fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
             inherit.push(raw);
         }
     }
-    let attributes = AttributeList::with_handle_list(&inherit)?;
+    let attributes = AttributeList::new(&inherit, job.as_raw_handle())?;
 
     // SAFETY: all-zero is a valid value of these plain C structs.
     let mut info: STARTUPINFOEXW = unsafe { std::mem::zeroed() };
@@ -254,11 +265,14 @@ pub(super) fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
             OwnedHandle::from_raw_handle(pi.hThread),
         )
     };
-    if let Err(e) = job.assign(process.as_handle()) {
+    if !attributes.has_job
+        && let Err(e) = job.assign(process.as_handle())
+    {
         // SAFETY: our process handle; the child never ran.
         unsafe { TerminateProcess(process.as_raw_handle(), TERMINATED_EXIT_CODE) };
         return Err(e);
     }
+    drop(attributes);
     // SAFETY: the main thread's handle.
     if unsafe { ResumeThread(thread.as_raw_handle()) } == u32::MAX {
         let e = io::Error::last_os_error();
@@ -272,40 +286,67 @@ pub(super) fn spawn_raw(spec: RawSpawn<'_>) -> io::Result<Started> {
     })
 }
 
-/// A `PROC_THREAD_ATTRIBUTE_LIST` with one attribute, the list of handles to inherit.
+/// A `PROC_THREAD_ATTRIBUTE_LIST` with the list of handles to inherit and, where the system
+/// takes it, the job the process is created in.
 struct AttributeList {
     buf: Vec<usize>,
-    // The list points into this; it must live as long as the attribute list.
+    // The list points into these; they must live as long as the attribute list.
     handles: Box<[HANDLE]>,
+    jobs: Box<[HANDLE; 1]>,
+    /// The job list attribute was taken: the process is created in the job.
+    has_job: bool,
 }
 
 impl AttributeList {
-    fn with_handle_list(handles: &[HANDLE]) -> io::Result<AttributeList> {
+    fn new(handles: &[HANDLE], job: HANDLE) -> io::Result<AttributeList> {
+        const COUNT: u32 = 2;
         let mut size = 0usize;
         // SAFETY: a size query with a null list, as documented; it "fails" on purpose.
-        unsafe { InitializeProcThreadAttributeList(std::ptr::null_mut(), 1, 0, &raw mut size) };
+        unsafe { InitializeProcThreadAttributeList(std::ptr::null_mut(), COUNT, 0, &raw mut size) };
         if size == 0 {
             return Err(io::Error::last_os_error());
         }
         let mut buf = vec![0usize; size.div_ceil(std::mem::size_of::<usize>())];
-        let handles: Box<[HANDLE]> = handles.into();
         // SAFETY: `buf` holds at least `size` bytes, suitably aligned.
         if unsafe {
-            InitializeProcThreadAttributeList(buf.as_mut_ptr().cast(), 1, 0, &raw mut size)
+            InitializeProcThreadAttributeList(buf.as_mut_ptr().cast(), COUNT, 0, &raw mut size)
         } == 0
         {
             return Err(io::Error::last_os_error());
         }
-        let list = AttributeList { buf, handles };
-        // SAFETY: an initialised list with room for one attribute; the handle array lives
-        // in `list` as long as the list does.
+        let mut list = AttributeList {
+            buf,
+            handles: handles.into(),
+            jobs: Box::new([job]),
+            has_job: false,
+        };
+        list.update(
+            PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
+            list.handles.as_ptr().cast(),
+            std::mem::size_of_val::<[HANDLE]>(&list.handles),
+        )?;
+        // Refused before Windows 10: then the caller assigns the job after the creation.
+        list.has_job = list
+            .update(
+                PROC_THREAD_ATTRIBUTE_JOB_LIST,
+                list.jobs.as_ptr().cast(),
+                std::mem::size_of_val::<[HANDLE; 1]>(&list.jobs),
+            )
+            .is_ok();
+        Ok(list)
+    }
+
+    /// Add one attribute whose value (`size` bytes at `value`) lives in `self`.
+    fn update(&self, attribute: u32, value: *const c_void, size: usize) -> io::Result<()> {
+        // SAFETY: an initialised list with room for this attribute; `value` points into a
+        // box of `self` that lives as long as the list.
         let ok = unsafe {
             UpdateProcThreadAttribute(
-                list.as_ptr(),
+                self.as_ptr(),
                 0,
-                PROC_THREAD_ATTRIBUTE_HANDLE_LIST as usize,
-                list.handles.as_ptr().cast(),
-                std::mem::size_of_val::<[HANDLE]>(&list.handles),
+                attribute as usize,
+                value,
+                size,
                 std::ptr::null_mut(),
                 std::ptr::null(),
             )
@@ -313,7 +354,7 @@ impl AttributeList {
         if ok == 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(list)
+        Ok(())
     }
 
     fn as_ptr(&self) -> LPPROC_THREAD_ATTRIBUTE_LIST {
@@ -379,4 +420,51 @@ fn system_dirs() -> Vec<PathBuf> {
         .or_else(|| std::env::var_os("windir"))
         .map_or_else(|| PathBuf::from(r"C:\Windows"), PathBuf::from);
     vec![root.join("System32"), root]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use windows_sys::Win32::System::JobObjects::IsProcessInJob;
+
+    #[test]
+    fn the_job_list_attribute_is_taken() {
+        let job = Job::new(None).expect("a job");
+        let nul = open_nul(GENERIC_READ).expect("NUL");
+        let list = AttributeList::new(&[nul.as_raw_handle()], job.as_raw_handle())
+            .expect("an attribute list");
+        assert!(
+            list.has_job,
+            "PROC_THREAD_ATTRIBUTE_JOB_LIST refused: children would be assigned after creation"
+        );
+    }
+
+    #[test]
+    fn a_child_is_born_in_its_job() {
+        let cmd = system_dirs()[0].join("cmd.exe");
+        let args = [OsString::from("/c"), OsString::from("exit 7")];
+        let started = spawn_raw(RawSpawn {
+            application: &cmd,
+            command_line: cmdline::command_line(cmd.as_os_str(), &args).expect("a command line"),
+            env_block: None,
+            cwd: None,
+            flags: CREATE_NO_WINDOW,
+            stdin: open_nul(GENERIC_READ).expect("NUL"),
+            stdout: open_nul(GENERIC_WRITE).expect("NUL"),
+            stderr: None,
+            memory_max: None,
+        })
+        .expect("cmd.exe starts");
+        let mut inside = 0;
+        // SAFETY: valid process and job handles, and an out-pointer.
+        let ok = unsafe {
+            IsProcessInJob(
+                started.process.as_raw_handle(),
+                started.job.as_raw_handle(),
+                &raw mut inside,
+            )
+        };
+        assert_ne!(ok, 0, "{}", io::Error::last_os_error());
+        assert_ne!(inside, 0, "the child is not in its job");
+    }
 }

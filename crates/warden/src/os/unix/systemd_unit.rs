@@ -102,6 +102,11 @@ pub fn render(spec: &UnitSpec) -> String {
         "# SIGTERM to warden alone: it stops every service gracefully; then SIGKILL to all.\n",
     );
     u.push_str("KillMode=mixed\n");
+    u.push_str(
+        "# warden manages this unit's cgroup: it moves itself into <cgroup>/supervisor and\n\
+         # gives each service a cgroup of its own beside it (cgroup v2).\n",
+    );
+    u.push_str("Delegate=yes\n");
     let _ = writeln!(u, "TimeoutStopSec={}", spec.stop_timeout_secs());
     u.push_str("Restart=on-failure\nRestartSec=1\n");
     u.push_str("# Exit 2 is a config error: a restart would not fix it.\n");
@@ -176,6 +181,7 @@ mod tests {
             "ExecStart=/usr/local/bin/warden up -c /etc/warden/sync/warden.toml",
             "ExecReload=/usr/local/bin/warden reload -c /etc/warden/sync/warden.toml",
             "KillMode=mixed",
+            "Delegate=yes",
             "TimeoutStopSec=75",
             "Restart=on-failure",
             "WatchdogSec=30",
