@@ -210,18 +210,10 @@ struct Fake {
 
 fn fake_status(name: &str) -> ServiceStatus {
     ServiceStatus {
-        name: name.to_owned(),
-        state: State::Running,
         pid: Some(4242),
         uptime_ms: Some(10),
         restarts: 1,
-        last_exit: None,
-        next_start_in_ms: None,
-        reason: None,
-        health: None,
-        cpu_percent: None,
-        memory_bytes: None,
-        memory_cgroup_bytes: None,
+        ..ServiceStatus::new(name, State::Running)
     }
 }
 
@@ -450,6 +442,7 @@ const SERVICE_KEYS: &[&str] = &[
     "cpu_percent",
     "memory_bytes",
     "memory_cgroup_bytes",
+    "status_text",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -480,7 +473,7 @@ async fn status_json_has_the_exact_shape() {
             "name": "web", "state": "stopped", "pid": null, "uptime_ms": null, "restarts": 0,
             "last_exit": null, "next_start_in_ms": null, "reason": "autostart = false",
             "health": null, "cpu_percent": null, "memory_bytes": null,
-            "memory_cgroup_bytes": null
+            "memory_cgroup_bytes": null, "status_text": null
         })
     );
     assert_eq!(services[1]["name"], "worker");

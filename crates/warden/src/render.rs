@@ -40,9 +40,15 @@ pub fn fmt_mem(bytes: u64) -> String {
 
 /// The REASON cell of `warden status` and `warden ui`: why a service is not up (empty for one
 /// that is up and well), in backoff the countdown first. `age`: how old the answer is (the
-/// UI counts down between two answers). Control characters are made visible.
+/// UI counts down between two answers). Without a reason of its own, a `notify` service's
+/// last `STATUS=` text. Control characters are made visible.
 pub fn reason(s: &ServiceStatus, age: Duration) -> String {
-    let why = s.reason.as_deref().map(printable).unwrap_or_default();
+    let why = s
+        .reason
+        .as_deref()
+        .or(s.status_text.as_deref())
+        .map(printable)
+        .unwrap_or_default();
     match (s.state, s.next_start_in_ms) {
         (State::Backoff, Some(ms)) => {
             let left = Duration::from_millis(ms).saturating_sub(age);
@@ -328,6 +334,23 @@ mod tests {
         s.reason = Some("cannot start: program not found: /x\x1b[2J".into());
         let table = status_table(&report(vec![s]), false, None);
         assert!(!table.contains('\x1b'), "{table:?}");
+    }
+
+    #[test]
+    fn a_notify_status_text_shows_as_the_reason_when_there_is_none() {
+        let mut s = svc("worker", State::Running);
+        s.status_text = Some("serving 3 clients\x1b[2J".into());
+        let shown = reason(&s, Duration::ZERO);
+        assert!(
+            shown.starts_with("serving 3 clients") && !shown.contains('\x1b'),
+            "{shown:?}"
+        );
+        s.reason = Some("log: cannot open /x: denied".into());
+        assert_eq!(
+            reason(&s, Duration::ZERO),
+            "log: cannot open /x: denied",
+            "warden's own reason comes first"
+        );
     }
 
     #[test]

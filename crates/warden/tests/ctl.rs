@@ -93,6 +93,7 @@ fn the_whole_session_and_its_exit_codes() {
             "reason",
             "restarts",
             "state",
+            "status_text",
             "uptime_ms"
         ]
     );

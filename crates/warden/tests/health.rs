@@ -366,3 +366,133 @@ notify = true
     let log = env.read(".warden/warden.log");
     assert!(log.contains("[db] ready (READY=1)"), "{log}");
 }
+
+#[test]
+fn start_starts_what_the_service_needs_first_and_says_so() {
+    let env = Env::new(&format!(
+        r#"[services.db]
+command = [{tc}, "--sleep", "forever"]
+autostart = false
+
+[services.migrate]
+command = [{tc}, "--print-pid", "--exit", "0"]
+restart = "never"
+autostart = false
+
+[services.api]
+command = [{tc}, "--sleep", "forever"]
+depends_on = {{ db = "started", migrate = "completed" }}
+autostart = false
+"#,
+        tc = tc()
+    ));
+    let d = Daemon::up(&env);
+    let o = env.run(&["start", "api"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let pid = d.pid("api").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("api: running (pid {pid}), after starting its dependencies db, migrate\n"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(d.service("migrate")["state"], "exited");
+    let db = d.pid("db").unwrap();
+    let o = env.run(&["stop", "api"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // What it needs holds already (db runs, migrate completed): nothing more is said or done.
+    let o = env.run(&["start", "api"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let pid = d.pid("api").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("api: running (pid {pid})\n"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(d.pid("db"), Some(db), "db was left as it ran");
+    assert_eq!(
+        env.lines("logs/migrate.out.log").len(),
+        1,
+        "a migration that completed is not run again"
+    );
+}
+
+#[test]
+fn a_notify_status_line_shows_in_status_json_and_the_reason_column() {
+    if !have("python3") {
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let env = Env::new("");
+    let script = format!(
+        "import os, socket, time\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         addr = os.environ['NOTIFY_SOCKET']\n\
+         s.sendto(b'STATUS=warming up\\nREADY=1', addr)\n\
+         while not os.path.exists({next:?}):\n    time.sleep(0.05)\n\
+         s.sendto(b'STATUS=serving 3 clients', addr)\n\
+         time.sleep(60)\n",
+        next = env.path("next").display().to_string()
+    );
+    env.write_config(&format!(
+        "[services.worker]\ncommand = [\"python3\", \"-c\", {}]\nnotify = true\nstop_timeout = \"1s\"\n",
+        common::toml_str(&script)
+    ));
+    let d = Daemon::up(&env);
+    let s = d.until_state("worker", "running");
+    assert_eq!(s["status_text"], "warming up", "{s}");
+    assert_eq!(s["reason"], serde_json::Value::Null, "{s}");
+    let o = env.run(&["status"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let row = table.lines().find(|l| l.starts_with("worker ")).unwrap();
+    assert!(row.ends_with("  warming up"), "{table}");
+    std::fs::write(env.path("next"), "").unwrap();
+    wait_for("the new STATUS=", WAIT, || {
+        (d.service("worker")["status_text"] == "serving 3 clients").then_some(())
+    });
+    let o = env.run(&["stop", "worker"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let s = d.service("worker");
+    assert_eq!(
+        (&s["status_text"], &s["reason"]),
+        (
+            &serde_json::Value::Null,
+            &serde_json::json!("stopped by hand")
+        ),
+        "the text belongs to the run: {s}"
+    );
+}
+
+#[test]
+fn a_reload_that_adds_a_dependency_makes_the_service_wait_for_it() {
+    let db = format!(
+        "[services.db]\ncommand = [{tc}, \"--sleep\", \"forever\"]\nautostart = false\n\n",
+        tc = tc()
+    );
+    let api = format!(
+        "[services.api]\ncommand = [{tc}, \"--sleep\", \"forever\"]\nstop_timeout = \"2s\"\n",
+        tc = tc()
+    );
+    let env = Env::new(&(db.clone() + &api));
+    let d = Daemon::up(&env);
+    d.until_state("api", "running");
+    env.write_config(&format!("{db}{api}depends_on = {{ db = \"started\" }}\n"));
+    let o = env.run(&["reload"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let s = d.until_state("api", "pending");
+    assert_eq!(s["reason"], "waiting for db (stopped)", "{s}");
+    let o = env.run(&["start", "db"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    d.until_state("api", "running");
+    // The new dependency is in force for a start by hand too.
+    let o = env.run(&["stop", "db", "api"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let o = env.run(&["start", "api"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("after starting its dependency db"),
+        "{}",
+        show(&o)
+    );
+}

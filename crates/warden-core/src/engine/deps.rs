@@ -21,6 +21,33 @@ struct Need {
     dep: Dependency,
     status: watch::Receiver<Snapshot>,
     success_codes: Vec<i32>,
+    /// For a dependency this start just started: a receiver marked seen before its start was
+    /// asked. Until it changes, the dependency's rest state is from before (not a failure).
+    fresh: Option<watch::Receiver<Snapshot>>,
+}
+
+/// What a request to act answers with: the outcome to come, and what a start started first.
+pub(super) type Acting = (oneshot::Receiver<Result<(), String>>, Vec<String>);
+
+/// A dependency this start just started, with its status as seen before the request.
+pub(super) type Fresh = (String, watch::Receiver<Snapshot>);
+
+/// A need no longer on its way to its condition: at rest (stopped, exited, failed) since this
+/// start asked for it, with the condition unmet. A start by hand answers then.
+fn hopeless(n: &mut Need) -> bool {
+    if n.fresh
+        .as_ref()
+        .is_some_and(|f| f.has_changed().unwrap_or(true))
+    {
+        n.fresh = None;
+    }
+    let snap = n.status.borrow();
+    n.fresh.is_none()
+        && matches!(
+            snap.view,
+            View::Stopped { .. } | View::Exited { .. } | View::Failed { .. }
+        )
+        && unmet(n.dep.condition, &snap, &n.success_codes).is_some()
 }
 
 /// Why `dep` does not hold for a dependency in `snap` (its words for the reason), or `None`
@@ -108,8 +135,12 @@ async fn gate(
                     let _ = tx.send(service::Request::Wait(reason.clone(), t)).await;
                     shown = reason;
                 }
-                // A start by hand answers now, with why it waits (it goes on waiting).
-                if let Some((r, _)) = reply.take() {
+                // A start by hand answers with why it waits once what it needs can no longer
+                // get there by itself (it goes on waiting); until then it waits with it.
+                if reply.is_some()
+                    && needs.iter_mut().any(hopeless)
+                    && let Some((r, _)) = reply.take()
+                {
                     let _ = r.send(Err(shown.clone()));
                 }
             } else {
@@ -168,20 +199,21 @@ impl Drop for AbortAll {
     }
 }
 
-/// The services `cfg` needs, transitively, in start order (deepest first).
-fn needed(all: &[ServiceConfig], cfg: &ServiceConfig) -> Vec<String> {
-    fn visit(
-        all: &[ServiceConfig],
-        s: &ServiceConfig,
+/// The services `cfg` needs, transitively, in start order (deepest first), each with the
+/// first dependency found on it (whose condition says whether it must start again).
+fn needed<'a>(all: &'a [ServiceConfig], cfg: &'a ServiceConfig) -> Vec<&'a Dependency> {
+    fn visit<'a>(
+        all: &'a [ServiceConfig],
+        s: &'a ServiceConfig,
         seen: &mut BTreeSet<String>,
-        out: &mut Vec<String>,
+        out: &mut Vec<&'a Dependency>,
     ) {
         for d in &s.depends_on {
             if seen.insert(d.service.clone())
                 && let Some(dep) = all.iter().find(|c| c.name == d.service)
             {
                 visit(all, dep, seen, out);
-                out.push(d.service.clone());
+                out.push(d);
             }
         }
     }
@@ -200,6 +232,17 @@ impl Engine {
         until: service::Until,
         reply: oneshot::Sender<Result<(), String>>,
     ) -> bool {
+        self.start_gated_after(name, until, reply, Vec::new())
+    }
+
+    /// [`Engine::start_gated`], after `fresh`: the dependencies this start just started.
+    pub(super) fn start_gated_after(
+        &mut self,
+        name: &str,
+        until: service::Until,
+        reply: oneshot::Sender<Result<(), String>>,
+        mut fresh: Vec<Fresh>,
+    ) -> bool {
         let Some(entry) = self.entries.iter().find(|e| e.cfg.name == name) else {
             return false;
         };
@@ -215,10 +258,12 @@ impl Engine {
             .iter()
             .filter_map(|d| {
                 let e = self.entries.iter().find(|e| e.cfg.name == d.service)?;
+                let at = fresh.iter().position(|(n, _)| *n == d.service);
                 Some(Need {
                     dep: d.clone(),
                     status: e.status.clone(),
                     success_codes: e.cfg.success_codes.clone(),
+                    fresh: at.map(|i| fresh.swap_remove(i).1),
                 })
             })
             .collect();
@@ -234,43 +279,70 @@ impl Engine {
         true
     }
 
-    /// `warden start NAME`: start what it needs first (those that do not run), and say so.
-    pub(super) fn start_needed(&mut self, name: &str) {
+    /// `warden start NAME`: start what it needs first (those that do not run), and say so
+    /// (in warden's log, and to the caller: the names it started, deepest first, each with
+    /// its status as seen before its start was asked).
+    pub(super) fn start_needed(&mut self, name: &str) -> Vec<Fresh> {
         let Some(cfg) = self
             .entries
             .iter()
             .find(|e| e.cfg.name == name)
             .map(|e| e.cfg.clone())
         else {
-            return;
+            return Vec::new();
         };
         let all: Vec<ServiceConfig> = self.entries.iter().map(|e| e.cfg.clone()).collect();
         let mut started = Vec::new();
-        for dep in needed(&all, &cfg) {
+        for need in needed(&all, &cfg) {
+            let dep = need.service.clone();
+            // At rest, not waiting in its gate, and not already what it is needed for (a
+            // migration that completed is not run again).
             let idle = self
                 .entries
                 .iter()
                 .find(|e| e.cfg.name == dep)
                 .is_some_and(|e| {
+                    let snap = e.status.borrow();
                     matches!(
-                        e.status.borrow().view.state(),
+                        snap.view.state(),
                         State::Stopped | State::Exited | State::Failed | State::Pending
                     ) && !self.gates.contains_key(&dep)
+                        && unmet(need.condition, &snap, &e.cfg.success_codes).is_some()
                 });
-            if idle {
+            if idle && let Some(e) = self.entries.iter().find(|e| e.cfg.name == dep) {
+                let mut before = e.status.clone();
+                before.mark_unchanged();
                 let (tx, _rx) = oneshot::channel();
                 self.hand_stopped.remove(&dep);
                 self.start_gated(&dep, service::Until::Spawned, tx);
-                started.push(dep);
+                started.push((dep, before));
             }
         }
         if !started.is_empty() {
+            let names: Vec<&str> = started.iter().map(|(n, _)| n.as_str()).collect();
             self.ctx.events.emit(
                 name,
                 Level::Info,
-                &format!("starting {} first (depends_on)", started.join(", ")),
+                &format!("starting {} first (depends_on)", names.join(", ")),
             );
         }
+        started
+    }
+
+    /// A start by hand of `name`, which has `depends_on`: what it needs first, then itself
+    /// through its gate. Returns the names it started first.
+    pub(super) fn start_by_hand(
+        &mut self,
+        name: &str,
+        reply: oneshot::Sender<Result<(), String>>,
+    ) -> Vec<String> {
+        let fresh = self.start_needed(name);
+        let first = fresh.iter().map(|(n, _)| n.clone()).collect();
+        self.start_gated_after(name, service::Until::Up, reply, fresh);
+        if self.hand_stopped.remove(name) {
+            self.save_hand_stopped();
+        }
+        first
     }
 
     /// End the gate of `name` (a stop by hand, a removal).

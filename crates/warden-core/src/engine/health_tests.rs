@@ -97,7 +97,7 @@ impl Prober for FakeProber {
     }
 }
 
-async fn hrig(toml: &str, prober: &FakeProber) -> Rig {
+pub(super) async fn hrig(toml: &str, prober: &FakeProber) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::default();
     let config = load(dir.path(), toml);
@@ -470,7 +470,8 @@ async fn start_by_hand_starts_what_it_needs_first_and_says_so() {
             "autostart = false\ndepends_on = { db = \"ready\" }",
         );
     let r = hrig(&toml, &p).await;
-    r.handle.act(Action::Start, "api").await.unwrap();
+    let first = r.handle.act_reporting(Action::Start, "api").await.unwrap();
+    assert_eq!(first, vec!["db".to_owned()], "the caller is told");
     assert_eq!(r.fake.pids("db").len(), 1);
     assert_eq!(r.status("api").await.state, State::Running);
     assert!(
@@ -478,6 +479,11 @@ async fn start_by_hand_starts_what_it_needs_first_and_says_so() {
         "{:?}",
         r.events()
     );
+    // db runs: a second start starts nothing first, and says nothing.
+    r.handle.act(Action::Stop, "api").await.unwrap();
+    let first = r.handle.act_reporting(Action::Start, "api").await.unwrap();
+    assert!(first.is_empty(), "{first:?}");
+    assert_eq!(r.fake.pids("db").len(), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -180,7 +180,12 @@ fn write(board: &std::sync::RwLock<Board>) -> std::sync::RwLockWriteGuard<'_, Bo
 }
 
 enum Request {
-    Act(Action, String, oneshot::Sender<Result<(), EngineError>>),
+    /// Answered with the services a start started first (`depends_on`).
+    Act(
+        Action,
+        String,
+        oneshot::Sender<Result<Vec<String>, EngineError>>,
+    ),
     Logs(
         String,
         oneshot::Sender<Result<Arc<ServiceLogs>, EngineError>>,
@@ -220,6 +225,15 @@ impl Handle {
 
     /// Start, stop or restart one service; returns once it took effect.
     pub async fn act(&self, action: Action, name: &str) -> Result<(), EngineError> {
+        self.act_reporting(action, name).await.map(drop)
+    }
+
+    /// As [`Handle::act`], with what a start started first because `name` needs it.
+    pub async fn act_reporting(
+        &self,
+        action: Action,
+        name: &str,
+    ) -> Result<Vec<String>, EngineError> {
         self.ask(|tx| Request::Act(action, name.to_owned(), tx))
             .await
             .unwrap_or(Err(EngineError::ShuttingDown))
@@ -539,11 +553,11 @@ impl Engine {
                 Request::Act(action, name, reply) => {
                     let result = self.act(action, &name);
                     match result {
-                        Ok(rx) => {
+                        Ok((rx, first)) => {
                             // Answer from a separate task so a long stop does not block others.
                             tokio::spawn(async move {
                                 let r = match rx.await {
-                                    Ok(Ok(())) => Ok(()),
+                                    Ok(Ok(())) => Ok(first),
                                     Ok(Err(reason)) => Err(EngineError::Failed { name, reason }),
                                     Err(_) => Err(EngineError::ShuttingDown),
                                 };
@@ -612,20 +626,11 @@ impl Engine {
         });
     }
 
-    fn act(
-        &mut self,
-        action: Action,
-        name: &str,
-    ) -> Result<oneshot::Receiver<Result<(), String>>, EngineError> {
+    fn act(&mut self, action: Action, name: &str) -> Result<deps::Acting, EngineError> {
         let (tx, rx) = oneshot::channel();
         // depends_on: a start goes through the gate, after what it needs; a stop ends it.
         if action == Action::Start && !self.find(name)?.cfg.depends_on.is_empty() {
-            self.start_needed(name);
-            self.start_gated(name, service::Until::Up, tx);
-            if self.hand_stopped.remove(name) {
-                self.save_hand_stopped();
-            }
-            return Ok(rx);
+            return Ok((rx, self.start_by_hand(name, tx)));
         }
         if action == Action::Stop {
             self.end_gate(name);
@@ -647,7 +652,7 @@ impl Engine {
         if changed {
             self.save_hand_stopped();
         }
-        Ok(rx)
+        Ok((rx, Vec::new()))
     }
 
     fn save_hand_stopped(&mut self) {

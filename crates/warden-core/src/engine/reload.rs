@@ -69,23 +69,40 @@ impl Engine {
                         && !self.hand_stopped.contains(&cfg.name);
                     // Only an active service restarts; one that rests takes the new config
                     // for its next start.
-                    let active = matches!(
-                        entry.status.borrow().view.state(),
-                        State::Starting | State::Running | State::Backoff
-                    );
+                    let state = entry.status.borrow().view.state();
+                    let active = matches!(state, State::Starting | State::Running | State::Backoff);
+                    // depends_on changed: the old gate ends, and a service that should run
+                    // (active, waiting in its gate, turned on) goes through the new one.
+                    let regate = entry.cfg.depends_on != cfg.depends_on || turned_on;
+                    let waiting = state == State::Pending
+                        && self.gates.get(&cfg.name).is_some_and(|g| !g.is_finished());
+                    let gated =
+                        regate && !cfg.depends_on.is_empty() && (active || turned_on || waiting);
+                    if regate && let Some(gate) = self.gates.remove(&cfg.name) {
+                        gate.abort();
+                    }
                     if active || turned_on {
                         report.restarted.push(cfg.name.clone());
                     } else {
                         report.updated.push(cfg.name.clone());
                     }
                     entry.cfg = cfg.clone();
+                    if gated && active {
+                        // To rest first, so that its next start waits for the new gate.
+                        let (tx, rx) = oneshot::channel();
+                        let why = "config changed: depends_on".to_owned();
+                        let _ = entry.tx.send(service::Request::Wait(why, tx)).await;
+                        pending.push((cfg.name.clone(), rx));
+                    }
                     let (tx, rx) = oneshot::channel();
                     let _ = entry
                         .tx
                         .send(service::Request::Reconfigure(Box::new(cfg.clone()), tx))
                         .await;
                     pending.push((cfg.name.clone(), rx));
-                    if turned_on {
+                    if gated {
+                        self.to_gate.push(cfg.name.clone());
+                    } else if turned_on || (regate && waiting) {
                         let (tx, rx) = oneshot::channel();
                         let _ = entry
                             .tx

@@ -1347,6 +1347,8 @@ async fn a_service_whose_privileges_cannot_be_granted_fails_at_once_and_is_not_r
 #[path = "tests_daemonize.rs"]
 mod daemonize;
 // the timing of the graceful stop steps, in its own file
+#[path = "tests_deps.rs"]
+mod deps; // depends_on: start by hand, reload
 #[path = "health_tests.rs"]
 mod health;
 #[path = "tests_stop.rs"]

@@ -119,7 +119,6 @@ mod tests {
 
     fn snap(view: View, restarts: u32, exit: Option<i32>) -> Snapshot {
         Snapshot {
-            view,
             restarts,
             last_exit: exit.map(|code| LastExit {
                 code: Some(code),
@@ -127,9 +126,7 @@ mod tests {
                 at: String::new(),
                 ran_ms: 0,
             }),
-            health: None,
-            was_healthy: false,
-            usage: None,
+            ..Snapshot::new(view)
         }
     }
 

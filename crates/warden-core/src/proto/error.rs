@@ -25,7 +25,7 @@ pub enum ErrorDetail {
     Failed {
         reason: String,
         service: String,
-        status: Option<ServiceStatus>,
+        status: Option<Box<ServiceStatus>>,
     },
     /// 404 of an unknown service: the names that exist.
     UnknownService { known: Vec<String> },

@@ -98,6 +98,14 @@ pub struct ServiceStatus {
     /// `null` outside cgroup mode, without the memory controller, or before a sample.
     #[serde(default)]
     pub memory_cgroup_bytes: Option<u64>,
+    /// The last `STATUS=` a `notify = true` service sent in its current run; `null` without
+    /// one (and while nothing runs).
+    #[serde(default)]
+    pub status_text: Option<String>,
+    /// Only in the answer of a start (`POST /v1/services/{name}/start`): what it started
+    /// first because the service needs it (`depends_on`), deepest first. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub started_first: Vec<String>,
 }
 
 // `cpu_percent` is always finite (warden computes it from counters), so equality is total.
@@ -120,6 +128,8 @@ impl ServiceStatus {
             cpu_percent: None,
             memory_bytes: None,
             memory_cgroup_bytes: None,
+            status_text: None,
+            started_first: Vec::new(),
         }
     }
 }

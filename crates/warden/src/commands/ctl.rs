@@ -434,6 +434,22 @@ pub fn status(
     })
 }
 
+/// `, after starting its dependencies db, migrate`: what a start started first
+/// (`depends_on`), less what this command starts by name anyway; empty when nothing was.
+fn started_first(first: &[String], steps: &[Step]) -> String {
+    let named = |n: &String| steps.iter().any(|s| matches!(s, Step::Act(a) if a == n));
+    let first: Vec<&str> = first
+        .iter()
+        .filter(|n| !named(n))
+        .map(String::as_str)
+        .collect();
+    match first.as_slice() {
+        [] => String::new(),
+        [one] => format!(", after starting its dependency {one}"),
+        many => format!(", after starting its dependencies {}", many.join(", ")),
+    }
+}
+
 /// `warden start|stop|restart NAME... | --all`.
 pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
     #[cfg(windows)]
@@ -496,7 +512,8 @@ pub fn act(action: Action, args: &ActArgs) -> Result<(), Failure> {
                     } else {
                         s.state.as_str()
                     };
-                    super::say(&format!("{name}: {verb}{pid}\n"))?;
+                    let first = started_first(&s.started_first, &steps);
+                    super::say(&format!("{name}: {verb}{pid}{first}\n"))?;
                 }
                 Err(e) => {
                     let f = dial.failure(&e);
@@ -629,6 +646,25 @@ pub fn split_logs_n(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_start_names_the_dependencies_it_started_less_those_named_anyway() {
+        let steps = [Step::Act("api".into()), Step::Act("db".into())];
+        let first = |names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            started_first(&names, &steps)
+        };
+        assert_eq!(first(&[]), "");
+        assert_eq!(first(&["db"]), "", "db is started by name anyway");
+        assert_eq!(
+            first(&["db", "cache"]),
+            ", after starting its dependency cache"
+        );
+        assert_eq!(
+            first(&["cache", "migrate"]),
+            ", after starting its dependencies cache, migrate"
+        );
+    }
 
     #[test]
     fn logs_n_is_a_count_or_an_instance() {

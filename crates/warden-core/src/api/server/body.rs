@@ -102,7 +102,7 @@ pub(super) fn engine_error(e: EngineError, status: Option<&ServiceStatus>) -> Re
                 detail: ErrorDetail::Failed {
                     reason,
                     service: name,
-                    status: status.cloned(),
+                    status: status.cloned().map(Box::new),
                 },
             },
         ),

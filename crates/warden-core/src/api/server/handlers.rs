@@ -201,11 +201,13 @@ async fn act(ctx: Arc<ApiContext>, name: String, action: Action, wait: bool) -> 
         });
         return json_response(StatusCode::ACCEPTED, &current);
     }
-    let result = ctx.backend.act(action, &name).await;
+    let result = ctx.backend.act_reporting(action, &name).await;
     let after = find_service(&ctx, &name).await;
     match (result, after) {
-        (Ok(()), Ok(s)) => json_response(StatusCode::OK, &s),
-        (Ok(()), Err(resp)) => resp,
+        (Ok(started_first), Ok(s)) => {
+            json_response(StatusCode::OK, &ServiceStatus { started_first, ..s })
+        }
+        (Ok(_), Err(resp)) => resp,
         (Err(e), after) => engine_error(e, after.ok().as_ref()),
     }
 }

@@ -275,20 +275,7 @@ mod tests {
     use crate::proto::{LastExit, StatusReport, WardenInfo};
 
     fn service(name: &str, state: State) -> ServiceStatus {
-        ServiceStatus {
-            name: name.into(),
-            state,
-            pid: None,
-            uptime_ms: None,
-            restarts: 0,
-            last_exit: None,
-            next_start_in_ms: None,
-            reason: None,
-            health: None,
-            cpu_percent: None,
-            memory_bytes: None,
-            memory_cgroup_bytes: None,
-        }
+        ServiceStatus::new(name, state)
     }
 
     fn figures(optional: bool) -> ServiceMetrics {

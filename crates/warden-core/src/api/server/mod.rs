@@ -105,6 +105,15 @@ pub trait Backend: Send + Sync + 'static {
     fn status(&self) -> BoxFuture<'_, Option<StatusReport>>;
     /// Start, stop or restart a service; resolves once it took effect.
     fn act<'a>(&'a self, action: Action, name: &'a str) -> BoxFuture<'a, Result<(), EngineError>>;
+    /// As `act`, with what a start started first (`depends_on`; see
+    /// [`Handle::act_reporting`]). A backend without dependencies starts nothing first.
+    fn act_reporting<'a>(
+        &'a self,
+        action: Action,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, EngineError>> {
+        Box::pin(async move { self.act(action, name).await.map(|()| Vec::new()) })
+    }
     fn logs<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Arc<dyn LogSource>, EngineError>>;
     /// Re-read the config file and apply it (see [`Handle::reload`]).
     fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>>;
@@ -130,6 +139,14 @@ impl Backend for Handle {
 
     fn act<'a>(&'a self, action: Action, name: &'a str) -> BoxFuture<'a, Result<(), EngineError>> {
         Box::pin(Handle::act(self, action, name))
+    }
+
+    fn act_reporting<'a>(
+        &'a self,
+        action: Action,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, EngineError>> {
+        Box::pin(Handle::act_reporting(self, action, name))
     }
 
     fn logs<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Arc<dyn LogSource>, EngineError>> {

@@ -225,6 +225,7 @@ impl ServiceTask {
             health: self.health_shown(),
             was_healthy: self.probes.as_ref().is_some_and(|p| p.was_healthy),
             usage: self.probes.as_ref().and_then(|p| p.usage),
+            status_text: self.probes.as_ref().and_then(|p| p.status_text.clone()),
         });
     }
 

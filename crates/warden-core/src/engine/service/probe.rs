@@ -366,6 +366,7 @@ impl ServiceTask {
                 if p.status_text.as_deref() != Some(text.as_str()) {
                     p.status_text = Some(text.clone());
                     self.emit(Level::Info, &format!("status: {text}"));
+                    self.publish();
                 }
             }
             Note::Stopping => self.emit(Level::Info, "stopping (STOPPING=1)"),

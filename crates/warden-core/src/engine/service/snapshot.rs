@@ -84,6 +84,8 @@ pub struct Snapshot {
     pub was_healthy: bool,
     /// The tree's last resource sample while it runs.
     pub usage: Option<Usage>,
+    /// The last `STATUS=` of a notify message in this run.
+    pub status_text: Option<String>,
 }
 
 /// One resource sample of a service's tree.
@@ -106,6 +108,7 @@ impl Snapshot {
             health: None,
             was_healthy: false,
             usage: None,
+            status_text: None,
         }
     }
 
@@ -138,6 +141,8 @@ impl Snapshot {
             cpu_percent: self.usage.and_then(|u| u.cpu_percent),
             memory_bytes: self.usage.map(|u| u.memory_bytes),
             memory_cgroup_bytes: self.usage.and_then(|u| u.memory_cgroup_bytes),
+            status_text: self.status_text.clone(),
+            started_first: Vec::new(),
         }
     }
 }
