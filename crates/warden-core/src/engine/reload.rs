@@ -58,6 +58,20 @@ impl Engine {
             let i = place[entry.cfg.name.as_str()];
             slots[i] = Some(entry);
         }
+        // The active services this reload restarts: a dependent of one of them restarts
+        // through its gate, after it (not at the same moment, against the old run).
+        let restarting: BTreeSet<&str> = new
+            .services
+            .iter()
+            .zip(slots.iter())
+            .filter_map(|(cfg, slot)| {
+                let entry = slot.as_ref()?;
+                let state = entry.status.borrow().view.state();
+                (entry.cfg != *cfg
+                    && matches!(state, State::Starting | State::Running | State::Backoff))
+                .then_some(cfg.name.as_str())
+            })
+            .collect();
         let mut pending = Vec::new();
         for (cfg, slot) in new.services.iter().zip(slots.iter_mut()) {
             match slot.as_mut() {
@@ -76,8 +90,13 @@ impl Engine {
                     let regate = entry.cfg.depends_on != cfg.depends_on || turned_on;
                     let waiting = state == State::Pending
                         && self.gates.get(&cfg.name).is_some_and(|g| !g.is_finished());
-                    let gated =
-                        regate && !cfg.depends_on.is_empty() && (active || turned_on || waiting);
+                    let after_restart = active
+                        && cfg
+                            .depends_on
+                            .iter()
+                            .any(|d| restarting.contains(d.service.as_str()));
+                    let gated = !cfg.depends_on.is_empty()
+                        && ((regate && (active || turned_on || waiting)) || after_restart);
                     if regate && let Some(gate) = self.gates.remove(&cfg.name) {
                         gate.abort();
                     }
