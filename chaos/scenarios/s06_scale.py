@@ -49,8 +49,11 @@ def run(ctx):
             f"warden {m['rss_kib'] / 1024:.1f} MiB RSS, {m['fds']} fds, {m['threads']} threads")
     r = w.cli("status", timeout=60, check_rc=0)
     t_status = r.elapsed
-    lines = r.stdout.count(b"\n")
-    check(lines == N + 1, f"status printed {lines} lines, not {N + 1}")
+    # The table (a header and a row per service), then a blank line and the tracking line.
+    table = r.stdout.split(b"\n\n")[0]
+    lines = table.count(b"\n") + 1
+    check(lines == N + 1, f"status printed a table of {lines} lines, not {N + 1}")
+    check(b"tracking: " in r.stdout, "status names the tracking mode under the table")
     r = w.cli("status", "--json", timeout=60, check_rc=0)
     t_json = r.elapsed
     check(len(json.loads(r.stdout)["services"]) == N, "status --json does not list 1,000 services")
