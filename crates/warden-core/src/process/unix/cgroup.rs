@@ -585,6 +585,31 @@ fn unwatch(watch: Option<Watch>) {
 mod tests {
     use super::*;
 
+    /// `sh -c SCRIPT` in `dir`, in the cgroup `warden-INSTANCE/SERVICE.service`, output
+    /// discarded.
+    fn sh_in_cgroup(
+        dir: &std::path::Path,
+        script: &str,
+        instance: &str,
+        service: &str,
+    ) -> crate::process::SpawnSpec {
+        crate::process::SpawnSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: dir.to_owned(),
+            clear_env: true,
+            env: Vec::new(),
+            output: crate::process::Output::Null,
+            credentials: crate::process::Credentials::default(),
+            confinement: Some(Confinement {
+                instance: instance.to_owned(),
+                service: service.to_owned(),
+                memory_max: None,
+                cpu_max: None,
+            }),
+        }
+    }
+
     #[test]
     fn the_v2_mount_is_found_in_a_hybrid_layout() {
         let text = "\
@@ -726,21 +751,7 @@ mod tests {
             "setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {}; exec sleep 300",
             pid_file.display()
         );
-        let spec = crate::process::SpawnSpec {
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), script.into()],
-            cwd: tmp.path().to_owned(),
-            clear_env: true,
-            env: Vec::new(),
-            output: crate::process::Output::Null,
-            credentials: crate::process::Credentials::default(),
-            confinement: Some(Confinement {
-                instance: instance.clone(),
-                service: "svc".into(),
-                memory_max: None,
-                cpu_max: None,
-            }),
-        };
+        let spec = sh_in_cgroup(tmp.path(), &script, &instance, "svc");
         let mut child = crate::process::spawn(&spec).expect("spawn");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let escaped: u32 = loop {
@@ -804,21 +815,12 @@ mod tests {
             "(ulimit -c 0; ulimit -t 1; while :; do :; done); : > {}; exec sleep 300",
             done.display()
         );
-        let spec = crate::process::SpawnSpec {
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), script.into()],
-            cwd: tmp.path().to_owned(),
-            clear_env: true,
-            env: Vec::new(),
-            output: crate::process::Output::Null,
-            credentials: crate::process::Credentials::default(),
-            confinement: Some(Confinement {
-                instance: format!("unitcpu{}", std::process::id()),
-                service: "busy".into(),
-                memory_max: None,
-                cpu_max: None,
-            }),
-        };
+        let spec = sh_in_cgroup(
+            tmp.path(),
+            &script,
+            &format!("unitcpu{}", std::process::id()),
+            "busy",
+        );
         let mut child = crate::process::spawn(&spec).expect("spawn");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !done.exists() {
@@ -884,21 +886,12 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let spec = crate::process::SpawnSpec {
-                program: "/bin/sh".into(),
-                args: vec!["-c".into(), script.into()],
-                cwd: tmp.path().to_owned(),
-                clear_env: true,
-                env: Vec::new(),
-                output: crate::process::Output::Null,
-                credentials: crate::process::Credentials::default(),
-                confinement: Some(Confinement {
-                    instance: format!("unitwatch{i}x{}", std::process::id()),
-                    service: "svc".into(),
-                    memory_max: None,
-                    cpu_max: None,
-                }),
-            };
+            let spec = sh_in_cgroup(
+                tmp.path(),
+                script,
+                &format!("unitwatch{i}x{}", std::process::id()),
+                "svc",
+            );
             let mut child = crate::process::spawn(&spec).expect("spawn");
             let dir = child.cgroup.as_ref().expect("a cgroup").dir.clone();
             let ino = fs::metadata(dir.join("cgroup.events")).expect("stat").ino();
@@ -935,21 +928,12 @@ mod tests {
             return;
         }
         let tmp = tempfile::tempdir().expect("tempdir");
-        let spec = crate::process::SpawnSpec {
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), "sleep 300 & exec sleep 300".into()],
-            cwd: tmp.path().to_owned(),
-            clear_env: true,
-            env: Vec::new(),
-            output: crate::process::Output::Null,
-            credentials: crate::process::Credentials::default(),
-            confinement: Some(Confinement {
-                instance: format!("unitdrop{}", std::process::id()),
-                service: "svc".into(),
-                memory_max: None,
-                cpu_max: None,
-            }),
-        };
+        let spec = sh_in_cgroup(
+            tmp.path(),
+            "sleep 300 & exec sleep 300",
+            &format!("unitdrop{}", std::process::id()),
+            "svc",
+        );
         let child = crate::process::spawn(&spec).expect("spawn");
         let dir = child.cgroup.as_ref().expect("a cgroup").dir.clone();
         drop(child);
