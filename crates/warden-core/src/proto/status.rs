@@ -132,6 +132,16 @@ impl ServiceStatus {
             started_first: Vec::new(),
         }
     }
+
+    /// A one-shot that completed: it exited (not by a signal) with one of `success_codes`,
+    /// the service's `success_codes`. What `/health` leaves uncounted and `up -d --wait`
+    /// counts as done (`depends_on`'s `completed`, read from the engine's own snapshot).
+    pub fn completed(&self, success_codes: &[i32]) -> bool {
+        self.state == State::Exited
+            && self.last_exit.as_ref().is_some_and(|e| {
+                e.signal.is_none() && e.code.is_some_and(|c| success_codes.contains(&c))
+            })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -142,17 +142,8 @@ fn up_verdict(
     timeout: Duration,
     success: &HashMap<String, Vec<i32>>,
 ) -> Result<(), Failure> {
-    let completed = |s: &ServiceStatus| {
-        s.state == State::Exited
-            && s.last_exit.as_ref().is_some_and(|e| {
-                e.signal.is_none()
-                    && e.code.is_some_and(|c| {
-                        success
-                            .get(&s.name)
-                            .map_or(c == 0, |codes| codes.contains(&c))
-                    })
-            })
-    };
+    let completed =
+        |s: &ServiceStatus| s.completed(success.get(&s.name).map_or(&[0][..], Vec::as_slice));
     let up = services
         .iter()
         .filter(|s| s.state == State::Running)
@@ -283,6 +274,10 @@ mod tests {
         );
         let codes = HashMap::from([("seed".to_owned(), vec![0, 2])]);
         assert!(up_verdict(&all, t, &codes).is_ok());
+        // Killed by a signal is not completed, whatever the codes.
+        let mut killed = exited("once", 0);
+        killed.last_exit.as_mut().expect("an exit").signal = Some(9);
+        assert!(up_verdict(&[killed], t, &HashMap::new()).is_err());
     }
 
     #[test]

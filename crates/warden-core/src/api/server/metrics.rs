@@ -31,16 +31,7 @@ const STATES: [State; 8] = [
 /// Does `/health` count this service?
 fn counted(st: &ServiceStatus, m: &ServiceMetrics) -> bool {
     let optional = m.rules.as_ref().is_some_and(|r| r.optional);
-    let success = |code: i32| {
-        m.rules
-            .as_ref()
-            .map_or(code == 0, |r| r.success_codes.contains(&code))
-    };
-    let completed = st.state == State::Exited
-        && st
-            .last_exit
-            .as_ref()
-            .is_some_and(|e| e.signal.is_none() && e.code.is_some_and(success));
+    let completed = st.completed(m.rules.as_ref().map_or(&[0][..], |r| &r.success_codes));
     !optional && st.state != State::Stopped && !completed
 }
 
