@@ -39,6 +39,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -284,10 +285,11 @@ pub(super) struct Cgroup {
     pub(super) notes: Vec<String>,
 }
 
-/// A cgroup made for a spawn, and its `cgroup.procs` open for the child to write `0` into.
+/// A cgroup made for a spawn, and its directory open: `clone3` creates the child in it (see
+/// `fork.rs`).
 pub(super) struct Made {
     pub(super) cgroup: Cgroup,
-    pub(super) procs: OwnedFd,
+    pub(super) dir: OwnedFd,
 }
 
 impl Cgroup {
@@ -319,16 +321,27 @@ impl Cgroup {
         let watch = watch_events(&dir.join("cgroup.events"));
         let cgroup = Cgroup { dir, watch, notes };
         let mut limit_notes = apply_limits(&cgroup.dir, &writes);
-        let procs = fs::OpenOptions::new()
-            .write(true)
-            .open(cgroup.dir.join("cgroup.procs"))
-            .map_err(|e| format!("cannot open {}/cgroup.procs: {e}", cgroup.dir.display()))?;
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&cgroup.dir)
+            .map_err(|e| format!("cannot open cgroup {}: {e}", cgroup.dir.display()))?;
         let mut cgroup = cgroup;
         cgroup.notes.append(&mut limit_notes);
         Ok(Some(Made {
             cgroup,
-            procs: procs.into(),
+            dir: dir.into(),
         }))
+    }
+
+    /// Its `cgroup.procs`, open for a child to move itself in by writing `0` (where the
+    /// kernel cannot create a child in a cgroup).
+    pub(super) fn open_procs(&self) -> Result<OwnedFd, String> {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("cgroup.procs"))
+            .map(OwnedFd::from)
+            .map_err(|e| format!("cannot open {}/cgroup.procs: {e}", self.dir.display()))
     }
 
     /// Does any process live in the cgroup (`populated 1` in `cgroup.events`)? A cgroup
@@ -582,12 +595,12 @@ fn unwatch(watch: Option<Watch>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// `sh -c SCRIPT` in `dir`, in the cgroup `warden-INSTANCE/SERVICE.service`, output
     /// discarded.
-    fn sh_in_cgroup(
+    pub(in crate::process::imp) fn sh_in_cgroup(
         dir: &std::path::Path,
         script: &str,
         instance: &str,

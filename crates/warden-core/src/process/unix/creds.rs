@@ -371,10 +371,7 @@ impl Prepared {
         if let Some((uid, gid, groups)) = &self.switch {
             // SAFETY: async-signal-safe syscalls; `groups` was allocated before the fork.
             unsafe {
-                if libc::setgroups(groups.len() as _, groups.as_ptr()) != 0
-                    || libc::setgid(*gid) != 0
-                    || libc::setuid(*uid) != 0
-                {
+                if set_ids(groups, *gid, *uid) != 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
@@ -396,4 +393,47 @@ impl Prepared {
         }
         Ok(())
     }
+}
+
+/// `setgroups`, `setgid`, `setuid`, in that order; non-zero on the first failure (errno set).
+/// On Linux, raw system calls, which change the calling thread only: the child has one
+/// thread, and glibc's wrappers would signal every thread glibc remembers from the parent,
+/// under a lock that a child of `clone3` (see `fork.rs`) may find held.
+///
+/// # Safety
+///
+/// Only in a child between fork and exec.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+unsafe fn set_ids(groups: &[libc::gid_t], gid: libc::gid_t, uid: libc::uid_t) -> libc::c_long {
+    // SAFETY: plain system calls; `groups` outlives them.
+    unsafe {
+        let r = libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr());
+        if r != 0 {
+            return r;
+        }
+        let r = libc::syscall(libc::SYS_setgid, gid);
+        if r != 0 {
+            return r;
+        }
+        libc::syscall(libc::SYS_setuid, uid)
+    }
+}
+
+/// `setgroups`, `setgid`, `setuid` through libc (no `clone3` child here).
+///
+/// # Safety
+///
+/// Only in a child between fork and exec.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+unsafe fn set_ids(groups: &[libc::gid_t], gid: libc::gid_t, uid: libc::uid_t) -> libc::c_long {
+    // SAFETY: async-signal-safe calls; `groups` outlives them.
+    unsafe {
+        if libc::setgroups(groups.len() as _, groups.as_ptr()) != 0
+            || libc::setgid(gid) != 0
+            || libc::setuid(uid) != 0
+        {
+            return -1;
+        }
+    }
+    0
 }

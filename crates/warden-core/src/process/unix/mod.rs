@@ -59,6 +59,8 @@ mod cgroup;
 mod child;
 mod creds;
 mod follow;
+#[cfg(target_os = "linux")]
+mod fork;
 mod notify; // health: the sd_notify socket
 #[cfg(target_os = "linux")]
 mod oom;

@@ -3,8 +3,9 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::OwnedFd;
 #[cfg(target_os = "linux")]
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -16,6 +17,8 @@ use tokio::sync::watch;
 use super::cgroup::Cgroup;
 use super::child::{Child, ServiceTag};
 use super::creds::{self, Prepared};
+#[cfg(target_os = "linux")]
+use super::fork;
 use super::pipe::OutputPipe;
 #[cfg(target_os = "linux")]
 use super::procfs;
@@ -79,15 +82,8 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     };
     #[cfg(not(target_os = "linux"))]
     let notes = Vec::new();
-    #[cfg(target_os = "linux")]
-    let cgroup_fd = made.as_ref().map(|m| m.procs.as_raw_fd());
-    #[cfg(not(target_os = "linux"))]
-    let cgroup_fd: Option<libc::c_int> = None;
-
     let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::null());
+    cmd.args(&spec.args).current_dir(&spec.cwd);
     if spec.clear_env {
         cmd.env_clear();
     }
@@ -97,75 +93,122 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     // The account's HOME, USER, LOGNAME and SHELL first: the service's own `env` wins.
     cmd.envs(std::mem::take(&mut prepared.env));
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    // With `Joined`, the read end of the one pipe whose write end is both 1 and 2.
-    let mut joined = None;
-    match spec.output {
-        Output::Null => {
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-        Output::Separate => {
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        }
-        Output::Joined => {
-            // Both ends close-on-exec: no other child can inherit them. The child gets its
-            // descriptors 1 and 2 by `dup2` of the write end (and of its copy).
-            let pipe = io::pipe().and_then(|(r, w)| Ok((r, w.try_clone()?, w)));
-            let (reader, writer, writer_copy) = match pipe {
-                Ok(p) => p,
-                Err(source) => return Err(SpawnError::Other { program, source }),
-            };
-            cmd.stdout(Stdio::from(writer))
-                .stderr(Stdio::from(writer_copy));
-            joined = Some(reader);
-        }
-    }
     let parent = std::process::id() as libc::pid_t;
     // Read here: `getrlimit` is not on the async-signal-safe list.
     let fd_bound = fd_loop_bound();
     #[cfg(target_os = "linux")]
     let oom = super::oom::child_value();
-    // SAFETY: the hook only makes async-signal-safe syscalls (see `child_setup`).
-    unsafe {
-        cmd.pre_exec(move || {
-            // warden's lowered oom_score_adj is not the service's: its original back.
-            #[cfg(target_os = "linux")]
-            if let Some(v) = oom {
-                super::oom::reset_in_child(v);
+    // What the child does between fork and exec, on either path. `cgroup_fd`: the
+    // `cgroup.procs` it moves itself into, where it was not created in its cgroup.
+    let setup = move |cgroup_fd: Option<libc::c_int>| {
+        // warden's lowered oom_score_adj is not the service's: its original back.
+        #[cfg(target_os = "linux")]
+        if let Some(v) = oom {
+            // SAFETY: this closure only runs in the child, between fork and exec.
+            unsafe { super::oom::reset_in_child(v) };
+        }
+        child_setup(parent, fd_bound, &prepared, cgroup_fd)
+    };
+
+    // In cgroup mode, the child is created in its cgroup (see `fork.rs`), with the very
+    // program, arguments and environment `cmd` holds. Built before the lock is taken.
+    #[cfg(target_os = "linux")]
+    let direct = match made.as_ref() {
+        Some(_) if fork::available() => {
+            match fork::Image::of(&cmd, spec.clear_env)
+                .and_then(|i| Ok((i, Stdio3::new(spec.output)?)))
+            {
+                Ok(prepared) => Some(prepared),
+                Err(e) => return Err(spawn_error(spec, program, e)),
             }
-            child_setup(parent, fd_bound, &prepared, cgroup_fd)
-        });
-    }
+        }
+        _ => None,
+    };
 
     // Holding the registry lock: the reaper cannot reap this child before it is registered,
-    // nor steal the failed child std reaps itself on an exec error. (std's pipes are CLOEXEC.)
+    // nor steal the failed child that std (or `fork.rs`) reaps itself on an exec error.
     let mut live = lock(&reaper().live);
-    let mut std_child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            drop(live);
-            return Err(spawn_error(spec, program, e));
+    #[cfg(target_os = "linux")]
+    let launched = match (&direct, &made) {
+        (Some((image, stdio)), Some(m)) => {
+            match fork::spawn_in_cgroup(image, m.dir.as_fd(), stdio.child_fds(), &mut || {
+                setup(None)
+            }) {
+                Ok(fork::Cloned::Child(pid)) => Some(pid),
+                Ok(fork::Cloned::Unsupported) => None,
+                Err(e) => {
+                    drop(live);
+                    return Err(spawn_error(spec, program, e));
+                }
+            }
+        }
+        _ => None,
+    };
+    #[cfg(not(target_os = "linux"))]
+    let launched: Option<u32> = None;
+    let (pid, stdout, stderr) = match launched {
+        #[cfg(target_os = "linux")]
+        Some(pid) => {
+            let (_, stdio) = direct.expect("a direct spawn has its stdio");
+            let (stdout, stderr) = stdio.into_readers();
+            (pid, stdout, stderr)
+        }
+        #[cfg(not(target_os = "linux"))]
+        Some(_) => unreachable!("no direct spawn here"),
+        None => {
+            // std's path: the child moves itself into its cgroup, if it has one.
+            #[cfg(target_os = "linux")]
+            let procs = match made.as_ref().map(|m| m.cgroup.open_procs()).transpose() {
+                Ok(p) => p,
+                Err(reason) => {
+                    drop(live);
+                    let source = io::Error::other(reason);
+                    return Err(SpawnError::Other { program, source });
+                }
+            };
+            #[cfg(target_os = "linux")]
+            let cgroup_fd = procs.as_ref().map(AsRawFd::as_raw_fd);
+            #[cfg(not(target_os = "linux"))]
+            let cgroup_fd: Option<libc::c_int> = None;
+            let joined = match std_stdio(&mut cmd, spec.output) {
+                Ok(j) => j,
+                Err(source) => {
+                    drop(live);
+                    return Err(SpawnError::Other { program, source });
+                }
+            };
+            // SAFETY: the hook only makes async-signal-safe syscalls (see `child_setup`).
+            unsafe { cmd.pre_exec(move || setup(cgroup_fd)) };
+            let mut std_child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    drop(live);
+                    return Err(spawn_error(spec, program, e));
+                }
+            };
+            let stdout = match joined {
+                Some(reader) => Some(OwnedFd::from(reader)),
+                None => std_child.stdout.take().map(OwnedFd::from),
+            };
+            let stderr = std_child.stderr.take().map(OwnedFd::from);
+            // Dropping std's Child neither waits nor kills: the reaper owns the exit status.
+            (std_child.id(), stdout, stderr)
         }
     };
-    let pid = std_child.id();
     let (tx, status) = watch::channel(None);
     live.insert(pid, tx);
     // Read before the lock is released: the pid cannot be reaped (hence reused) meanwhile.
     let start_time = read_start_time(pid);
     super::reaper::note_start(pid, start_time);
     drop(live);
-    // Our copies of a joined pipe's write end: the reader sees end of file once the child's
+    // Our copies of the pipes' write ends: the reader sees end of file once the child's
     // copies are closed.
     drop(cmd);
     #[cfg(target_os = "linux")]
     let cgroup = made.map(|m| m.cgroup);
 
-    let stdout = match joined {
-        Some(reader) => Some(OutputPipe::new(reader.into())),
-        None => std_child.stdout.take().map(|p| OutputPipe::new(p.into())),
-    };
-    let stderr = std_child.stderr.take().map(|p| OutputPipe::new(p.into()));
-    // Dropping std's Child neither waits nor kills: the reaper owns the exit status.
-    drop(std_child);
+    let stdout = stdout.map(OutputPipe::new);
+    let stderr = stderr.map(OutputPipe::new);
     let (stdout, stderr) = match (stdout.transpose(), stderr.transpose()) {
         (Ok(o), Ok(e)) => (o, e),
         (Err(source), _) | (_, Err(source)) => {
@@ -187,6 +230,70 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         cgroup,
         followed: None,
     })
+}
+
+/// Set std's stdio on `cmd` for `output` (stdin is always `/dev/null`). With `Joined`,
+/// returns the read end of the one pipe whose write end is both 1 and 2.
+fn std_stdio(cmd: &mut Command, output: Output) -> io::Result<Option<io::PipeReader>> {
+    cmd.stdin(Stdio::null());
+    match output {
+        Output::Null => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            Ok(None)
+        }
+        Output::Separate => {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            Ok(None)
+        }
+        Output::Joined => {
+            // Both ends close-on-exec: no other child can inherit them. The child gets its
+            // descriptors 1 and 2 by `dup2` of the write end (and of its copy).
+            let (reader, writer) = io::pipe()?;
+            let writer_copy = writer.try_clone()?;
+            cmd.stdout(Stdio::from(writer))
+                .stderr(Stdio::from(writer_copy));
+            Ok(Some(reader))
+        }
+    }
+}
+
+/// The descriptors 0, 1 and 2 of a child started by `fork.rs`, all close-on-exec here (the
+/// child `dup2`s them): `/dev/null` for stdin (and for the output of `Null`), and the pipes.
+#[cfg(target_os = "linux")]
+struct Stdio3 {
+    null: OwnedFd,
+    /// The read and write ends of the stdout pipe (with `Joined`, also the child's stderr).
+    out: Option<(OwnedFd, OwnedFd)>,
+    err: Option<(OwnedFd, OwnedFd)>,
+}
+
+#[cfg(target_os = "linux")]
+impl Stdio3 {
+    fn new(output: Output) -> io::Result<Stdio3> {
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?
+            .into();
+        let (out, err) = match output {
+            Output::Null => (None, None),
+            Output::Joined => (Some(fork::cloexec_pipe()?), None),
+            Output::Separate => (Some(fork::cloexec_pipe()?), Some(fork::cloexec_pipe()?)),
+        };
+        Ok(Stdio3 { null, out, err })
+    }
+
+    fn child_fds(&self) -> [std::os::fd::BorrowedFd<'_>; 3] {
+        let null = self.null.as_fd();
+        let out = self.out.as_ref().map_or(null, |(_, w)| w.as_fd());
+        let err = self.err.as_ref().map_or(out, |(_, w)| w.as_fd());
+        [null, out, err]
+    }
+
+    /// The read ends; the write ends and `/dev/null` are closed.
+    fn into_readers(self) -> (Option<OwnedFd>, Option<OwnedFd>) {
+        (self.out.map(|(r, _)| r), self.err.map(|(r, _)| r))
+    }
 }
 
 /// Runs in the child between fork and exec: async-signal-safe calls only, no allocation.
