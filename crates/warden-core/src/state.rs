@@ -212,7 +212,12 @@ fn overwrite(path: &Path, data: &[u8]) -> io::Result<()> {
     }
     let mut f = open_nofollow(&mut opts, path, 0)?;
     f.write_all(data)?;
-    f.set_len(data.len() as u64)
+    // A same-length file is the rule (every record is padded): no truncate to journal.
+    let len = data.len() as u64;
+    if f.metadata()?.len() != len {
+        f.set_len(len)?;
+    }
+    Ok(())
 }
 
 /// Write a sibling temporary file (mode 0600 if `private`), flush it to disk if `durable`,
@@ -382,6 +387,18 @@ impl StateDir {
             .filter_map(|e| read_state_file(&e.path()).ok())
             .filter_map(|data| serde_json::from_slice(&data).ok())
             .collect()
+    }
+
+    /// Say that this warden stopped and reaped every process it started: the next one need
+    /// not read every process's environment for leftovers.
+    pub fn mark_clean_exit(&self) -> io::Result<()> {
+        write_replace(&Layout::new(&self.dir).clean_exit(), b"", false, false)
+    }
+
+    /// Whether the previous warden on this dir ended cleanly; the mark is gone afterwards
+    /// (this warden may not end cleanly).
+    pub fn take_clean_exit(&self) -> bool {
+        fs::remove_file(Layout::new(&self.dir).clean_exit()).is_ok()
     }
 
     /// Forget every recorded group.

@@ -734,7 +734,7 @@ async fn kill_leftovers_checks_start_times_and_markers() {
         start_time: good.start_time + 1,
         ..good.clone()
     };
-    assert_eq!(process::kill_leftovers(&[reused], ""), 0);
+    assert_eq!(process::kill_leftovers(&[reused], "", true), 0);
     // A group that does not exist.
     let absent = GroupRecord {
         service: "x".into(),
@@ -742,11 +742,11 @@ async fn kill_leftovers_checks_start_times_and_markers() {
         start_time: 1,
         main: None,
     };
-    assert_eq!(process::kill_leftovers(&[absent], ""), 0);
+    assert_eq!(process::kill_leftovers(&[absent], "", true), 0);
     assert_eq!(child.exit_status(), None);
     assert!(!gone(gpid));
 
-    assert_eq!(process::kill_leftovers(&[good], ""), 2);
+    assert_eq!(process::kill_leftovers(&[good], "", true), 2);
     assert_eq!(
         timeout(LONG, child.wait()).await.expect("exits"),
         ExitStatus::Signal(libc::SIGKILL)
@@ -761,9 +761,18 @@ async fn kill_leftovers_checks_start_times_and_markers() {
         "daemon.pid",
     )
     .await;
-    assert_eq!(process::kill_leftovers(&[], "some-other-marker"), 0);
+    assert_eq!(process::kill_leftovers(&[], "some-other-marker", true), 0);
+    // After a clean exit the environments are not read: nothing is found that way.
     assert_eq!(
-        process::kill_leftovers(&[], &instance_marker(dir.path())),
+        process::kill_leftovers(&[], &instance_marker(dir.path()), false),
+        0
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{dpid}")).exists(),
+        "spared without the scan"
+    );
+    assert_eq!(
+        process::kill_leftovers(&[], &instance_marker(dir.path()), true),
         2
     );
     assert_eq!(

@@ -699,5 +699,8 @@ async fn isolated_kill_all_descendants() {
     assert_eq!(wait(&mut a).await, ExitStatus::Code(1));
     assert_eq!(wait(&mut b).await, ExitStatus::Code(1));
     assert!(!pid_alive(grandchild));
-    assert_eq!(process::kill_leftovers(&[a.group_record("a")], "marker"), 0);
+    assert_eq!(
+        process::kill_leftovers(&[a.group_record("a")], "marker", true),
+        0
+    );
 }

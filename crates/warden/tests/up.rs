@@ -341,6 +341,34 @@ restart = "never"
     assert!(err.contains("left behind by a previous warden"), "{err}");
 }
 
+/// A warden that stopped and reaped everything says so in its state dir; the next one takes
+/// the mark and, finding it, does not read every process's environment for leftovers. A
+/// killed warden leaves no mark.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_clean_stop_leaves_a_mark_that_the_next_warden_takes() {
+    let env = Env::new(&format!(
+        r#"
+[services.s]
+command = [{tc}, "--sleep", "forever"]
+"#,
+        tc = tc()
+    ));
+    let mark = env.path(".warden/run/clean-exit");
+    let mut w = env.up(&[]);
+    w.wait_stderr("[s] started");
+    assert!(!mark.exists(), "no mark while warden runs");
+    w.signal(libc::SIGTERM);
+    w.wait_exit(WAIT);
+    assert!(mark.exists(), "a clean stop leaves the mark");
+    let mut w2 = env.up(&[]);
+    w2.wait_stderr("[s] started");
+    assert!(!mark.exists(), "the next warden takes it");
+    w2.signal(libc::SIGKILL);
+    w2.wait_exit(WAIT);
+    assert!(!mark.exists(), "a killed warden leaves none");
+}
+
 #[test]
 fn output_reaches_the_files_whole() {
     let env = Env::new(&format!(

@@ -105,7 +105,8 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
         ))));
     }
     process::init_supervisor().map_err(DaemonError::Setup)?;
-    let leftovers = process::kill_leftovers(&state.recorded_groups(), &state.marker());
+    let scan = !state.take_clean_exit();
+    let leftovers = process::kill_leftovers(&state.recorded_groups(), &state.marker(), scan);
     if leftovers > 0 {
         events.emit(
             "warden",
@@ -242,6 +243,12 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
             "warden",
             Level::Bad,
             "some child processes could not be reaped",
+        );
+    } else if let Err(e) = state.mark_clean_exit() {
+        events.emit(
+            "warden",
+            Level::Warn,
+            &format!("cannot mark the clean exit (the next start reads every process): {e}"),
         );
     }
     events.emit("warden", Level::Info, "all services stopped");

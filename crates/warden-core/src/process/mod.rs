@@ -330,11 +330,13 @@ pub enum Adoption {
     Ambiguous(Vec<u32>),
 }
 
-/// End every process left over from a previous warden whose groups are listed (and, on
-/// Linux, every process carrying `marker` as its `WARDEN_INSTANCE` environment variable).
-/// Returns the number of processes killed.
-pub fn kill_leftovers(records: &[GroupRecord], marker: &str) -> usize {
-    imp::kill_leftovers(records, marker)
+/// End every process left over from a previous warden whose groups are listed, and what is
+/// left in its instance's cgroups (and, on Linux with `scan`, every process carrying
+/// `marker` as its `WARDEN_INSTANCE` environment variable: a read of every process's
+/// environment, skipped after a previous warden that ended cleanly). Returns the number of
+/// processes killed.
+pub fn kill_leftovers(records: &[GroupRecord], marker: &str, scan: bool) -> usize {
+    imp::kill_leftovers(records, marker, scan)
 }
 
 /// Kill every descendant of warden still alive (used last at shutdown, after every service

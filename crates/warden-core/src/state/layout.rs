@@ -15,6 +15,8 @@ pub const API_TOKEN: &str = "api.token";
 pub const HAND_STOPPED: &str = "stopped.json";
 /// The folder of the records of running process groups, one file per service.
 pub const RUN_DIR: &str = "run";
+/// In [`RUN_DIR`]: the previous warden stopped every process it started.
+pub const CLEAN_EXIT: &str = "clean-exit";
 /// The folder of the notify sockets (`notify = true`), one per service.
 pub const NOTIFY_DIR: &str = "notify";
 
@@ -65,6 +67,10 @@ impl Layout {
     }
 
     /// The record of `service`'s running process group.
+    pub fn clean_exit(&self) -> PathBuf {
+        self.run_dir().join(CLEAN_EXIT)
+    }
+
     pub fn group_record(&self, service: &str) -> PathBuf {
         self.run_dir().join(format!("svc-{service}.json"))
     }

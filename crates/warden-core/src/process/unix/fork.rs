@@ -9,22 +9,24 @@
 //! to start, and each crash cost 13 ms before the new run began. A child born in its cgroup
 //! pays none of that.
 //!
-//! std's `Command` cannot pass a flag to `clone`, so this is warden's own fork and exec,
-//! kept as close to std's as possible: the [`Image`] (program candidates, `argv`, `envp`,
-//! working directory) is taken from the very `Command` the std path would run, and built
-//! before the clone; between clone and `exec` the child only makes async-signal-safe calls
-//! on memory allocated before it. An `exec` failure is reported through a close-on-exec pipe,
-//! as std does. The clone is fork-like (no `CLONE_VM`): the child has a copy of the address
-//! space, and its one thread is the one that cloned.
+//! std's `Command` cannot pass a flag to `clone`, so this is warden's own spawn, kept as
+//! close to std's as possible: the [`Image`] (program candidates, `argv`, `envp`, working
+//! directory) is taken from the very `Command` the std path would run, and built before the
+//! clone. The clone is `vfork`-like, as glibc's `posix_spawn` (see [`spawn_in_cgroup`]): the
+//! child runs on a stack of its own in warden's address space until its `exec`, so nothing
+//! is copied, and it makes only async-signal-safe calls on memory allocated before it.
+//! Its errno, if it fails, is written where the waiting parent reads it.
 //!
-//! glibc does not know about this child (no fork handlers run in it), so its locks and
-//! thread list are as they were in the parent: the child never calls into glibc beyond
-//! plain system-call wrappers (and `creds.rs` switches the user with raw system calls, which
-//! act on the one thread there is, for the same reason).
+//! glibc does not know about this child (no fork handlers run in it, it shares glibc's
+//! memory), so the child never calls into glibc beyond plain system-call wrappers, and
+//! `creds.rs` switches the user with raw system calls, which act on the child alone (glibc's
+//! `setuid` would signal every thread of warden's and change *their* credentials).
 //!
 //! Where the kernel or a seccomp filter refuses `clone3` (`ENOSYS`, `EINVAL`, `E2BIG`,
-//! `EPERM`), [`spawn_in_cgroup`] says [`Cloned::Unsupported`] once and for all, and the
-//! caller falls back to std's path with the move.
+//! `EPERM`), or `close_range` cannot unshare (before Linux 5.9), or on an architecture
+//! without a trampoline here (other than `x86_64` and `aarch64`), [`spawn_in_cgroup`] says
+//! [`Cloned::Unsupported`] once and for all, and the caller falls back to std's path with
+//! the move.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -211,8 +213,16 @@ fn slots() -> Option<&'static Slots> {
         .as_ref()
 }
 
+/// `/dev/null`, read and write, close-on-exec, opened once: what a child's stdin (and the
+/// output of `Output::Null`) is.
+pub(super) fn null() -> io::Result<BorrowedFd<'static>> {
+    slots()
+        .map(|s| s.null.as_fd())
+        .ok_or_else(|| io::Error::other("cannot open /dev/null"))
+}
+
 /// `/dev/null`, read and write, close-on-exec.
-pub(super) fn open_null() -> io::Result<OwnedFd> {
+fn open_null() -> io::Result<OwnedFd> {
     Ok(std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -318,7 +328,7 @@ pub(super) fn spawn_in_cgroup(
 ///
 /// # Safety
 ///
-/// `arg` is the parent's `ChildCtx`, and the parent waits (CLONE_VFORK).
+/// `arg` is the parent's `ChildCtx`, and the parent waits (`CLONE_VFORK`).
 extern "C" fn child_main(arg: *mut libc::c_void) -> ! {
     // SAFETY: see above; the parent does not touch ctx until the child exec'd or exited.
     let ctx = unsafe { &mut *arg.cast::<ChildCtx<'_>>() };

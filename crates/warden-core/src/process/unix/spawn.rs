@@ -261,7 +261,7 @@ fn std_stdio(cmd: &mut Command, output: Output) -> io::Result<Option<io::PipeRea
 /// child `dup2`s them): `/dev/null` for stdin (and for the output of `Null`), and the pipes.
 #[cfg(target_os = "linux")]
 struct Stdio3 {
-    null: OwnedFd,
+    null: std::os::fd::BorrowedFd<'static>,
     /// The read and write ends of the stdout pipe (with `Joined`, also the child's stderr).
     out: Option<(OwnedFd, OwnedFd)>,
     err: Option<(OwnedFd, OwnedFd)>,
@@ -270,11 +270,7 @@ struct Stdio3 {
 #[cfg(target_os = "linux")]
 impl Stdio3 {
     fn new(output: Output) -> io::Result<Stdio3> {
-        let null = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")?
-            .into();
+        let null = fork::null()?;
         let (out, err) = match output {
             Output::Null => (None, None),
             Output::Joined => (Some(fork::cloexec_pipe()?), None),
@@ -284,13 +280,12 @@ impl Stdio3 {
     }
 
     fn child_fds(&self) -> [std::os::fd::BorrowedFd<'_>; 3] {
-        let null = self.null.as_fd();
-        let out = self.out.as_ref().map_or(null, |(_, w)| w.as_fd());
+        let out = self.out.as_ref().map_or(self.null, |(_, w)| w.as_fd());
         let err = self.err.as_ref().map_or(out, |(_, w)| w.as_fd());
-        [null, out, err]
+        [self.null, out, err]
     }
 
-    /// The read ends; the write ends and `/dev/null` are closed.
+    /// The read ends; the write ends are closed.
     fn into_readers(self) -> (Option<OwnedFd>, Option<OwnedFd>) {
         (self.out.map(|(r, _)| r), self.err.map(|(r, _)| r))
     }

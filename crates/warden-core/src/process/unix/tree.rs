@@ -252,7 +252,10 @@ pub(super) fn group_alive(pgid: u32) -> bool {
 /// `WARDEN_INSTANCE=marker`. Never warden itself or its ancestors. Meant for start-up, before
 /// any service is spawned: warden's own children carrying `marker` would be killed too.
 #[cfg(target_os = "linux")]
-pub(crate) fn kill_leftovers(records: &[GroupRecord], marker: &str) -> usize {
+pub(crate) fn kill_leftovers(records: &[GroupRecord], marker: &str, scan: bool) -> usize {
+    if records.is_empty() && !scan {
+        return super::cgroup::kill_leftover_instance(marker);
+    }
     let procs = procfs::all();
     let me = std::process::id();
     let ancestors = procfs::ancestors(&procs, me);
@@ -305,7 +308,7 @@ pub(crate) fn kill_leftovers(records: &[GroupRecord], marker: &str) -> usize {
                 .map(|p| p.pid),
         );
     }
-    if !marker.is_empty() {
+    if scan && !marker.is_empty() {
         // SAFETY: plain syscall.
         let uid = unsafe { libc::getuid() };
         victims.extend(
@@ -328,7 +331,7 @@ pub(crate) fn kill_leftovers(records: &[GroupRecord], marker: &str) -> usize {
 
 /// Without `/proc` a recorded group cannot be checked against pid reuse: do nothing.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn kill_leftovers(_records: &[GroupRecord], _marker: &str) -> usize {
+pub(crate) fn kill_leftovers(_records: &[GroupRecord], _marker: &str, _scan: bool) -> usize {
     0
 }
 

@@ -231,7 +231,7 @@ pub(super) fn signal_name(_num: i32) -> Option<&'static str> {
 /// Always 0 on Windows: every child runs in a job with kill-on-close, which the kernel
 /// closes when warden exits for whatever reason (even a crash or `TerminateProcess`), so
 /// no process of a previous warden can be left over.
-pub(super) fn kill_leftovers(_records: &[GroupRecord], _marker: &str) -> usize {
+pub(super) fn kill_leftovers(_records: &[GroupRecord], _marker: &str, _scan: bool) -> usize {
     0
 }
 
