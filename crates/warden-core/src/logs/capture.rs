@@ -1,7 +1,7 @@
 //! The service's logs and the pump that feeds them.
 //!
 //! One task reads both pipes of a child (a joined child has one). A pipe is read in chunks
-//! (512 bytes growing to 1 MiB while reads fill the buffer, down to twice the last read when
+//! (512 bytes growing to 256 KiB while reads fill the buffer, down to twice the last read when
 //! output slows down, so 512 bytes for a quiet stream); the last newline of each chunk is found and everything before it goes to the
 //! file in one write, then to the in-memory tail in one copy. Per-line work happens only for
 //! timestamps, for live subscribers, and while both streams are busy. A partial line stays
@@ -22,7 +22,7 @@
 //! other by whole buffers. A program that alternates stdout and stderr is shown alternating,
 //! up to the lines it writes between the two reads of a round (the end-to-end test
 //! `alternating_streams_stay_interleaved_in_the_tail` bounds the longest run). A stream
-//! that floods alone still reads up to 1 MiB at a time. For the exact order, a service sets
+//! that floods alone still reads up to 256 KiB at a time. For the exact order, a service sets
 //! `stderr = "stdout"`: its child gets one pipe for both streams.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +57,12 @@ pub struct LogLine {
 const READ_MIN: usize = 512;
 /// Reads that fill the buffer double it up to this.
 const READ_MAX: usize = 1 << 20;
+/// Room kept in a read buffer past the read size, for the start of a line left over.
+const SLACK: usize = 4096;
+/// A pump yields its worker thread after delivering this many bytes (see `run_pumps`).
+const YIELD_EVERY: usize = READ_MAX;
+/// A buffer shrinks to the read size only when reads are smaller than this.
+const SHRINK_BELOW: usize = 16 << 10;
 /// A line longer than this is cut (with a report): memory must stay bounded.
 const LINE_MAX: usize = 64 << 20;
 /// Lines a slow subscriber may lag behind before it misses some.
@@ -251,6 +257,7 @@ impl ServiceLogs {
         let mut out = Reader::new(Stream::Out, decoder(&stdout, Stream::Out), stdout);
         let mut err = Reader::new(Stream::Err, decoder(&stderr, Stream::Err), stderr);
         let mut scratch: Vec<u8> = Vec::new();
+        let mut since_yield = 0;
         loop {
             let (out_limit, err_limit) = (out.limit(&err), err.limit(&out));
             // A round: wait for either pipe, then take what the other holds without waiting.
@@ -285,6 +292,7 @@ impl ServiceLogs {
                 self.after_read(other_r, other_limit, r);
             }
             let (o, e) = (&out.text[..out.ready], &err.text[..err.ready]);
+            let delivered = o.len() + e.len();
             match (o.is_empty(), e.is_empty()) {
                 (true, true) => {}
                 (false, true) => self.deliver(o, Stream::Out, &mut scratch),
@@ -301,10 +309,18 @@ impl ServiceLogs {
             // worker thread, so that floods (one round is up to a MiB) never keep the other
             // tasks (the API above all) waiting. Counting rounds against the budget only
             // yielded every 128 rounds: two floods held both worker threads for seconds.
-            if out_idle && err_idle {
-                tokio::task::consume_budget().await;
-            } else {
+            //
+            // Not after every round, though: a yield wakes the other worker (an `eventfd`
+            // write and an `epoll_wait` that finds nothing), and a pump that keeps up with a
+            // flood reads one 64 KiB write of the program per round. It yields once it
+            // delivered [`YIELD_EVERY`] bytes since the last yield, which bounds the work
+            // between two yields as a single round of the biggest reads did.
+            since_yield += delivered;
+            if since_yield >= YIELD_EVERY {
+                since_yield = 0;
                 tokio::task::yield_now().await;
+            } else {
+                tokio::task::consume_budget().await;
             }
         }
     }
@@ -509,7 +525,10 @@ impl<R> Reader<R> {
             &mut self.text
         };
         if input.capacity() - input.len() < limit {
-            input.reserve_exact(limit);
+            // Room for the start of a line left over from this read too: the next read of
+            // the same size then fits without growing the buffer again (a `realloc`, an
+            // `mremap` for a big one, on every other round of a flood).
+            input.reserve_exact(limit + SLACK);
         }
         pipe.take(limit as u64).read_buf(input).await
     }
@@ -581,11 +600,16 @@ impl<R> Reader<R> {
         } else {
             // Output slowed down but goes on (reads of a few hundred bytes keep `want` a
             // little above `READ_MIN`): a buffer left from a burst shrinks to what reads now
-            // need instead of staying at 1 MiB.
+            // need instead of staying at its biggest. Not while reads are big (a flood that the
+            // pump keeps up with reads one write of the program at a time, 64 KiB and more):
+            // shrinking and growing again on alternate rounds cost a `realloc` and fresh
+            // pages each time.
             let need = self.want;
-            for v in [&mut self.text, &mut self.raw] {
-                if v.capacity() > 4 * need && v.len() <= need {
-                    v.shrink_to(need);
+            if need <= SHRINK_BELOW {
+                for v in [&mut self.text, &mut self.raw] {
+                    if v.capacity() > 4 * need && v.len() <= need {
+                        v.shrink_to(need);
+                    }
                 }
             }
         }
@@ -620,9 +644,9 @@ mod tests {
         let mut r: Reader<&'static [u8]> = Reader::new(Stream::Out, None, Some(&b""[..]));
         read_lines(&mut r, READ_MAX, READ_MAX);
         assert_eq!(r.want, READ_MAX);
-        read_lines(&mut r, 64 << 10, READ_MAX);
-        assert_eq!(r.want, 128 << 10);
-        read_lines(&mut r, 100, 128 << 10);
+        read_lines(&mut r, READ_MAX / 8, READ_MAX);
+        assert_eq!(r.want, READ_MAX / 4);
+        read_lines(&mut r, 100, READ_MAX / 4);
         assert_eq!(
             r.want, READ_MIN,
             "a quiet stream is back at the minimum at once"
@@ -630,7 +654,7 @@ mod tests {
     }
 
     /// After a burst, a stream that goes on writing a few hundred bytes at a time does not
-    /// keep the burst's 1 MiB buffer.
+    /// keep the burst's big buffer.
     #[test]
     fn the_buffer_of_a_burst_shrinks_when_output_slows_down() {
         let mut r: Reader<&'static [u8]> = Reader::new(Stream::Out, None, Some(&b""[..]));
