@@ -421,7 +421,9 @@ fn append_lines(buf: &mut Vec<u8>, data: &[u8], ts: Option<&[u8; 25]>) {
         buf.extend_from_slice(data);
         return;
     };
-    buf.reserve(data.len() + ts.len() * (data.len() / 16 + 1));
+    // Exactly what is added (a count of the newlines is cheap): a flood's scratch buffer
+    // stays the size of one read with its stamps, not of one read of 16-byte lines.
+    buf.reserve_exact(data.len() + (ts.len() + 1) * (scan::count_nl(data) + 1));
     let mut rest = data;
     while !rest.is_empty() {
         buf.extend_from_slice(ts);
