@@ -421,21 +421,45 @@ fn append_lines(buf: &mut Vec<u8>, data: &[u8], ts: Option<&[u8; 25]>) {
         buf.extend_from_slice(data);
         return;
     };
-    // Exactly what is added (a count of the newlines is cheap): a flood's scratch buffer
-    // stays the size of one read with its stamps, not of one read of 16-byte lines.
-    buf.reserve_exact(data.len() + (ts.len() + 1) * (scan::count_nl(data) + 1));
-    let mut rest = data;
+    if data.is_empty() {
+        return;
+    }
+    // The exact size first (a count of the newlines is cheap), then each line copied into
+    // its place: a flood's scratch buffer stays the size of one read with its stamps, and a
+    // line costs one copy of the stamp (its size is fixed: no call) and one of the line.
+    let open_end = data.last() != Some(&b'\n');
+    let pieces = scan::count_nl(data) + usize::from(open_end);
+    let add = data.len() + ts.len() * pieces + usize::from(open_end);
+    buf.reserve_exact(add);
+    // Written in place, not zeroed first (that was a third pass over the bytes).
+    let out = &mut buf.spare_capacity_mut()[..add];
+    let (mut at, mut rest) = (0, data);
     while !rest.is_empty() {
-        buf.extend_from_slice(ts);
+        put(&mut out[at..at + ts.len()], ts);
+        at += ts.len();
         // Each line with its newline in one copy; a last piece without one gets one.
-        if let Some(i) = scan::find_nl(rest) {
-            buf.extend_from_slice(&rest[..=i]);
-            rest = &rest[i + 1..];
-        } else {
-            buf.extend_from_slice(rest);
-            buf.push(b'\n');
-            rest = &[];
-        }
+        let end = scan::find_nl(rest).map_or(rest.len(), |i| i + 1);
+        put(&mut out[at..at + end], &rest[..end]);
+        at += end;
+        rest = &rest[end..];
+    }
+    if open_end {
+        out[at].write(b'\n');
+        at += 1;
+    }
+    assert_eq!(at, add, "every reserved byte is written");
+    // SAFETY: the `add` bytes after the old length were all written just above (`at`
+    // reached `add`, and the pieces are contiguous from 0).
+    unsafe { buf.set_len(buf.len() + add) };
+}
+
+/// Copy `src` into `dst`, of the same length (`write_copy_of_slice` is newer than the MSRV).
+fn put(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
+    assert_eq!(dst.len(), src.len());
+    // SAFETY: both are valid for `src.len()` bytes (checked above), and `dst`, borrowed
+    // mutably, cannot overlap `src`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len());
     }
 }
 
@@ -637,6 +661,44 @@ mod tests {
         r.text[start + n - 1] = b'\n';
         r.take_in(n, limit);
         r.consume();
+    }
+
+    /// Each line gets the stamp, a last piece without a newline gets one, and what `buf`
+    /// held before is kept; without a stamp the bytes are appended as they are.
+    #[test]
+    fn append_lines_stamps_every_line_and_ends_the_last() {
+        let ts = *b"2024-05-01T12:00:00.123Z ";
+        let mut buf = b"kept\n".to_vec();
+        append_lines(&mut buf, b"a\n\nbc\nd", Some(&ts));
+        let want = [
+            &b"kept\n"[..],
+            &ts,
+            b"a\n",
+            &ts,
+            b"\n",
+            &ts,
+            b"bc\n",
+            &ts,
+            b"d\n",
+        ]
+        .concat();
+        assert_eq!(buf, want);
+        append_lines(&mut buf, b"", Some(&ts));
+        assert_eq!(buf, want, "nothing added for nothing");
+        let mut plain = Vec::new();
+        append_lines(&mut plain, b"x\ny", None);
+        assert_eq!(plain, b"x\ny");
+        // A chunk of 100-byte lines, as a flood delivers them.
+        let chunk: Vec<u8> = (0..1000)
+            .flat_map(|_| [[b'x'; 99].as_slice(), b"\n"].concat())
+            .collect();
+        let mut out = Vec::new();
+        append_lines(&mut out, &chunk, Some(&ts));
+        assert_eq!(out.len(), 1000 * 125);
+        assert!(
+            out.chunks(125)
+                .all(|l| l.starts_with(&ts) && l.ends_with(b"x\n"))
+        );
     }
 
     /// A reader that keeps up with a flood finds one 64 KiB write in the pipe at a time: its
