@@ -1,7 +1,7 @@
 //! The service's logs and the pump that feeds them.
 //!
 //! One task reads both pipes of a child (a joined child has one). A pipe is read in chunks
-//! (512 bytes growing to 1 MiB while reads fill the buffer, down to twice the last read when
+//! (512 bytes growing to 256 KiB while reads fill the buffer, down to twice the last read when
 //! output slows down, so 512 bytes for a quiet stream); the last newline of each chunk is found and everything before it goes to the
 //! file in one write, then to the in-memory tail in one copy. Per-line work happens only for
 //! timestamps, for live subscribers, and while both streams are busy. A partial line stays
@@ -22,7 +22,7 @@
 //! other by whole buffers. A program that alternates stdout and stderr is shown alternating,
 //! up to the lines it writes between the two reads of a round (the end-to-end test
 //! `alternating_streams_stay_interleaved_in_the_tail` bounds the longest run). A stream
-//! that floods alone still reads up to 1 MiB at a time. For the exact order, a service sets
+//! that floods alone still reads up to 256 KiB at a time. For the exact order, a service sets
 //! `stderr = "stdout"`: its child gets one pipe for both streams.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +57,12 @@ pub struct LogLine {
 const READ_MIN: usize = 512;
 /// Reads that fill the buffer double it up to this.
 const READ_MAX: usize = 1 << 20;
+/// Room kept in a read buffer past the read size, for the start of a line left over.
+const SLACK: usize = 4096;
+/// A pump yields its worker thread after delivering this many bytes (see `run_pumps`).
+const YIELD_EVERY: usize = READ_MAX;
+/// A buffer shrinks to the read size only when reads are smaller than this.
+const SHRINK_BELOW: usize = 16 << 10;
 /// A line longer than this is cut (with a report): memory must stay bounded.
 const LINE_MAX: usize = 64 << 20;
 /// Lines a slow subscriber may lag behind before it misses some.
@@ -251,6 +257,7 @@ impl ServiceLogs {
         let mut out = Reader::new(Stream::Out, decoder(&stdout, Stream::Out), stdout);
         let mut err = Reader::new(Stream::Err, decoder(&stderr, Stream::Err), stderr);
         let mut scratch: Vec<u8> = Vec::new();
+        let mut since_yield = 0;
         loop {
             let (out_limit, err_limit) = (out.limit(&err), err.limit(&out));
             // A round: wait for either pipe, then take what the other holds without waiting.
@@ -285,6 +292,7 @@ impl ServiceLogs {
                 self.after_read(other_r, other_limit, r);
             }
             let (o, e) = (&out.text[..out.ready], &err.text[..err.ready]);
+            let delivered = o.len() + e.len();
             match (o.is_empty(), e.is_empty()) {
                 (true, true) => {}
                 (false, true) => self.deliver(o, Stream::Out, &mut scratch),
@@ -301,10 +309,18 @@ impl ServiceLogs {
             // worker thread, so that floods (one round is up to a MiB) never keep the other
             // tasks (the API above all) waiting. Counting rounds against the budget only
             // yielded every 128 rounds: two floods held both worker threads for seconds.
-            if out_idle && err_idle {
-                tokio::task::consume_budget().await;
-            } else {
+            //
+            // Not after every round, though: a yield wakes the other worker (an `eventfd`
+            // write and an `epoll_wait` that finds nothing), and a pump that keeps up with a
+            // flood reads one 64 KiB write of the program per round. It yields once it
+            // delivered [`YIELD_EVERY`] bytes since the last yield, which bounds the work
+            // between two yields as a single round of the biggest reads did.
+            since_yield += delivered;
+            if since_yield >= YIELD_EVERY {
+                since_yield = 0;
                 tokio::task::yield_now().await;
+            } else {
+                tokio::task::consume_budget().await;
             }
         }
     }
@@ -405,19 +421,45 @@ fn append_lines(buf: &mut Vec<u8>, data: &[u8], ts: Option<&[u8; 25]>) {
         buf.extend_from_slice(data);
         return;
     };
-    buf.reserve(data.len() + ts.len() * (data.len() / 16 + 1));
-    let mut rest = data;
+    if data.is_empty() {
+        return;
+    }
+    // The exact size first (a count of the newlines is cheap), then each line copied into
+    // its place: a flood's scratch buffer stays the size of one read with its stamps, and a
+    // line costs one copy of the stamp (its size is fixed: no call) and one of the line.
+    let open_end = data.last() != Some(&b'\n');
+    let pieces = scan::count_nl(data) + usize::from(open_end);
+    let add = data.len() + ts.len() * pieces + usize::from(open_end);
+    buf.reserve_exact(add);
+    // Written in place, not zeroed first (that was a third pass over the bytes).
+    let out = &mut buf.spare_capacity_mut()[..add];
+    let (mut at, mut rest) = (0, data);
     while !rest.is_empty() {
-        buf.extend_from_slice(ts);
+        put(&mut out[at..at + ts.len()], ts);
+        at += ts.len();
         // Each line with its newline in one copy; a last piece without one gets one.
-        if let Some(i) = scan::find_nl(rest) {
-            buf.extend_from_slice(&rest[..=i]);
-            rest = &rest[i + 1..];
-        } else {
-            buf.extend_from_slice(rest);
-            buf.push(b'\n');
-            rest = &[];
-        }
+        let end = scan::find_nl(rest).map_or(rest.len(), |i| i + 1);
+        put(&mut out[at..at + end], &rest[..end]);
+        at += end;
+        rest = &rest[end..];
+    }
+    if open_end {
+        out[at].write(b'\n');
+        at += 1;
+    }
+    assert_eq!(at, add, "every reserved byte is written");
+    // SAFETY: the `add` bytes after the old length were all written just above (`at`
+    // reached `add`, and the pieces are contiguous from 0).
+    unsafe { buf.set_len(buf.len() + add) };
+}
+
+/// Copy `src` into `dst`, of the same length (`write_copy_of_slice` is newer than the MSRV).
+fn put(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
+    assert_eq!(dst.len(), src.len());
+    // SAFETY: both are valid for `src.len()` bytes (checked above), and `dst`, borrowed
+    // mutably, cannot overlap `src`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len());
     }
 }
 
@@ -509,7 +551,10 @@ impl<R> Reader<R> {
             &mut self.text
         };
         if input.capacity() - input.len() < limit {
-            input.reserve_exact(limit);
+            // Room for the start of a line left over from this read too: the next read of
+            // the same size then fits without growing the buffer again (a `realloc`, an
+            // `mremap` for a big one, on every other round of a flood).
+            input.reserve_exact(limit + SLACK);
         }
         pipe.take(limit as u64).read_buf(input).await
     }
@@ -581,11 +626,16 @@ impl<R> Reader<R> {
         } else {
             // Output slowed down but goes on (reads of a few hundred bytes keep `want` a
             // little above `READ_MIN`): a buffer left from a burst shrinks to what reads now
-            // need instead of staying at 1 MiB.
+            // need instead of staying at its biggest. Not while reads are big (a flood that the
+            // pump keeps up with reads one write of the program at a time, 64 KiB and more):
+            // shrinking and growing again on alternate rounds cost a `realloc` and fresh
+            // pages each time.
             let need = self.want;
-            for v in [&mut self.text, &mut self.raw] {
-                if v.capacity() > 4 * need && v.len() <= need {
-                    v.shrink_to(need);
+            if need <= SHRINK_BELOW {
+                for v in [&mut self.text, &mut self.raw] {
+                    if v.capacity() > 4 * need && v.len() <= need {
+                        v.shrink_to(need);
+                    }
                 }
             }
         }
@@ -613,6 +663,44 @@ mod tests {
         r.consume();
     }
 
+    /// Each line gets the stamp, a last piece without a newline gets one, and what `buf`
+    /// held before is kept; without a stamp the bytes are appended as they are.
+    #[test]
+    fn append_lines_stamps_every_line_and_ends_the_last() {
+        let ts = *b"2024-05-01T12:00:00.123Z ";
+        let mut buf = b"kept\n".to_vec();
+        append_lines(&mut buf, b"a\n\nbc\nd", Some(&ts));
+        let want = [
+            &b"kept\n"[..],
+            &ts,
+            b"a\n",
+            &ts,
+            b"\n",
+            &ts,
+            b"bc\n",
+            &ts,
+            b"d\n",
+        ]
+        .concat();
+        assert_eq!(buf, want);
+        append_lines(&mut buf, b"", Some(&ts));
+        assert_eq!(buf, want, "nothing added for nothing");
+        let mut plain = Vec::new();
+        append_lines(&mut plain, b"x\ny", None);
+        assert_eq!(plain, b"x\ny");
+        // A chunk of 100-byte lines, as a flood delivers them.
+        let chunk: Vec<u8> = (0..1000)
+            .flat_map(|_| [[b'x'; 99].as_slice(), b"\n"].concat())
+            .collect();
+        let mut out = Vec::new();
+        append_lines(&mut out, &chunk, Some(&ts));
+        assert_eq!(out.len(), 1000 * 125);
+        assert!(
+            out.chunks(125)
+                .all(|l| l.starts_with(&ts) && l.ends_with(b"x\n"))
+        );
+    }
+
     /// A reader that keeps up with a flood finds one 64 KiB write in the pipe at a time: its
     /// next read is sized to that (not back to 512 bytes, eight reads to climb again).
     #[test]
@@ -620,9 +708,9 @@ mod tests {
         let mut r: Reader<&'static [u8]> = Reader::new(Stream::Out, None, Some(&b""[..]));
         read_lines(&mut r, READ_MAX, READ_MAX);
         assert_eq!(r.want, READ_MAX);
-        read_lines(&mut r, 64 << 10, READ_MAX);
-        assert_eq!(r.want, 128 << 10);
-        read_lines(&mut r, 100, 128 << 10);
+        read_lines(&mut r, READ_MAX / 8, READ_MAX);
+        assert_eq!(r.want, READ_MAX / 4);
+        read_lines(&mut r, 100, READ_MAX / 4);
         assert_eq!(
             r.want, READ_MIN,
             "a quiet stream is back at the minimum at once"
@@ -630,7 +718,7 @@ mod tests {
     }
 
     /// After a burst, a stream that goes on writing a few hundred bytes at a time does not
-    /// keep the burst's 1 MiB buffer.
+    /// keep the burst's big buffer.
     #[test]
     fn the_buffer_of_a_burst_shrinks_when_output_slows_down() {
         let mut r: Reader<&'static [u8]> = Reader::new(Stream::Out, None, Some(&b""[..]));
