@@ -105,7 +105,11 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
         ))));
     }
     process::init_supervisor().map_err(DaemonError::Setup)?;
-    let scan = !state.take_clean_exit();
+    // Reading every process's environment finds what left its process group: not needed
+    // after a clean exit, nor in cgroup mode, where the instance's cgroups hold every
+    // process a killed warden left (an unprivileged process cannot leave its cgroup).
+    let clean = state.take_clean_exit();
+    let scan = !clean && !matches!(process::tracking(), process::Tracking::Cgroup { .. });
     let leftovers = process::kill_leftovers(&state.recorded_groups(), &state.marker(), scan);
     if leftovers > 0 {
         events.emit(
