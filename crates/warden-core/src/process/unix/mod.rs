@@ -2,8 +2,10 @@
 //!
 //! # How a child is started
 //!
-//! [`spawn`] uses `std::process::Command` with a `pre_exec` hook (never a hand-written
-//! `fork`). Between fork and exec the child calls `setsid()` (a new session and process group
+//! [`spawn`] builds a `std::process::Command` and runs it with a `pre_exec` hook, except in
+//! cgroup mode on Linux, where `fork.rs` creates the child inside its cgroup with `clone3`
+//! (same program, arguments, environment and hook; see there why). Between fork and exec the
+//! child calls `setsid()` (a new session and process group
 //! whose id is the child's pid), on Linux asks for `SIGKILL` when its parent dies
 //! (`PR_SET_PDEATHSIG`) and then checks that its parent is still warden, empties its signal
 //! mask, resets to default the signals a parent may have ignored (`SIGPIPE` above all), and
@@ -47,6 +49,7 @@
 //! # Files
 //!
 //! `spawn.rs` starts a child, `reaper.rs` owns `waitpid`, `child.rs` is the [`Child`] handle,
+//! `fork.rs` is the `clone3` spawn of cgroup mode (Linux),
 //! `tree.rs` signals and kills its tree (and sweeps leftovers), `pipe.rs` its output,
 //! `procfs.rs` reads `/proc` (Linux), `stop.rs` the graceful stop steps. `creds.rs` applies
 //! a service's credentials and limits (resolved before the fork, set between fork and exec),
