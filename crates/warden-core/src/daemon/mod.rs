@@ -242,7 +242,10 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
             &format!("killed {stray} stray process(es) that outlived their service"),
         );
     }
-    if !process::wait_no_children(Duration::from_secs(5)).await {
+    let reaped = process::wait_no_children(Duration::from_secs(5)).await;
+    // The cgroups kept for a next run of their service: there is none now.
+    process::release_cgroups();
+    if !reaped {
         events.emit(
             "warden",
             Level::Bad,

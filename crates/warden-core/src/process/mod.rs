@@ -339,6 +339,12 @@ pub fn kill_leftovers(records: &[GroupRecord], marker: &str, scan: bool) -> usiz
     imp::kill_leftovers(records, marker, scan)
 }
 
+/// Remove what warden keeps between two runs of a service (Linux: the empty cgroup of its
+/// last run, for a second, so that a restart is created in it): called when warden ends.
+pub fn release_cgroups() {
+    imp::release_cgroups();
+}
+
 /// Kill every descendant of warden still alive (used last at shutdown, after every service
 /// stopped, so that nothing a service forked outlives warden). Returns how many it signalled.
 pub fn kill_all_descendants() -> usize {

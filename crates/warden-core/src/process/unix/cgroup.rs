@@ -45,6 +45,8 @@ use std::sync::{Mutex, OnceLock};
 
 use super::lock;
 use super::reaper::reaper;
+
+mod parked;
 use crate::process::{Confinement, CpuMax, Tracking};
 
 /// The period of `cpu.max`, in microseconds (the kernel's default, 100 ms).
@@ -302,7 +304,9 @@ impl Cgroup {
         let writes = limit_writes(conf.memory_max, conf.cpu_max);
         let wanted: Vec<&str> = writes.iter().map(|w| w.0).collect();
         let mut notes = Vec::new();
-        {
+        // The cgroup of this service's last run, if it is still kept (see `parked.rs`); the
+        // mkdirs below then find everything there.
+        let kept = {
             let _tree = lock(&TREE);
             if !wanted.is_empty() {
                 let refused = enable_controllers(&h.own, &wanted);
@@ -317,8 +321,12 @@ impl Cgroup {
                 notes.extend(enable_controllers(&instance, &wanted));
             }
             mkdir(&dir).map_err(|e| format!("cannot create cgroup {}: {e}", dir.display()))?;
-        }
-        let watch = watch_events(&dir.join("cgroup.events"));
+            parked::take(&dir)
+        };
+        let watch = match kept {
+            Some(kept) => kept.watch,
+            None => watch_events(&dir.join("cgroup.events")),
+        };
         let cgroup = Cgroup { dir, watch, notes };
         let mut limit_notes = apply_limits(&cgroup.dir, &writes);
         let dir = fs::OpenOptions::new()
@@ -422,8 +430,11 @@ static PENDING: Mutex<Vec<(PathBuf, Option<Watch>)>> = Mutex::new(Vec::new());
 impl Drop for Cgroup {
     fn drop(&mut self) {
         let _tree = lock(&TREE);
-        if remove(&self.dir) {
-            unwatch(self.watch);
+        // The thread that removes kept cgroups in time is the watcher's.
+        let timed = WATCHER.get().is_some_and(Option::is_some);
+        if timed && !self.populated() {
+            // Kept a moment for the service's next run, then removed (see `parked.rs`).
+            parked::park(self.dir.clone(), self.watch);
             return;
         }
         // The tree outlived its `Child` (it was dropped without a stop, as when a runtime
@@ -549,22 +560,49 @@ fn watcher() -> Option<&'static OwnedFd> {
         .as_ref()
 }
 
-/// Block on the inotify descriptor (it lives in a static: never closed); wake every
-/// waiter after each batch of events.
+/// Wait on the inotify descriptor (it lives in a static: never closed) and wake every waiter
+/// after each batch of events; also remove the kept cgroups whose time is up (a timer, and
+/// the eventfd that says a cgroup was kept).
 fn read_events(fd: libc::c_int) {
+    let waker = parked::waker().unwrap_or(-1);
     let mut buf = [0u8; 4096];
+    let mut timer: Option<std::time::Duration> = None;
     loop {
-        // SAFETY: a valid buffer of that length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        if n <= 0 {
+        let mut fds = [fd, waker].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // Rounded up: waking a millisecond early would only mean one more turn.
+        let ms = timer.map_or(-1, |t| {
+            libc::c_int::try_from(t.as_millis().saturating_add(1)).unwrap_or(libc::c_int::MAX)
+        });
+        // SAFETY: two valid pollfds (a negative fd is ignored by poll).
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) } < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
             return;
         }
-        sweep_pending();
-        reaper().reaped.send_modify(|g| *g = g.wrapping_add(1));
+        if fds[1].revents & libc::POLLIN != 0 {
+            parked::drain_waker(waker);
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            // SAFETY: a valid buffer of that length.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return;
+            }
+            sweep_pending();
+            reaper().reaped.send_modify(|g| *g = g.wrapping_add(1));
+        }
+        timer = parked::sweep(false);
     }
+}
+
+/// Remove every service cgroup kept for a next run (warden ends).
+pub(super) fn release_kept() {
+    parked::release_all();
 }
 
 /// A watch descriptor of the [`watcher`].
@@ -804,12 +842,35 @@ pub(super) mod tests {
                 stat.contains(") Z")
             }
         );
+        let inode =
+            |d: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(d).expect("cgroup"));
+        let first = inode(&dir);
         drop(child);
-        assert!(!dir.exists(), "dropping the child removes its cgroup");
+        // Kept for the service's next run: created in the same cgroup.
+        assert!(dir.exists(), "kept a moment after its child");
+        let again = sh_in_cgroup(tmp.path(), "exit 0", &instance, "svc");
+        let mut child = crate::process::spawn(&again).expect("spawn again");
+        assert_eq!(child.cgroup.as_ref().expect("a cgroup").dir, dir);
+        assert_eq!(inode(&dir), first, "the same cgroup, not a new one");
+        tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+            .await
+            .expect("it exits");
         assert!(
-            !dir.parent().expect("instance").exists(),
-            "and the empty instance's"
+            child
+                .wait_tree_gone(std::time::Duration::from_secs(20))
+                .await
         );
+        drop(child);
+        // Then removed by the timer, the instance's too.
+        let deadline = std::time::Instant::now() + parked::KEEP_FOR * 10;
+        while dir.parent().expect("instance").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the kept cgroup is removed in time"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!dir.exists());
     }
 
     /// A busy process in a service's cgroup that has ended still counts: the sample's CPU

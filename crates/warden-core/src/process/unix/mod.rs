@@ -104,6 +104,12 @@ pub(super) fn tracking() -> super::Tracking {
     }
 }
 
+/// See [`crate::process::release_cgroups`].
+pub(super) fn release_cgroups() {
+    #[cfg(target_os = "linux")]
+    cgroup::release_kept();
+}
+
 #[cfg(not(target_os = "linux"))]
 pub(super) fn service_of_pid(_pid: u32, _instance: &str) -> Option<String> {
     None

@@ -235,6 +235,9 @@ pub(super) fn kill_leftovers(_records: &[GroupRecord], _marker: &str, _scan: boo
     0
 }
 
+/// Nothing is kept between two runs of a service on Windows.
+pub(super) fn release_cgroups() {}
+
 /// Terminate every job still open; returns how many processes were in them.
 pub(super) fn kill_all_descendants() -> usize {
     job::kill_all(TERMINATED_EXIT_CODE)
