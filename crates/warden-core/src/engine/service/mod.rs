@@ -59,7 +59,7 @@ pub enum Request {
     /// Stop it if it runs, then start it; answers once it is up.
     Restart(Reply),
     /// Take a new config (reload). It restarts if it was running or waiting to restart.
-    Reconfigure(Box<ServiceConfig>, Reply),
+    Reconfigure(Arc<ServiceConfig>, Reply),
     /// Stop it and end the task.
     Shutdown(Reply),
     /// `depends_on`: stop it if it runs and rest `pending` with this reason (`engine/deps.rs`).
@@ -124,7 +124,7 @@ enum Event {
 }
 
 pub struct ServiceTask {
-    cfg: ServiceConfig,
+    cfg: Arc<ServiceConfig>,
     logs: Arc<ServiceLogs>,
     ctx: Arc<Ctx>,
     rx: mpsc::Receiver<Request>,
@@ -143,7 +143,7 @@ impl ServiceTask {
     /// A task resting in `rest` (with `reason`) until its first request. Returns the task and
     /// the receiver of what it publishes.
     pub fn new(
-        cfg: ServiceConfig,
+        cfg: Arc<ServiceConfig>,
         logs: Arc<ServiceLogs>,
         ctx: Arc<Ctx>,
         rx: mpsc::Receiver<Request>,
@@ -269,29 +269,39 @@ impl ServiceTask {
                 }
                 Phase::Rest { .. } | Phase::Stopping { .. } => Event::Request(self.rx.recv().await),
             };
-            match event {
-                Event::Exited(status) => self.on_exit(status).await,
-                Event::Up => {
-                    if let Phase::Starting(run) = self.take_phase() {
-                        self.set(Phase::Running(run));
-                    }
-                }
-                Event::PidFile(pid) => self.on_pid(pid),
-                Event::StartTimeout => self.on_start_timeout().await,
-                Event::BackoffOver => self.start(true),
-                Event::Probe(r) => self.on_probe(r).await,
-                Event::Request(None) => {
-                    self.stop("warden is shutting down").await;
-                    break;
-                }
-                Event::Request(Some(Request::Shutdown(reply))) => {
-                    self.stop("warden is shutting down").await;
-                    let _ = reply.send(Ok(()));
-                    break;
-                }
-                Event::Request(Some(req)) => self.handle(req).await,
+            // Boxed: what handling an event awaits (a stop, a restart) is far larger than
+            // the waiting above, and it would otherwise sit in every idle task's memory.
+            if Box::pin(self.on_event(event)).await {
+                break;
             }
         }
+    }
+
+    /// Act on one event; `true` once the task should end.
+    async fn on_event(&mut self, event: Event) -> bool {
+        match event {
+            Event::Exited(status) => self.on_exit(status).await,
+            Event::Up => {
+                if let Phase::Starting(run) = self.take_phase() {
+                    self.set(Phase::Running(run));
+                }
+            }
+            Event::PidFile(pid) => self.on_pid(pid),
+            Event::StartTimeout => self.on_start_timeout().await,
+            Event::BackoffOver => self.start(true),
+            Event::Probe(r) => self.on_probe(r).await,
+            Event::Request(None) => {
+                self.stop("warden is shutting down").await;
+                return true;
+            }
+            Event::Request(Some(Request::Shutdown(reply))) => {
+                self.stop("warden is shutting down").await;
+                let _ = reply.send(Ok(()));
+                return true;
+            }
+            Event::Request(Some(req)) => self.handle(req).await,
+        }
+        false
     }
 
     async fn handle(&mut self, req: Request) {
@@ -327,7 +337,7 @@ impl ServiceTask {
                 }
                 self.waiting = waiting;
                 self.logs.reconfigure(&cfg.log);
-                self.cfg = *cfg;
+                self.cfg = cfg;
                 let result = if was_active {
                     self.history.reset();
                     self.start(false);
