@@ -434,6 +434,8 @@ impl Engine {
             for w in waits {
                 let _ = w.await;
             }
+            // What the start parsed and built is freed by now: give its pages back.
+            crate::process::release_free_heap();
             let _ = ready_tx.send(());
             self.run(rx).await;
         });

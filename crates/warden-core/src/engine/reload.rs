@@ -166,6 +166,7 @@ impl Engine {
             ..new
         };
         self.publish();
+        crate::process::release_free_heap();
         report
     }
 }

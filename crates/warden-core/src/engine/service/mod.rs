@@ -238,35 +238,8 @@ impl ServiceTask {
                     req = self.rx.recv() => Event::Request(req),
                     r = probe::next(&mut self.probes) => Event::Probe(r),
                 },
-                Phase::Starting(run) => {
-                    // health: with `ready` or `notify`, `up::up_at` is `None`: the check says when.
-                    let give_up = up::start_deadline(&self.cfg, run);
-                    let up_at = up::up_at(&self.cfg, run);
-                    let pid_file = self.cfg.daemonize.pid_file.as_deref();
-                    if let (Some(wait), Some(path)) = (&mut run.awaiting, pid_file) {
-                        tokio::select! {
-                            pid = daemonize::next_pid(path, wait) => Event::PidFile(pid),
-                            () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
-                            req = self.rx.recv() => Event::Request(req),
-                            r = probe::next(&mut self.probes) => Event::Probe(r),
-                        }
-                    } else {
-                        tokio::select! {
-                            status = run.child.wait() => Event::Exited(status),
-                            () = sleep_until_some(up_at) => Event::Up,
-                            () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
-                            req = self.rx.recv() => Event::Request(req),
-                            r = probe::next(&mut self.probes) => Event::Probe(r),
-                        }
-                    }
-                }
-                Phase::Backoff { until, .. } => {
-                    let until = *until;
-                    tokio::select! {
-                        () = tokio::time::sleep_until(until) => Event::BackoffOver,
-                        req = self.rx.recv() => Event::Request(req),
-                    }
-                }
+                // Boxed: the timers of these phases would double every idle task's future.
+                Phase::Starting(_) | Phase::Backoff { .. } => Box::pin(self.next_timed()).await,
                 Phase::Rest { .. } | Phase::Stopping { .. } => Event::Request(self.rx.recv().await),
             };
             // Boxed: what handling an event awaits (a stop, a restart) is far larger than
@@ -274,6 +247,42 @@ impl ServiceTask {
             if Box::pin(self.on_event(event)).await {
                 break;
             }
+        }
+    }
+
+    /// The next event of a starting service (its timers, its pid file) or of one in backoff.
+    async fn next_timed(&mut self) -> Event {
+        match &mut self.phase {
+            Phase::Starting(run) => {
+                // health: with `ready` or `notify`, `up::up_at` is `None`: the check says when.
+                let give_up = up::start_deadline(&self.cfg, run);
+                let up_at = up::up_at(&self.cfg, run);
+                let pid_file = self.cfg.daemonize.pid_file.as_deref();
+                if let (Some(wait), Some(path)) = (&mut run.awaiting, pid_file) {
+                    tokio::select! {
+                        pid = daemonize::next_pid(path, wait) => Event::PidFile(pid),
+                        () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
+                        req = self.rx.recv() => Event::Request(req),
+                        r = probe::next(&mut self.probes) => Event::Probe(r),
+                    }
+                } else {
+                    tokio::select! {
+                        status = run.child.wait() => Event::Exited(status),
+                        () = sleep_until_some(up_at) => Event::Up,
+                        () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
+                        req = self.rx.recv() => Event::Request(req),
+                        r = probe::next(&mut self.probes) => Event::Probe(r),
+                    }
+                }
+            }
+            Phase::Backoff { until, .. } => {
+                let until = *until;
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => Event::BackoffOver,
+                    req = self.rx.recv() => Event::Request(req),
+                }
+            }
+            _ => Event::Request(self.rx.recv().await),
         }
     }
 
