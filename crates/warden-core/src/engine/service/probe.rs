@@ -216,7 +216,8 @@ fn spawn_loop(
             if tx
                 .send(Box::new(ProbeResult::Check { which, result }))
                 .await
-                .is_err() {
+                .is_err()
+            {
                 return;
             }
             tokio::time::sleep_until(began + gap).await;
@@ -229,11 +230,7 @@ fn spawn_loop(
 const READY_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// `log_line`: one result, the first line that matches.
-async fn watch_lines(
-    pattern: String,
-    mut lines: broadcast::Receiver<LogLine>,
-    tx: ResultTx,
-) {
+async fn watch_lines(pattern: String, mut lines: broadcast::Receiver<LogLine>, tx: ResultTx) {
     // Checked at load time: it compiles.
     let Ok(re) = regex::bytes::Regex::new(&pattern) else {
         return;

@@ -103,7 +103,12 @@ pub(super) async fn sampler(
                 cpu_seconds: Some(s.cpu_seconds),
                 memory_cgroup_bytes: s.cgroup_memory_bytes,
             };
-            if tx.send(Box::new(ProbeResult::Usage(usage, over))).await.is_err() || done {
+            if tx
+                .send(Box::new(ProbeResult::Usage(usage, over)))
+                .await
+                .is_err()
+                || done
+            {
                 return;
             }
         }
