@@ -35,7 +35,7 @@ pub(super) async fn listen(
     sock: Socket,
     _pid: u32,
     _watchdog: Option<std::time::Duration>,
-    _tx: tokio::sync::mpsc::Sender<super::probe::ProbeResult>,
+    _tx: super::probe::ResultTx,
 ) {
     match sock {}
 }
