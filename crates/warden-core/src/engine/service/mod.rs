@@ -250,42 +250,6 @@ impl ServiceTask {
         }
     }
 
-    /// The next event of a starting service (its timers, its pid file) or of one in backoff.
-    async fn next_timed(&mut self) -> Event {
-        match &mut self.phase {
-            Phase::Starting(run) => {
-                // health: with `ready` or `notify`, `up::up_at` is `None`: the check says when.
-                let give_up = up::start_deadline(&self.cfg, run);
-                let up_at = up::up_at(&self.cfg, run);
-                let pid_file = self.cfg.daemonize.pid_file.as_deref();
-                if let (Some(wait), Some(path)) = (&mut run.awaiting, pid_file) {
-                    tokio::select! {
-                        pid = daemonize::next_pid(path, wait) => Event::PidFile(pid),
-                        () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
-                        req = self.rx.recv() => Event::Request(req),
-                        r = probe::next(&mut self.probes) => Event::Probe(r),
-                    }
-                } else {
-                    tokio::select! {
-                        status = run.child.wait() => Event::Exited(status),
-                        () = sleep_until_some(up_at) => Event::Up,
-                        () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
-                        req = self.rx.recv() => Event::Request(req),
-                        r = probe::next(&mut self.probes) => Event::Probe(r),
-                    }
-                }
-            }
-            Phase::Backoff { until, .. } => {
-                let until = *until;
-                tokio::select! {
-                    () = tokio::time::sleep_until(until) => Event::BackoffOver,
-                    req = self.rx.recv() => Event::Request(req),
-                }
-            }
-            _ => Event::Request(self.rx.recv().await),
-        }
-    }
-
     /// Act on one event; `true` once the task should end.
     async fn on_event(&mut self, event: Event) -> bool {
         match event {
@@ -656,14 +620,6 @@ impl ServiceTask {
             }
         }
         self.rest(Rest::Stopped, reason);
-    }
-}
-
-/// Sleep until `at`, or forever for `None`.
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
