@@ -717,12 +717,12 @@ mod tests {
 
     #[test]
     fn the_filesystem_is_asked_once_per_path_and_load() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temp dir");
         let prog = dir.path().join("prog");
-        std::fs::write(&prog, "").unwrap();
+        std::fs::write(&prog, "").expect("the program file");
         let fs = FsPrograms::default();
         let first = fs.probe(&prog);
-        std::fs::remove_file(&prog).unwrap();
+        std::fs::remove_file(&prog).expect("removed");
         // The same load remembers what it saw; a new load looks again.
         assert_eq!(fs.probe(&prog), first);
         assert_ne!(first, Probe::Missing);
