@@ -263,7 +263,7 @@ impl Backend for Fake {
         Box::pin(async { Ok(ReloadReport::default()) })
     }
 
-    fn config_in_force(&self) -> Option<Arc<Vec<warden_core::config::ServiceConfig>>> {
+    fn config_in_force(&self) -> Option<Arc<Vec<Arc<warden_core::config::ServiceConfig>>>> {
         None
     }
 }

@@ -717,6 +717,31 @@ fn a_command_for_another_config_on_the_same_state_dir_is_refused() {
     assert_eq!(d.service("a")["state"], "running", "nothing changed for A");
 }
 
+// Issue 12: the check asks the running warden for one service of this config only; a
+// warden that knows that name (another config with the same service names) still answers
+// with its own config file, and is refused.
+#[test]
+fn a_command_for_another_config_with_the_same_service_names_is_refused() {
+    let config = format!("[warden]\nstate_dir = \"shared\"\n{}", sleeper("a"));
+    let env = Env::new(&config);
+    let other = env.path("other.toml");
+    std::fs::write(&other, &config).unwrap();
+    let d = Daemon::up(&env);
+    d.until_state("a", "running");
+    for args in [&["down"][..], &["status"]] {
+        let o = Command::new(common::warden_bin())
+            .args(args)
+            .arg("-c")
+            .arg(&other)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let err = assert_fails(&o, 2, "both configs use the state dir");
+        assert!(err.contains("other.toml"), "{err}");
+    }
+    assert_eq!(d.service("a")["state"], "running", "nothing changed for A");
+}
+
 // Issue 9: `warden stop a b c` stopped one service after the other.
 #[test]
 fn stop_of_several_services_stops_them_together() {

@@ -64,7 +64,7 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
 
 /// Like [`load`], from text; `path` names the file in errors and anchors relative paths.
 pub fn load_str(text: &str, path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
-    load_text(text, path, env, &FsPrograms)
+    load_text(text, path, env, &FsPrograms::default())
 }
 
 /// [`load_str`] with its own lookup of which programs exist (tests pass a table).

@@ -33,17 +33,26 @@ pub(super) trait Programs {
 }
 
 /// The filesystem: a regular file (symlinks followed, as `exec` does), with an executable bit
-/// on Unix.
-pub(super) struct FsPrograms;
+/// on Unix. Each path is looked at once per load: 1,000 services of one program are one
+/// `stat`, not 1,000 (every CLI command loads the config).
+#[derive(Default)]
+pub(super) struct FsPrograms {
+    seen: std::cell::RefCell<std::collections::HashMap<PathBuf, Probe>>,
+}
 
 impl Programs for FsPrograms {
     fn probe(&self, path: &Path) -> Probe {
-        match std::fs::metadata(path) {
+        if let Some(p) = self.seen.borrow().get(path) {
+            return *p;
+        }
+        let probe = match std::fs::metadata(path) {
             Err(_) => Probe::Missing,
             Ok(meta) if !meta.is_file() => Probe::NotAFile,
             Ok(meta) if is_executable(&meta) => Probe::Executable,
             Ok(_) => Probe::NotExecutable,
-        }
+        };
+        self.seen.borrow_mut().insert(path.to_owned(), probe);
+        probe
     }
 }
 
@@ -704,5 +713,19 @@ mod tests {
         let mut svc = service(&["app"]);
         svc.env.insert("Path".into(), "/tools".into());
         assert_eq!(check_service(&svc, &env(&[]), &rules, &fs), vec![]);
+    }
+
+    #[test]
+    fn the_filesystem_is_asked_once_per_path_and_load() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let prog = dir.path().join("prog");
+        std::fs::write(&prog, "").expect("the program file");
+        let fs = FsPrograms::default();
+        let first = fs.probe(&prog);
+        std::fs::remove_file(&prog).expect("removed");
+        // The same load remembers what it saw; a new load looks again.
+        assert_eq!(fs.probe(&prog), first);
+        assert_ne!(first, Probe::Missing);
+        assert_eq!(FsPrograms::default().probe(&prog), Probe::Missing);
     }
 }

@@ -143,7 +143,19 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
     // control endpoint and the last reaped child.
     let state = std::sync::Arc::new(state);
     let attach = opts.attach || opts.json;
-    let engine = Engine::new(config.clone(), state.clone(), events, kill_rx, attach);
+    // The engine takes the services' configs; the endpoint below reads only `[warden]`.
+    let mut config = config;
+    let services = std::mem::take(&mut config.services);
+    let engine = Engine::new(
+        Config {
+            services,
+            ..config.clone()
+        },
+        state.clone(),
+        events,
+        kill_rx,
+        attach,
+    );
     let shutdown_timeout = engine.shutdown_timeout();
     let (handle, mut task, ready) = engine.spawn();
     // Serve only once every autostart service had its first start attempt, so that the

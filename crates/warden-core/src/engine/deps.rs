@@ -291,7 +291,7 @@ impl Engine {
         else {
             return Vec::new();
         };
-        let all: Vec<ServiceConfig> = self.entries.iter().map(|e| e.cfg.clone()).collect();
+        let all: Vec<ServiceConfig> = self.entries.iter().map(|e| (*e.cfg).clone()).collect();
         let mut started = Vec::new();
         for need in needed(&all, &cfg) {
             let dep = need.service.clone();
@@ -354,7 +354,11 @@ impl Engine {
 
     /// The order of a shutdown: dependents first; each inner list stops concurrently.
     pub(super) fn stop_levels(&self) -> Vec<Vec<String>> {
-        let all: Vec<ServiceConfig> = self.entries.iter().map(|e| e.cfg.clone()).collect();
+        // Without any `depends_on` there is one level: no copy of every config to order.
+        if self.entries.iter().all(|e| e.cfg.depends_on.is_empty()) {
+            return vec![self.entries.iter().map(|e| e.cfg.name.clone()).collect()];
+        }
+        let all: Vec<ServiceConfig> = self.entries.iter().map(|e| (*e.cfg).clone()).collect();
         let mut levels = crate::config::start_levels(&all);
         levels.reverse();
         levels

@@ -10,7 +10,7 @@ use crate::config::ServiceConfig;
 
 impl Handle {
     /// The config of every service in force, in config order; `None` once the engine ended.
-    pub fn config_in_force(&self) -> Option<Arc<Vec<ServiceConfig>>> {
+    pub fn config_in_force(&self) -> Option<Arc<Vec<Arc<ServiceConfig>>>> {
         let board = read(&self.board);
         (!board.closed).then(|| board.in_force.clone())
     }
@@ -27,7 +27,7 @@ impl Engine {
             .iter()
             .map(|e| (e.cfg.name.clone(), e.status.clone(), e.logs.clone()))
             .collect();
-        board.extra.publish(self.entries.iter().map(|e| &e.cfg));
+        board.extra.publish(self.entries.iter().map(|e| &*e.cfg));
         board.in_force = Arc::new(self.entries.iter().map(|e| e.cfg.clone()).collect());
     }
 }

@@ -126,7 +126,7 @@ struct Board {
     config_path: std::path::PathBuf,
     started: Instant,
     services: Vec<(String, watch::Receiver<Snapshot>, Arc<ServiceLogs>)>,
-    in_force: Arc<Vec<ServiceConfig>>, // each service's config as the engine runs it
+    in_force: Arc<Vec<Arc<ServiceConfig>>>, // each service's config as the engine runs it
     /// The engine has ended: no status any more.
     closed: bool,
     /// health: when the figures were last asked for (the samplers run while they are).
@@ -307,7 +307,8 @@ impl Handle {
 }
 
 struct Entry {
-    cfg: ServiceConfig,
+    /// Shared with the task and the board's `in_force`: one copy per service, not three.
+    cfg: Arc<ServiceConfig>,
     tx: mpsc::Sender<service::Request>,
     status: watch::Receiver<Snapshot>,
     logs: Arc<ServiceLogs>,
@@ -415,10 +416,11 @@ impl Engine {
         let events = self.ctx.events;
         let finish = self.finish.subscribe();
         let task = tokio::spawn(async move {
-            let services = self.config.services.clone();
+            // Taken, not copied: from here the entries hold the services' configs.
+            let services = std::mem::take(&mut self.config.services);
             let mut waits = Vec::new();
             for cfg in services {
-                let (entry, wait) = self.new_service(cfg);
+                let (entry, wait) = self.new_service(Arc::new(cfg));
                 self.entries.push(entry);
                 waits.extend(wait);
             }
@@ -432,6 +434,8 @@ impl Engine {
             for w in waits {
                 let _ = w.await;
             }
+            // What the start parsed and built is freed by now: give its pages back.
+            crate::process::release_free_heap();
             let _ = ready_tx.send(());
             self.run(rx).await;
         });
@@ -451,7 +455,7 @@ impl Engine {
     /// entry (and publishes). Returns the entry and the start's reply.
     fn new_service(
         &mut self,
-        cfg: ServiceConfig,
+        cfg: Arc<ServiceConfig>,
     ) -> (Entry, Option<oneshot::Receiver<Result<(), String>>>) {
         let events = self.ctx.events;
         let name = cfg.name.clone();
@@ -667,6 +671,8 @@ impl Engine {
         }
         for level in self.stop_levels() {
             let mut waits = Vec::new();
+            // A set: 1,000 services in one level are not 1,000,000 name comparisons.
+            let level: std::collections::HashSet<String> = level.into_iter().collect();
             let (now, later): (Vec<Entry>, Vec<Entry>) = self
                 .entries
                 .drain(..)

@@ -3,6 +3,7 @@
 //! added ones start; the hand-stopped list forgets removed names.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
@@ -67,7 +68,7 @@ impl Engine {
             .filter_map(|(cfg, slot)| {
                 let entry = slot.as_ref()?;
                 let state = entry.status.borrow().view.state();
-                (entry.cfg != *cfg
+                (*entry.cfg != *cfg
                     && matches!(state, State::Starting | State::Running | State::Backoff))
                 .then_some(cfg.name.as_str())
             })
@@ -75,7 +76,7 @@ impl Engine {
         let mut pending = Vec::new();
         for (cfg, slot) in new.services.iter().zip(slots.iter_mut()) {
             match slot.as_mut() {
-                Some(entry) if entry.cfg == *cfg => report.unchanged.push(cfg.name.clone()),
+                Some(entry) if *entry.cfg == *cfg => report.unchanged.push(cfg.name.clone()),
                 Some(entry) => {
                     // `autostart` turned on: the service should run now (unless stopped by hand).
                     let turned_on = cfg.autostart
@@ -105,7 +106,7 @@ impl Engine {
                     } else {
                         report.updated.push(cfg.name.clone());
                     }
-                    entry.cfg = cfg.clone();
+                    entry.cfg = Arc::new(cfg.clone());
                     if gated && active {
                         // To rest first, so that its next start waits for the new gate.
                         let (tx, rx) = oneshot::channel();
@@ -116,7 +117,7 @@ impl Engine {
                     let (tx, rx) = oneshot::channel();
                     let _ = entry
                         .tx
-                        .send(service::Request::Reconfigure(Box::new(cfg.clone()), tx))
+                        .send(service::Request::Reconfigure(entry.cfg.clone(), tx))
                         .await;
                     pending.push((cfg.name.clone(), rx));
                     if gated {
@@ -132,7 +133,7 @@ impl Engine {
                 }
                 None => {
                     report.added.push(cfg.name.clone());
-                    let (entry, wait) = self.new_service(cfg.clone());
+                    let (entry, wait) = self.new_service(Arc::new(cfg.clone()));
                     *slot = Some(entry);
                     if let Some(rx) = wait {
                         pending.push((cfg.name.clone(), rx));
@@ -159,8 +160,13 @@ impl Engine {
         if self.hand_stopped.len() != before {
             self.save_hand_stopped();
         }
-        self.config = new;
+        // The entries hold the services' configs; a second copy here would only cost memory.
+        self.config = Config {
+            services: Vec::new(),
+            ..new
+        };
         self.publish();
+        crate::process::release_free_heap();
         report
     }
 }

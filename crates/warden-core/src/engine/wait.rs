@@ -31,7 +31,7 @@ impl Handle {
             )
         };
         let configs: HashMap<&str, &ServiceConfig> =
-            in_force.iter().map(|c| (c.name.as_str(), c)).collect();
+            in_force.iter().map(|c| (c.name.as_str(), &**c)).collect();
         // Every service's first look is taken now, before waiting on any of them.
         let firsts: HashMap<String, Snapshot> = receivers
             .iter()

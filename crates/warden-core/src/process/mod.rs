@@ -206,6 +206,12 @@ pub fn sample_own() -> Option<OwnSample> {
     imp::sample_own()
 }
 
+/// Give the heap's free pages back to the OS after a burst of allocations that were freed
+/// (the start of every service, a reload); see [`imp::release_free_heap`].
+pub fn release_free_heap() {
+    imp::release_free_heap();
+}
+
 /// The variables a service manager above warden (systemd) gives warden itself: every child
 /// starts without them unless its own `env` (or warden, for `notify = true`) sets them, so
 /// that a child under `inherit_env` never talks to the host's systemd in warden's place.

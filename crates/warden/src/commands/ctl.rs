@@ -204,7 +204,22 @@ async fn open(dialer: &Dialer) -> Result<Client, Failure> {
 /// Two configs that share a state dir reach the same warden: refuse to act for the one it
 /// does not run (issue 8, E.14), so that `down -c B.toml` never stops A's services.
 async fn same_config(client: &mut Client, config: &Config, dialer: &Dialer) -> Result<(), Failure> {
-    let report = client.status(&[]).await.map_err(|e| client_failure(&e))?;
+    // Only `warden.config` is read: the status of one service this config names carries it
+    // (1,000 services would otherwise be sent and parsed twice per command). A warden that
+    // does not know that name runs another config, or an older one: the whole status says.
+    let one = config.services.first().map(|s| s.name.as_str());
+    let report = match one {
+        Some(name) => match client.status(&[name]).await {
+            Err(ClientError::Api { .. }) => None,
+            other => Some(other),
+        },
+        None => None,
+    };
+    let report = match report {
+        Some(r) => r,
+        None => client.status(&[]).await,
+    }
+    .map_err(|e| client_failure(&e))?;
     let running = std::path::Path::new(&report.warden.config);
     let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
     {

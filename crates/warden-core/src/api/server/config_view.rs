@@ -62,7 +62,7 @@ pub fn view(s: &ServiceConfig) -> ServiceConfigView {
 /// The answer to `GET /v1/services/{name}/config`: 200 with a [`ServiceConfigView`] of the
 /// config in force (as the engine runs it: an edit not reloaded yet, or a file with errors
 /// now, changes nothing), 404 when no such service runs.
-pub(super) fn answer(in_force: Option<Arc<Vec<ServiceConfig>>>, name: &str) -> Resp {
+pub(super) fn answer(in_force: Option<Arc<Vec<Arc<ServiceConfig>>>>, name: &str) -> Resp {
     let Some(services) = in_force else {
         return shutting_down();
     };

@@ -119,7 +119,7 @@ pub trait Backend: Send + Sync + 'static {
     fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>>;
     /// The config of every service in force (what the engine runs, not what the file says
     /// now); `None` once the engine is gone.
-    fn config_in_force(&self) -> Option<Arc<Vec<crate::config::ServiceConfig>>>;
+    fn config_in_force(&self) -> Option<Arc<Vec<Arc<crate::config::ServiceConfig>>>>;
     /// Resolves once no service is on its way up any more (see [`Handle::settled`]); the
     /// server bounds the wait. A backend without starts has nothing to wait for.
     fn settled(&self) -> BoxFuture<'_, ()> {
@@ -161,7 +161,7 @@ impl Backend for Handle {
         Box::pin(Handle::reload(self))
     }
 
-    fn config_in_force(&self) -> Option<Arc<Vec<crate::config::ServiceConfig>>> {
+    fn config_in_force(&self) -> Option<Arc<Vec<Arc<crate::config::ServiceConfig>>>> {
         Handle::config_in_force(self)
     }
 

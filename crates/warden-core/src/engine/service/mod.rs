@@ -59,7 +59,7 @@ pub enum Request {
     /// Stop it if it runs, then start it; answers once it is up.
     Restart(Reply),
     /// Take a new config (reload). It restarts if it was running or waiting to restart.
-    Reconfigure(Box<ServiceConfig>, Reply),
+    Reconfigure(Arc<ServiceConfig>, Reply),
     /// Stop it and end the task.
     Shutdown(Reply),
     /// `depends_on`: stop it if it runs and rest `pending` with this reason (`engine/deps.rs`).
@@ -124,7 +124,7 @@ enum Event {
 }
 
 pub struct ServiceTask {
-    cfg: ServiceConfig,
+    cfg: Arc<ServiceConfig>,
     logs: Arc<ServiceLogs>,
     ctx: Arc<Ctx>,
     rx: mpsc::Receiver<Request>,
@@ -143,7 +143,7 @@ impl ServiceTask {
     /// A task resting in `rest` (with `reason`) until its first request. Returns the task and
     /// the receiver of what it publishes.
     pub fn new(
-        cfg: ServiceConfig,
+        cfg: Arc<ServiceConfig>,
         logs: Arc<ServiceLogs>,
         ctx: Arc<Ctx>,
         rx: mpsc::Receiver<Request>,
@@ -238,60 +238,43 @@ impl ServiceTask {
                     req = self.rx.recv() => Event::Request(req),
                     r = probe::next(&mut self.probes) => Event::Probe(r),
                 },
-                Phase::Starting(run) => {
-                    // health: with `ready` or `notify`, `up::up_at` is `None`: the check says when.
-                    let give_up = up::start_deadline(&self.cfg, run);
-                    let up_at = up::up_at(&self.cfg, run);
-                    let pid_file = self.cfg.daemonize.pid_file.as_deref();
-                    if let (Some(wait), Some(path)) = (&mut run.awaiting, pid_file) {
-                        tokio::select! {
-                            pid = daemonize::next_pid(path, wait) => Event::PidFile(pid),
-                            () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
-                            req = self.rx.recv() => Event::Request(req),
-                            r = probe::next(&mut self.probes) => Event::Probe(r),
-                        }
-                    } else {
-                        tokio::select! {
-                            status = run.child.wait() => Event::Exited(status),
-                            () = sleep_until_some(up_at) => Event::Up,
-                            () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
-                            req = self.rx.recv() => Event::Request(req),
-                            r = probe::next(&mut self.probes) => Event::Probe(r),
-                        }
-                    }
-                }
-                Phase::Backoff { until, .. } => {
-                    let until = *until;
-                    tokio::select! {
-                        () = tokio::time::sleep_until(until) => Event::BackoffOver,
-                        req = self.rx.recv() => Event::Request(req),
-                    }
-                }
+                // Boxed: the timers of these phases would double every idle task's future.
+                Phase::Starting(_) | Phase::Backoff { .. } => Box::pin(self.next_timed()).await,
                 Phase::Rest { .. } | Phase::Stopping { .. } => Event::Request(self.rx.recv().await),
             };
-            match event {
-                Event::Exited(status) => self.on_exit(status).await,
-                Event::Up => {
-                    if let Phase::Starting(run) = self.take_phase() {
-                        self.set(Phase::Running(run));
-                    }
-                }
-                Event::PidFile(pid) => self.on_pid(pid),
-                Event::StartTimeout => self.on_start_timeout().await,
-                Event::BackoffOver => self.start(true),
-                Event::Probe(r) => self.on_probe(r).await,
-                Event::Request(None) => {
-                    self.stop("warden is shutting down").await;
-                    break;
-                }
-                Event::Request(Some(Request::Shutdown(reply))) => {
-                    self.stop("warden is shutting down").await;
-                    let _ = reply.send(Ok(()));
-                    break;
-                }
-                Event::Request(Some(req)) => self.handle(req).await,
+            // Boxed: what handling an event awaits (a stop, a restart) is far larger than
+            // the waiting above, and it would otherwise sit in every idle task's memory.
+            if Box::pin(self.on_event(event)).await {
+                break;
             }
         }
+    }
+
+    /// Act on one event; `true` once the task should end.
+    async fn on_event(&mut self, event: Event) -> bool {
+        match event {
+            Event::Exited(status) => self.on_exit(status).await,
+            Event::Up => {
+                if let Phase::Starting(run) = self.take_phase() {
+                    self.set(Phase::Running(run));
+                }
+            }
+            Event::PidFile(pid) => self.on_pid(pid),
+            Event::StartTimeout => self.on_start_timeout().await,
+            Event::BackoffOver => self.start(true),
+            Event::Probe(r) => self.on_probe(r).await,
+            Event::Request(None) => {
+                self.stop("warden is shutting down").await;
+                return true;
+            }
+            Event::Request(Some(Request::Shutdown(reply))) => {
+                self.stop("warden is shutting down").await;
+                let _ = reply.send(Ok(()));
+                return true;
+            }
+            Event::Request(Some(req)) => self.handle(req).await,
+        }
+        false
     }
 
     async fn handle(&mut self, req: Request) {
@@ -327,7 +310,7 @@ impl ServiceTask {
                 }
                 self.waiting = waiting;
                 self.logs.reconfigure(&cfg.log);
-                self.cfg = *cfg;
+                self.cfg = cfg;
                 let result = if was_active {
                     self.history.reset();
                     self.start(false);
@@ -637,14 +620,6 @@ impl ServiceTask {
             }
         }
         self.rest(Rest::Stopped, reason);
-    }
-}
-
-/// Sleep until `at`, or forever for `None`.
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

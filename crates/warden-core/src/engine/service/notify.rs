@@ -35,7 +35,7 @@ pub(super) async fn listen(
     sock: Socket,
     _pid: u32,
     _watchdog: Option<std::time::Duration>,
-    _tx: tokio::sync::mpsc::Sender<super::probe::ProbeResult>,
+    _tx: super::probe::ResultTx,
 ) {
     match sock {}
 }
@@ -63,7 +63,6 @@ mod imp {
     use std::ffi::OsString;
     use std::time::Duration;
 
-    use tokio::sync::mpsc;
     use tokio::time::Instant;
 
     use super::super::probe::ProbeResult;
@@ -103,7 +102,7 @@ mod imp {
         sock: NotifySocket,
         pid: u32,
         mut watchdog: Option<Duration>,
-        tx: mpsc::Sender<ProbeResult>,
+        tx: crate::engine::service::probe::ResultTx,
     ) {
         let mut last_ping = Instant::now();
         loop {
@@ -116,7 +115,7 @@ mod imp {
                         None => std::future::pending().await,
                     }
                 } => {
-                    let _ = tx.send(ProbeResult::Notify(Note::WatchdogTimeout)).await;
+                    let _ = tx.send(Box::new(ProbeResult::Notify(Note::WatchdogTimeout))).await;
                     return;
                 }
             };
@@ -148,7 +147,7 @@ mod imp {
                 };
                 if let Some(note) = note {
                     let end = note == Note::WatchdogTimeout;
-                    if tx.send(ProbeResult::Notify(note)).await.is_err() || end {
+                    if tx.send(Box::new(ProbeResult::Notify(note))).await.is_err() || end {
                         return;
                     }
                 }

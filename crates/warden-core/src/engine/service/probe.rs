@@ -41,9 +41,13 @@ pub(super) enum ProbeResult {
     Notify(super::notify::Note),
 }
 
+/// Where a run's probes and sampler send their results. Boxed: a channel's buffer is a block
+/// of 32 slots from the start, and 32 bare results would be 2.5 KiB in every running service.
+pub(super) type ResultTx = mpsc::Sender<Box<ProbeResult>>;
+
 /// The probes of the current run; dropping it ends them.
 pub(super) struct Probes {
-    rx: mpsc::Receiver<ProbeResult>,
+    rx: mpsc::Receiver<Box<ProbeResult>>,
     /// The ready check's task (ended once it passed), then the health check's.
     ready_task: Option<JoinHandle<()>>,
     health_task: Option<JoinHandle<()>>,
@@ -168,7 +172,7 @@ impl Probes {
 pub(super) async fn next(probes: &mut Option<Probes>) -> ProbeResult {
     match probes {
         Some(p) => match p.rx.recv().await {
-            Some(r) => r,
+            Some(r) => *r,
             None => std::future::pending().await,
         },
         None => std::future::pending().await,
@@ -180,7 +184,7 @@ fn spawn_loop(
     check: &Check,
     prober: &Arc<dyn Prober>,
     exec: &Arc<ExecEnv>,
-    tx: &mpsc::Sender<ProbeResult>,
+    tx: &ResultTx,
     timer: &(Arc<crate::engine::metrics::ProbeTimes>, String),
 ) -> JoinHandle<()> {
     let (check, prober, exec, tx) = (check.clone(), prober.clone(), exec.clone(), tx.clone());
@@ -209,7 +213,11 @@ fn spawn_loop(
                 )),
             };
             times.observe(&name, began.elapsed());
-            if tx.send(ProbeResult::Check { which, result }).await.is_err() {
+            if tx
+                .send(Box::new(ProbeResult::Check { which, result }))
+                .await
+                .is_err()
+            {
                 return;
             }
             tokio::time::sleep_until(began + gap).await;
@@ -222,11 +230,7 @@ fn spawn_loop(
 const READY_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// `log_line`: one result, the first line that matches.
-async fn watch_lines(
-    pattern: String,
-    mut lines: broadcast::Receiver<LogLine>,
-    tx: mpsc::Sender<ProbeResult>,
-) {
+async fn watch_lines(pattern: String, mut lines: broadcast::Receiver<LogLine>, tx: ResultTx) {
     // Checked at load time: it compiles.
     let Ok(re) = regex::bytes::Regex::new(&pattern) else {
         return;
@@ -235,10 +239,10 @@ async fn watch_lines(
         match lines.recv().await {
             Ok(line) if re.is_match(&line.bytes) => {
                 let _ = tx
-                    .send(ProbeResult::Check {
+                    .send(Box::new(ProbeResult::Check {
                         which: Which::Ready,
                         result: Ok(()),
-                    })
+                    }))
                     .await;
                 return;
             }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Usage;
@@ -36,12 +36,20 @@ pub(super) fn mib(bytes: u64) -> String {
     format!("{}MiB", bytes >> 20)
 }
 
+/// Where in `interval` the sampler of `pid` takes its first sample after a quiet spell: a
+/// fixed place per pid (a multiplicative hash, so that consecutive pids land far apart).
+fn spread(pid: u32, interval: Duration) -> Duration {
+    let place = u64::from(pid.wrapping_mul(2_654_435_761));
+    let nanos = interval.as_nanos().min(u128::from(u64::MAX)) as u64;
+    Duration::from_nanos(((u128::from(nanos) * u128::from(place)) >> 32) as u64)
+}
+
 /// Sample the tree of `pid` while needed; stop after reporting the memory limit.
 pub(super) async fn sampler(
     mut pid: tokio::sync::watch::Receiver<u32>,
     sensing: Sensing,
     memory_max: Option<u64>,
-    tx: mpsc::Sender<ProbeResult>,
+    tx: super::probe::ResultTx,
 ) {
     let interval = sensing.sample_interval;
     let window = Duration::from_secs(60).max(interval * 3);
@@ -58,6 +66,11 @@ pub(super) async fn sampler(
             if demand.changed().await.is_err() {
                 return;
             }
+            // A read after a quiet spell wakes every service's sampler at the same instant:
+            // their first samples are spread over one interval, so that 1,000 services do not
+            // all read /proc at once, in front of the very answer that woke them.
+            let wait = spread(*pid.borrow(), interval);
+            tokio::time::sleep(wait).await;
             continue;
         }
         let now = Instant::now();
@@ -90,7 +103,12 @@ pub(super) async fn sampler(
                 cpu_seconds: Some(s.cpu_seconds),
                 memory_cgroup_bytes: s.cgroup_memory_bytes,
             };
-            if tx.send(ProbeResult::Usage(usage, over)).await.is_err() || done {
+            if tx
+                .send(Box::new(ProbeResult::Usage(usage, over)))
+                .await
+                .is_err()
+                || done
+            {
                 return;
             }
         }
@@ -116,5 +134,26 @@ impl crate::engine::Engine {
             },
         });
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_samples_after_a_quiet_spell_are_spread_over_the_interval() {
+        let interval = Duration::from_secs(2);
+        let places: Vec<Duration> = (1000..1100).map(|pid| spread(pid, interval)).collect();
+        assert!(places.iter().all(|d| *d < interval), "{places:?}");
+        // 100 consecutive pids: every tenth of the interval gets some of them.
+        for tenth in 0..10 {
+            let (lo, hi) = (interval * tenth / 10, interval * (tenth + 1) / 10);
+            assert!(
+                places.iter().any(|d| *d >= lo && *d < hi),
+                "none in {lo:?}..{hi:?}: {places:?}"
+            );
+        }
+        assert_eq!(spread(7, Duration::ZERO), Duration::ZERO);
     }
 }

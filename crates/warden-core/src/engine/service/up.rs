@@ -7,10 +7,11 @@
 //! process is followed. A start that is not up within `start_timeout` has failed.
 //! A service with a `ready` check or `notify = true` is up when the check passes (or READY=1
 //! arrives): [`up_at`] is `None` for it, and the probes' event makes it `running`.
+//! [`ServiceTask::next_timed`] waits on these deadlines (and the pid file) for the task.
 
 use tokio::time::Instant;
 
-use super::{Run, deadline_after_from};
+use super::{Event, Phase, Run, ServiceTask, daemonize, deadline_after_from, probe};
 use crate::config::ServiceConfig;
 
 /// When the run will be up if its main process keeps running; `None` while it cannot be up
@@ -34,4 +35,50 @@ pub(super) fn is_up(cfg: &ServiceConfig, run: &Run) -> bool {
 /// When a start that is not up yet has failed: `start_timeout` after the spawn.
 pub(super) fn start_deadline(cfg: &ServiceConfig, run: &Run) -> Instant {
     deadline_after_from(run.started, cfg.daemonize.start_timeout)
+}
+
+impl ServiceTask {
+    /// The next event of a starting service (its timers, its pid file) or of one in backoff.
+    pub(super) async fn next_timed(&mut self) -> Event {
+        match &mut self.phase {
+            Phase::Starting(run) => {
+                // health: with `ready` or `notify`, `up::up_at` is `None`: the check says when.
+                let give_up = start_deadline(&self.cfg, run);
+                let up_at = up_at(&self.cfg, run);
+                let pid_file = self.cfg.daemonize.pid_file.as_deref();
+                if let (Some(wait), Some(path)) = (&mut run.awaiting, pid_file) {
+                    tokio::select! {
+                        pid = daemonize::next_pid(path, wait) => Event::PidFile(pid),
+                        () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
+                        req = self.rx.recv() => Event::Request(req),
+                        r = probe::next(&mut self.probes) => Event::Probe(r),
+                    }
+                } else {
+                    tokio::select! {
+                        status = run.child.wait() => Event::Exited(status),
+                        () = sleep_until_some(up_at) => Event::Up,
+                        () = tokio::time::sleep_until(give_up) => Event::StartTimeout,
+                        req = self.rx.recv() => Event::Request(req),
+                        r = probe::next(&mut self.probes) => Event::Probe(r),
+                    }
+                }
+            }
+            Phase::Backoff { until, .. } => {
+                let until = *until;
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => Event::BackoffOver,
+                    req = self.rx.recv() => Event::Request(req),
+                }
+            }
+            _ => Event::Request(self.rx.recv().await),
+        }
+    }
+}
+
+/// Sleep until `at`, or forever for `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

@@ -130,6 +130,17 @@ impl Child {
     /// none is left. Re-checks after every reap (see the module docs for non-Linux).
     pub async fn wait_tree_gone(&mut self, timeout: Duration) -> bool {
         let deadline = crate::util::deadline_in(timeout);
+        // No tree is gone while its launcher runs: wait for the launcher's own status first.
+        // Only then on every reap (any child's): 1,000 services stopping at once would
+        // otherwise wake 1,000 waiters per reap, and the last stop signals would queue
+        // behind those wake-ups.
+        if self.launcher_status().is_none() {
+            let mut status = self.status.clone();
+            let reaped = status.wait_for(Option::is_some);
+            if tokio::time::timeout_at(deadline, reaped).await.is_err() {
+                return self.tree_gone();
+            }
+        }
         wait_until(deadline, SUBREAPER.load(Ordering::Relaxed), || {
             self.tree_gone()
         })

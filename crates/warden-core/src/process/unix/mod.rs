@@ -91,7 +91,7 @@ pub use notify::NotifySocket;
 pub(super) use notify::in_tree;
 pub use pipe::OutputPipe;
 pub(super) use reaper::{init_supervisor, wait_no_children};
-pub(super) use sample::{sample_own, sample_tree};
+pub(super) use sample::{release_free_heap, sample_own, sample_tree};
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
 pub(super) use tree::{kill_all_descendants, kill_leftovers};

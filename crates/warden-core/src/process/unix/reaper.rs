@@ -134,8 +134,9 @@ pub(super) fn ensure_reaper() -> io::Result<()> {
         let thread = std::thread::Builder::new()
             .name("warden-reaper".into())
             .spawn(move || {
+                // Only the I/O driver (it carries the signal): this runtime has no timers.
                 let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
+                    .enable_io()
                     .build()
                 {
                     Ok(rt) => rt,

@@ -113,6 +113,17 @@ pub(crate) fn sample_tree(_pid: u32) -> Option<TreeSample> {
     None
 }
 
+/// Give the free pages of the heap back to the OS (glibc's `malloc_trim`): what a start of
+/// 1,000 services or a reload parsed and built, and freed, is otherwise kept by the allocator
+/// between the chunks still in use. Elsewhere the allocator is left alone.
+pub(crate) fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: no preconditions; it only returns free memory of the heap to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// warden's own CPU time, RSS and open file descriptors (`/proc/self`).
 #[cfg(target_os = "linux")]
 pub(crate) fn sample_own() -> Option<OwnSample> {

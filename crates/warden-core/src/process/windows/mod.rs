@@ -69,7 +69,7 @@ pub use pipe::OutputPipe;
 pub(super) use spawn::spawn;
 pub(super) use stop::stop_steps;
 
-pub(super) use sample::{sample_own, sample_tree};
+pub(super) use sample::{release_free_heap, sample_own, sample_tree};
 use wait::ExitWatch;
 pub use watch::DirWatch;
 

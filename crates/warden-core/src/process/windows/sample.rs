@@ -76,6 +76,9 @@ fn memory_of(process: HANDLE) -> Option<PROCESS_MEMORY_COUNTERS> {
     (unsafe { GetProcessMemoryInfo(process, &raw mut counters, size) } != 0).then_some(counters)
 }
 
+/// Nothing to do: the Windows heap gives free pages back on its own.
+pub(crate) fn release_free_heap() {}
+
 /// warden's own process: CPU time (`GetProcessTimes`), working set
 /// (`GetProcessMemoryInfo`), and its open handles (`GetProcessHandleCount`) as `open_fds`,
 /// the figure Prometheus's own Windows clients give as `process_open_fds`.
