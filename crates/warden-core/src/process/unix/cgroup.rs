@@ -285,6 +285,9 @@ pub(super) struct Cgroup {
     watch: Option<Watch>,
     /// Why a limit was not applied, for the engine to warn about.
     pub(super) notes: Vec<String>,
+    /// `cgroup.kill` was written: the cgroup is not kept for a next run (Linux 6.18 kills a
+    /// child that `clone3` creates in a cgroup killed before, see `fork.rs`).
+    killed: std::sync::atomic::AtomicBool,
 }
 
 /// A cgroup made for a spawn, and its directory open: `clone3` creates the child in it (see
@@ -327,7 +330,12 @@ impl Cgroup {
             Some(kept) => kept.watch,
             None => watch_events(&dir.join("cgroup.events")),
         };
-        let cgroup = Cgroup { dir, watch, notes };
+        let cgroup = Cgroup {
+            dir,
+            watch,
+            notes,
+            killed: std::sync::atomic::AtomicBool::new(false),
+        };
         let mut limit_notes = apply_limits(&cgroup.dir, &writes);
         let dir = fs::OpenOptions::new()
             .read(true)
@@ -369,7 +377,14 @@ impl Cgroup {
     }
 
     /// SIGKILL everything in the cgroup: `cgroup.kill`, or each pid on older kernels.
+    #[cfg(test)]
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub(super) fn kill(&self) -> io::Result<()> {
+        self.killed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         kill_dir(&self.dir)
     }
 }
@@ -432,9 +447,14 @@ impl Drop for Cgroup {
         let _tree = lock(&TREE);
         // The thread that removes kept cgroups in time is the watcher's.
         let timed = WATCHER.get().is_some_and(Option::is_some);
-        if timed && !self.populated() {
+        let killed = self.killed.load(std::sync::atomic::Ordering::Relaxed);
+        if timed && !killed && !self.populated() {
             // Kept a moment for the service's next run, then removed (see `parked.rs`).
             parked::park(self.dir.clone(), self.watch);
+            return;
+        }
+        if remove(&self.dir) {
+            unwatch(self.watch);
             return;
         }
         // The tree outlived its `Child` (it was dropped without a stop, as when a runtime

@@ -167,7 +167,15 @@ pub(super) enum Cloned {
     Child(u32),
     /// The kernel (or a seccomp filter) refuses `clone3` into a cgroup: use std's path.
     Unsupported,
+    /// The child was killed before it ran (it is reaped): use std's path for this one.
+    /// Linux 6.18 does that to every child `clone3` creates in a cgroup that was once
+    /// killed through `cgroup.kill` (it compares the cgroup's kill count with the one of
+    /// the *parent's* cgroup).
+    KilledAtBirth,
 }
+
+/// `ChildCtx::errno` until the child runs.
+const NOT_RUN: i32 = i32::MIN;
 
 /// What the child needs, on the parent's stack (the child shares the address space).
 struct ChildCtx<'a> {
@@ -274,7 +282,7 @@ pub(super) fn spawn_in_cgroup(
         slots: slot_fds,
         last_kept: slot_fds.into_iter().max().unwrap_or(2),
         setup,
-        errno: AtomicI32::new(0),
+        errno: AtomicI32::new(NOT_RUN),
         no_unshare: AtomicBool::new(false),
     };
     let args = CloneArgs {
@@ -321,6 +329,9 @@ pub(super) fn spawn_in_cgroup(
         UNSUPPORTED.store(true, Ordering::Relaxed);
         return Ok(Cloned::Unsupported);
     }
+    if errno == NOT_RUN {
+        return Ok(Cloned::KilledAtBirth);
+    }
     Err(io::Error::from_raw_os_error(errno))
 }
 
@@ -353,6 +364,7 @@ unsafe fn in_child(ctx: &mut ChildCtx<'_>) -> ! {
         // SAFETY: ends this process only (no CLONE_THREAD).
         unsafe { libc::_exit(EXIT_SETUP_FAILED) }
     };
+    ctx.errno.store(0, Ordering::Release);
     // SAFETY (every call below): async-signal-safe syscalls with valid arguments.
     // A private table of 0..=last_kept; the rest of warden's descriptors are not copied.
     let first_dropped = (ctx.last_kept + 1) as libc::c_uint;
@@ -776,6 +788,39 @@ mod tests {
         assert!(
             matches!(err, crate::process::SpawnError::BadCwd { .. }),
             "{err:?}"
+        );
+    }
+
+    /// A child created in a cgroup that `cgroup.kill` emptied before is killed by the kernel
+    /// before it runs (Linux 6.18): the spawn takes std's path then, and the program runs.
+    #[tokio::test]
+    async fn a_spawn_into_a_cgroup_killed_before_still_runs_its_program() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let Some(mut spec) = cgroup_spec(tmp.path(), "exec sleep 300", "killed") else {
+            return;
+        };
+        let mut first = crate::process::spawn(&spec).expect("spawn");
+        first.kill_tree().expect("cgroup.kill");
+        assert!(
+            first
+                .wait_tree_gone(std::time::Duration::from_secs(20))
+                .await
+        );
+        // While `first` holds it, the same cgroup (killed once) is the second run's.
+        spec.output = crate::process::Output::Joined;
+        spec.args[1] = "echo ran".into();
+        let mut second = crate::process::spawn(&spec).expect("spawn again");
+        assert_eq!(read_all(second.take_stdout()).await, "ran\n");
+        let status = tokio::time::timeout(std::time::Duration::from_secs(20), second.wait())
+            .await
+            .expect("it exits");
+        assert_eq!(status, crate::process::ExitStatus::Code(0));
+        drop(second);
+        let dir = first.cgroup.as_ref().expect("a cgroup").dir().to_owned();
+        drop(first);
+        assert!(
+            !dir.exists(),
+            "a killed cgroup is removed, not kept for a next run"
         );
     }
 }

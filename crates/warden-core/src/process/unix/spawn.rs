@@ -135,7 +135,7 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
                 setup(None)
             }) {
                 Ok(fork::Cloned::Child(pid)) => Some(pid),
-                Ok(fork::Cloned::Unsupported) => None,
+                Ok(fork::Cloned::Unsupported | fork::Cloned::KilledAtBirth) => None,
                 Err(e) => {
                     drop(live);
                     return Err(spawn_error(spec, program, e));
