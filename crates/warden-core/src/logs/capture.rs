@@ -553,8 +553,11 @@ impl<R> Reader<R> {
         if input.capacity() - input.len() < limit {
             // Room for the start of a line left over from this read too: the next read of
             // the same size then fits without growing the buffer again (a `realloc`, an
-            // `mremap` for a big one, on every other round of a flood).
-            input.reserve_exact(limit + SLACK);
+            // `mremap` for a big one, on every other round of a flood). Not for the first,
+            // smallest read, which a quiet stream waits in: 2,000 idle pipes would hold
+            // 9 MB of slack.
+            let slack = if limit > READ_MIN { SLACK } else { 0 };
+            input.reserve_exact(limit + slack);
         }
         pipe.take(limit as u64).read_buf(input).await
     }
