@@ -703,15 +703,7 @@ fn a_command_for_another_config_on_the_same_state_dir_is_refused() {
     let d = Daemon::up(&env);
     d.until_state("a", "running");
     for args in [&["reload"][..], &["down"], &["status"], &["stop", "a"]] {
-        let o = Command::new(common::warden_bin())
-            .args(args)
-            .arg("-c")
-            .arg(&other)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        let err = assert_fails(&o, 2, "both configs use the state dir");
-        assert!(err.contains("other.toml"), "{err}");
+        let err = refused_with_other_config(&other, args);
         assert!(err.contains("warden.toml"), "{err}");
     }
     assert_eq!(d.service("a")["state"], "running", "nothing changed for A");
@@ -729,17 +721,24 @@ fn a_command_for_another_config_with_the_same_service_names_is_refused() {
     let d = Daemon::up(&env);
     d.until_state("a", "running");
     for args in [&["down"][..], &["status"]] {
-        let o = Command::new(common::warden_bin())
-            .args(args)
-            .arg("-c")
-            .arg(&other)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        let err = assert_fails(&o, 2, "both configs use the state dir");
-        assert!(err.contains("other.toml"), "{err}");
+        refused_with_other_config(&other, args);
     }
     assert_eq!(d.service("a")["state"], "running", "nothing changed for A");
+}
+
+/// `warden ARGS -c OTHER` against a warden of another config on the same state dir: exit 2,
+/// naming the other config; returns stderr.
+fn refused_with_other_config(other: &std::path::Path, args: &[&str]) -> String {
+    let o = Command::new(common::warden_bin())
+        .args(args)
+        .arg("-c")
+        .arg(other)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = assert_fails(&o, 2, "both configs use the state dir");
+    assert!(err.contains("other.toml"), "{err}");
+    err
 }
 
 // Issue 9: `warden stop a b c` stopped one service after the other.

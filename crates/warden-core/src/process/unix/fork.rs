@@ -51,9 +51,9 @@ const DEFAULT_PATH: &[u8] = b"/bin:/usr/bin";
 /// The shell `execvp` hands a script without `#!` to.
 const SH: &CStr = c"/bin/sh";
 
-/// How many children were created in their cgroup (tests check that the path was taken).
+/// The children created in their cgroup (tests check that a spawn took this path).
 #[cfg(test)]
-static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static CREATED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
 
 /// Set once `clone3` with `CLONE_INTO_CGROUP` was refused for good.
 static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
@@ -316,7 +316,7 @@ pub(super) fn spawn_in_cgroup(
     let errno = ctx.errno.load(Ordering::Acquire);
     if errno == 0 {
         #[cfg(test)]
-        CREATED.fetch_add(1, Ordering::Relaxed);
+        super::lock(&CREATED).push(pid as u32);
         return Ok(Cloned::Child(pid as u32));
     }
     let mut status = 0;
@@ -695,6 +695,10 @@ mod tests {
         ))
     }
 
+    fn created_here(pid: u32) -> bool {
+        super::super::lock(&CREATED).contains(&pid)
+    }
+
     async fn read_all(pipe: Option<crate::process::OutputPipe>) -> String {
         use tokio::io::AsyncReadExt;
         let mut out = String::new();
@@ -716,12 +720,8 @@ mod tests {
         };
         spec.output = crate::process::Output::Separate;
         spec.env.push(("FORK_VAR".into(), "42".into()));
-        let before = CREATED.load(Ordering::Relaxed);
         let mut child = crate::process::spawn(&spec).expect("spawn");
-        assert!(
-            CREATED.load(Ordering::Relaxed) > before,
-            "created by clone3 in its cgroup"
-        );
+        assert!(created_here(child.pid()), "created by clone3 in its cgroup");
         let (out, err) = tokio::join!(read_all(child.take_stdout()), read_all(child.take_stderr()));
         assert!(out.contains("/pipes.service\n"), "in its cgroup: {out}");
         assert!(out.contains("v=42\n"), "its environment: {out}");
@@ -735,6 +735,7 @@ mod tests {
         spec.output = crate::process::Output::Joined;
         spec.args[1] = "echo one; echo two >&2; echo three".into();
         let mut child = crate::process::spawn(&spec).expect("spawn");
+        assert!(created_here(child.pid()), "created by clone3 in its cgroup");
         assert_eq!(read_all(child.take_stdout()).await, "one\ntwo\nthree\n");
         assert!(child.take_stderr().is_none());
         tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
@@ -762,6 +763,7 @@ mod tests {
         ));
         spec.output = crate::process::Output::Joined;
         let mut child = crate::process::spawn(&spec).expect("spawn");
+        assert!(created_here(child.pid()), "created by clone3 in its cgroup");
         let out = read_all(child.take_stdout()).await;
         assert_eq!(out, format!("ran as {} with arg1\n", script.display()));
         tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
@@ -810,6 +812,10 @@ mod tests {
         spec.output = crate::process::Output::Joined;
         spec.args[1] = "echo ran".into();
         let mut second = crate::process::spawn(&spec).expect("spawn again");
+        assert!(
+            !created_here(second.pid()),
+            "std's path, the clone3 child died at birth"
+        );
         assert_eq!(read_all(second.take_stdout()).await, "ran\n");
         let status = tokio::time::timeout(std::time::Duration::from_secs(20), second.wait())
             .await

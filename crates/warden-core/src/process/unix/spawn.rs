@@ -129,12 +129,15 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     // nor steal the failed child that std (or `fork.rs`) reaps itself on an exec error.
     let mut live = lock(&reaper().live);
     #[cfg(target_os = "linux")]
-    let launched = match (&direct, &made) {
+    let launched = match (direct, &made) {
         (Some((image, stdio)), Some(m)) => {
-            match fork::spawn_in_cgroup(image, m.dir.as_fd(), stdio.child_fds(), &mut || {
+            match fork::spawn_in_cgroup(&image, m.dir.as_fd(), stdio.child_fds(), &mut || {
                 setup(None)
             }) {
-                Ok(fork::Cloned::Child(pid)) => Some(pid),
+                Ok(fork::Cloned::Child(pid)) => {
+                    let (stdout, stderr) = stdio.into_readers();
+                    Some((pid, stdout, stderr))
+                }
                 Ok(fork::Cloned::Unsupported | fork::Cloned::KilledAtBirth) => None,
                 Err(e) => {
                     drop(live);
@@ -145,55 +148,47 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         _ => None,
     };
     #[cfg(not(target_os = "linux"))]
-    let launched: Option<u32> = None;
-    let (pid, stdout, stderr) = match launched {
+    let launched: Option<(u32, Option<OwnedFd>, Option<OwnedFd>)> = None;
+    let (pid, stdout, stderr) = if let Some(launched) = launched {
+        launched
+    } else {
+        // std's path: the child moves itself into its cgroup, if it has one.
         #[cfg(target_os = "linux")]
-        Some(pid) => {
-            let (_, stdio) = direct.expect("a direct spawn has its stdio");
-            let (stdout, stderr) = stdio.into_readers();
-            (pid, stdout, stderr)
-        }
+        let procs = match made.as_ref().map(|m| m.cgroup.open_procs()).transpose() {
+            Ok(p) => p,
+            Err(reason) => {
+                drop(live);
+                let source = io::Error::other(reason);
+                return Err(SpawnError::Other { program, source });
+            }
+        };
+        #[cfg(target_os = "linux")]
+        let cgroup_fd = procs.as_ref().map(AsRawFd::as_raw_fd);
         #[cfg(not(target_os = "linux"))]
-        Some(_) => unreachable!("no direct spawn here"),
-        None => {
-            // std's path: the child moves itself into its cgroup, if it has one.
-            #[cfg(target_os = "linux")]
-            let procs = match made.as_ref().map(|m| m.cgroup.open_procs()).transpose() {
-                Ok(p) => p,
-                Err(reason) => {
-                    drop(live);
-                    let source = io::Error::other(reason);
-                    return Err(SpawnError::Other { program, source });
-                }
-            };
-            #[cfg(target_os = "linux")]
-            let cgroup_fd = procs.as_ref().map(AsRawFd::as_raw_fd);
-            #[cfg(not(target_os = "linux"))]
-            let cgroup_fd: Option<libc::c_int> = None;
-            let joined = match std_stdio(&mut cmd, spec.output) {
-                Ok(j) => j,
-                Err(source) => {
-                    drop(live);
-                    return Err(SpawnError::Other { program, source });
-                }
-            };
-            // SAFETY: the hook only makes async-signal-safe syscalls (see `child_setup`).
-            unsafe { cmd.pre_exec(move || setup(cgroup_fd)) };
-            let mut std_child = match cmd.spawn() {
-                Ok(c) => c,
-                Err(e) => {
-                    drop(live);
-                    return Err(spawn_error(spec, program, e));
-                }
-            };
-            let stdout = match joined {
-                Some(reader) => Some(OwnedFd::from(reader)),
-                None => std_child.stdout.take().map(OwnedFd::from),
-            };
-            let stderr = std_child.stderr.take().map(OwnedFd::from);
-            // Dropping std's Child neither waits nor kills: the reaper owns the exit status.
-            (std_child.id(), stdout, stderr)
-        }
+        let cgroup_fd: Option<libc::c_int> = None;
+        let joined = match std_stdio(&mut cmd, spec.output) {
+            Ok(j) => j,
+            Err(source) => {
+                drop(live);
+                return Err(SpawnError::Other { program, source });
+            }
+        };
+        // SAFETY: the hook only makes async-signal-safe syscalls (see `child_setup`).
+        unsafe { cmd.pre_exec(move || setup(cgroup_fd)) };
+        let mut std_child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                drop(live);
+                return Err(spawn_error(spec, program, e));
+            }
+        };
+        let stdout = match joined {
+            Some(reader) => Some(OwnedFd::from(reader)),
+            None => std_child.stdout.take().map(OwnedFd::from),
+        };
+        let stderr = std_child.stderr.take().map(OwnedFd::from);
+        // Dropping std's Child neither waits nor kills: the reaper owns the exit status.
+        (std_child.id(), stdout, stderr)
     };
     let (tx, status) = watch::channel(None);
     live.insert(pid, tx);
