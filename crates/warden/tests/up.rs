@@ -329,6 +329,16 @@ restart = "never"
     let mut w = env.up(&[]);
     let child = env.wait_pid("s.pid");
     let gc = env.wait_pid("gc.pid");
+    // A tree in a cgroup of its own is not recorded: the next warden finds it through the
+    // instance's cgroups. Without one, the group record is what it goes by.
+    let in_cgroup = std::fs::read_to_string(format!("/proc/{child}/cgroup"))
+        .unwrap_or_default()
+        .contains("/s.service");
+    assert_eq!(
+        env.path(".warden/run/svc-s.json").exists(),
+        !in_cgroup,
+        "the record, with a cgroup: {in_cgroup}"
+    );
     w.signal(libc::SIGKILL);
     w.wait_exit(WAIT);
     // The direct child dies at once with its parent (parent-death signal).

@@ -35,6 +35,11 @@ pub trait Proc: Send + Sync {
     fn pid(&self) -> u32;
     /// What the state dir records, so that a later warden can end a tree left behind.
     fn group_record(&self, service: &str) -> GroupRecord;
+    /// Whether the start must be recorded at all: not for a tree held in a cgroup of its
+    /// own, which a later warden finds (and kills) through the instance's cgroups.
+    fn needs_record(&self) -> bool {
+        true
+    }
     fn take_stdout(&mut self) -> Option<OutputPipe>;
     fn take_stderr(&mut self) -> Option<OutputPipe>;
     /// Wait for the main process to exit; cancel-safe, and after the exit it answers at once.
@@ -81,6 +86,10 @@ impl Proc for Child {
 
     fn group_record(&self, service: &str) -> GroupRecord {
         Child::group_record(self, service)
+    }
+
+    fn needs_record(&self) -> bool {
+        Child::needs_record(self)
     }
 
     fn take_stdout(&mut self) -> Option<OutputPipe> {

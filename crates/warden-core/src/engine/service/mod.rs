@@ -409,7 +409,9 @@ impl ServiceTask {
                 // One task reads both pipes, fairly (see `ServiceLogs::pump_pair`).
                 let (out, err) = (child.take_stdout(), child.take_stderr());
                 let pumps = vec![self.logs.pump_pair(out, err)];
-                if let Err(e) = self.ctx.state.save_group(&child.group_record(self.name())) {
+                if child.needs_record()
+                    && let Err(e) = self.ctx.state.save_group(&child.group_record(self.name()))
+                {
                     self.emit(
                         Level::Warn,
                         &format!("cannot record process group {pid} in the state dir: {e}"),

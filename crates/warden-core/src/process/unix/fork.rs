@@ -38,6 +38,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
+mod pin;
+
 /// `CLONE_INTO_CGROUP` of `<linux/sched.h>` (not in the `libc` crate for every target).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
@@ -190,6 +192,8 @@ struct ChildCtx<'a> {
     /// Written by the child when `close_range` cannot unshare the table: then nothing was
     /// changed, and the parent falls back to std's path.
     no_unshare: AtomicBool,
+    /// The CPU set the child takes back from its pinned parent (see [`pin`]).
+    cpus: Option<libc::cpu_set_t>,
 }
 
 /// Three descriptors warden keeps open at low numbers, so that a child can take a private
@@ -259,7 +263,8 @@ fn fill(slot: &OwnedFd, fd: BorrowedFd<'_>) -> io::Result<()> {
 /// page table is copied and no page is copied on write afterwards. It also shares the
 /// descriptor table (`CLONE_FILES`) until it takes its own small one (see [`Slots`]).
 /// All signals are blocked in this thread meanwhile, and the child resets every handler
-/// before it unblocks them: no handler of warden's runs in the child.
+/// before it unblocks them: no handler of warden's runs in the child. This thread is pinned
+/// to its CPU for the clone, so that the child runs where it waits ([`pin`]).
 pub(super) fn spawn_in_cgroup(
     image: &Image,
     cgroup: BorrowedFd<'_>,
@@ -284,6 +289,7 @@ pub(super) fn spawn_in_cgroup(
         setup,
         errno: AtomicI32::new(NOT_RUN),
         no_unshare: AtomicBool::new(false),
+        cpus: None,
     };
     let args = CloneArgs {
         flags: CLONE_INTO_CGROUP | (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES) as u64,
@@ -293,11 +299,14 @@ pub(super) fn spawn_in_cgroup(
         cgroup: cgroup.as_raw_fd() as u64,
         ..CloneArgs::default()
     };
+    let pinned = pin::Pinned::here();
+    ctx.cpus = pinned.as_ref().map(pin::Pinned::original);
     let blocked = block_all_signals();
     // SAFETY: the child runs `child_main` on `stack`, with `ctx`, which lives until this
     // returns; with CLONE_VFORK this thread waits until the child has exec'd or exited.
     let pid = unsafe { clone3_with(&args, child_main, (&raw mut ctx).cast()) };
     restore_signals(&blocked);
+    drop(pinned);
     // The child's copies are its own now (or it is gone): the slots let go of the pipes.
     for slot in &slots.fds {
         let _ = fill(slot, slots.null.as_fd());
@@ -365,6 +374,10 @@ unsafe fn in_child(ctx: &mut ChildCtx<'_>) -> ! {
         unsafe { libc::_exit(EXIT_SETUP_FAILED) }
     };
     ctx.errno.store(0, Ordering::Release);
+    if let Some(cpus) = &ctx.cpus {
+        // SAFETY: in the child, on the parent's ctx.
+        unsafe { pin::release_in_child(cpus) };
+    }
     // SAFETY (every call below): async-signal-safe syscalls with valid arguments.
     // A private table of 0..=last_kept; the rest of warden's descriptors are not copied.
     let first_dropped = (ctx.last_kept + 1) as libc::c_uint;
@@ -714,7 +727,8 @@ mod tests {
     #[tokio::test]
     async fn in_cgroup_mode_the_child_is_created_in_its_cgroup_with_its_pipes_and_environment() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let script = "cat /proc/self/cgroup; echo \"v=$FORK_VAR\"; echo to-stderr >&2";
+        let script = "cat /proc/self/cgroup; echo \"v=$FORK_VAR\"; echo to-stderr >&2; \
+                      grep Cpus_allowed_list /proc/self/status";
         let Some(mut spec) = cgroup_spec(tmp.path(), script, "pipes") else {
             return;
         };
@@ -726,6 +740,17 @@ mod tests {
         assert!(out.contains("/pipes.service\n"), "in its cgroup: {out}");
         assert!(out.contains("v=42\n"), "its environment: {out}");
         assert_eq!(err, "to-stderr\n");
+        // Its parent thread was pinned to one CPU for the clone: the child took back the
+        // parent's set (this thread's, which is back too).
+        let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
+        let cpus = status
+            .lines()
+            .find(|l| l.starts_with("Cpus_allowed_list"))
+            .expect("Cpus_allowed_list");
+        assert!(
+            out.contains(&format!("{cpus}\n")),
+            "the same CPUs as warden's {cpus}: {out}"
+        );
         let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
             .await
             .expect("it exits");

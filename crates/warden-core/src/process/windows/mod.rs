@@ -120,6 +120,11 @@ impl Child {
         }
     }
 
+    /// Every start is recorded: there are no cgroups here.
+    pub fn needs_record(&self) -> bool {
+        true
+    }
+
     pub fn take_stdout(&mut self) -> Option<OutputPipe> {
         self.stdout.take()
     }
