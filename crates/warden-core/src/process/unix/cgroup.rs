@@ -363,7 +363,7 @@ impl Cgroup {
     /// Does any process live in the cgroup (`populated 1` in `cgroup.events`)? A cgroup
     /// that cannot be read counts as empty (it is gone).
     pub(super) fn populated(&self) -> bool {
-        fs::read_to_string(self.dir.join("cgroup.events"))
+        super::procfs::read_small(self.dir.join("cgroup.events"))
             .unwrap_or_default()
             .lines()
             .any(|l| l.trim() == "populated 1")
@@ -523,7 +523,7 @@ pub(crate) fn kill_leftover_instance(instance: &str) -> usize {
 
 /// The cgroup directory of `pid` now.
 fn cgroup_of(h: &Hierarchy, pid: u32) -> Option<PathBuf> {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let text = super::procfs::read_small(format!("/proc/{pid}/cgroup")).ok()?;
     let path = parse_own_cgroup(&text)?;
     Some(own_dir(&h.mount, &h.root, &path))
 }

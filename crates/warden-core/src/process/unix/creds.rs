@@ -244,7 +244,8 @@ pub(super) fn prepare(creds: &Credentials, program: &str) -> Result<Prepared, Sp
             current_nice()
         )));
     }
-    let raise_ok = may(CAP_SYS_RESOURCE);
+    // Read only when there are limits: `may` reads /proc/self/status, on every start.
+    let raise_ok = !creds.limits.is_empty() && may(CAP_SYS_RESOURCE);
     let mut has_nofile = false;
     for (resource, value) in &creds.limits {
         let Some(id) = resource_id(*resource) else {

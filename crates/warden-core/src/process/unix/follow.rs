@@ -201,6 +201,11 @@ impl Child {
     /// own children come along as the tree.
     #[cfg(target_os = "linux")]
     pub fn find_daemon(&self) -> Adoption {
+        // An empty cgroup of its own: nothing of the service is left anywhere, so nothing
+        // to read (this runs after every exit with code 0, twice).
+        if self.cgroup.as_ref().is_some_and(|cg| !cg.populated()) {
+            return Adoption::Nothing;
+        }
         let main = self.pid();
         let main_start = self
             .followed

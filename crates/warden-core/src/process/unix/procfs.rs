@@ -46,8 +46,39 @@ pub(super) fn parse_stat(pid: u32, text: &str) -> Option<Proc> {
 }
 
 pub(super) fn stat(pid: u32) -> Option<Proc> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = read_small(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(pid, &text)
+}
+
+/// The most a [`read_small`] file may hold: a stat line, a `cgroup.events`, a process's
+/// cgroup, warden's children (seven bytes a pid) are far smaller.
+const SMALL_MAX: usize = 4 << 20;
+
+/// A small file of `/proc` or of a cgroup, whole: one `open` and reads into a 1 KiB buffer
+/// (grown if full) until the end, usually two. std's `read_to_string` first asks the file's
+/// size, which these files report as 0, then probes with 32-byte reads: a stat line took
+/// eight calls, several times per start and per exit.
+pub(super) fn read_small(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1024];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if len >= SMALL_MAX {
+                return Err(std::io::Error::other("file too large"));
+            }
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// The pids of warden's own direct children (every thread's), from the kernel's `children`
@@ -59,7 +90,7 @@ pub(super) fn own_child_pids() -> Option<Vec<u32>> {
         .ok()?
         .filter_map(Result::ok)
     {
-        let text = std::fs::read_to_string(task.path().join("children")).ok()?;
+        let text = read_small(task.path().join("children")).ok()?;
         out.extend(
             text.split_ascii_whitespace()
                 .filter_map(|p| p.parse::<u32>().ok()),
@@ -140,7 +171,26 @@ fn env_entry_is(entry: &[u8], name: &[u8], value: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{env_entry_is, parse_stat};
+    use super::{env_entry_is, parse_stat, read_small};
+
+    #[test]
+    fn read_small_reads_a_proc_file_and_a_file_past_its_first_buffer_whole() {
+        let own = read_small("/proc/self/stat").expect("stat");
+        assert_eq!(
+            parse_stat(std::process::id(), &own).map(|p| p.pid),
+            Some(std::process::id())
+        );
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("big");
+        let text = (0..2000).fold(String::new(), |mut s, i| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{i} ");
+            s
+        });
+        std::fs::write(&path, &text).expect("write");
+        assert_eq!(read_small(&path).expect("read"), text);
+        assert!(read_small(tmp.path().join("missing")).is_err());
+    }
 
     #[test]
     fn stat_with_parentheses_and_spaces_in_the_name() {

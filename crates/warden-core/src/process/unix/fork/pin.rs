@@ -121,6 +121,6 @@ mod tests {
             );
         })
         .join()
-        .unwrap();
+        .expect("the pinning thread");
     }
 }
