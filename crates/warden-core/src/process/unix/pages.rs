@@ -168,7 +168,11 @@ Anonymous:             4 kB
             if let Some((_, ok)) = header(line) {
                 counting = ok;
             } else if counting && let Some(kb) = line.strip_prefix("Rss:") {
-                total += kb.trim().trim_end_matches(" kB").parse::<u64>().expect("a number");
+                total += kb
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .parse::<u64>()
+                    .expect("a number");
             }
         }
         total
@@ -183,10 +187,16 @@ Anonymous:             4 kB
         release_startup_pages();
         let after = clean_resident_kb();
         assert_eq!(names.iter().map(String::len).sum::<usize>(), 64 * 4);
-        assert_eq!(format!("{:?}", std::time::Duration::from_millis(1500)), "1.5s");
+        assert_eq!(
+            format!("{:?}", std::time::Duration::from_millis(1500)),
+            "1.5s"
+        );
         // The test binary's code alone is megabytes, most of it mapped by the fault-around of
         // its start; what this test (and the others running beside it) touched again since is
         // far less.
-        assert!(after < before, "resident clean pages {before} kB -> {after} kB");
+        assert!(
+            after < before,
+            "resident clean pages {before} kB -> {after} kB"
+        );
     }
 }
