@@ -186,6 +186,9 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
             std::process::id()
         ),
     );
+    // The start is over: what only it ran (the config reader, the first spawns) need not stay
+    // mapped; what warden runs from now on is mapped again as it runs.
+    process::release_startup_pages();
 
     let mut finished = None;
     let mut task_done = false;

@@ -212,6 +212,14 @@ pub fn release_free_heap() {
     imp::release_free_heap();
 }
 
+/// Once a start is over (every service had its first start, the control endpoint serves):
+/// unmap the clean pages of warden's read-only file mappings, its code and read-only data and
+/// those of its libraries, so that only what warden runs again is mapped again (Linux; the
+/// pages stay in the page cache: see `unix/pages.rs` why that is lossless). Elsewhere nothing.
+pub fn release_startup_pages() {
+    imp::release_startup_pages();
+}
+
 /// The variables a service manager above warden (systemd) gives warden itself: every child
 /// starts without them unless its own `env` (or warden, for `notify = true`) sets them, so
 /// that a child under `inherit_env` never talks to the host's systemd in warden's place.

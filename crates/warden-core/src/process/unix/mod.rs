@@ -67,6 +67,8 @@ mod fork;
 mod notify; // health: the sd_notify socket
 #[cfg(target_os = "linux")]
 mod oom;
+#[cfg(target_os = "linux")]
+mod pages;
 mod pipe;
 #[cfg(target_os = "linux")]
 mod procfs;
@@ -102,6 +104,12 @@ pub(super) fn tracking() -> super::Tracking {
     super::Tracking::ProcessGroup {
         reason: "cgroups are Linux-only".to_owned(),
     }
+}
+
+/// See [`crate::process::release_startup_pages`].
+pub(super) fn release_startup_pages() {
+    #[cfg(target_os = "linux")]
+    pages::release_startup_pages();
 }
 
 /// See [`crate::process::release_cgroups`].

@@ -25,6 +25,16 @@ mod spec;
 #[cfg(any(not(target_os = "macos"), test))]
 mod systemd_unit;
 
+/// See [`super::tune_allocator`]: glibc's malloc with one arena.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn tune_allocator() {
+    // SAFETY: mallopt only sets a parameter of the allocator; `main` calls this before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 #[cfg_attr(target_os = "linux", path = "systemd.rs")]
 #[cfg_attr(target_os = "macos", path = "launchd.rs")]
 #[cfg_attr(

@@ -1,0 +1,202 @@
+//! Unmap the code and read-only data that only warden's start used (Linux).
+//!
+//! A start runs code that a supervisor never runs again (the flag parser, the config reader,
+//! the first spawn of every service), and each page fault of a file mapping maps a whole
+//! page-cache folio around the faulting address (64 KiB and more on ext4 with large folios;
+//! `MADV_RANDOM` does not stop that on current kernels). So after a start nearly the whole
+//! binary, and a good part of libc, is counted in warden's resident set, most of it never to
+//! be touched again.
+//!
+//! [`release_startup_pages`] tells the kernel, with `MADV_DONTNEED`, that warden does not
+//! need the pages of its *clean* read-only private file mappings (code, read-only data):
+//! those that hold no page of their own (`Anonymous: 0 kB` in `/proc/self/smaps`), so each
+//! page in them is the page cache's page of the file. This is honest, and lossless:
+//! - nothing is freed that warden wrote: a mapping with a single copied-on-write page (the
+//!   relocated `.data.rel.ro`, a debugger's breakpoint) is left alone, and so is every
+//!   writable one;
+//! - the pages stay in the page cache, shared with every other process that maps the file; a
+//!   page warden uses again is mapped again from there by a minor fault (no disk read while
+//!   the cache holds it), so what stays counted is what warden really runs;
+//! - it is what the kernel itself does to such pages under memory pressure (it unmaps clean
+//!   file pages and reclaims them), only earlier.
+
+use std::ffi::c_void;
+
+/// One mapping of `/proc/self/smaps` that may be released.
+#[derive(Debug, PartialEq, Eq)]
+struct Range {
+    start: usize,
+    end: usize,
+}
+
+/// Release the clean read-only file pages of this process (see the module docs). Best
+/// effort: a `/proc` that cannot be read releases nothing.
+pub(crate) fn release_startup_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    for r in clean_read_only(&smaps) {
+        // SAFETY: `r` is a whole mapping of this process, read-only, private, file-backed and
+        // without a private page: dropping its page-table entries loses nothing, the next
+        // access maps the same page-cache page again. No Rust object lives in it.
+        unsafe {
+            libc::madvise(r.start as *mut c_void, r.end - r.start, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+/// The mappings of `smaps` that are read-only (`r--p`, `r-xp`), private, backed by a file
+/// (an inode, not `[vdso]` or `[stack]`), resident, and hold no anonymous page.
+fn clean_read_only(smaps: &str) -> Vec<Range> {
+    let mut out = Vec::new();
+    // The mapping being read: its range, whether it qualifies so far, whether it is resident.
+    let mut cur: Option<(Range, bool, bool)> = None;
+    let mut flush = |cur: &mut Option<(Range, bool, bool)>| {
+        if let Some((r, ok, resident)) = cur.take()
+            && ok
+            && resident
+        {
+            out.push(r);
+        }
+    };
+    for line in smaps.lines() {
+        if let Some((range, ok)) = header(line) {
+            flush(&mut cur);
+            cur = Some((range, ok, false));
+        } else if let Some((_, ok, resident)) = cur.as_mut() {
+            let mut field = line.split_ascii_whitespace();
+            let (Some(key), Some(kb)) = (field.next(), field.next()) else {
+                continue;
+            };
+            match key {
+                "Rss:" => *resident = kb != "0",
+                "Anonymous:" | "AnonHugePages:" | "Locked:" => *ok &= kb == "0",
+                _ => {}
+            }
+        }
+    }
+    flush(&mut cur);
+    out
+}
+
+/// A mapping's header line (`start-end perms offset dev inode [path]`): its range, and
+/// whether its permissions and backing let it be released. `None` for the other lines.
+fn header(line: &str) -> Option<(Range, bool)> {
+    let mut field = line.split_ascii_whitespace();
+    let (start, end) = field.next()?.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    let perms = field.next()?;
+    let _offset = field.next()?;
+    let _dev = field.next()?;
+    let inode = field.next()?;
+    let path = field.next().unwrap_or("");
+    let ok = matches!(perms, "r--p" | "r-xp") && inode != "0" && path.starts_with('/');
+    (end > start).then_some((Range { start, end }, ok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMAPS: &str = "\
+55d0c0000000-55d0c0170000 r--p 00000000 fe:00 1234 /usr/bin/warden
+Size:               1472 kB
+Rss:                 896 kB
+Anonymous:             0 kB
+AnonHugePages:         0 kB
+Locked:                0 kB
+VmFlags: rd mr mw me
+55d0c0170000-55d0c0480000 r-xp 00170000 fe:00 1234 /usr/bin/warden
+Rss:                2936 kB
+Anonymous:             0 kB
+55d0c0480000-55d0c04c4000 r--p 00474000 fe:00 1234 /usr/bin/warden
+Rss:                 272 kB
+Anonymous:           272 kB
+55d0c04c4000-55d0c04c6000 rw-p 004b8000 fe:00 1234 /usr/bin/warden
+Rss:                   8 kB
+Anonymous:             0 kB
+7f0000000000-7f0000021000 rw-p 00000000 00:00 0
+Rss:                   4 kB
+Anonymous:             4 kB
+7f0000100000-7f0000200000 r-xp 00028000 fe:00 99 /usr/lib/x86_64-linux-gnu/libc.so.6
+Rss:                 932 kB
+Anonymous:             0 kB
+7f0000200000-7f0000210000 r--p 00000000 fe:00 98 /usr/lib/locale/C.utf8/LC_CTYPE
+Rss:                   0 kB
+Anonymous:             0 kB
+7f0000300000-7f0000302000 r-xp 00000000 00:00 0 [vdso]
+Rss:                   4 kB
+Anonymous:             0 kB
+7f0000400000-7f0000401000 r-xp 00000000 fe:00 97 /usr/lib/debugged.so
+Rss:                   4 kB
+Anonymous:             4 kB
+";
+
+    #[test]
+    fn only_clean_resident_read_only_file_mappings_are_released() {
+        let got = clean_read_only(SMAPS);
+        assert_eq!(
+            got,
+            vec![
+                // The binary's read-only data and its code.
+                Range {
+                    start: 0x55d0_c000_0000,
+                    end: 0x55d0_c017_0000
+                },
+                Range {
+                    start: 0x55d0_c017_0000,
+                    end: 0x55d0_c048_0000
+                },
+                // libc's code. Not: the relocated RELRO (anonymous pages), the writable data,
+                // the anonymous heap, a mapping with nothing resident, the vdso, a patched
+                // code page.
+                Range {
+                    start: 0x7f00_0010_0000,
+                    end: 0x7f00_0020_0000
+                },
+            ]
+        );
+    }
+
+    /// The resident kB of the mappings that qualify, in this process now.
+    fn clean_resident_kb() -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read smaps");
+        let mut total = 0;
+        let mut counting = false;
+        for line in smaps.lines() {
+            if let Some((_, ok)) = header(line) {
+                counting = ok;
+            } else if counting && let Some(kb) = line.strip_prefix("Rss:") {
+                total += kb
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .parse::<u64>()
+                    .expect("a number");
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn releasing_unmaps_clean_pages_and_keeps_code_and_data_intact() {
+        // Relocated data (a table of string pointers and vtables) and code are used on both
+        // sides of the release; the relocated pages are not released, so nothing changes.
+        let names: Vec<String> = (0..64).map(|i| format!("s{i:03}")).collect();
+        let before = clean_resident_kb();
+        release_startup_pages();
+        let after = clean_resident_kb();
+        assert_eq!(names.iter().map(String::len).sum::<usize>(), 64 * 4);
+        assert_eq!(
+            format!("{:?}", std::time::Duration::from_millis(1500)),
+            "1.5s"
+        );
+        // The test binary's code alone is megabytes, most of it mapped by the fault-around of
+        // its start; what this test (and the others running beside it) touched again since is
+        // far less.
+        assert!(
+            after < before,
+            "resident clean pages {before} kB -> {after} kB"
+        );
+    }
+}
