@@ -78,6 +78,34 @@ restart = "never"
     assert_eq!(w.wait_exit(WAIT), Some(0));
 }
 
+/// A warden started with `SIGCHLD` ignored (a parent's `trap '' CHLD` survives `exec`) would
+/// have its children reaped by the kernel, their exits never seen: it sets the default first.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_inherited_ignored_sigchld_does_not_hide_exits() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new(&format!(
+        r#"
+[services.once]
+command = [{tc}, "--touch", "once", "--exit", "5"]
+restart = "never"
+"#,
+        tc = tc()
+    ));
+    let mut w = env.up_with(&[], |cmd| {
+        // SAFETY: signal() is async-signal-safe; this runs in the child before exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    });
+    w.wait_stderr("[once] exited with code 5");
+    w.signal(libc::SIGINT);
+    assert_eq!(w.wait_exit(WAIT), Some(0));
+}
+
 #[test]
 fn backoff_grows_within_jitter_and_resets_after_a_long_run() {
     let env = Env::new(&format!(

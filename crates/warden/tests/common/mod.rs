@@ -124,10 +124,15 @@ impl Env {
 
     /// Start `warden up` in the background, its stderr into `warden.err`.
     pub fn up(&self, extra: &[&str]) -> Warden {
+        self.up_with(extra, |_| {})
+    }
+
+    /// [`Env::up`], with the command changed by `configure` first.
+    pub fn up_with(&self, extra: &[&str], configure: impl FnOnce(&mut Command)) -> Warden {
         let err = fs::File::create(self.path("warden.err")).unwrap();
         let out = fs::File::create(self.path("warden.out")).unwrap();
-        let child = Command::new(warden_bin())
-            .arg("up")
+        let mut cmd = Command::new(warden_bin());
+        cmd.arg("up")
             .args(extra)
             .arg("-c")
             .arg(self.config())
@@ -135,9 +140,9 @@ impl Env {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap();
+            .stderr(err);
+        configure(&mut cmd);
+        let child = cmd.spawn().unwrap();
         Warden {
             child: Some(child),
             err_path: self.path("warden.err"),

@@ -126,42 +126,15 @@ pub(super) fn reaper() -> &'static Reaper {
     })
 }
 
-/// Start the reaper thread once. It installs the `SIGCHLD` listener before this returns, so no
-/// child spawned afterwards can exit unnoticed.
+/// Start the reaper thread once. On Linux it waits in `waitid` for any child to exit; elsewhere
+/// it listens for `SIGCHLD`, installed before this returns. Either way no child spawned
+/// afterwards can exit unnoticed.
 pub(super) fn ensure_reaper() -> io::Result<()> {
     let started = REAPER_STARTED.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<io::Result<()>>();
         let thread = std::thread::Builder::new()
             .name("warden-reaper".into())
-            .spawn(move || {
-                // Only the I/O driver (it carries the signal): this runtime has no timers.
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_io()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        // The receiver waits for this message; nothing else to do with a failure.
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    let mut sigchld = match signal(SignalKind::child()) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let _ = tx.send(Ok(()));
-                    reap_pass();
-                    while sigchld.recv().await.is_some() {
-                        reap_pass();
-                    }
-                });
-            });
+            .spawn(move || run_reaper(&tx));
         match thread {
             Ok(_) => match rx.recv() {
                 Ok(Ok(())) => Ok(()),
@@ -172,6 +145,90 @@ pub(super) fn ensure_reaper() -> io::Result<()> {
         }
     });
     started.clone().map_err(io::Error::other)
+}
+
+/// Bumped (and the reaper woken) after each child is registered: the reaper, finding no
+/// child at all, sleeps until this moves.
+#[cfg(target_os = "linux")]
+static ADDED: (Mutex<u64>, std::sync::Condvar) = (Mutex::new(0), std::sync::Condvar::new());
+
+/// A child was spawned (and registered): wake the reaper if it waits for one.
+pub(super) fn child_added() {
+    #[cfg(target_os = "linux")]
+    {
+        *lock(&ADDED.0) += 1;
+        ADDED.1.notify_one();
+    }
+}
+
+/// The reaper thread (Linux): blocked in `waitid(WEXITED | WNOWAIT)` until some child is a
+/// zombie, then a [`reap_pass`]. No signal handler, self-pipe or event loop sits between a
+/// child's exit and its reap: that was one more thread hop on every restart. With no child
+/// at all `waitid` says `ECHILD` at once, so the thread then sleeps until [`child_added`]:
+/// the count is read *before* `waitid`, and a spawn bumps it only after its child exists, so
+/// a child that appears in between is never missed. `SIGCHLD` is set to its default first:
+/// an ignored `SIGCHLD` inherited from warden's parent would make the kernel reap children
+/// itself.
+#[cfg(target_os = "linux")]
+fn run_reaper(started: &std::sync::mpsc::Sender<io::Result<()>>) {
+    // SAFETY: sets the disposition of SIGCHLD to its default (no handler of ours is lost).
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    let _ = started.send(Ok(()));
+    reap_pass();
+    loop {
+        let seen = *lock(&ADDED.0);
+        // SAFETY: an all-zero siginfo_t is valid; WNOWAIT leaves the zombie to `reap_pass`.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc =
+            unsafe { libc::waitid(libc::P_ALL, 0, &raw mut info, libc::WEXITED | libc::WNOWAIT) };
+        if rc == 0 {
+            reap_pass();
+            continue;
+        }
+        // No child at all (ECHILD), or an error waitid cannot recover from (never seen):
+        // wait for the next spawn rather than spin. EINTR: again.
+        if errno() != libc::EINTR {
+            let mut added = lock(&ADDED.0);
+            while *added == seen {
+                added = ADDED
+                    .1
+                    .wait(added)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        }
+    }
+}
+
+/// The reaper thread (macOS and the other Unixes): `SIGCHLD` through tokio's signal driver.
+#[cfg(not(target_os = "linux"))]
+fn run_reaper(started: &std::sync::mpsc::Sender<io::Result<()>>) {
+    // Only the I/O driver (it carries the signal): this runtime has no timers.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            // The receiver waits for this message; nothing else to do with a failure.
+            let _ = started.send(Err(e));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigchld = match signal(SignalKind::child()) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return;
+            }
+        };
+        let _ = started.send(Ok(()));
+        reap_pass();
+        while sigchld.recv().await.is_some() {
+            reap_pass();
+        }
+    });
 }
 
 /// Reap every child that has exited, deliver the statuses of registered ones, then tell the

@@ -196,6 +196,7 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     let start_time = read_start_time(pid);
     super::reaper::note_start(pid, start_time);
     drop(live);
+    super::reaper::child_added();
     // Our copies of the pipes' write ends: the reader sees end of file once the child's
     // copies are closed.
     drop(cmd);
