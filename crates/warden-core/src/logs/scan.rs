@@ -192,10 +192,10 @@ mod sse2 {
                 // (`opt-level = "s"`) kept that array on the stack, and the subtractions
                 // from it, each waiting for the store before, were two thirds of the time.
                 let (x, y) = block.split_at(32);
-                let (a, b) = (newlines(x), newlines(&x[16..]));
-                let (c, d) = (newlines(y), newlines(&y[16..]));
-                lanes = _mm_sub_epi8(lanes, _mm_add_epi8(a, b));
-                lanes = _mm_sub_epi8(lanes, _mm_add_epi8(c, d));
+                let first = _mm_add_epi8(newlines(x), newlines(&x[16..]));
+                let second = _mm_add_epi8(newlines(y), newlines(&y[16..]));
+                lanes = _mm_sub_epi8(lanes, first);
+                lanes = _mm_sub_epi8(lanes, second);
                 n += 1;
                 if n == 63 {
                     break;
