@@ -1,7 +1,7 @@
 //! The service's logs and the pump that feeds them.
 //!
 //! One task reads both pipes of a child (a joined child has one). A pipe is read in chunks
-//! (512 bytes growing to 256 KiB while reads fill the buffer, down to twice the last read when
+//! (512 bytes growing to 1 MiB while reads fill the buffer, down to twice the last read when
 //! output slows down, so 512 bytes for a quiet stream); the last newline of each chunk is found and everything before it goes to the
 //! file in one write, then to the in-memory tail in one copy. Per-line work happens only for
 //! timestamps, for live subscribers, and while both streams are busy. A partial line stays
@@ -22,7 +22,7 @@
 //! other by whole buffers. A program that alternates stdout and stderr is shown alternating,
 //! up to the lines it writes between the two reads of a round (the end-to-end test
 //! `alternating_streams_stay_interleaved_in_the_tail` bounds the longest run). A stream
-//! that floods alone still reads up to 256 KiB at a time. For the exact order, a service sets
+//! that floods alone still reads up to 1 MiB at a time. For the exact order, a service sets
 //! `stderr = "stdout"`: its child gets one pipe for both streams.
 
 use std::sync::atomic::{AtomicU64, Ordering};
