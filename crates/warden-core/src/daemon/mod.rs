@@ -17,6 +17,10 @@ use crate::logs::OwnLog;
 use crate::process;
 use crate::state::{StateDir, StateError};
 
+/// How long after the start the clean code pages are released a second time (see
+/// [`process::release_startup_pages`]).
+const SETTLED_AFTER_START: Duration = Duration::from_secs(1);
+
 /// Why warden could not supervise.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -189,11 +193,21 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
     // The start is over: what only it ran (the config reader, the first spawns) need not stay
     // mapped; what warden runs from now on is mapped again as it runs.
     process::release_startup_pages();
+    // The start's tail (each pump's first read, the first status, the last events) runs in
+    // the moment after it and maps a megabyte of code back: once that settled, release the
+    // clean pages again. One timer, once; nothing is polled.
+    let settled = tokio::time::sleep(SETTLED_AFTER_START);
+    tokio::pin!(settled);
+    let mut released = false;
 
     let mut finished = None;
     let mut task_done = false;
     loop {
         tokio::select! {
+            () = &mut settled, if !released => {
+                released = true;
+                process::release_startup_pages();
+            }
             ask = opts.requests.recv() => match ask {
                 Some(Request::Reload) => {
                     // The outcome is logged by the engine; nobody waits for it here, and a
