@@ -911,9 +911,10 @@ async fn helper_spawn_and_hang() {
     let bin = helper_test_child();
     let pid_file =
         PathBuf::from(std::env::var_os("WARDEN_TEST_PIDFILE").expect("WARDEN_TEST_PIDFILE"));
-    let dir = temp_dir();
+    // The test's own dir: this helper is SIGKILLed, so a temp dir of its own would be left.
+    let dir = pid_file.parent().expect("the test's dir");
     let args = ["--ready-file", path_str(&pid_file), "--sleep", "forever"];
-    let mut child = process::spawn(&spec_for(&bin, dir.path(), &args)).expect("spawn");
+    let mut child = process::spawn(&spec_for(&bin, dir, &args)).expect("spawn");
     // Hang until killed.
     let status = child.wait().await;
     panic!("the child ended first: {status}");
