@@ -21,9 +21,10 @@
 //!
 //! # Reaping
 //!
-//! One reaper, global to the process, owns `waitpid`. It runs on its own thread with a small
-//! current-thread runtime that listens to `SIGCHLD`, so that it keeps working whichever
-//! runtime (or how many runtimes, as in tests) the callers use. Each `SIGCHLD` triggers a
+//! One reaper, global to the process, owns `waitpid`. It runs on its own thread, so that it
+//! keeps working whichever runtime (or how many runtimes, as in tests) the callers use: on
+//! Linux blocked in `waitid(WEXITED | WNOWAIT)` until a child has exited, elsewhere with a
+//! small current-thread runtime that listens to `SIGCHLD`. Each wake-up runs a
 //! `waitpid(-1, WNOHANG)` loop: a registered pid gets its status delivered to its [`Child`];
 //! any other pid (an orphan re-parented to warden as a subreaper) is just reaped. After a
 //! batch, a generation counter is bumped so that waiters ([`Child::wait_tree_gone`],
