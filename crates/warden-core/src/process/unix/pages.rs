@@ -35,7 +35,8 @@ pub(crate) fn release_startup_pages() {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
-    for r in clean_read_only(&smaps) {
+    let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
+    for r in clean_read_only(&smaps, &exe.to_string_lossy()) {
         // SAFETY: `r` is a whole mapping of this process, read-only, private, file-backed and
         // without a private page: dropping its page-table entries loses nothing, the next
         // access maps the same page-cache page again. No Rust object lives in it.
@@ -45,9 +46,15 @@ pub(crate) fn release_startup_pages() {
     }
 }
 
-/// The mappings of `smaps` that are read-only (`r--p`, `r-xp`), private, backed by a file
-/// (an inode, not `[vdso]` or `[stack]`), resident, and hold no anonymous page.
-fn clean_read_only(smaps: &str) -> Vec<Range> {
+/// The mappings of `smaps` that are read-only (`r--p`, `r-xp`), private, of the executable
+/// `exe` or of a shared object, resident, and hold no anonymous page.
+///
+/// Only those files: they stay mapped for the life of the process (glibc never unloads the
+/// libraries it loads, NSS modules included), so no other thread can unmap one between the
+/// read of `smaps` and the `madvise`, and put an anonymous mapping whose data `MADV_DONTNEED`
+/// would drop at its address. A file mapped for a moment (`ld.so.cache` during a `dlopen`, a
+/// locale archive) is not taken.
+fn clean_read_only(smaps: &str, exe: &str) -> Vec<Range> {
     let mut out = Vec::new();
     // The mapping being read: its range, whether it qualifies so far, whether it is resident.
     let mut cur: Option<(Range, bool, bool)> = None;
@@ -60,7 +67,7 @@ fn clean_read_only(smaps: &str) -> Vec<Range> {
         }
     };
     for line in smaps.lines() {
-        if let Some((range, ok)) = header(line) {
+        if let Some((range, ok)) = header(line, exe) {
             flush(&mut cur);
             cur = Some((range, ok, false));
         } else if let Some((_, ok, resident)) = cur.as_mut() {
@@ -80,8 +87,9 @@ fn clean_read_only(smaps: &str) -> Vec<Range> {
 }
 
 /// A mapping's header line (`start-end perms offset dev inode [path]`): its range, and
-/// whether its permissions and backing let it be released. `None` for the other lines.
-fn header(line: &str) -> Option<(Range, bool)> {
+/// whether its permissions and file let it be released (see [`clean_read_only`]). `None`
+/// for the other lines.
+fn header(line: &str, exe: &str) -> Option<(Range, bool)> {
     let mut field = line.split_ascii_whitespace();
     let (start, end) = field.next()?.split_once('-')?;
     let start = usize::from_str_radix(start, 16).ok()?;
@@ -91,8 +99,21 @@ fn header(line: &str) -> Option<(Range, bool)> {
     let _dev = field.next()?;
     let inode = field.next()?;
     let path = field.next().unwrap_or("");
-    let ok = matches!(perms, "r--p" | "r-xp") && inode != "0" && path.starts_with('/');
+    let stays = (!exe.is_empty() && path == exe) || shared_object(path);
+    let ok = matches!(perms, "r--p" | "r-xp") && inode != "0" && path.starts_with('/') && stays;
     (end > start).then_some((Range { start, end }, ok))
+}
+
+/// `libc.so.6`, `ld-linux-x86-64.so.2`, `libfoo.so`: a file name with `.so` at its end or
+/// before a version number (not `ld.so.cache`).
+fn shared_object(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.match_indices(".so")
+        .any(|(i, _)| match name.as_bytes().get(i + 3..) {
+            Some([]) => true,
+            Some([b'.', d, ..]) => d.is_ascii_digit(),
+            _ => false,
+        })
 }
 
 #[cfg(test)]
@@ -125,6 +146,9 @@ Anonymous:             0 kB
 7f0000200000-7f0000210000 r--p 00000000 fe:00 98 /usr/lib/locale/C.utf8/LC_CTYPE
 Rss:                   0 kB
 Anonymous:             0 kB
+7f0000280000-7f0000290000 r--p 00000000 fe:00 96 /etc/ld.so.cache
+Rss:                  64 kB
+Anonymous:             0 kB
 7f0000300000-7f0000302000 r-xp 00000000 00:00 0 [vdso]
 Rss:                   4 kB
 Anonymous:             0 kB
@@ -135,7 +159,11 @@ Anonymous:             4 kB
 
     #[test]
     fn only_clean_resident_read_only_file_mappings_are_released() {
-        let got = clean_read_only(SMAPS);
+        let got = clean_read_only(SMAPS, "/usr/bin/warden");
+        assert!(
+            clean_read_only(SMAPS, "/usr/bin/other").len() == 1,
+            "only libc then"
+        );
         assert_eq!(
             got,
             vec![
@@ -149,8 +177,9 @@ Anonymous:             4 kB
                     end: 0x55d0_c048_0000
                 },
                 // libc's code. Not: the relocated RELRO (anonymous pages), the writable data,
-                // the anonymous heap, a mapping with nothing resident, the vdso, a patched
-                // code page.
+                // the anonymous heap, a mapping with nothing resident, a file that is not the
+                // executable or a library (`ld.so.cache`, mapped only during a `dlopen`), the
+                // vdso, a patched code page.
                 Range {
                     start: 0x7f00_0010_0000,
                     end: 0x7f00_0020_0000
@@ -159,13 +188,34 @@ Anonymous:             4 kB
         );
     }
 
+    #[test]
+    fn shared_objects_are_told_by_their_name() {
+        for lib in [
+            "/lib/libc.so.6",
+            "/lib64/ld-linux-x86-64.so.2",
+            "/usr/lib/libfoo.so",
+        ] {
+            assert!(shared_object(lib), "{lib}");
+        }
+        for other in [
+            "/etc/ld.so.cache",
+            "/usr/bin/warden",
+            "/data/x.sock",
+            "/a.so.d/f",
+        ] {
+            assert!(!shared_object(other), "{other}");
+        }
+    }
+
     /// The resident kB of the mappings that qualify, in this process now.
     fn clean_resident_kb() -> u64 {
         let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read smaps");
+        let exe = std::fs::read_link("/proc/self/exe").expect("exe");
+        let exe = exe.to_string_lossy();
         let mut total = 0;
         let mut counting = false;
         for line in smaps.lines() {
-            if let Some((_, ok)) = header(line) {
+            if let Some((_, ok)) = header(line, &exe) {
                 counting = ok;
             } else if counting && let Some(kb) = line.strip_prefix("Rss:") {
                 total += kb
