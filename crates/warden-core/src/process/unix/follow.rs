@@ -125,7 +125,7 @@ impl Child {
     fn check_of_tree(&self, pid: u32) -> io::Result<u64> {
         let procs = procfs::all();
         let me = std::process::id();
-        let registered: HashSet<u32> = lock(&reaper().live).keys().copied().collect();
+        let registered: HashSet<u32> = reaper::registry().children.keys().copied().collect();
         let by_pid: std::collections::HashMap<u32, procfs::Proc> =
             procs.iter().map(|p| (p.pid, *p)).collect();
         let Some(target) = by_pid.get(&pid).filter(|p| !p.is_zombie()) else {
@@ -220,7 +220,7 @@ impl Child {
             return Adoption::Nothing;
         };
         let me = std::process::id();
-        let registered: HashSet<u32> = lock(&reaper().live).keys().copied().collect();
+        let registered: HashSet<u32> = reaper::registry().children.keys().copied().collect();
         let mut ours = Vec::new();
         let mut doubtful = Vec::new();
         // Only warden's own children can be adopted: read those (`children` files), not
@@ -342,7 +342,7 @@ fn watch_process(pid: u32, start_time: u64) -> io::Result<Followed> {
         match procfs::stat(pid) {
             Some(p) if p.start_time == start_time && p.ppid == me => {
                 let (tx, status) = watch::channel(None);
-                live.insert(pid, tx);
+                live.children.insert(pid, tx);
                 return Ok(Followed {
                     pid,
                     start_time,

@@ -34,6 +34,12 @@
 //! `waitpid` loop. So a child can never be reaped before it is registered (no "unclaimed
 //! status" bookkeeping is needed, and a reused pid can never pick up a stale status), and the
 //! reaper cannot steal the failed child that `std` itself reaps when `exec` fails.
+//! warden's own spawn of cgroup mode (`fork.rs`) clones without the lock, so that two can
+//! clone at once: it holds a ticket instead (`reaper::InFlight`), and while any ticket is out
+//! the reaper takes only registered children (it looks with `waitid(WNOWAIT)` first), and an
+//! unregistered one once the spawns in flight when it saw it have ended. Who asks for the
+//! registered children (orphan matching, the final kill) waits for those spawns too
+//! (`reaper::registry`).
 //!
 //! # Platform limits
 //!

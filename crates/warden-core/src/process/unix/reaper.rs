@@ -6,7 +6,7 @@ use std::io;
 use std::sync::atomic::AtomicBool;
 #[cfg(target_os = "linux")]
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -17,9 +17,10 @@ use crate::process::ExitStatus;
 
 /// The global reaper state.
 pub(super) struct Reaper {
-    /// Children spawned and not yet reaped, with where their status goes. Held during
-    /// `Command::spawn` + registration and during the `waitpid` loop (see the module docs).
-    pub(super) live: Mutex<HashMap<u32, watch::Sender<Option<ExitStatus>>>>,
+    /// The registry: held during std's `Command::spawn` + registration and during the
+    /// `waitpid` loop (see the module docs). Readers that must see every child of warden's
+    /// take it with [`registry`].
+    pub(super) live: Mutex<Registry>,
     /// Bumped after every batch of reaps that reaped something.
     pub(super) reaped: watch::Sender<u64>,
     /// When warden's children (and followed main processes) started and ended, so that an
@@ -35,6 +36,94 @@ pub(super) struct Lifetime {
     pub(super) start: u64,
     /// `None` while it runs.
     pub(super) end: Option<u64>,
+}
+
+/// Who is warden's child, and the spawns about to add one.
+///
+/// A spawn on warden's own path (`fork.rs`, cgroup mode) does not hold the lock while it
+/// clones: it takes an [`InFlight`] ticket first and registers its child with the ticket's
+/// end, so two spawns can clone at once (see `fork::LANE_COUNT`). Meanwhile a child of warden's
+/// may exist that is not registered yet: the reaper then takes only registered children, and
+/// an unregistered one once every spawn that was in flight when it saw it has ended; and
+/// whoever asks who warden's children are waits for those spawns too ([`registry`]).
+#[derive(Default)]
+pub(super) struct Registry {
+    /// Children spawned (and processes followed) and not yet reaped, with where their status
+    /// goes.
+    pub(super) children: HashMap<u32, watch::Sender<Option<ExitStatus>>>,
+    /// The tickets of the spawns between their clone and their registration.
+    in_flight: Vec<u64>,
+    /// The next ticket.
+    next_ticket: u64,
+}
+
+impl Registry {
+    /// Have all spawns with a ticket below `ticket` ended?
+    fn settled_before(&self, ticket: u64) -> bool {
+        self.in_flight.iter().all(|t| *t >= ticket)
+    }
+}
+
+/// Woken whenever a spawn in flight ends.
+static SETTLED: std::sync::Condvar = std::sync::Condvar::new();
+
+/// Wait (releasing the lock) until every spawn with a ticket below `ticket` has ended.
+fn wait_settled(
+    mut live: MutexGuard<'static, Registry>,
+    ticket: u64,
+) -> MutexGuard<'static, Registry> {
+    while !live.settled_before(ticket) {
+        live = SETTLED.wait(live).unwrap_or_else(PoisonError::into_inner);
+    }
+    live
+}
+
+/// The registry once every spawn in flight now has registered its child: every process
+/// warden has spawned so far is in `children` (until it is reaped).
+pub(super) fn registry() -> MutexGuard<'static, Registry> {
+    let live = lock(&reaper().live);
+    let now = live.next_ticket;
+    wait_settled(live, now)
+}
+
+/// A spawn between its clone and its registration (see [`Registry`]). Dropping it ends the
+/// spawn with nothing registered.
+#[cfg(target_os = "linux")]
+pub(super) struct InFlight {
+    ticket: u64,
+}
+
+#[cfg(target_os = "linux")]
+impl InFlight {
+    pub(super) fn begin() -> InFlight {
+        let mut live = lock(&reaper().live);
+        let ticket = live.next_ticket;
+        live.next_ticket += 1;
+        live.in_flight.push(ticket);
+        InFlight { ticket }
+    }
+
+    /// End the spawn: the registry, for the child to be registered before it is released.
+    pub(super) fn end(self) -> MutexGuard<'static, Registry> {
+        let live = self.remove();
+        std::mem::forget(self);
+        live
+    }
+
+    fn remove(&self) -> MutexGuard<'static, Registry> {
+        let mut live = lock(&reaper().live);
+        live.in_flight.retain(|t| *t != self.ticket);
+        // The waiters re-check once the lock is theirs, after the registration.
+        SETTLED.notify_all();
+        live
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        drop(self.remove());
+    }
 }
 
 /// How many ended lifetimes are kept at most (the oldest go first).
@@ -82,8 +171,8 @@ pub(super) fn lifetimes() -> Vec<Lifetime> {
 pub(super) fn unregistered_children() -> Option<Vec<super::procfs::Proc>> {
     let mut pids = super::procfs::own_child_pids()?;
     {
-        let live = lock(&reaper().live);
-        pids.retain(|pid| !live.contains_key(pid));
+        let live = registry();
+        pids.retain(|pid| !live.children.contains_key(pid));
     }
     Some(pids.into_iter().filter_map(super::procfs::stat).collect())
 }
@@ -120,7 +209,7 @@ pub(super) static SUBREAPER: AtomicBool = AtomicBool::new(false);
 
 pub(super) fn reaper() -> &'static Reaper {
     REAPER.get_or_init(|| Reaper {
-        live: Mutex::new(HashMap::new()),
+        live: Mutex::new(Registry::default()),
         reaped: watch::Sender::new(0),
         lifetimes: Mutex::new(Vec::new()),
     })
@@ -232,32 +321,103 @@ fn run_reaper(started: &std::sync::mpsc::Sender<io::Result<()>>) {
 }
 
 /// Reap every child that has exited, deliver the statuses of registered ones, then tell the
-/// waiters.
+/// waiters. While spawns are in flight, only registered children are taken, and an
+/// unregistered one once the spawns in flight when it was seen have ended (it is then not
+/// theirs: an orphan warden adopted).
 fn reap_pass() {
     let r = reaper();
     let mut any = false;
     {
         let mut live = lock(&r.live);
+        // An unregistered child seen exited while spawns were in flight, and the first
+        // ticket not issued then.
+        let mut doubtful: Option<(u32, u64)> = None;
         loop {
-            let mut raw: libc::c_int = 0;
-            // SAFETY: plain syscall with a valid out pointer.
-            let pid = unsafe { libc::waitpid(-1, &raw mut raw, libc::WNOHANG) };
-            if pid > 0 {
-                any = true;
-                if let Some(tx) = live.remove(&(pid as u32)) {
-                    // Its end is known before its status is: whoever wakes on the status
-                    // may look for what it left (`Child::find_daemon`).
-                    note_end(pid as u32);
-                    tx.send_replace(Some(decode_status(raw)));
+            let pid = if live.in_flight.is_empty() {
+                let mut raw: libc::c_int = 0;
+                // SAFETY: plain syscall with a valid out pointer.
+                let pid = unsafe { libc::waitpid(-1, &raw mut raw, libc::WNOHANG) };
+                if pid > 0 {
+                    any = true;
+                    deliver(&mut live, pid as u32, raw);
+                    continue;
                 }
-            } else if pid == 0 || errno() != libc::EINTR {
-                break; // 0: children left but none exited; ECHILD: no children.
+                if pid == 0 || errno() != libc::EINTR {
+                    break; // 0: children left but none exited; ECHILD: no children.
+                }
+                continue;
+            } else {
+                match peek_exited() {
+                    Some(pid) => pid,
+                    None => break,
+                }
+            };
+            let proven = doubtful.is_some_and(|(p, t)| p == pid && live.settled_before(t));
+            if live.children.contains_key(&pid) || proven {
+                let mut raw: libc::c_int = 0;
+                // SAFETY: plain syscall with a valid out pointer, on a child seen exited.
+                let got = unsafe { libc::waitpid(pid as libc::pid_t, &raw mut raw, libc::WNOHANG) };
+                if got > 0 {
+                    any = true;
+                    deliver(&mut live, pid, raw);
+                }
+                continue;
             }
+            let issued = live.next_ticket;
+            doubtful = Some((pid, issued));
+            #[cfg(test)]
+            HELD_BACK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            live = wait_settled(live, issued);
         }
     }
     if any {
         r.reaped.send_modify(|n| *n = n.wrapping_add(1));
     }
+}
+
+/// How many times the reaper left an unregistered child for the spawns in flight.
+#[cfg(test)]
+static HELD_BACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Hand a reaped child's status to whoever waits for it.
+fn deliver(live: &mut Registry, pid: u32, raw: libc::c_int) {
+    if let Some(tx) = live.children.remove(&pid) {
+        // Its end is known before its status is: whoever wakes on the status may look for
+        // what it left (`Child::find_daemon`).
+        note_end(pid);
+        tx.send_replace(Some(decode_status(raw)));
+    }
+}
+
+/// A child that has exited, left unreaped; `None` if there is none (or no child at all).
+#[cfg(target_os = "linux")]
+fn peek_exited() -> Option<u32> {
+    loop {
+        // SAFETY: an all-zero siginfo_t is valid; a valid out pointer.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &raw mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            // SAFETY: waitid filled a child's siginfo (si_pid 0: none has exited).
+            let pid = unsafe { info.si_pid() };
+            return u32::try_from(pid).ok().filter(|p| *p > 0);
+        }
+        if errno() != libc::EINTR {
+            return None;
+        }
+    }
+}
+
+/// Spawns are never in flight outside Linux (no `fork.rs` path there).
+#[cfg(not(target_os = "linux"))]
+fn peek_exited() -> Option<u32> {
+    None
 }
 
 fn decode_status(raw: libc::c_int) -> ExitStatus {
@@ -356,7 +516,58 @@ fn no_children_now() -> bool {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::unregistered_children;
+    use super::{HELD_BACK, InFlight, ensure_reaper, unregistered_children};
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    /// A forked child of this process that exits at once with `code`, left a zombie.
+    fn zombie(code: i32) -> u32 {
+        // SAFETY: the child only calls `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe { libc::_exit(code) };
+        }
+        assert!(pid > 0, "fork");
+        pid as u32
+    }
+
+    /// Poll until `done` holds, for at most 20 s.
+    fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    fn exists(pid: u32) -> bool {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    /// While a spawn is between its clone and its registration, a child that exits is not
+    /// reaped before it is registered (its status would be lost), and an orphan's zombie is
+    /// reaped once the spawn has ended.
+    #[tokio::test]
+    async fn a_child_that_exits_before_its_spawn_registered_it_keeps_its_status() {
+        ensure_reaper().expect("reaper");
+        let ticket = InFlight::begin();
+        let held = HELD_BACK.load(Ordering::Relaxed);
+        let mine = zombie(7);
+        let orphan = zombie(0);
+        until("the reaper to hold a zombie back", || {
+            HELD_BACK.load(Ordering::Relaxed) > held
+        });
+        assert!(exists(mine) && exists(orphan), "neither was reaped");
+        let (tx, mut status) = tokio::sync::watch::channel(None);
+        ticket.end().children.insert(mine, tx);
+        let got = tokio::time::timeout(Duration::from_secs(20), status.wait_for(Option::is_some))
+            .await
+            .expect("the status arrives")
+            .expect("the sender lives")
+            .expect("some");
+        assert_eq!(got, crate::process::ExitStatus::Code(7));
+        until("the orphan to be reaped", || !exists(orphan));
+    }
 
     fn sleeper(dir: &std::path::Path) -> crate::process::SpawnSpec {
         crate::process::SpawnSpec {

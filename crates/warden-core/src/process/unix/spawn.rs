@@ -125,33 +125,34 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         _ => None,
     };
 
-    // Holding the registry lock: the reaper cannot reap this child before it is registered,
-    // nor steal the failed child that std (or `fork.rs`) reaps itself on an exec error.
-    let mut live = lock(&reaper().live);
+    // warden's own path: a spawn ticket, not the registry lock, keeps the reaper from taking
+    // the child before it is registered (see `reaper::Registry`), so two spawns can clone
+    // at once.
     #[cfg(target_os = "linux")]
-    let launched = match (direct, &made) {
+    let launched: Option<Launched> = match (direct, &made) {
         (Some((image, stdio)), Some(m)) => {
+            let ticket = super::reaper::InFlight::begin();
             match fork::spawn_in_cgroup(&image, m.dir.as_fd(), stdio.child_fds(), &mut || {
                 setup(None)
             }) {
                 Ok(fork::Cloned::Child(pid)) => {
                     let (stdout, stderr) = stdio.into_readers();
-                    Some((pid, stdout, stderr))
+                    Some((ticket.end(), (pid, stdout, stderr)))
                 }
                 Ok(fork::Cloned::Unsupported | fork::Cloned::KilledAtBirth) => None,
-                Err(e) => {
-                    drop(live);
-                    return Err(spawn_error(spec, program, e));
-                }
+                Err(e) => return Err(spawn_error(spec, program, e)),
             }
         }
         _ => None,
     };
     #[cfg(not(target_os = "linux"))]
-    let launched: Option<(u32, Option<OwnedFd>, Option<OwnedFd>)> = None;
-    let (pid, stdout, stderr) = if let Some(launched) = launched {
+    let launched: Option<Launched> = None;
+    let (mut live, (pid, stdout, stderr)) = if let Some(launched) = launched {
         launched
     } else {
+        // Holding the registry lock: the reaper cannot reap this child before it is
+        // registered, nor steal the failed child that std reaps itself on an exec error.
+        let live = lock(&reaper().live);
         // std's path: the child moves itself into its cgroup, if it has one.
         #[cfg(target_os = "linux")]
         let procs = match made.as_ref().map(|m| m.cgroup.open_procs()).transpose() {
@@ -188,10 +189,10 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         };
         let stderr = std_child.stderr.take().map(OwnedFd::from);
         // Dropping std's Child neither waits nor kills: the reaper owns the exit status.
-        (std_child.id(), stdout, stderr)
+        (live, (std_child.id(), stdout, stderr))
     };
     let (tx, status) = watch::channel(None);
-    live.insert(pid, tx);
+    live.children.insert(pid, tx);
     // Read before the lock is released: the pid cannot be reaped (hence reused) meanwhile.
     let start_time = read_start_time(pid);
     super::reaper::note_start(pid, start_time);
@@ -227,6 +228,12 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
         followed: None,
     })
 }
+
+/// A spawned child, still to be registered: the registry, its pid, its output pipes.
+type Launched = (
+    std::sync::MutexGuard<'static, super::reaper::Registry>,
+    (u32, Option<OwnedFd>, Option<OwnedFd>),
+);
 
 /// Set std's stdio on `cmd` for `output` (stdin is always `/dev/null`). With `Joined`,
 /// returns the read end of the one pipe whose write end is both 1 and 2.

@@ -8,10 +8,10 @@ use std::io;
 use super::child::Child;
 #[cfg(target_os = "linux")]
 use super::procfs;
-use super::reaper::reaper;
+use super::reaper::registry;
 #[cfg(target_os = "linux")]
 use super::{INSTANCE_VAR, SERVICE_VAR};
-use super::{errno, lock, signal_number};
+use super::{errno, signal_number};
 use crate::process::{GroupRecord, Signal};
 
 /// How many times [`Child::kill_tree`] scans `/proc` for processes forked meanwhile.
@@ -194,10 +194,10 @@ impl Child {
         let me = std::process::id();
         let candidates: Vec<u32> = {
             // One lock and no copy of the registry (1,000 children: asked by every stop).
-            let live = lock(&reaper().live);
+            let live = registry();
             procs
                 .iter()
-                .filter(|p| p.ppid == me && !p.is_zombie() && !live.contains_key(&p.pid))
+                .filter(|p| p.ppid == me && !p.is_zombie() && !live.children.contains_key(&p.pid))
                 .map(|p| p.pid)
                 .collect()
         };
@@ -354,7 +354,7 @@ pub(crate) fn kill_all_descendants() -> usize {
             .filter(|pid| kill_pid(*pid, libc::SIGKILL))
             .count()
     };
-    let live: Vec<u32> = lock(&reaper().live).keys().copied().collect();
+    let live: Vec<u32> = registry().children.keys().copied().collect();
     // Unreaped, so each group id is still that child's; this catches members that left the
     // parent chain (re-parented elsewhere than to warden).
     let groups = live

@@ -6,8 +6,8 @@
 //! warden's, a busy service), and does not move it back when the parent's CPU goes idle a
 //! moment later (a CPU that is idle only briefly does not pull work). Measured with
 //! `perf sched` while 100 services started on 2 CPUs: the child waited a median of 0.76 ms
-//! and up to 6 ms for its first run, the spawning thread (which holds the registry lock, so
-//! every other spawn too) all that while, for an `exec` that takes a tenth of it.
+//! and up to 6 ms for its first run, the spawning thread (which held the registry lock then,
+//! so every other spawn too) all that while, for an `exec` that takes a tenth of it.
 //!
 //! So the parent thread pins itself to the CPU it is on for the clone. The child inherits
 //! that one-CPU set, is queued where its parent is about to sleep, and runs at once; its
