@@ -17,9 +17,14 @@ use crate::logs::OwnLog;
 use crate::process;
 use crate::state::{StateDir, StateError};
 
-/// How long after the start the clean code pages are released a second time (see
-/// [`process::release_startup_pages`]).
-const SETTLED_AFTER_START: Duration = Duration::from_secs(1);
+/// How long after the start has settled (every service up, or its start ended otherwise) the
+/// clean code pages are released a second time (see [`process::release_settled_pages`]): the
+/// tail of the last starts (their first output, the status they publish) runs meanwhile.
+const SETTLED_AFTER_START: Duration = Duration::from_millis(250);
+
+/// The longest wait for the start to settle before that release (a service may stay
+/// `starting` for its whole `start_timeout`).
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Why warden could not supervise.
 #[derive(Debug, thiserror::Error)]
@@ -193,10 +198,15 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
     // The start is over: what only it ran (the config reader, the first spawns) need not stay
     // mapped; what warden runs from now on is mapped again as it runs.
     process::release_startup_pages();
-    // The start's tail (each pump's first read, the first status, the last events) runs in
-    // the moment after it and maps a megabyte of code back: once that settled, release the
-    // clean pages again. One timer, once; nothing is polled.
-    let settled = tokio::time::sleep(SETTLED_AFTER_START);
+    // The start's tail (each service coming up after its `min_uptime`, each pump's first
+    // read, the last events) runs after it and maps a megabyte of code back: once every
+    // start has settled, release the clean pages again. Once; woken by the services' own
+    // changes, nothing is polled.
+    let settling = handle.clone();
+    let settled = async move {
+        let _ = tokio::time::timeout(SETTLE_LIMIT, settling.settled()).await;
+        tokio::time::sleep(SETTLED_AFTER_START).await;
+    };
     tokio::pin!(settled);
     let mut released = false;
 
@@ -206,7 +216,7 @@ pub async fn supervise(config: Config, mut opts: Options) -> Result<(), DaemonEr
         tokio::select! {
             () = &mut settled, if !released => {
                 released = true;
-                process::release_startup_pages();
+                process::release_settled_pages();
             }
             ask = opts.requests.recv() => match ask {
                 Some(Request::Reload) => {

@@ -119,6 +119,12 @@ pub(super) fn release_startup_pages() {
     pages::release_startup_pages();
 }
 
+/// See [`crate::process::release_settled_pages`].
+pub(super) fn release_settled_pages() {
+    #[cfg(target_os = "linux")]
+    pages::release_settled_pages();
+}
+
 /// See [`crate::process::release_cgroups`].
 pub(super) fn release_cgroups() {
     #[cfg(target_os = "linux")]

@@ -46,6 +46,42 @@ pub(crate) fn release_startup_pages() {
     }
 }
 
+/// [`release_startup_pages`] from a thread of its own, which ends right after it (see
+/// [`crate::process::release_settled_pages`]), after `malloc_trim`.
+///
+/// A bare `pthread`, not a `std::thread`: what runs after the last `madvise` is mapped
+/// again, and a std thread's end (its result, its handle, its thread-locals) ran through
+/// eight 64 KiB windows of warden's code; this one returns into glibc (whose pages are
+/// shared with every process) from the loop that made the calls. Its stack is small: glibc
+/// keeps an ended thread's stack for the next thread, with the pages it touched.
+pub(crate) fn release_settled_pages() {
+    extern "C" fn run(_: *mut c_void) -> *mut c_void {
+        // A panic must not unwind out of this frame (nothing here is expected to panic).
+        let _ = std::panic::catch_unwind(|| {
+            super::sample::release_free_heap();
+            release_startup_pages();
+        });
+        std::ptr::null_mut()
+    }
+    // SAFETY: a detached thread with a valid attribute object, destroyed after use; `run`
+    // takes no argument and lives as long as the process (a plain function).
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_attr_init(&raw mut attr) != 0 {
+            return;
+        }
+        libc::pthread_attr_setstacksize(&raw mut attr, RELEASE_STACK);
+        libc::pthread_attr_setdetachstate(&raw mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut thread: libc::pthread_t = std::mem::zeroed();
+        // No thread (out of resources): nothing released, which costs only memory.
+        let _ = libc::pthread_create(&raw mut thread, &raw const attr, run, std::ptr::null_mut());
+        libc::pthread_attr_destroy(&raw mut attr);
+    }
+}
+
+/// The stack of the releasing thread: `release_startup_pages` needs a few KiB of it.
+const RELEASE_STACK: usize = 64 * 1024;
+
 /// The mappings of `smaps` that are read-only (`r--p`, `r-xp`), private, of the executable
 /// `exe` or of a shared object, resident, and hold no anonymous page.
 ///
@@ -228,8 +264,12 @@ Anonymous:             4 kB
         total
     }
 
+    /// The two tests that release pages do not run at once: each sees its own release only.
+    static RELEASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn releasing_unmaps_clean_pages_and_keeps_code_and_data_intact() {
+        let _one = RELEASING.lock();
         // Relocated data (a table of string pointers and vtables) and code are used on both
         // sides of the release; the relocated pages are not released, so nothing changes.
         let names: Vec<String> = (0..64).map(|i| format!("s{i:03}")).collect();
@@ -248,5 +288,25 @@ Anonymous:             4 kB
             after < before,
             "resident clean pages {before} kB -> {after} kB"
         );
+    }
+
+    #[test]
+    fn the_settled_release_runs_on_a_thread_of_its_own() {
+        let _one = RELEASING.lock();
+        let before = clean_resident_kb();
+        release_settled_pages();
+        // The thread is detached: its work is seen in smaps.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let now = clean_resident_kb();
+            if now < before {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing released: {before} kB -> {now} kB"
+            );
+            std::thread::yield_now();
+        }
     }
 }

@@ -78,6 +78,8 @@ use super::{ExitStatus, GroupRecord, MainRecord, Signal};
 /// See [`crate::process::release_startup_pages`]: Windows trims a working set itself.
 pub(super) fn release_startup_pages() {}
 
+pub(super) fn release_settled_pages() {}
+
 /// The exit code a process gets when warden terminates its job.
 const TERMINATED_EXIT_CODE: u32 = 1;
 
