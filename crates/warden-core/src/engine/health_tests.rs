@@ -510,7 +510,7 @@ async fn shutdown_stops_dependents_before_what_they_need() {
 // Resources
 
 impl FakeProber {
-    fn set_sample(&self, pid: u32, cpu_seconds: f64, rss_mib: u64) {
+    pub(super) fn set_sample(&self, pid: u32, cpu_seconds: f64, rss_mib: u64) {
         self.0.lock().unwrap().samples.insert(
             pid,
             TreeSample {
@@ -548,45 +548,6 @@ async fn the_cgroups_memory_is_shown_beside_the_rss() {
         (s.memory_bytes, s.memory_cgroup_bytes),
         (Some(30 << 20), Some(50 << 20))
     );
-}
-
-#[tokio::test(start_paused = true)]
-async fn status_shows_cpu_and_memory_once_sampled() {
-    let p = FakeProber::default();
-    let r = hrig(
-        &("[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "")),
-        &p,
-    )
-    .await;
-    let pid = r.fake.last_pid("api");
-    p.set_sample(pid, 10.0, 100);
-    // The status read asks for the figures; the first sample has no CPU % yet.
-    let s = r.until("api", |s| s.memory_bytes.is_some()).await;
-    assert_eq!((s.memory_bytes, s.cpu_percent), (Some(100 << 20), None));
-    p.set_sample(pid, 10.5, 120);
-    let s = r.until("api", |s| s.cpu_percent.is_some()).await;
-    assert_eq!(s.memory_bytes, Some(120 << 20));
-    let cpu = s.cpu_percent.unwrap();
-    assert!(
-        (cpu - 50.0).abs() < 0.5,
-        "half a second of CPU in a second: {cpu}"
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn nothing_is_sampled_while_nobody_asks() {
-    let p = FakeProber::default();
-    let r = hrig(
-        &("[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "")),
-        &p,
-    )
-    .await;
-    let pid = r.fake.last_pid("api");
-    p.set_sample(pid, 1.0, 100);
-    // Nobody read the status: after 5 minutes the sampler still has not run.
-    tokio::time::sleep(Duration::from_secs(300)).await;
-    let snap = r.handle.board.read().unwrap().services[0].1.borrow().usage;
-    assert_eq!(snap, None);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1351,6 +1351,9 @@ mod daemonize;
 mod deps; // depends_on: start by hand, reload
 #[path = "health_tests.rs"]
 mod health;
+
+#[path = "sample_tests.rs"]
+mod sample;
 #[path = "tests_stop.rs"]
 mod stop;
 

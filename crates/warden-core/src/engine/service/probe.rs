@@ -47,13 +47,13 @@ pub(super) type ResultTx = mpsc::Sender<Box<ProbeResult>>;
 
 /// The probes of the current run; dropping it ends them.
 pub(super) struct Probes {
-    rx: mpsc::Receiver<Box<ProbeResult>>,
+    /// Where the results arrive: made with the first task that sends one (a service without
+    /// checks has none until its figures are asked for).
+    chan: Option<(ResultTx, mpsc::Receiver<Box<ProbeResult>>)>,
     /// The ready check's task (ended once it passed), then the health check's.
     ready_task: Option<JoinHandle<()>>,
     health_task: Option<JoinHandle<()>>,
-    sample_task: JoinHandle<()>,
-    /// The pid whose tree the sampler samples: the launcher's, then a followed daemon's.
-    sample_pid: tokio::sync::watch::Sender<u32>,
+    sampler: super::sample::Sampler,
     notify_task: Option<JoinHandle<()>>,
     /// The last `STATUS=` of a notify message.
     pub(super) status_text: Option<String>,
@@ -72,7 +72,6 @@ impl Drop for Probes {
         for t in [&self.ready_task, &self.health_task].into_iter().flatten() {
             t.abort();
         }
-        self.sample_task.abort();
         if let Some(t) = &self.notify_task {
             t.abort();
         }
@@ -104,14 +103,10 @@ impl Probes {
         started: Instant,
     ) -> Probes {
         let prober = &sensing.prober;
-        let (tx, rx) = mpsc::channel(4);
-        let (sample_pid, sample_rx) = tokio::sync::watch::channel(pid);
-        let sample_task = tokio::spawn(super::sample::sampler(
-            sample_rx,
-            sensing.clone(),
-            cfg.health.memory_max,
-            tx.clone(),
-        ));
+        let mut chan = None;
+        let mut tx = || -> ResultTx { result_chan(&mut chan).0.clone() };
+        let mut sampler =
+            super::sample::Sampler::new(sensing.clone(), cfg.health.memory_max, pid, started);
         let exec = Arc::new(exec);
         let timer = (sensing.probe_times.clone(), cfg.name.clone());
         let ready_task = cfg
@@ -120,29 +115,24 @@ impl Probes {
             .as_ref()
             .map(|check| match (&check.probe, lines) {
                 (Probe::LogLine(pattern), Some(lines)) => {
-                    tokio::spawn(watch_lines(pattern.clone(), lines, tx.clone()))
+                    tokio::spawn(watch_lines(pattern.clone(), lines, tx()))
                 }
-                _ => spawn_loop(Which::Ready, check, prober, &exec, &tx, &timer),
+                _ => spawn_loop(Which::Ready, check, prober, &exec, &tx(), &timer),
             });
         let health_task = cfg
             .health
             .health
             .as_ref()
-            .map(|check| spawn_loop(Which::Health, check, prober, &exec, &tx, &timer));
+            .map(|check| spawn_loop(Which::Health, check, prober, &exec, &tx(), &timer));
+        let notify_task = notify
+            .map(|sock| tokio::spawn(super::notify::listen(sock, pid, cfg.health.watchdog, tx())));
+        sampler.start_if_needed(&mut chan);
         Probes {
-            rx,
+            chan,
             ready_task,
             health_task,
-            sample_task,
-            sample_pid,
-            notify_task: notify.map(|sock| {
-                tokio::spawn(super::notify::listen(
-                    sock,
-                    pid,
-                    cfg.health.watchdog,
-                    tx.clone(),
-                ))
-            }),
+            sampler,
+            notify_task,
             status_text: None,
             usage: None,
             started,
@@ -155,7 +145,7 @@ impl Probes {
     /// What the health check says now (`Unknown` before its first result).
     /// The main process is `pid` now (a daemon warden follows): sample its tree.
     pub(super) fn sample_pid(&self, pid: u32) {
-        self.sample_pid.send_replace(pid);
+        self.sampler.set_pid(pid);
     }
 
     pub(super) fn health(&self) -> Option<Health> {
@@ -168,15 +158,43 @@ impl Probes {
     }
 }
 
-/// The next result, or never when there are no probes.
+/// The next result, or never when there are no probes. A sampler that is not running is
+/// started here when the figures are asked for.
 pub(super) async fn next(probes: &mut Option<Probes>) -> ProbeResult {
-    match probes {
-        Some(p) => match p.rx.recv().await {
+    let Some(p) = probes else {
+        return std::future::pending().await;
+    };
+    loop {
+        if p.sampler.dormant() {
+            tokio::select! {
+                r = recv(&mut p.chan) => return r,
+                () = p.sampler.asked() => p.sampler.start_if_needed(&mut p.chan),
+            }
+        } else {
+            tokio::select! {
+                r = recv(&mut p.chan) => return r,
+                () = p.sampler.ended() => {}
+            }
+        }
+    }
+}
+
+/// The next result on `chan`; never while there is none.
+async fn recv(chan: &mut Option<(ResultTx, mpsc::Receiver<Box<ProbeResult>>)>) -> ProbeResult {
+    match chan {
+        Some((_, rx)) => match rx.recv().await {
             Some(r) => *r,
             None => std::future::pending().await,
         },
         None => std::future::pending().await,
     }
+}
+
+/// The results' channel, made now if there is none yet.
+pub(super) fn result_chan(
+    chan: &mut Option<(ResultTx, mpsc::Receiver<Box<ProbeResult>>)>,
+) -> &(ResultTx, mpsc::Receiver<Box<ProbeResult>>) {
+    chan.get_or_insert_with(|| mpsc::channel(4))
 }
 
 fn spawn_loop(

@@ -4,6 +4,11 @@
 //! read in the last minute (or 3 intervals if longer), or, always, a `memory_max`. When the
 //! RSS stays above `memory_max` for two samples in a row it reports the limit, and the
 //! service task restarts the run gracefully (counted like a crash).
+//!
+//! Without a `memory_max` the task runs only while the figures are asked for: it ends when
+//! they have not been for that long, and the service task starts it again at the next ask
+//! ([`Sampler`], from `probe::next`). An idle service so holds no task, channel or timer
+//! for its figures (2.7 KB of heap each, most of an idle service's).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,34 +49,136 @@ fn spread(pid: u32, interval: Duration) -> Duration {
     Duration::from_nanos(((u128::from(nanos) * u128::from(place)) >> 32) as u64)
 }
 
-/// Sample the tree of `pid` while needed; stop after reporting the memory limit.
-pub(super) async fn sampler(
+/// How long after an ask the figures are still wanted: a minute, or 3 intervals if longer.
+fn window(interval: Duration) -> Duration {
+    Duration::from_secs(60).max(interval.saturating_mul(3))
+}
+
+/// Were the figures asked for within the window?
+fn asked(demand: &watch::Receiver<Option<Instant>>, interval: Duration) -> bool {
+    (*demand.borrow()).is_some_and(|t| t.elapsed() < window(interval))
+}
+
+/// The sampler of one run: its task while it runs, and what starts it again.
+pub(super) struct Sampler {
+    sensing: Sensing,
+    memory_max: Option<u64>,
+    /// The run's start: no sample in the first second (see [`FIRST_SAMPLE`]).
+    started: Instant,
+    /// The pid whose tree is sampled: the launcher's, then a followed daemon's.
+    pid: std::sync::atomic::AtomicU32,
+    running: Option<(tokio::task::JoinHandle<()>, watch::Sender<u32>)>,
+}
+
+impl Sampler {
+    pub(super) fn new(
+        sensing: Sensing,
+        memory_max: Option<u64>,
+        pid: u32,
+        started: Instant,
+    ) -> Sampler {
+        Sampler {
+            sensing,
+            memory_max,
+            started,
+            pid: std::sync::atomic::AtomicU32::new(pid),
+            running: None,
+        }
+    }
+
+    /// Start the task if it is not running and is needed now (a `memory_max`, or the figures
+    /// were asked for lately), its results on `chan` (made if there is none).
+    pub(super) fn start_if_needed(
+        &mut self,
+        chan: &mut Option<(
+            super::probe::ResultTx,
+            tokio::sync::mpsc::Receiver<Box<ProbeResult>>,
+        )>,
+    ) {
+        let interval = self.sensing.sample_interval;
+        self.sensing.demand.borrow_and_update();
+        if !self.dormant() || (self.memory_max.is_none() && !asked(&self.sensing.demand, interval))
+        {
+            return;
+        }
+        let pid = self.pid.load(std::sync::atomic::Ordering::Relaxed);
+        // Not at the spawn itself: a process that has just started (or not yet exec'd) shows
+        // a fraction of its memory, and that figure would stand for a whole interval. And an
+        // ask after a quiet spell wakes every service at the same instant: their first
+        // samples are spread over one interval, so that 1,000 services do not all read /proc
+        // at once, in front of the very answer that woke them.
+        let first =
+            (self.started + FIRST_SAMPLE.min(interval)).max(Instant::now() + spread(pid, interval));
+        let (pid_tx, pid_rx) = watch::channel(pid);
+        let tx = super::probe::result_chan(chan).0.clone();
+        let task = tokio::spawn(sampler(
+            pid_rx,
+            self.sensing.clone(),
+            self.memory_max,
+            tx,
+            first,
+        ));
+        self.running = Some((task, pid_tx));
+    }
+
+    /// The task is not running (it was not needed, or ended once the asks stopped).
+    pub(super) fn dormant(&self) -> bool {
+        self.running
+            .as_ref()
+            .is_none_or(|(task, _)| task.is_finished())
+    }
+
+    /// Resolves at the next ask for the figures (never once warden shuts down).
+    pub(super) async fn asked(&mut self) {
+        if self.sensing.demand.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Resolves when the running task ends (at once if none runs).
+    pub(super) async fn ended(&mut self) {
+        if let Some((task, _)) = &mut self.running
+            && !task.is_finished()
+        {
+            let _ = task.await;
+        }
+    }
+
+    /// The main process is `pid` now.
+    pub(super) fn set_pid(&self, pid: u32) {
+        self.pid.store(pid, std::sync::atomic::Ordering::Relaxed);
+        if let Some((_, tx)) = &self.running {
+            tx.send_replace(pid);
+        }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        if let Some((task, _)) = &self.running {
+            task.abort();
+        }
+    }
+}
+
+/// Sample the tree of `pid` from `first` on, while needed; end after reporting the memory
+/// limit, or, without a `memory_max`, once the figures have not been asked for within the
+/// window.
+async fn sampler(
     mut pid: tokio::sync::watch::Receiver<u32>,
     sensing: Sensing,
     memory_max: Option<u64>,
     tx: super::probe::ResultTx,
+    first: Instant,
 ) {
     let interval = sensing.sample_interval;
-    let window = Duration::from_secs(60).max(interval * 3);
-    let mut demand = sensing.demand;
+    let demand = sensing.demand;
     let mut prev: Option<(Instant, f64)> = None;
     let mut above = 0u32;
-    // Not at the spawn itself: a process that has just started (or not yet exec'd) shows a
-    // fraction of its memory, and that figure would stand for a whole interval.
-    tokio::time::sleep(FIRST_SAMPLE.min(interval)).await;
+    tokio::time::sleep_until(first).await;
     loop {
-        let asked = (*demand.borrow_and_update()).is_some_and(|t| t.elapsed() < window);
-        if memory_max.is_none() && !asked {
-            prev = None;
-            if demand.changed().await.is_err() {
-                return;
-            }
-            // A read after a quiet spell wakes every service's sampler at the same instant:
-            // their first samples are spread over one interval, so that 1,000 services do not
-            // all read /proc at once, in front of the very answer that woke them.
-            let wait = spread(*pid.borrow(), interval);
-            tokio::time::sleep(wait).await;
-            continue;
+        if memory_max.is_none() && !asked(&demand, interval) {
+            return;
         }
         let now = Instant::now();
         if pid.has_changed().unwrap_or(false) {
