@@ -97,6 +97,12 @@ impl Prober for FakeProber {
     }
 }
 
+/// One service `api`, sampled every second: the sampling tests' rig.
+pub(super) async fn sampled_rig(prober: &FakeProber) -> Rig {
+    let toml = "[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "");
+    hrig(&toml, prober).await
+}
+
 pub(super) async fn hrig(toml: &str, prober: &FakeProber) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::default();
@@ -528,11 +534,7 @@ impl FakeProber {
 #[tokio::test(start_paused = true)]
 async fn the_cgroups_memory_is_shown_beside_the_rss() {
     let p = FakeProber::default();
-    let r = hrig(
-        &("[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "")),
-        &p,
-    )
-    .await;
+    let r = sampled_rig(&p).await;
     let pid = r.fake.last_pid("api");
     p.0.lock().unwrap().samples.insert(
         pid,

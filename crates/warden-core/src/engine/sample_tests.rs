@@ -3,17 +3,12 @@
 
 use std::time::Duration;
 
-use super::health::{FakeProber, hrig};
-use super::*;
+use super::health::{FakeProber, sampled_rig};
 
 #[tokio::test(start_paused = true)]
 async fn status_shows_cpu_and_memory_once_sampled() {
     let p = FakeProber::default();
-    let r = hrig(
-        &("[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "")),
-        &p,
-    )
-    .await;
+    let r = sampled_rig(&p).await;
     let pid = r.fake.last_pid("api");
     p.set_sample(pid, 10.0, 100);
     // The status read asks for the figures; the first sample has no CPU % yet.
@@ -32,11 +27,7 @@ async fn status_shows_cpu_and_memory_once_sampled() {
 #[tokio::test(start_paused = true)]
 async fn nothing_is_sampled_while_nobody_asks() {
     let p = FakeProber::default();
-    let r = hrig(
-        &("[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "")),
-        &p,
-    )
-    .await;
+    let r = sampled_rig(&p).await;
     let pid = r.fake.last_pid("api");
     p.set_sample(pid, 1.0, 100);
     // Nobody read the status: after 5 minutes the sampler still has not run.
@@ -51,11 +42,7 @@ async fn nothing_is_sampled_while_nobody_asks() {
 #[tokio::test(start_paused = true)]
 async fn the_sampler_runs_only_while_the_figures_are_asked_for() {
     let p = FakeProber::default();
-    let r = hrig(
-        &("[warden]\nsample_interval = \"1s\"\n".to_owned() + &svc("api", "api", "")),
-        &p,
-    )
-    .await;
+    let r = sampled_rig(&p).await;
     let pid = r.fake.last_pid("api");
     p.set_sample(pid, 1.0, 100);
     let tasks = || {

@@ -333,41 +333,32 @@ fn reap_pass() {
         // ticket not issued then.
         let mut doubtful: Option<(u32, u64)> = None;
         loop {
-            let pid = if live.in_flight.is_empty() {
-                let mut raw: libc::c_int = 0;
-                // SAFETY: plain syscall with a valid out pointer.
-                let pid = unsafe { libc::waitpid(-1, &raw mut raw, libc::WNOHANG) };
-                if pid > 0 {
-                    any = true;
-                    deliver(&mut live, pid as u32, raw);
+            // Any exited child, or, while spawns are in flight, one known to be taken.
+            let target = if live.in_flight.is_empty() {
+                -1
+            } else {
+                let Some(pid) = peek_exited() else { break };
+                let proven = doubtful.is_some_and(|(p, t)| p == pid && live.settled_before(t));
+                if !live.children.contains_key(&pid) && !proven {
+                    let issued = live.next_ticket;
+                    doubtful = Some((pid, issued));
+                    #[cfg(test)]
+                    HELD_BACK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    live = wait_settled(live, issued);
                     continue;
                 }
-                if pid == 0 || errno() != libc::EINTR {
-                    break; // 0: children left but none exited; ECHILD: no children.
-                }
-                continue;
-            } else {
-                match peek_exited() {
-                    Some(pid) => pid,
-                    None => break,
-                }
+                pid as libc::pid_t
             };
-            let proven = doubtful.is_some_and(|(p, t)| p == pid && live.settled_before(t));
-            if live.children.contains_key(&pid) || proven {
-                let mut raw: libc::c_int = 0;
-                // SAFETY: plain syscall with a valid out pointer, on a child seen exited.
-                let got = unsafe { libc::waitpid(pid as libc::pid_t, &raw mut raw, libc::WNOHANG) };
-                if got > 0 {
-                    any = true;
-                    deliver(&mut live, pid, raw);
-                }
-                continue;
+            let mut raw: libc::c_int = 0;
+            // SAFETY: plain syscall with a valid out pointer.
+            let got = unsafe { libc::waitpid(target, &raw mut raw, libc::WNOHANG) };
+            if got > 0 {
+                any = true;
+                deliver(&mut live, got as u32, raw);
+            } else if target == -1 && (got == 0 || errno() != libc::EINTR) {
+                break; // 0: children left but none exited; ECHILD: no children.
             }
-            let issued = live.next_ticket;
-            doubtful = Some((pid, issued));
-            #[cfg(test)]
-            HELD_BACK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            live = wait_settled(live, issued);
+            // Otherwise (EINTR, or the one child taken by its spawn meanwhile): look again.
         }
     }
     if any {
@@ -389,11 +380,11 @@ fn deliver(live: &mut Registry, pid: u32, raw: libc::c_int) {
     }
 }
 
-/// A child that has exited, left unreaped; `None` if there is none (or no child at all).
-#[cfg(target_os = "linux")]
-fn peek_exited() -> Option<u32> {
+/// `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`: what it found about an exited child, which
+/// stays unreaped (again on `EINTR`), or the errno (`ECHILD`: no child at all).
+fn peek() -> Result<libc::siginfo_t, i32> {
     loop {
-        // SAFETY: an all-zero siginfo_t is valid; a valid out pointer.
+        // SAFETY: an all-zero siginfo_t is valid; a valid out pointer; WNOWAIT reaps nothing.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         let rc = unsafe {
             libc::waitid(
@@ -404,14 +395,22 @@ fn peek_exited() -> Option<u32> {
             )
         };
         if rc == 0 {
-            // SAFETY: waitid filled a child's siginfo (si_pid 0: none has exited).
-            let pid = unsafe { info.si_pid() };
-            return u32::try_from(pid).ok().filter(|p| *p > 0);
+            return Ok(info);
         }
-        if errno() != libc::EINTR {
-            return None;
+        match errno() {
+            libc::EINTR => {}
+            e => return Err(e),
         }
     }
+}
+
+/// A child that has exited, left unreaped; `None` if there is none (or no child at all).
+#[cfg(target_os = "linux")]
+fn peek_exited() -> Option<u32> {
+    let info = peek().ok()?;
+    // SAFETY: waitid filled a child's siginfo (si_pid 0: none has exited).
+    let pid = unsafe { info.si_pid() };
+    u32::try_from(pid).ok().filter(|p| *p > 0)
 }
 
 /// Spawns are never in flight outside Linux (no `fork.rs` path there).
@@ -501,17 +500,7 @@ pub(crate) async fn wait_no_children(timeout: Duration) -> bool {
 }
 
 fn no_children_now() -> bool {
-    // SAFETY: an all-zero siginfo_t is valid; WNOWAIT leaves any zombie for the reaper.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_ALL,
-            0,
-            &raw mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    rc == -1 && errno() == libc::ECHILD
+    matches!(peek(), Err(libc::ECHILD))
 }
 
 #[cfg(all(test, target_os = "linux"))]
